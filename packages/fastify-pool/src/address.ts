@@ -1,0 +1,96 @@
+// Parsing and printing of listen addresses. The golib seed drops hostnames and
+// the brackets of IPv6 literals; here `localhost:8080`, `[::1]:8080`, `:8080`
+// and `unix:/run/app.sock` all keep what the user wrote.
+import { isIP, isIPv6 } from 'node:net'
+import { isAbsolute, resolve } from 'node:path'
+
+export type ListenAddress =
+  | { kind: 'tcp', host: string | undefined, port: number }
+  | { kind: 'unix', path: string }
+
+export type ParseResult = { ok: true, address: ListenAddress } | { ok: false, message: string }
+
+const EXPECTED = 'expected "host:port", ":port", "[ipv6]:port" or "unix:/path/to.sock"'
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*\.?$/i
+
+function parsePort (text: string): number | string {
+  if (!/^\d{1,5}$/.test(text)) return `port "${text}" is not a number from 0 to 65535`
+  const port = Number(text)
+  if (port > 65535) return `port ${port} is out of range (0 to 65535)`
+  return port
+}
+
+/** Parse a `listen` value. A bare number is taken as `:port`. */
+export function parseListen (value: unknown, baseDir = process.cwd()): ParseResult {
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value)) return { ok: false, message: `port ${value} is not an integer` }
+    value = `:${value}`
+  }
+  if (typeof value !== 'string') return { ok: false, message: `must be a string, ${EXPECTED}` }
+  const text = value.trim()
+  if (text === '') return { ok: false, message: `is empty, ${EXPECTED}` }
+
+  if (text.startsWith('unix:')) {
+    const path = text.slice(5)
+    if (path === '') return { ok: false, message: 'unix socket path is empty' }
+    return { ok: true, address: { kind: 'unix', path: isAbsolute(path) ? path : resolve(baseDir, path) } }
+  }
+
+  if (/^\d+$/.test(text)) {
+    const port = parsePort(text)
+    return typeof port === 'string' ? { ok: false, message: port } : { ok: true, address: { kind: 'tcp', host: undefined, port } }
+  }
+
+  let host: string
+  let portText: string
+  if (text.startsWith('[')) {
+    const end = text.indexOf(']')
+    if (end === -1) return { ok: false, message: `"${text}" has no closing "]", ${EXPECTED}` }
+    host = text.slice(1, end)
+    if (!isIPv6(host)) return { ok: false, message: `"${host}" is not an IPv6 address` }
+    if (text[end + 1] !== ':') return { ok: false, message: `"${text}" has no port after "]", ${EXPECTED}` }
+    portText = text.slice(end + 2)
+  } else {
+    const colon = text.lastIndexOf(':')
+    if (colon === -1) return { ok: false, message: `"${text}" has no port, ${EXPECTED}` }
+    host = text.slice(0, colon)
+    portText = text.slice(colon + 1)
+    if (host.includes(':')) {
+      return { ok: false, message: `"${text}" looks like an IPv6 address without brackets; write "[${host}]:${portText}"` }
+    }
+    if (host !== '' && isIP(host) === 0 && !HOSTNAME.test(host)) {
+      return { ok: false, message: `"${host}" is neither an IP address nor a valid hostname` }
+    }
+  }
+  const port = parsePort(portText)
+  if (typeof port === 'string') return { ok: false, message: port }
+  return { ok: true, address: { kind: 'tcp', host: host === '' ? undefined : host.toLowerCase(), port } }
+}
+
+/** Canonical text of an address: the listener's bind key. */
+export function formatAddress (address: ListenAddress): string {
+  if (address.kind === 'unix') return `unix:${address.path}`
+  if (address.host === undefined) return `:${address.port}`
+  return isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+}
+
+const WILDCARDS = new Set([undefined, '0.0.0.0', '::'])
+
+/** True when binding both addresses at once would fail with EADDRINUSE (port 0 never clashes). */
+export function bindsOverlap (a: ListenAddress, b: ListenAddress): boolean {
+  if (a.kind === 'unix' || b.kind === 'unix') return a.kind === b.kind && (a as { path: string }).path === (b as { path: string }).path
+  if (a.port === 0 || a.port !== b.port) return false
+  if (a.host === b.host) return true
+  // `:port` binds every interface (dual stack), so it clashes with any host on that port;
+  // 0.0.0.0 clashes with IPv4 hosts and :: with everything (Linux defaults to dual stack).
+  if (a.host === undefined || b.host === undefined || a.host === '::' || b.host === '::') return true
+  if (a.host === '0.0.0.0') return isIPv6(b.host) === false
+  if (b.host === '0.0.0.0') return isIPv6(a.host) === false
+  return false
+}
+
+/** A host for URLs: wildcard binds are reached through localhost. */
+export function urlHost (host: string | undefined): string {
+  if (WILDCARDS.has(host)) return 'localhost'
+  return isIPv6(host as string) ? `[${host}]` : host as string
+}

@@ -1,0 +1,275 @@
+// Validation and normalisation of listener configurations. Every problem is
+// collected, with its field path, before anything is built.
+import { ValueErrorType } from '@sinclair/typebox/errors'
+import { Value } from '@sinclair/typebox/value'
+import type { FastifyServerOptions } from 'fastify'
+import { bindsOverlap, formatAddress, parseListen, urlHost, type ListenAddress } from './address.ts'
+import { validationError, type ValidationIssue } from './errors.ts'
+import { ListenerConfigSchema, PoolDefaultsSchema, type LogLevel } from './schema.ts'
+import { loadTls, type ServerTlsOptions, type TlsConfig } from './tls.ts'
+import type { Static } from '@sinclair/typebox'
+
+/** Fastify server options a listener may pass through; the pool manages the rest. */
+export type PassThroughOptions = Omit<FastifyServerOptions, 'serverFactory' | 'https' | 'http2' | 'logger' | 'loggerInstance' | 'bodyLimit' | 'connectionTimeout' | 'keepAliveTimeout' | 'requestTimeout'>
+
+const MANAGED = ['serverFactory', 'https', 'http2', 'logger', 'loggerInstance', 'bodyLimit', 'connectionTimeout', 'keepAliveTimeout', 'requestTimeout'] as const
+
+/** One listener's configuration. */
+export type ListenerConfig = Omit<Static<typeof ListenerConfigSchema>, 'tls' | 'fastify'> & {
+  tls?: TlsConfig | false
+  fastify?: PassThroughOptions
+}
+
+/** Settings every listener inherits and may override field by field. */
+export type PoolDefaults = Omit<Static<typeof PoolDefaultsSchema>, 'tls'> & { tls?: TlsConfig }
+
+/** A listener's configuration after validation: every default applied, frozen. */
+export interface NormalizedConfig {
+  readonly name: string
+  readonly listen: string | number
+  readonly address: ListenAddress
+  /** Canonical bind address, the listener's key in a pool. */
+  readonly bind: string
+  /** Public URL as configured or derived; undefined for port 0 until the listener runs. */
+  readonly expose: string | undefined
+  readonly handler: string
+  readonly disabled: boolean
+  readonly optional: boolean
+  /** TLS settings as given (paths kept, so a restart re-reads renewed files). */
+  readonly tls: TlsConfig | undefined
+  readonly http2: boolean
+  readonly connectionTimeout: number
+  readonly keepAliveTimeout: number
+  readonly requestTimeout: number
+  readonly headersTimeout: number
+  readonly bodyLimit: number
+  readonly logLevel: LogLevel | undefined
+  readonly health: Readonly<{ liveness: string | false, readiness: string | false }>
+  readonly fastify: PassThroughOptions
+  /** Folder relative paths (TLS files, unix sockets) are resolved against. */
+  readonly baseDir: string
+  /** The configuration exactly as given, for clone(). */
+  readonly source: ListenerConfig
+}
+
+export const BUILTIN_DEFAULTS = Object.freeze({
+  connectionTimeout: 120_000,
+  // Above the 60 s idle timeout of common load balancers, as Fastify does.
+  keepAliveTimeout: 72_000,
+  requestTimeout: 120_000,
+  headersTimeout: 30_000,
+  bodyLimit: 1_048_576,
+  stopTimeout: 10_000,
+  liveness: '/healthz',
+  readiness: '/readyz'
+})
+
+export interface ValidateOptions {
+  servers?: readonly ListenerConfig[]
+  defaults?: PoolDefaults
+  /** A plugin for every listener, or handler key -> anything (only the keys are checked). */
+  handlers?: unknown
+  /** Folder relative TLS and socket paths are resolved against (default: the working directory). */
+  baseDir?: string
+}
+
+/** The context new listeners are checked against: what is already in the pool. */
+export interface ExistingListener { name: string, bind: string, address: ListenAddress }
+
+function toPath (pointer: string, prefix: string): string {
+  let out = prefix
+  for (const part of pointer.split('/').slice(1)) {
+    out += /^\d+$/.test(part) ? `[${part}]` : (out === '' ? part : `.${part}`)
+  }
+  return out
+}
+
+function schemaIssues (schema: Parameters<typeof Value.Errors>[0], value: unknown, prefix: string, issues: ValidationIssue[]): void {
+  const seen = new Set<string>()
+  for (const error of Value.Errors(schema, value)) {
+    const path = toPath(error.path, prefix)
+    // A union reports once per branch; one message per field is enough.
+    if ([...seen].some(p => path.startsWith(p))) continue
+    seen.add(path)
+    if (error.type === ValueErrorType.ObjectRequiredProperty) issues.push({ path, message: 'is required' })
+    else if (error.type === ValueErrorType.ObjectAdditionalProperties) issues.push({ path, message: 'is not a known option' })
+    else issues.push({ path, message: `${error.message.toLowerCase()}${describe(error.value)}` })
+  }
+}
+
+function describe (value: unknown): string {
+  if (value === undefined) return ''
+  const text = JSON.stringify(value)
+  return text === undefined || text.length > 60 ? '' : ` (got ${text})`
+}
+
+function handlerKeys (handlers: unknown): Set<string> | 'any' | undefined {
+  if (handlers === undefined || handlers === null) return undefined
+  if (typeof handlers === 'function') return 'any'
+  return new Set(Object.keys(handlers))
+}
+
+/**
+ * Check a whole pool configuration without building anything.
+ * Returns the normalised listener configs; throws FST_POOL_VALIDATE listing every problem.
+ */
+export function validateConfig (options: ValidateOptions, existing: readonly ExistingListener[] = [], pathPrefix = 'servers'): NormalizedConfig[] {
+  const issues: ValidationIssue[] = []
+  const servers = options.servers ?? []
+  const baseDir = options.baseDir ?? process.cwd()
+  const defaults = options.defaults ?? {}
+  const keys = handlerKeys(options.handlers)
+
+  if (!Array.isArray(servers)) {
+    throw validationError([{ path: pathPrefix, message: `must be an array of listener configs (got ${typeof servers})` }])
+  }
+  if (typeof defaults !== 'object' || defaults === null) {
+    throw validationError([{ path: 'defaults', message: 'must be an object' }])
+  }
+  schemaIssues(PoolDefaultsSchema, stringifyTls(defaults), 'defaults', issues)
+  const defaultTls = defaults.tls
+
+  const out: NormalizedConfig[] = []
+  const seen: ExistingListener[] = [...existing]
+  const names = new Map<string, string>(existing.map(e => [e.name, e.bind]))
+  servers.forEach((server, i) => {
+    const at = `${pathPrefix}[${i}]`
+    if (typeof server !== 'object' || server === null) {
+      issues.push({ path: at, message: 'must be an object with at least name and listen' })
+      return
+    }
+    schemaIssues(ListenerConfigSchema, stringifyTls(server), at, issues)
+    const before = issues.length
+    const name = typeof server.name === 'string' ? server.name : undefined
+
+    const parsed = parseListen(server.listen, baseDir)
+    if (!parsed.ok && server.listen !== undefined) issues.push({ path: `${at}.listen`, message: parsed.message })
+    const address = parsed.ok ? parsed.address : undefined
+    const bind = address === undefined ? undefined : formatAddress(address)
+
+    if (name !== undefined) {
+      const twin = names.get(name)
+      if (twin !== undefined) issues.push({ path: `${at}.name`, message: `"${name}" is already used by another listener (${twin}); names must be unique` })
+      else names.set(name, typeof server.listen === 'string' || typeof server.listen === 'number' ? String(server.listen) : at)
+    }
+    if (address !== undefined && bind !== undefined) {
+      const clash = seen.find(s => bindsOverlap(address, s.address))
+      if (clash !== undefined) {
+        issues.push({ path: `${at}.listen`, message: clash.bind === bind ? `${bind} is already used by listener "${clash.name}"` : `${bind} overlaps ${clash.bind} of listener "${clash.name}"` })
+      }
+      seen.push({ name: name ?? `#${i}`, bind, address })
+    }
+
+    let tls: TlsConfig | undefined
+    if (server.tls === false) tls = undefined
+    else if (server.tls !== undefined || defaultTls !== undefined) tls = { ...defaultTls, ...(server.tls === undefined ? {} : server.tls) }
+    if (tls !== undefined) {
+      const own = typeof server.tls === 'object' ? server.tls : undefined
+      loadTls(tls, baseDir, (field, message) => {
+        // Blame the listener when it set the field (or has TLS of its own and no default fills it).
+        const key = field.split('[')[0] as keyof TlsConfig
+        const path = own !== undefined && (key in own || defaultTls?.[key] === undefined) ? `${at}.tls.${field}` : `defaults.tls.${field}`
+        if (!issues.some(i => i.path === path && i.message === message)) issues.push({ path, message })
+      })
+    }
+
+    let expose: string | undefined
+    if (server.expose !== undefined && typeof server.expose === 'string') {
+      let url: URL | undefined
+      try { url = new URL(server.expose) } catch { url = undefined }
+      if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+        issues.push({ path: `${at}.expose`, message: `"${server.expose}" is not an http:// or https:// URL` })
+      } else expose = server.expose
+    } else if (address !== undefined) {
+      expose = deriveExpose(address, tls !== undefined)
+    }
+
+    const handler = server.handler ?? 'default'
+    if (keys !== 'any' && (keys !== undefined || server.handler !== undefined) && !(keys?.has(handler) ?? false) && typeof server.handler === 'string') {
+      const known = keys === undefined || keys.size === 0 ? 'no handlers were given' : `known keys: ${[...keys].join(', ')}`
+      issues.push({ path: `${at}.handler`, message: `no handler for key "${handler}" (${known})` })
+    }
+
+    const pick = <K extends 'connectionTimeout' | 'keepAliveTimeout' | 'requestTimeout' | 'headersTimeout' | 'bodyLimit'>(k: K): number =>
+      (server[k] ?? defaults[k] ?? BUILTIN_DEFAULTS[k])
+    const requestTimeout = pick('requestTimeout')
+    const headersTimeout = pick('headersTimeout')
+    if (requestTimeout > 0 && headersTimeout > requestTimeout) {
+      issues.push({ path: `${at}.headersTimeout`, message: `${headersTimeout} must not exceed requestTimeout (${requestTimeout})` })
+    }
+    for (const key of MANAGED) {
+      if (server.fastify !== undefined && typeof server.fastify === 'object' && key in server.fastify) {
+        issues.push({ path: `${at}.fastify.${key}`, message: `is managed by fastify-pool; ${managedHint(key)}` })
+      }
+    }
+
+    const health = server.health ?? defaults.health
+    if (issues.length > before || address === undefined || bind === undefined || name === undefined) return
+    out.push(Object.freeze({
+      name,
+      listen: server.listen,
+      address,
+      bind,
+      expose,
+      handler,
+      disabled: server.disabled ?? false,
+      optional: server.optional ?? false,
+      tls,
+      http2: server.http2 ?? false,
+      connectionTimeout: pick('connectionTimeout'),
+      keepAliveTimeout: pick('keepAliveTimeout'),
+      requestTimeout,
+      headersTimeout,
+      bodyLimit: pick('bodyLimit'),
+      logLevel: server.logLevel ?? defaults.logLevel,
+      health: Object.freeze({
+        liveness: health === false ? false : health?.liveness ?? BUILTIN_DEFAULTS.liveness,
+        readiness: health === false ? false : health?.readiness ?? BUILTIN_DEFAULTS.readiness
+      }),
+      fastify: Object.freeze({ ...server.fastify }),
+      baseDir,
+      source: server
+    }))
+  })
+  if (issues.length > 0) throw validationError(issues)
+  return out
+}
+
+function managedHint (key: typeof MANAGED[number]): string {
+  switch (key) {
+    case 'https': return 'use the listener\'s tls field'
+    case 'http2': return 'use the listener\'s http2 field'
+    case 'logger': case 'loggerInstance': return 'give the pool a logger and set the listener\'s logLevel'
+    case 'serverFactory': return 'the listener owns its server; use the pool\'s factory option to build the Fastify instance'
+    default: return `use the listener's ${key} field`
+  }
+}
+
+/** Buffers are valid PEM sources in code; the schema speaks of strings. */
+function stringifyTls<T extends { tls?: unknown }> (config: T): T {
+  const tls = config.tls
+  if (tls === undefined || tls === false || typeof tls !== 'object' || tls === null) return config
+  const copy: Record<string, unknown> = { ...tls }
+  for (const k of ['cert', 'key', 'ca'] as const) {
+    const v = copy[k]
+    if (Buffer.isBuffer(v)) copy[k] = v.toString('utf8')
+    else if (Array.isArray(v)) copy[k] = v.map(x => Buffer.isBuffer(x) ? x.toString('utf8') : x)
+  }
+  return { ...config, tls: copy }
+}
+
+export function deriveExpose (address: ListenAddress, secure: boolean, port?: number): string | undefined {
+  if (address.kind === 'unix') return undefined
+  const p = port ?? address.port
+  if (p === 0) return undefined
+  return `${secure ? 'https' : 'http'}://${urlHost(address.host)}:${p}`
+}
+
+/** Server TLS options for a normalised config (re-reads files). Throws on a problem. */
+export function serverTls (config: NormalizedConfig): ServerTlsOptions | undefined {
+  if (config.tls === undefined) return undefined
+  const problems: string[] = []
+  const options = loadTls(config.tls, config.baseDir, (field, message) => problems.push(`tls.${field}: ${message}`))
+  if (options === undefined) throw new Error(problems.join('; '))
+  return options
+}

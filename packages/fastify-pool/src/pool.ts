@@ -1,0 +1,310 @@
+// The pool: listeners keyed by bind address (and found by name too),
+// selected by glob or regex, and started, stopped and restarted together.
+import type { FastifyBaseLogger, InjectOptions, LightMyRequestResponse } from 'fastify'
+import { pino } from 'pino'
+import { bindsOverlap, formatAddress } from './address.ts'
+import { validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
+import {
+  FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_PARAM_EMPTY, FST_POOL_RESTART, FST_POOL_START,
+  FST_POOL_STOP, listenerFailures, validationError, type ListenerFailure, type ValidationIssue
+} from './errors.ts'
+import { Listener, type ListenerContext } from './listener.ts'
+import { checkField, matcher } from './select.ts'
+import type { Field, Handlers, ListenerStatus, PoolOptions, StopOptions, StopReport } from './types.ts'
+
+interface PoolSettings {
+  ctx: ListenerContext
+  defaults: PoolDefaults
+  baseDir: string | undefined
+}
+
+export type WalkFunction = (listener: Listener, bind: string) => boolean | void
+
+export class Pool implements Iterable<Listener> {
+  #listeners = new Map<string, Listener>()
+  #settings: PoolSettings
+
+  /** @internal use createPool() */
+  constructor (settings: PoolSettings, listeners: Iterable<Listener> = []) {
+    this.#settings = settings
+    for (const l of listeners) this.#listeners.set(l.name, l)
+  }
+
+  /** Number of listeners. */
+  get size (): number { return this.#listeners.size }
+
+  /** The pool's logger, if it has one. */
+  get logger (): FastifyBaseLogger | undefined { return this.#settings.ctx.logger }
+
+  [Symbol.iterator] (): Iterator<Listener> { return this.#listeners.values() }
+
+  // --- management ------------------------------------------------------------
+
+  /** Validate a config against this pool (unique name, free bind, handler key) and add the listener. */
+  storeNew (config: ListenerConfig): Listener {
+    const { ctx, defaults, baseDir } = this.#settings
+    let normalized
+    try {
+      normalized = validateConfig({ servers: [config], defaults, handlers: ctx.handlers, baseDir }, this.#existing())
+    } catch (err) {
+      const issues = (err as { errors?: ValidationIssue[] }).errors
+      if (issues === undefined) throw err
+      throw validationError(issues.map(i => ({ ...i, path: i.path.replace(/^servers\[0\]\.?/, 'config.').replace(/\.$/, '') })))
+    }
+    const listener = new Listener(normalized[0]!, ctx)
+    this.#listeners.set(listener.name, listener)
+    return listener
+  }
+
+  /**
+   * Add a listener built elsewhere. One with the same name or an overlapping
+   * bind is replaced, unless it is running: then FST_POOL_ADD is thrown.
+   */
+  store (listener: Listener): void {
+    if (!(listener instanceof Listener)) throw new FST_POOL_INVALID_ARGUMENT('store() takes a Listener; use storeNew() for a config')
+    const displaced = this.#conflicts(listener)
+    const running = displaced.filter(l => l.isRunning)
+    if (running.length > 0) {
+      throw new FST_POOL_ADD(`"${listener.name}" (${listener.bind}) would replace running listener(s) ${running.map(l => `"${l.name}" (${l.bind})`).join(', ')}; stop them first`)
+    }
+    for (const l of displaced) this.#listeners.delete(l.name)
+    this.#listeners.set(listener.name, listener)
+  }
+
+  /** Find a listener by bind address, name, or the address it actually bound (port 0). */
+  load (key: string): Listener | undefined {
+    if (typeof key !== 'string' || key === '') throw new FST_POOL_PARAM_EMPTY('key')
+    const byName = this.#listeners.get(key)
+    if (byName !== undefined) return byName
+    for (const l of this.#listeners.values()) if (l.bind === key) return l
+    for (const l of this.#listeners.values()) if (boundKey(l) === key) return l
+    return undefined
+  }
+
+  has (key: string): boolean { return this.load(key) !== undefined }
+
+  /** Remove a listener from the pool; it is not stopped (see loadAndDelete). Returns whether one was removed. */
+  delete (key: string): boolean { return this.loadAndDelete(key) !== undefined }
+
+  loadAndDelete (key: string): Listener | undefined {
+    const l = this.load(key)
+    if (l !== undefined) this.#listeners.delete(l.name)
+    return l
+  }
+
+  /** Remove every listener (none is stopped). */
+  clean (): void { this.#listeners.clear() }
+
+  /** Call fn for each listener until it returns false. */
+  walk (fn: WalkFunction): void {
+    for (const l of [...this.#listeners.values()]) if (fn(l, l.bind) === false) return
+  }
+
+  /** Like walk, over the listeners named by the keys (binds or names; unknown keys are skipped). No keys: walk all. */
+  walkLimit (fn: WalkFunction, ...keys: string[]): void {
+    if (keys.length === 0) return this.walk(fn)
+    const seen = new Set<Listener>()
+    for (const key of keys) {
+      const l = this.load(key)
+      if (l === undefined || seen.has(l)) continue
+      seen.add(l)
+      if (fn(l, l.bind) === false) return
+    }
+  }
+
+  // --- selection -------------------------------------------------------------
+
+  /** A pool of the listeners whose field matches (glob, case-insensitive; or RegExp). It shares the listener objects. */
+  filter (field: Field, match: string | RegExp): Pool {
+    checkField(field, 'field')
+    const test = matcher(match)
+    return new Pool(this.#settings, [...this.#listeners.values()].filter(l => test(l[field])))
+  }
+
+  /** The returnField values of the listeners whose field matches (all listeners when match is omitted). */
+  list (field: Field, returnField: Field, match?: string | RegExp): string[] {
+    checkField(field, 'field')
+    checkField(returnField, 'returnField')
+    const test = match === undefined ? () => true : matcher(match)
+    const out: string[] = []
+    for (const l of this.#listeners.values()) {
+      const value = l[returnField]
+      if (test(l[field]) && value !== undefined) out.push(value)
+    }
+    return out
+  }
+
+  /** An independent pool: new, unstarted listeners from the same configs and handlers. */
+  clone (): Pool {
+    return new Pool(this.#settings, [...this.#listeners.values()].map(l => new Listener(l.config, l.context)))
+  }
+
+  /**
+   * Add the other pool's listeners. Where both hold a name or a bind, the
+   * incoming listener wins; replacing a running one throws FST_POOL_ADD and
+   * changes nothing.
+   */
+  merge (other: Pool): void {
+    if (!(other instanceof Pool)) throw new FST_POOL_INVALID_ARGUMENT('merge() takes a Pool')
+    const incoming = [...other]
+    const blocked = incoming.flatMap(l => this.#conflicts(l).filter(d => d.isRunning && d !== l).map(d => `"${l.name}" would replace running "${d.name}" (${d.bind})`))
+    if (blocked.length > 0) throw new FST_POOL_ADD(`${blocked.join('; ')}; stop them first`)
+    for (const l of incoming) {
+      for (const d of this.#conflicts(l)) this.#listeners.delete(d.name)
+      this.#listeners.set(l.name, l)
+    }
+  }
+
+  /** Replace the handlers; each listener uses them from its next start or restart. */
+  handler (handlers: Handlers): void {
+    const issues = checkHandlers(handlers)
+    if (typeof handlers === 'object' && handlers !== null) {
+      for (const l of this.#listeners.values()) {
+        if (!(l.handlerKey in handlers)) issues.push({ path: 'handlers', message: `has no key "${l.handlerKey}" used by listener "${l.name}"` })
+      }
+    }
+    if (issues.length > 0) throw validationError(issues)
+    this.#settings.ctx.handlers = handlers
+    for (const l of this.#listeners.values()) l.setHandlers(handlers)
+  }
+
+  // --- lifecycle -------------------------------------------------------------
+
+  /**
+   * Start every enabled listener that is not running, in parallel. If a
+   * required listener fails, the ones this call started are stopped again and
+   * FST_POOL_START names every failure.
+   */
+  async start (): Promise<void> {
+    const targets = [...this.#listeners.values()].filter(l => !l.config.disabled && !l.isRunning)
+    const results = await Promise.allSettled(targets.map(l => l.start()))
+    const failures: ListenerFailure[] = []
+    let required = false
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') return
+      const l = targets[i] as Listener
+      failures.push(unwrap(l, r.reason))
+      if (!l.config.optional) required = true
+      else this.logger?.warn({ listener: l.name, bind: l.bind, err: r.reason }, 'optional listener failed to start')
+    })
+    if (!required) return
+    const started = targets.filter((l, i) => results[i]?.status === 'fulfilled')
+    await Promise.allSettled(started.map(l => l.stop()))
+    throw listenerFailures(FST_POOL_START, failures)
+  }
+
+  /** Drain and stop every running listener in parallel; resolves when all are closed. */
+  async stop (options: StopOptions = {}): Promise<StopReport[]> {
+    const targets = [...this.#listeners.values()]
+    const results = await Promise.allSettled(targets.map(l => l.stop(options)))
+    const failures: ListenerFailure[] = []
+    const reports: StopReport[] = []
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') failures.push(unwrap(targets[i] as Listener, r.reason))
+      else if (r.value !== undefined) reports.push(r.value)
+    })
+    if (failures.length > 0) throw listenerFailures(FST_POOL_STOP, failures)
+    return reports
+  }
+
+  /** Restart every enabled listener in parallel, each on its own socket (stopped ones are started). */
+  async restart (options: StopOptions = {}): Promise<void> {
+    const targets = [...this.#listeners.values()].filter(l => !l.config.disabled)
+    const results = await Promise.allSettled(targets.map(l => l.restart(options)))
+    const failures: ListenerFailure[] = []
+    results.forEach((r, i) => { if (r.status === 'rejected') failures.push(unwrap(targets[i] as Listener, r.reason)) })
+    if (failures.length > 0) throw listenerFailures(FST_POOL_RESTART, failures)
+  }
+
+  /** True when any listener is running. */
+  isRunning (): boolean {
+    for (const l of this.#listeners.values()) if (l.isRunning) return true
+    return false
+  }
+
+  /** Milliseconds the longest-running listener has been up. */
+  uptime (): number {
+    let max = 0
+    for (const l of this.#listeners.values()) max = Math.max(max, l.uptime)
+    return max
+  }
+
+  /** A snapshot of every listener's state. */
+  status (): ListenerStatus[] { return [...this.#listeners.values()].map(l => l.status) }
+
+  /** Run a request through one listener's Fastify instance, without a socket. */
+  inject (key: string, request: InjectOptions | string): Promise<LightMyRequestResponse> {
+    const l = this.load(key)
+    if (l === undefined) return Promise.reject(new FST_POOL_NOT_FOUND(key))
+    return l.inject(request)
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> { await this.stop() }
+
+  #existing (): ExistingListener[] {
+    return [...this.#listeners.values()].map(l => ({ name: l.name, bind: l.bind, address: l.config.address }))
+  }
+
+  #conflicts (listener: Listener): Listener[] {
+    const a = listener.config.address
+    return [...this.#listeners.values()].filter(l => l !== listener && (l.name === listener.name || bindsOverlap(a, l.config.address)))
+  }
+}
+
+function boundKey (l: Listener): string | undefined {
+  const a = l.address
+  if (a === undefined) return undefined
+  if (typeof a === 'string') return `unix:${a}`
+  return formatAddress({ kind: 'tcp', host: a.address, port: a.port })
+}
+
+function unwrap (l: Listener, reason: unknown): ListenerFailure {
+  const inner = (reason as { errors?: ListenerFailure[] }).errors?.[0]
+  return inner ?? { name: l.name, bind: l.bind, error: reason as Error }
+}
+
+function checkHandlers (handlers: unknown): ValidationIssue[] {
+  if (handlers === undefined || typeof handlers === 'function') return []
+  if (typeof handlers !== 'object' || handlers === null || Array.isArray(handlers)) {
+    return [{ path: 'handlers', message: `must be a Fastify plugin or an object mapping handler keys to plugins (got ${Array.isArray(handlers) ? 'array' : typeof handlers})` }]
+  }
+  return Object.entries(handlers).filter(([, v]) => typeof v !== 'function')
+    .map(([k, v]) => ({ path: `handlers.${k}`, message: `must be a Fastify plugin function (got ${typeof v})` }))
+}
+
+function makeLogger (logger: PoolOptions['logger'], level: string | undefined): FastifyBaseLogger | undefined {
+  if (logger === undefined || logger === false) return undefined
+  if (logger === true) return pino({ level: level ?? 'info' })
+  if (typeof (logger as FastifyBaseLogger).child === 'function') return logger as FastifyBaseLogger
+  return pino({ ...(level === undefined ? {} : { level }), ...(logger as object) })
+}
+
+/** Build a pool from listener configs. Throws FST_POOL_VALIDATE listing every problem; builds nothing then. */
+export function createPool (options: PoolOptions = {}): Pool {
+  if (typeof options !== 'object' || options === null) throw new FST_POOL_INVALID_ARGUMENT(`createPool() takes an options object, got ${typeof options}`)
+  const issues = checkHandlers(options.handlers)
+  if (options.factory !== undefined && typeof options.factory !== 'function') {
+    issues.push({ path: 'factory', message: `must be a function (config, options) => FastifyInstance (got ${typeof options.factory})` })
+  }
+  const logger = options.logger
+  if (logger !== undefined && typeof logger !== 'boolean' && (typeof logger !== 'object' || logger === null)) {
+    issues.push({ path: 'logger', message: `must be a boolean, pino options or a pino logger (got ${typeof logger})` })
+  }
+  let configs: ReturnType<typeof validateConfig> = []
+  try {
+    configs = validateConfig({ servers: options.servers, defaults: options.defaults, handlers: issues.length === 0 ? options.handlers : undefined, baseDir: options.baseDir })
+  } catch (err) {
+    const more = (err as { errors?: ValidationIssue[] }).errors
+    if (more === undefined) throw err
+    issues.push(...more)
+  }
+  if (issues.length > 0) throw validationError(issues)
+  const defaults = options.defaults ?? {}
+  const ctx: ListenerContext = {
+    handlers: options.handlers,
+    factory: options.factory,
+    logger: makeLogger(logger, defaults.logLevel),
+    stopTimeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
+  }
+  return new Pool({ ctx, defaults, baseDir: options.baseDir }, configs.map(c => new Listener(c, ctx)))
+}

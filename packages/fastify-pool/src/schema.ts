@@ -1,0 +1,66 @@
+// The one source of truth for configuration: TypeBox schemas from which both
+// the TypeScript types and the shipped JSON Schema (for pool.yaml) are made.
+import { Type, type Static } from '@sinclair/typebox'
+
+const ms = (description: string) => Type.Integer({ minimum: 0, description: `${description} (milliseconds; 0 disables)` })
+
+export const LogLevelSchema = Type.Union(
+  ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)),
+  { description: 'pino log level' })
+
+export const TlsSchema = Type.Object({
+  cert: Type.Optional(Type.String({ description: 'Certificate chain: PEM text or a path to a PEM file' })),
+  key: Type.Optional(Type.String({ description: 'Private key: PEM text or a path to a PEM file' })),
+  ca: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())], { description: 'Trusted CA certificates (PEM text or paths), for client certificates' })),
+  passphrase: Type.Optional(Type.String({ description: 'Passphrase of an encrypted private key' })),
+  minVersion: Type.Optional(Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { description: 'Lowest TLS version accepted (default TLSv1.2)' })),
+  requestCert: Type.Optional(Type.Boolean({ description: 'Ask clients for a certificate (mutual TLS)' })),
+  rejectUnauthorized: Type.Optional(Type.Boolean({ description: 'With requestCert: refuse clients whose certificate is not signed by ca (default true)' }))
+}, { additionalProperties: false, description: 'TLS settings; a listener with TLS serves HTTPS' })
+
+export const HealthSchema = Type.Object({
+  liveness: Type.Optional(Type.Union([Type.String({ pattern: '^/' }), Type.Literal(false)], { description: 'Path of the liveness route (default /healthz), or false' })),
+  readiness: Type.Optional(Type.Union([Type.String({ pattern: '^/' }), Type.Literal(false)], { description: 'Path of the readiness route (default /readyz), or false' }))
+}, { additionalProperties: false })
+
+const shared = {
+  connectionTimeout: Type.Optional(ms('Socket inactivity timeout')),
+  keepAliveTimeout: Type.Optional(ms('How long an idle keep-alive connection stays open')),
+  requestTimeout: Type.Optional(ms('Longest time to receive a whole request')),
+  headersTimeout: Type.Optional(ms('Longest time to receive the request headers')),
+  bodyLimit: Type.Optional(Type.Integer({ minimum: 1, description: 'Largest request body accepted, in bytes' })),
+  logLevel: Type.Optional(LogLevelSchema),
+  health: Type.Optional(Type.Union([HealthSchema, Type.Literal(false)], { description: 'Health routes, or false to serve none' }))
+}
+
+export const ListenerConfigSchema = Type.Object({
+  name: Type.String({ minLength: 1, description: 'Unique name of the listener' }),
+  listen: Type.Union([Type.String(), Type.Integer()], { description: 'host:port, :port, [ipv6]:port, unix:/path/to.sock, or a port number' }),
+  expose: Type.Optional(Type.String({ description: 'Public URL; derived from listen and TLS when absent' })),
+  handler: Type.Optional(Type.String({ minLength: 1, description: 'Handler key (default "default")' })),
+  disabled: Type.Optional(Type.Boolean({ description: 'Keep the listener in the pool but never start it' })),
+  optional: Type.Optional(Type.Boolean({ description: 'A failure to start this listener does not fail the pool start' })),
+  tls: Type.Optional(Type.Union([TlsSchema, Type.Literal(false)], { description: 'TLS settings merged over defaults.tls, or false for plain HTTP' })),
+  http2: Type.Optional(Type.Boolean({ description: 'Serve HTTP/2 (with HTTP/1.1 fallback when TLS is on)' })),
+  ...shared,
+  fastify: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Other Fastify server options, passed through' }))
+}, { additionalProperties: false })
+
+export const PoolDefaultsSchema = Type.Object({
+  tls: Type.Optional(TlsSchema),
+  ...shared,
+  stopTimeout: Type.Optional(Type.Integer({ minimum: 0, description: 'Drain deadline of stop() and restart(), in milliseconds (default 10000)' }))
+}, { additionalProperties: false, description: 'Settings every listener inherits and may override' })
+
+/** The shape of a pool configuration file (pool.yaml / pool.json). */
+export const PoolFileSchema = Type.Object({
+  $schema: Type.Optional(Type.String()),
+  defaults: Type.Optional(PoolDefaultsSchema),
+  handlers: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Handler key -> module path, relative to this file' })),
+  servers: Type.Array(ListenerConfigSchema, { description: 'The listeners' })
+}, { additionalProperties: false, title: 'fastify-pool configuration' })
+
+export type TlsFileConfig = Static<typeof TlsSchema>
+export type HealthConfig = Static<typeof HealthSchema>
+export type LogLevel = Static<typeof LogLevelSchema>
+export type PoolFileConfig = Static<typeof PoolFileSchema>

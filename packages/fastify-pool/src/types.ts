@@ -1,0 +1,73 @@
+// Public types shared by the pool, its listeners and the plugin.
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyServerOptions } from 'fastify'
+import type { LoggerOptions } from 'pino'
+import type { ListenerConfig, NormalizedConfig, PoolDefaults } from './config.ts'
+
+/** A Fastify plugin that adds routes to a listener. */
+export type Handler = FastifyPluginAsync<any> | FastifyPluginCallback<any>
+
+/** One plugin for every listener, or a map from handler key to plugin. */
+export type Handlers = Handler | Record<string, Handler>
+
+/**
+ * Builds a listener's Fastify instance. It must pass `options` to `fastify()`
+ * (they carry the listener's server, logger and limits) and may add its own
+ * options and shared plugins.
+ */
+export type Factory = (config: NormalizedConfig, options: FastifyServerOptions) => FastifyInstance | Promise<FastifyInstance>
+
+export type ListenerState = 'stopped' | 'starting' | 'running' | 'draining' | 'failed'
+
+/** The fields a pool can select and list listeners by. */
+export type Field = 'name' | 'bind' | 'expose'
+
+export interface StopOptions {
+  /** Drain deadline in milliseconds (default: the pool's stopTimeout, 10 s). */
+  timeout?: number
+}
+
+/** What a listener's stop did. */
+export interface StopReport {
+  name: string
+  bind: string
+  /** Milliseconds from stop() to the last connection closed. */
+  duration: number
+  /** Requests still in flight at the deadline, whose connections were destroyed. */
+  cut: number
+}
+
+/** A snapshot of a listener's state. */
+export interface ListenerStatus {
+  name: string
+  bind: string
+  expose: string | undefined
+  url: string | undefined
+  handler: string
+  state: ListenerState
+  running: boolean
+  disabled: boolean
+  optional: boolean
+  /** Milliseconds since it started listening; 0 when not running. */
+  uptime: number
+  /** Number of the Fastify instance serving now; each restart adds one. */
+  generation: number
+  /** Requests in flight. */
+  inflight: number
+  lastError: string | undefined
+  lastStop: StopReport | undefined
+}
+
+export interface PoolOptions {
+  /** The listeners. */
+  servers?: ListenerConfig[]
+  /** Settings every listener inherits (TLS, timeouts, limits, logLevel, health, stopTimeout). */
+  defaults?: PoolDefaults
+  /** One plugin for every listener, or handler key -> plugin. */
+  handlers?: Handlers
+  /** Builds each listener's Fastify instance (default: `fastify(options)`). */
+  factory?: Factory
+  /** A pino logger, pino options, or true for a default one. Default: no logging. */
+  logger?: boolean | FastifyBaseLogger | LoggerOptions
+  /** Folder relative TLS and unix socket paths are resolved against (default: the working directory). */
+  baseDir?: string
+}
