@@ -5,7 +5,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https'
 import { createSecureServer, createServer as createH2Server, type Http2Server, type Http2Session } from 'node:http2'
 import type { AddressInfo, Socket } from 'node:net'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions, type InjectOptions, type LightMyRequestResponse } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginCallback, type FastifyServerOptions, type InjectOptions, type LightMyRequestResponse } from 'fastify'
 import { deriveExpose, serverTls, type NormalizedConfig } from './config.ts'
 import { FST_POOL_FACTORY, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
 import { Generation, type Request, type RequestHandler, type Response } from './generation.ts'
@@ -363,7 +363,7 @@ export class Listener {
     }
     const handlers = this.#ctx.handlers
     const plugin = typeof handlers === 'function' ? handlers : handlers?.[this.#config.handler]
-    if (plugin !== undefined) app.register(plugin)
+    if (plugin !== undefined) app.register(plugin as FastifyPluginCallback)
     return app
   }
 

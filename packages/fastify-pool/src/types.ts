@@ -1,10 +1,14 @@
 // Public types shared by the pool, its listeners and the plugin.
-import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyServerOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { LoggerOptions } from 'pino'
 import type { ListenerConfig, NormalizedConfig, PoolDefaults } from './config.ts'
 
-/** A Fastify plugin that adds routes to a listener. */
-export type Handler = FastifyPluginAsync<any> | FastifyPluginCallback<any>
+/**
+ * A Fastify plugin that adds routes to a listener: `async (app, opts) => {}` or
+ * `(app, opts, done) => {}`. One call signature (not a union of Fastify's two
+ * plugin types) so that `app` is typed in inline handlers.
+ */
+export type Handler = (instance: FastifyInstance, options: Record<string, never>, done: (err?: Error) => void) => void | Promise<unknown>
 
 /** One plugin for every listener, or a map from handler key to plugin. */
 export type Handlers = Handler | Record<string, Handler>
