@@ -3,7 +3,7 @@
 // new generation, points the socket at it, and retires the old one once its
 // requests are done.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import { constants as h2, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
 import type { FastifyInstance } from 'fastify'
 
 export type Request = IncomingMessage | Http2ServerRequest
@@ -19,7 +19,7 @@ export class Generation {
   readonly dispatch: RequestHandler
   /** clientError listeners Fastify added to the shared server for this instance. */
   readonly clientErrorListeners: Array<(...args: unknown[]) => void>
-  /** Called after each request ends; the listener uses it while draining. */
+  /** Called after each request ends; set while draining to close connections that fall idle. */
   onSettle: (() => void) | undefined
   #idle: Array<() => void> = []
 
@@ -57,12 +57,16 @@ export class Generation {
     }
   }
 
-  /** Destroy the connections of the requests still in flight; returns how many were cut. */
+  /**
+   * Abort the requests still in flight; returns how many were cut. An HTTP/1
+   * request owns its connection, so the connection is destroyed; an HTTP/2
+   * stream is reset (CANCEL) and the other streams of its session live on.
+   */
   cut (): number {
     const count = this.live.size
-    for (const res of this.live) {
+    for (const res of [...this.live]) {
       const stream = (res as Http2ServerResponse).stream
-      if (stream !== undefined) stream.close()
+      if (stream !== undefined) stream.close(h2.NGHTTP2_CANCEL)
       else (res as ServerResponse).socket?.destroy()
     }
     return count

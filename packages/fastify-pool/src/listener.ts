@@ -3,17 +3,17 @@
 // any mix of start/stop/restart ends in the state of the last call.
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import { createSecureServer, createServer as createH2Server, type Http2Server, type Http2Session } from 'node:http2'
+import { createSecureServer, createServer as createH2Server, type Http2Session } from 'node:http2'
 import type { AddressInfo, Socket } from 'node:net'
+import type { Server as TlsServer } from 'node:tls'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginCallback, type FastifyServerOptions, type InjectOptions, type LightMyRequestResponse } from 'fastify'
 import { deriveExpose, serverTls, type NormalizedConfig } from './config.ts'
-import { FST_POOL_FACTORY, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
+import { drain, type NodeServer } from './drain.ts'
+import { FST_POOL_FACTORY, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
 import { Generation, type Request, type RequestHandler, type Response } from './generation.ts'
 import { healthRoutes } from './health.ts'
 import { loadTls, type ServerTlsOptions, type TlsConfig } from './tls.ts'
 import type { Factory, Handlers, ListenerState, ListenerStatus, StopOptions, StopReport } from './types.ts'
-
-type NodeServer = HttpServer | Http2Server
 
 /** What a listener takes from the pool that made it. */
 export interface ListenerContext {
@@ -23,7 +23,17 @@ export interface ListenerContext {
   stopTimeout: number
 }
 
-type Op = 'start' | 'stop' | 'restart'
+type Op = 'start' | 'stop' | 'restart' | 'reconfigure' | 'tls'
+
+/**
+ * When a call may join the same call already queued: `always` (start and stop
+ * are idempotent), `unstarted` (a restart that has not begun building yet
+ * would build the same thing; one that has begun may have read old handlers),
+ * `never` (calls with arguments).
+ */
+type Share = 'always' | 'unstarted' | 'never'
+
+interface QueueEntry { op: Op, promise: Promise<unknown>, started: boolean }
 
 export class Listener {
   #config: NormalizedConfig
@@ -34,6 +44,8 @@ export class Listener {
   #sockets = new Set<Socket>()
   #sessions = new Set<Http2Session>()
   #gen: Generation | undefined
+  /** Old generations still finishing their requests after a swap, and their retirement. */
+  #retiring = new Map<Generation, Promise<void>>()
   #generations = 0
   #startedAt: number | undefined
   #lastError: Error | undefined
@@ -41,13 +53,13 @@ export class Listener {
   #address: AddressInfo | string | undefined
   #memoryApp: Promise<FastifyInstance> | undefined
   #tail: Promise<unknown> = Promise.resolve()
-  #pending: { op: Op, promise: Promise<unknown> } | undefined
+  #pending: QueueEntry | undefined
   #lastStop: StopReport | undefined
 
   constructor (config: NormalizedConfig, ctx: ListenerContext) {
     this.#config = config
     this.#ctx = { ...ctx }
-    this.#log = ctx.logger?.child({ listener: config.name, bind: config.bind }, config.logLevel === undefined ? {} : { level: config.logLevel })
+    this.#log = this.#logFor(config)
   }
 
   get name (): string { return this.#config.name }
@@ -73,6 +85,8 @@ export class Listener {
 
   /** A snapshot of the listener's state. */
   get status (): ListenerStatus {
+    let inflight = this.#gen?.live.size ?? 0
+    for (const gen of this.#retiring.keys()) inflight += gen.live.size
     return {
       name: this.name,
       bind: this.bind,
@@ -85,7 +99,7 @@ export class Listener {
       optional: this.#config.optional,
       uptime: this.uptime,
       generation: this.#gen?.number ?? 0,
-      inflight: this.#gen?.live.size ?? 0,
+      inflight,
       lastError: this.#lastError?.message,
       lastStop: this.#lastStop
     }
@@ -99,29 +113,50 @@ export class Listener {
   get draining (): boolean { return this.#state === 'draining' }
 
   /** Start listening. Resolves once the socket is bound; a running listener is left alone. */
-  start (): Promise<void> { return this.#enqueue('start', () => this.#start()) as Promise<void> }
+  async start (): Promise<void> { await this.launch() }
 
-  /** Drain and close. Resolves once the last connection is gone (or the deadline cut it). */
+  /** @internal Like start(); resolves true when this call is the one that started the listener (the pool rolls back only those). */
+  launch (): Promise<boolean> { return this.#enqueue('start', 'always', () => this.#start()) }
+
+  /** Drain and close. Resolves once the last connection is gone (or the deadline cut it); undefined when it was not running. */
   stop (options: StopOptions = {}): Promise<StopReport | undefined> {
-    return this.#enqueue('stop', () => this.#stop(options.timeout ?? this.#ctx.stopTimeout)) as Promise<StopReport | undefined>
+    return this.#enqueue('stop', 'always', () => this.#stop(options.timeout ?? this.#ctx.stopTimeout))
   }
 
-  /** Swap in a new Fastify instance on the same socket; starts a stopped listener. */
+  /**
+   * Swap in a new Fastify instance on the same socket (a stopped listener is
+   * started). Resolves once the old instance has finished its requests (or
+   * the deadline cut them) and is closed.
+   */
   restart (options: StopOptions = {}): Promise<void> {
-    return this.#enqueue('restart', () => this.#restart(options.timeout ?? this.#ctx.stopTimeout)) as Promise<void>
+    const timeout = options.timeout ?? this.#ctx.stopTimeout
+    return this.#enqueue('restart', 'unstarted', () => this.#restart(this.#config), old => this.#retireLater(old, timeout))
   }
 
-  /** Replace the TLS certificate of the live server without a restart. */
-  async setTls (tls: TlsConfig): Promise<void> {
-    const problems: string[] = []
-    const options = loadTls(tls, this.#config.baseDir, (field, message) => problems.push(`tls.${field}: ${message}`))
-    if (options === undefined) throw new FST_POOL_TLS(this.name, problems.join('; '))
-    const server = this.#server
-    if (server !== undefined) {
-      if (this.#config.tls === undefined) throw new FST_POOL_TLS(this.name, 'it serves plain HTTP; stop it, then set TLS and start it again')
-      ;(server as unknown as { setSecureContext (o: ServerTlsOptions): void }).setSecureContext(options)
+  /**
+   * Replace the listener's configuration. Stopped: the new one is used from
+   * the next start. Running on the same bind: a new generation built from it
+   * takes over the live socket, with the new timeouts and TLS material. A
+   * running listener cannot move to another bind or switch between HTTP,
+   * HTTPS and HTTP/2: that rejects with FST_POOL_RESTART and changes nothing.
+   */
+  reconfigure (config: NormalizedConfig, options: StopOptions = {}): Promise<void> {
+    if (typeof config !== 'object' || config === null || typeof config.bind !== 'string' || typeof config.name !== 'string') {
+      return Promise.reject(new FST_POOL_INVALID_ARGUMENT('reconfigure() takes a normalised config (from validateConfig())'))
     }
-    this.#config = Object.freeze({ ...this.#config, tls })
+    const timeout = options.timeout ?? this.#ctx.stopTimeout
+    return this.#enqueue('reconfigure', 'never', () => this.#reconfigure(config), old => this.#retireLater(old, timeout))
+  }
+
+  /**
+   * Replace TLS settings; fields left out keep their current value (so a
+   * rotation that gives only cert and key keeps client-certificate checks).
+   * On a running HTTPS listener the live server's secure context is swapped:
+   * new connections see the new certificate, open ones keep theirs.
+   */
+  setTls (tls: TlsConfig): Promise<void> {
+    if (typeof tls !== 'object' || tls === null) return Promise.reject(new FST_POOL_TLS(this.name, `setTls() takes TLS settings ({ cert, key, ... }), got ${tls === null ? 'null' : typeof tls}`))
+    return this.#enqueue('tls', 'never', async () => { this.#setTls(tls) })
   }
 
   /** Run a request through this listener's Fastify instance, without a socket. */
@@ -130,31 +165,40 @@ export class Listener {
     return app.inject(request)
   }
 
-  // Lifecycle calls run one after another; a call that repeats the last queued
-  // one (stop after stop, restart after restart) shares its promise.
-  #enqueue (op: Op, run: () => Promise<unknown>): Promise<unknown> {
-    if (this.#pending?.op === op && op !== 'start') return this.#pending.promise
-    const promise = this.#tail.then(run)
-    const entry = { op, promise }
+  /** `await using listener = ...` stops it at the end of the block. */
+  async [Symbol.asyncDispose] (): Promise<void> { await this.stop() }
+
+  // Lifecycle calls run one after another. `then` runs once the call has left
+  // the queue: a restart lets the next call in as soon as the new generation
+  // serves, while its own promise waits for the old generation to retire.
+  #enqueue<T, R = T> (op: Op, share: Share, run: () => Promise<T>, then?: (value: T) => Promise<R> | R): Promise<R> {
+    const last = this.#pending
+    if (last !== undefined && last.op === op && (share === 'always' || (share === 'unstarted' && !last.started))) {
+      return last.promise as Promise<R>
+    }
+    const entry: QueueEntry = { op, promise: Promise.resolve(), started: false }
+    const queued = this.#tail.then(() => { entry.started = true; return run() })
+    const promise = then === undefined ? queued as unknown as Promise<R> : queued.then(then)
+    entry.promise = promise
     this.#pending = entry
-    this.#tail = promise.then(() => {}, () => {}).finally(() => { if (this.#pending === entry) this.#pending = undefined })
+    this.#tail = queued.then(() => {}, () => {}).finally(() => { if (this.#pending === entry) this.#pending = undefined })
     return promise
   }
 
-  async #start (): Promise<void> {
-    if (this.#state === 'running') return
-    if (this.#config.disabled) throw listenerFailures(FST_POOL_START, [this.#failure(new Error('listener is disabled'))])
+  async #start (): Promise<boolean> {
+    if (this.#state === 'running') return false
+    const config = this.#config
+    if (config.disabled) throw listenerFailures(FST_POOL_START, [this.#failure(new Error('listener is disabled'))])
     this.#state = 'starting'
     this.#lastError = undefined
     let server: NodeServer | undefined
     let gen: Generation | undefined
     try {
       await this.#closeMemoryApp()
-      const tls = serverTls(this.#config)
-      server = this.#createServer(tls)
-      gen = await this.#build(server)
+      server = this.#createServer(config, serverTls(config))
+      gen = await this.#build(server, config, this.#log)
       server.on('request', gen.dispatch)
-      await listen(server, this.#config)
+      await listen(server, config)
     } catch (err) {
       if (gen !== undefined) await gen.app.close().catch(() => {})
       if (server?.listening === true) await new Promise(resolve => server?.close(resolve))
@@ -169,57 +213,118 @@ export class Listener {
     this.#startedAt = Date.now()
     this.#address = server.address() ?? undefined
     this.#url = typeof this.#address === 'object' && this.#address !== null
-      ? deriveExpose({ kind: 'tcp', host: this.#config.address.kind === 'tcp' ? this.#config.address.host : undefined, port: 0 }, this.#config.tls !== undefined, this.#address.port)
+      ? deriveExpose({ kind: 'tcp', host: config.address.kind === 'tcp' ? config.address.host : undefined, port: 0 }, config.tls !== undefined, this.#address.port)
       : undefined
     this.#state = 'running'
     this.#log?.info({ url: this.#url ?? this.#address }, 'listener started')
+    return true
   }
 
-  async #restart (timeout: number): Promise<void> {
+  /** Returns the generation that was swapped out, to be retired; undefined when the listener was started instead. */
+  async #restart (config: NormalizedConfig): Promise<Generation | undefined> {
     if (this.#state !== 'running') {
+      // A stopped (or failed) listener starts from its configuration: the
+      // golib seed restarted such a server on the wrong address with no handler.
       try {
         await this.#start()
-        return
+        return undefined
       } catch (err) {
         throw listenerFailures(FST_POOL_RESTART, [this.#failure(((err as { cause?: Error }).cause ?? err) as Error)])
       }
     }
     const server = this.#server as NodeServer
     const old = this.#gen as Generation
+    const log = config === this.#config ? this.#log : this.#logFor(config)
     let next: Generation
     let tls: ServerTlsOptions | undefined
     try {
       // Re-read certificate files so that a restart picks up renewed ones.
-      tls = serverTls(this.#config)
-      next = await this.#build(server)
+      tls = serverTls(config)
+      next = await this.#build(server, config, log)
     } catch (err) {
       this.#lastError = err as Error
       this.#log?.error({ err }, 'restart failed; the running generation keeps serving')
       throw listenerFailures(FST_POOL_RESTART, [this.#failure(err as Error)])
     }
-    if (tls !== undefined) (server as unknown as { setSecureContext (o: ServerTlsOptions): void }).setSecureContext(tls)
-    // The swap is synchronous: every request from now on reaches the new generation.
+    // From here on nothing awaits: the switch is atomic for incoming requests.
+    if (tls !== undefined) applyTls(server, tls)
+    applyTimeouts(server, config)
     server.removeListener('request', old.dispatch)
     server.on('request', next.dispatch)
+    // A connection's parse errors concern the socket, not a generation: only
+    // the serving instance answers them (two handlers would both write).
+    for (const listener of old.clientErrorListeners) server.removeListener('clientError', listener)
     this.#gen = next
+    this.#config = config
+    this.#log = log
+    this.#lastError = undefined
     this.#log?.info({ generation: next.number }, 'listener restarted')
-    await this.#retire(old, timeout)
+    return old
   }
 
-  /** Let an old generation finish its requests (up to the deadline), then close it. */
-  async #retire (gen: Generation, timeout: number): Promise<number> {
-    let cut = 0
+  async #reconfigure (config: NormalizedConfig): Promise<Generation | undefined> {
+    const current = this.#config
+    const refuse = (why: string): never => { throw listenerFailures(FST_POOL_RESTART, [this.#failure(new Error(why))]) }
+    if (config.name !== current.name) refuse(`reconfigure() cannot rename listener "${current.name}" to "${config.name}"; the name is its key in the pool`)
+    if (this.#state !== 'running') {
+      await this.#closeMemoryApp()
+      this.#config = config
+      this.#log = this.#logFor(config)
+      return undefined
+    }
+    if (config.bind !== current.bind) {
+      refuse(`a running listener cannot move from ${current.bind} to ${config.bind}; start a listener on the new address, then stop this one`)
+    }
+    const scheme = (c: NormalizedConfig): string => `${c.tls === undefined ? 'HTTP' : 'HTTPS'}${c.http2 ? '/2' : ''}`
+    if (scheme(config) !== scheme(current)) {
+      refuse(`the live socket serves ${scheme(current)} and cannot switch to ${scheme(config)}; stop and start the listener, or use a new bind`)
+    }
+    return this.#restart(config)
+  }
+
+  #setTls (tls: TlsConfig): void {
+    const merged: TlsConfig = { ...this.#config.tls, ...tls }
+    const problems: string[] = []
+    const options = loadTls(merged, this.#config.baseDir, (field, message) => problems.push(`tls.${field}: ${message}`))
+    if (options === undefined) throw new FST_POOL_TLS(this.name, problems.join('; '))
+    const server = this.#server
+    if (server !== undefined) {
+      if (this.#config.tls === undefined) throw new FST_POOL_TLS(this.name, 'it serves plain HTTP on a live socket; stop it, set TLS, then start it again')
+      applyTls(server, options)
+    }
+    const c = this.#config
+    // An expose URL derived from the bind follows the scheme; a configured one is kept.
+    const expose = c.source.expose === undefined ? deriveExpose(c.address, true) : c.expose
+    this.#config = Object.freeze({ ...c, tls: merged, expose, source: { ...c.source, tls: merged } })
+    this.#log?.info('TLS settings replaced')
+  }
+
+  /** Retire an old generation outside the queue; the caller's promise waits for it. */
+  #retireLater (old: Generation | undefined, timeout: number): Promise<void> | undefined {
+    if (old === undefined) return undefined
+    const retired = this.#retire(old, timeout).finally(() => this.#retiring.delete(old))
+    this.#retiring.set(old, retired)
+    return retired
+  }
+
+  /** Let an old generation finish its requests (up to the deadline), then close it. Never rejects. */
+  async #retire (gen: Generation, timeout: number): Promise<void> {
     if (gen.live.size > 0) {
       let timer: NodeJS.Timeout | undefined
       const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, timeout); timer.unref() })
       await Promise.race([gen.idle(), deadline])
       clearTimeout(timer)
-      if (gen.live.size > 0) cut = gen.cut()
+      const cut = gen.live.size > 0 ? gen.cut() : 0
+      if (cut > 0) this.#log?.warn({ cut, generation: gen.number }, `restart drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`)
     }
-    if (cut > 0) this.#log?.warn({ cut, generation: gen.number }, `drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`)
-    for (const listener of gen.clientErrorListeners) this.#server?.removeListener('clientError', listener)
-    await gen.app.close()
-    return cut
+    try {
+      // onClose hooks of the old instance run only now, after its last request.
+      await gen.app.close()
+    } catch (err) {
+      // The new generation serves already: the restart succeeded; say what failed.
+      this.#lastError = err as Error
+      this.#log?.error({ err, generation: gen.number }, 'closing the previous generation failed')
+    }
   }
 
   async #stop (timeout: number): Promise<StopReport | undefined> {
@@ -227,41 +332,21 @@ export class Listener {
     const gen = this.#gen
     if (server === undefined || gen === undefined || this.#state !== 'running') {
       await this.#closeMemoryApp()
+      this.#state = 'stopped'
       return undefined
     }
     const began = Date.now()
     this.#state = 'draining'
-    // 1. New requests on connections still open are refused with 503 and Connection: close.
-    server.removeListener('request', gen.dispatch)
-    server.on('request', refuse)
-    // 2. Requests in flight finish, and their clients are told not to reuse the connection.
-    gen.closeAfterResponse()
-    // 3. No new connections; idle keep-alive connections close now, busy ones when their request ends.
-    const closed = new Promise<void>(resolve => server.close(() => resolve()))
-    closeIdle(server)
-    for (const session of this.#sessions) session.close()
-    gen.onSettle = () => closeIdle(server)
-    // 4. At the deadline whatever remains is destroyed, and counted.
-    let cut = 0
-    const timer = setTimeout(() => {
-      cut = gen.cut()
-      for (const socket of this.#sockets) socket.destroy()
-      for (const session of this.#sessions) session.destroy()
-    }, timeout)
-    timer.unref()
-    const errors: Error[] = []
-    try {
-      await closed
-    } finally {
-      clearTimeout(timer)
-    }
+    const cut = await drain({ server, sockets: this.#sockets, sessions: this.#sessions, current: gen, retiring: this.#retiring.keys() }, timeout)
     if (cut > 0) this.#log?.warn({ cut }, `drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`)
-    server.removeListener('request', refuse)
     for (const listener of gen.clientErrorListeners) server.removeListener('clientError', listener)
+    // Every connection is gone, so older generations are idle and closing.
+    await Promise.all(this.#retiring.values())
+    let error: Error | undefined
     try {
       await gen.app.close()
     } catch (err) {
-      errors.push(err as Error)
+      error = err as Error
     }
     this.#forgetServer()
     this.#gen = undefined
@@ -272,28 +357,32 @@ export class Listener {
     const report: StopReport = { name: this.name, bind: this.bind, duration: Date.now() - began, cut }
     this.#lastStop = report
     this.#log?.info(report, 'listener stopped')
-    if (errors.length > 0) {
-      this.#lastError = errors[0]
-      throw listenerFailures(FST_POOL_STOP, [this.#failure(errors[0] as Error)])
+    if (error !== undefined) {
+      this.#lastError = error
+      throw listenerFailures(FST_POOL_STOP, [this.#failure(error)])
     }
     return report
   }
 
-  #createServer (tls: ServerTlsOptions | undefined): NodeServer {
-    const c = this.#config
+  #createServer (c: NormalizedConfig, tls: ServerTlsOptions | undefined): NodeServer {
     const timeouts = { requestTimeout: c.requestTimeout, headersTimeout: c.headersTimeout, keepAliveTimeout: c.keepAliveTimeout }
     let server: NodeServer
     if (c.http2) {
       server = tls === undefined ? createH2Server() : createSecureServer({ ...tls, allowHTTP1: true })
+      // Fastify sets this up only on servers it creates. An idle session
+      // closes like an idle keep-alive connection would.
+      const sessionTimeout = (c.fastify as { http2SessionTimeout?: number }).http2SessionTimeout ?? c.keepAliveTimeout
       server.on('session', (session: Http2Session) => {
         this.#sessions.add(session)
         session.once('close', () => this.#sessions.delete(session))
+        if (sessionTimeout > 0) session.setTimeout(sessionTimeout, () => session.close())
+        // Its TLS handshake ended after the drain began: GOAWAY at once.
+        if (this.#state === 'draining') session.close()
       })
     } else {
       server = tls === undefined ? createHttpServer(timeouts) : createHttpsServer({ ...tls, ...timeouts })
-      server.keepAliveTimeout = c.keepAliveTimeout
     }
-    server.setTimeout(c.connectionTimeout)
+    applyTimeouts(server, c)
     const sockets = this.#sockets
     server.on('connection', (socket: Socket) => {
       sockets.add(socket)
@@ -308,27 +397,33 @@ export class Listener {
     this.#sessions.clear()
   }
 
+  #logFor (config: NormalizedConfig): FastifyBaseLogger | undefined {
+    return this.#ctx.logger?.child({ listener: config.name, bind: config.bind }, config.logLevel === undefined ? {} : { level: config.logLevel })
+  }
+
   /** Build a ready Fastify instance whose requests come from `server`. */
-  async #build (server: NodeServer): Promise<Generation> {
+  async #build (server: NodeServer, config: NormalizedConfig, log: FastifyBaseLogger | undefined): Promise<Generation> {
     let handler: RequestHandler | undefined
     const before = new Set(server.listeners('clientError'))
-    const options = this.#fastifyOptions((h) => { handler = h as RequestHandler; return server })
-    const app = await this.#make(options)
+    const added = (): Array<(...args: unknown[]) => void> =>
+      server.listeners('clientError').filter(l => !before.has(l)) as Array<(...args: unknown[]) => void>
+    let app: FastifyInstance | undefined
     try {
-      if (handler === undefined || (app.server as unknown) !== server) throw new FST_POOL_FACTORY(this.name)
+      app = await this.#make(config, this.#fastifyOptions(config, log, (h) => { handler = h as RequestHandler; return server }))
+      if (handler === undefined || (app.server as unknown) !== server) throw new FST_POOL_FACTORY(config.name)
       await app.ready()
     } catch (err) {
-      for (const l of server.listeners('clientError')) if (!before.has(l)) server.removeListener('clientError', l as () => void)
-      await app.close().catch(() => {})
+      // A failed build leaves nothing attached to the live server.
+      for (const l of added()) server.removeListener('clientError', l)
+      await app?.close().catch(() => {})
       throw err
     }
-    const added = server.listeners('clientError').filter(l => !before.has(l)) as Array<(...args: unknown[]) => void>
-    return new Generation(app, ++this.#generations, handler, added)
+    return new Generation(app, ++this.#generations, handler, added())
   }
 
   /** An instance for inject() while the listener is not running; it has a server of its own that never listens. */
   async #buildInMemory (): Promise<FastifyInstance> {
-    const app = await this.#make(this.#fastifyOptions(undefined))
+    const app = await this.#make(this.#config, this.#fastifyOptions(this.#config, this.#log, undefined))
     await app.ready()
     return app
   }
@@ -339,8 +434,7 @@ export class Listener {
     if (pending !== undefined) await (await pending.catch(() => undefined))?.close()
   }
 
-  #fastifyOptions (serverFactory: ((handler: (req: Request, res: Response) => void) => NodeServer) | undefined): FastifyServerOptions {
-    const c = this.#config
+  #fastifyOptions (c: NormalizedConfig, log: FastifyBaseLogger | undefined, serverFactory: ((handler: (req: Request, res: Response) => void) => NodeServer) | undefined): FastifyServerOptions {
     return {
       ...c.fastify,
       bodyLimit: c.bodyLimit,
@@ -348,21 +442,21 @@ export class Listener {
       keepAliveTimeout: c.keepAliveTimeout,
       requestTimeout: c.requestTimeout,
       ...(c.http2 ? { http2: true } : {}),
-      ...(this.#log === undefined ? {} : { loggerInstance: this.#log }),
+      ...(log === undefined ? {} : { loggerInstance: log }),
       ...(serverFactory === undefined ? {} : { serverFactory })
     } as FastifyServerOptions
   }
 
   /** Make a Fastify instance with the factory (or fastify()), then add health routes and the listener's handler. */
-  async #make (options: FastifyServerOptions): Promise<FastifyInstance> {
+  async #make (config: NormalizedConfig, options: FastifyServerOptions): Promise<FastifyInstance> {
     const factory = this.#ctx.factory
-    const app = factory === undefined ? Fastify(options) : await factory(this.#config, options)
-    if (app === null || typeof app !== 'object' || typeof (app as FastifyInstance).register !== 'function') throw new FST_POOL_FACTORY(this.name)
-    if (this.#config.health.liveness !== false || this.#config.health.readiness !== false) {
-      app.register(healthRoutes, { listener: this, health: this.#config.health })
+    const app = factory === undefined ? Fastify(options) : await factory(config, options)
+    if (app === null || typeof app !== 'object' || typeof (app as FastifyInstance).register !== 'function') throw new FST_POOL_FACTORY(config.name)
+    if (config.health.liveness !== false || config.health.readiness !== false) {
+      app.register(healthRoutes, { listener: this, health: config.health })
     }
     const handlers = this.#ctx.handlers
-    const plugin = typeof handlers === 'function' ? handlers : handlers?.[this.#config.handler]
+    const plugin = typeof handlers === 'function' ? handlers : handlers?.[config.handler]
     if (plugin !== undefined) app.register(plugin as FastifyPluginCallback)
     return app
   }
@@ -383,16 +477,22 @@ function listen (server: NodeServer, config: NormalizedConfig): Promise<void> {
   })
 }
 
-function closeIdle (server: NodeServer): void {
-  (server as HttpServer).closeIdleConnections?.()
+/** Timeouts of a live server; Node reads them per connection (and per check), so new values apply without a restart. */
+function applyTimeouts (server: NodeServer, c: NormalizedConfig): void {
+  server.setTimeout(c.connectionTimeout)
+  if (!c.http2) {
+    const http = server as HttpServer
+    http.keepAliveTimeout = c.keepAliveTimeout
+    http.requestTimeout = c.requestTimeout
+    http.headersTimeout = c.headersTimeout
+  }
 }
 
-const REFUSED = JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: 'The server is shutting down' })
-
-/** Answer requests that arrive while draining. */
-function refuse (req: Request, res: Response): void {
-  const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(REFUSED) }
-  if (req.httpVersionMajor === 1) headers.connection = 'close'
-  ;(res as import('node:http').ServerResponse).writeHead(503, headers)
-  res.end(REFUSED)
+/** New TLS material for a live server: new connections use it, open ones keep theirs. */
+function applyTls (server: NodeServer, options: ServerTlsOptions): void {
+  const tls = server as unknown as TlsServer & { requestCert: boolean, rejectUnauthorized: boolean }
+  tls.setSecureContext(options)
+  // setSecureContext() leaves these alone; the server reads them for each new connection.
+  tls.requestCert = options.requestCert === true
+  tls.rejectUnauthorized = options.rejectUnauthorized !== false
 }
