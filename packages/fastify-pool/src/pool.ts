@@ -9,6 +9,7 @@ import {
   FST_POOL_STOP, listenerFailures, validationError, type ListenerFailure, type ValidationIssue
 } from './errors.ts'
 import { Listener, type ListenerContext } from './listener.ts'
+import { reloadPool, type ReloadOptions, type ReloadReport } from './reload.ts'
 import { checkField, matcher } from './select.ts'
 import type { Field, Handlers, ListenerStatus, PoolOptions, StopOptions, StopReport } from './types.ts'
 
@@ -214,6 +215,17 @@ export class Pool implements Iterable<Listener> {
     const failures: ListenerFailure[] = []
     results.forEach((r, i) => { if (r.status === 'rejected') failures.push(unwrap(targets[i] as Listener, r.reason)) })
     if (failures.length > 0) throw listenerFailures(FST_POOL_RESTART, failures)
+  }
+
+  /**
+   * Apply a new configuration in place: unchanged listeners are left alone,
+   * changed ones are reconfigured on their socket, removed ones drain, added
+   * ones start, a moved one starts on its new address before the old drains.
+   * An invalid config throws FST_POOL_VALIDATE and changes nothing; a failure
+   * while applying is undone and thrown. See reload.ts.
+   */
+  reload (options: ReloadOptions): Promise<ReloadReport> {
+    return reloadPool({ listeners: this.#listeners, settings: this.#settings }, options)
   }
 
   /** True when any listener is running. */
