@@ -1,5 +1,6 @@
 // Liveness and readiness routes served by every listener. They reveal only a
-// status word, so they are safe on public listeners.
+// status word, so they are safe on public listeners; the details (binds,
+// errors, latency) belong to the pool status route on an admin listener.
 import type { FastifyInstance } from 'fastify'
 import type { NormalizedConfig } from './config.ts'
 import type { ListenerState } from './types.ts'
@@ -9,18 +10,40 @@ export interface HealthRoutesOptions {
   health: NormalizedConfig['health']
 }
 
+// Listeners whose readiness answers 503 although they still serve: the
+// moment before a drain in which load balancers notice and stop sending
+// traffic (see the plugin's drainDelay).
+const unready = new WeakSet<object>()
+
+/** Make a listener's readiness route answer 503 (`draining`) until releaseReadiness(). */
+export function holdReadiness (listener: object): void { unready.add(listener) }
+
+/** Undo holdReadiness(). */
+export function releaseReadiness (listener: object): void { unready.delete(listener) }
+
+/** What the readiness route answers: 'ready', or why not. */
+export function readiness (listener: { readonly state: ListenerState }): ListenerState | 'ready' {
+  const state = listener.state
+  if (state !== 'running') return state
+  return unready.has(listener) ? 'draining' : 'ready'
+}
+
 export async function healthRoutes (app: FastifyInstance, { listener, health }: HealthRoutesOptions): Promise<void> {
-  // Probes hit these routes every few seconds; keep them out of the info logs.
+  // Probes hit these routes every few seconds: keep them out of the info
+  // logs, and out of any cache between the probe and the listener.
   const routeOptions = { logLevel: 'warn' as const }
   if (health.liveness !== false) {
-    app.get(health.liveness, routeOptions, async () => ({ status: 'ok' }))
+    app.get(health.liveness, routeOptions, async (_request, reply) => {
+      reply.header('cache-control', 'no-store')
+      return { status: 'ok' }
+    })
   }
   if (health.readiness !== false) {
     app.get(health.readiness, routeOptions, async (_request, reply) => {
-      const state = listener.state
-      if (state === 'running') return { status: 'ready' }
-      reply.code(503)
-      return { status: state }
+      reply.header('cache-control', 'no-store')
+      const status = readiness(listener)
+      if (status !== 'ready') reply.code(503)
+      return { status }
     })
   }
 }

@@ -9,6 +9,7 @@ import {
   FST_POOL_STOP, listenerFailures, validationError, type ListenerFailure, type ValidationIssue
 } from './errors.ts'
 import { Listener, type ListenerContext } from './listener.ts'
+import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './monitor.ts'
 import { reloadPool, type ReloadOptions, type ReloadReport } from './reload.ts'
 import { checkField, matcher } from './select.ts'
 import type { Field, Handlers, ListenerStatus, PoolOptions, StopOptions, StopReport } from './types.ts'
@@ -196,6 +197,7 @@ export class Pool implements Iterable<Listener> {
 
   /** Drain and stop every running listener in parallel; resolves when all are closed. */
   async stop (options: StopOptions = {}): Promise<StopReport[]> {
+    this.stopMonitor()
     const targets = [...this.#listeners.values()]
     const results = await Promise.allSettled(targets.map(l => l.stop(options)))
     const failures: ListenerFailure[] = []
@@ -261,6 +263,33 @@ export class Pool implements Iterable<Listener> {
     const a = listener.config.address
     return [...this.#listeners.values()].filter(l => l !== listener && (l.name === listener.name || bindsOverlap(a, l.config.address)))
   }
+
+  // --- monitoring (see monitor.ts and docs/health.md) ---------------------------
+
+  #monitor: PoolMonitor | undefined
+
+  get #health (): PoolMonitor { return (this.#monitor ??= new PoolMonitor(() => [...this.#listeners.values()])) }
+
+  /**
+   * One health report per listener. Checks each listener now with a request to
+   * its readiness route, unless periodic checks run (then their last result).
+   * With `strict`, rejects with FST_POOL_MONITOR when an enabled listener is ko.
+   */
+  monitor (version?: VersionInfo, options?: MonitorOptions): Promise<MonitorReport[]> {
+    return this.#health.reports(version, options)
+  }
+
+  /** The stable, unique monitor name of each listener: `fastify-pool:<name>`. */
+  monitorNames (): string[] { return [...this.#listeners.values()].map(monitorName) }
+
+  /** Check every listener periodically, smoothing with rise/fall; pool.stop() ends it. Resolves after the first round. */
+  async startMonitor (options?: PeriodicMonitorOptions): Promise<void> { await this.#health.start(options) }
+
+  /** Stop the periodic checks (pool.stop() does it too). */
+  stopMonitor (): void { this.#monitor?.stop() }
+
+  /** True while periodic checks run. */
+  get monitoring (): boolean { return this.#monitor?.periodic ?? false }
 }
 
 function boundKey (l: Listener): string | undefined {

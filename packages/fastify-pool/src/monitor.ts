@@ -1,0 +1,413 @@
+// Health checks of a pool's listeners. A check is one real HTTP(S) request to
+// the listener's own readiness (or liveness) route, over the socket it bound,
+// with a timeout: a TCP dial alone (what the golib seed does) says nothing
+// about whether Fastify answers. An optional periodic check smooths the
+// status with rise and fall counts, as the seed's monitor and HAProxy do.
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { connect as http2Connect } from 'node:http2'
+import { connect as netConnect, isIPv6, type AddressInfo } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import { FST_POOL_MONITOR, listenerFailures, validationError, type ListenerFailure, type ValidationIssue } from './errors.ts'
+import type { Listener } from './listener.ts'
+import type { ListenerState } from './types.ts'
+
+export type MonitorStatus = 'ok' | 'warn' | 'ko'
+
+/** What the application says about itself; copied into every report. */
+export interface VersionInfo {
+  name?: string
+  release?: string
+  build?: string
+  date?: string
+  [key: string]: string | number | boolean | undefined
+}
+
+/** One check in a listener's history. */
+export interface MonitorHistoryEntry {
+  /** ISO time of the check. */
+  at: string
+  /** Whether the check passed. */
+  ok: boolean
+  /** The listener's status after this check. */
+  status: MonitorStatus
+  /** Milliseconds the request took; undefined when no request was made. */
+  latency: number | undefined
+  /** Why the check failed; undefined when it passed. */
+  message: string | undefined
+}
+
+/** The health of one listener. */
+export interface MonitorReport {
+  /** Listener name. */
+  name: string
+  /** Stable, unique monitor name: `fastify-pool:<listener name>`. */
+  monitor: string
+  bind: string
+  expose: string | undefined
+  handler: string
+  /** The listener's lifecycle state when the report was made. */
+  state: ListenerState
+  status: MonitorStatus
+  /** Milliseconds the last check's request took; undefined when it made none. */
+  latency: number | undefined
+  /** Milliseconds since the listener started listening; 0 when not running. */
+  uptime: number
+  /** Why the last check failed; undefined when it passed. */
+  message: string | undefined
+  /** The most recent failed check, kept after recovery. */
+  lastError: { message: string, at: string } | undefined
+  /** ISO time of the last check. */
+  checkedAt: string | undefined
+  /** Consecutive passed checks. */
+  rise: number
+  /** Consecutive failed checks. */
+  fall: number
+  /** The last checks, oldest first (bounded). */
+  history: MonitorHistoryEntry[]
+  /** The version info given to monitor(). */
+  version: VersionInfo | undefined
+  /** The runtime serving the listener, e.g. `node v20.19.0`. */
+  runtime: string
+}
+
+export interface MonitorOptions {
+  /** Check every listener now. Default: true, unless periodic checks run (then their last result is reported). */
+  fresh?: boolean
+  /** Milliseconds a check may take (default: the periodic timeout, else 2000). */
+  timeout?: number
+  /** Throw FST_POOL_MONITOR when an enabled listener is `ko` (default false). */
+  strict?: boolean
+}
+
+export interface PeriodicMonitorOptions {
+  /** Milliseconds between two rounds of checks (default 5000). */
+  interval?: number
+  /** Milliseconds a check may take (default 2000). */
+  timeout?: number
+  /** Consecutive passed checks that make a listener `ok` (default 2). */
+  rise?: number
+  /** Consecutive failed checks that make a listener `ko` (default 3). */
+  fall?: number
+  /** Checks kept per listener (default 10). */
+  history?: number
+  /** Called after a listener's status changed. */
+  onChange?: (report: MonitorReport, previous: MonitorStatus | undefined) => void
+}
+
+/** A monitor error: FST_POOL_MONITOR with one entry per failed listener, and every report. */
+export type MonitorError = Error & { errors: ListenerFailure[], reports: MonitorReport[] }
+
+export const MONITOR_DEFAULTS = Object.freeze({ interval: 5000, timeout: 2000, rise: 2, fall: 3, history: 10 })
+
+const RUNTIME = `node ${process.version}`
+const USER_AGENT = 'fastify-pool-monitor'
+
+/** The stable monitor name of a listener: unique in its pool, since listener names are. */
+export function monitorName (listener: Listener): string {
+  return `fastify-pool:${listener.name}`
+}
+
+interface CheckResult {
+  ok: boolean
+  /** The listener is not running: ko at once, whatever `fall` says. */
+  down?: boolean
+  latency: number | undefined
+  message: string | undefined
+  at: number
+}
+
+interface State {
+  status: MonitorStatus | undefined
+  good: number
+  bad: number
+  last: CheckResult | undefined
+  lastError: CheckResult | undefined
+  history: MonitorHistoryEntry[]
+}
+
+type Settings = Required<Omit<PeriodicMonitorOptions, 'onChange'>> & Pick<PeriodicMonitorOptions, 'onChange'>
+
+/** The checks, counters and periodic timer of one pool. */
+export class PoolMonitor {
+  #listeners: () => Listener[]
+  #states = new WeakMap<Listener, State>()
+  #settings: Settings = { ...MONITOR_DEFAULTS }
+  #timer: NodeJS.Timeout | undefined
+  // Aborts the checks of the periodic loop in flight when it stops.
+  #loop: AbortController | undefined
+
+  constructor (listeners: () => Listener[]) {
+    this.#listeners = listeners
+  }
+
+  /** True while periodic checks run. */
+  get periodic (): boolean { return this.#loop !== undefined }
+
+  /** One report per listener; see MonitorOptions for when it checks. */
+  async reports (version: VersionInfo | undefined, options: MonitorOptions = {}): Promise<MonitorReport[]> {
+    const issues = checkMonitorArguments(version, options, 'options')
+    if (issues.length > 0) throw validationError(issues)
+    const listeners = this.#listeners()
+    const fresh = options.fresh ?? !this.periodic
+    // A listener never checked yet (new, or the first periodic round is not
+    // over) is checked now rather than reported as unknown.
+    const due = fresh ? listeners : listeners.filter(l => this.#state(l).status === undefined)
+    // Outside a periodic loop a check stands alone: rise = fall = 1.
+    const counts = this.periodic ? this.#settings : { rise: 1, fall: 1 }
+    const timeout = options.timeout ?? this.#settings.timeout
+    await Promise.all(due.map(l => this.#check(l, timeout, counts.rise, counts.fall, undefined)))
+    const reports = listeners.map(l => this.#report(l, version))
+    if (options.strict === true) {
+      const failed = listeners.filter((l, i) => !l.config.disabled && reports[i]?.status === 'ko')
+      if (failed.length > 0) {
+        const failures = failed.map(l => ({ name: l.name, bind: l.bind, error: new Error(this.#state(l).last?.message ?? 'not checked') }))
+        const error: MonitorError = Object.assign(listenerFailures(FST_POOL_MONITOR, failures), { reports })
+        throw error
+      }
+    }
+    return reports
+  }
+
+  /** Start periodic checks (restarting them with the new options if they run). Resolves after the first round. */
+  start (options: PeriodicMonitorOptions = {}): Promise<void> {
+    const issues = checkPeriodicOptions(options, 'options')
+    if (issues.length > 0) throw validationError(issues)
+    this.stop()
+    const settings: Settings = {
+      interval: options.interval ?? MONITOR_DEFAULTS.interval,
+      timeout: options.timeout ?? MONITOR_DEFAULTS.timeout,
+      rise: options.rise ?? MONITOR_DEFAULTS.rise,
+      fall: options.fall ?? MONITOR_DEFAULTS.fall,
+      history: options.history ?? MONITOR_DEFAULTS.history,
+      onChange: options.onChange
+    }
+    this.#settings = settings
+    const loop = new AbortController()
+    this.#loop = loop
+    const round = async (): Promise<void> => {
+      await Promise.all(this.#listeners().map(l => this.#check(l, settings.timeout, settings.rise, settings.fall, loop.signal)))
+      if (loop.signal.aborted) return
+      // The next round is planned when this one ends, so slow checks never pile up.
+      this.#timer = setTimeout(() => { round().catch(() => {}) }, settings.interval)
+      this.#timer.unref()
+    }
+    return round()
+  }
+
+  /** Stop periodic checks: clears the timer and aborts the checks in flight. */
+  stop (): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#loop?.abort()
+    this.#loop = undefined
+  }
+
+  #state (listener: Listener): State {
+    let state = this.#states.get(listener)
+    if (state === undefined) {
+      state = { status: undefined, good: 0, bad: 0, last: undefined, lastError: undefined, history: [] }
+      this.#states.set(listener, state)
+    }
+    return state
+  }
+
+  async #check (listener: Listener, timeout: number, rise: number, fall: number, signal: AbortSignal | undefined): Promise<void> {
+    const result = await probe(listener, timeout, signal)
+    // A check cut short by stop() says nothing about the listener.
+    if (signal?.aborted === true) return
+    this.#record(listener, result, rise, fall)
+  }
+
+  #record (listener: Listener, result: CheckResult, rise = 1, fall = 1): void {
+    const s = this.#state(listener)
+    const before = s.status
+    if (result.ok) { s.good++; s.bad = 0 } else { s.bad++; s.good = 0 }
+    // With no history the first check decides; afterwards a listener is ok
+    // after `rise` passed checks in a row, ko after `fall` failed ones, and
+    // warn in between.
+    if (before === undefined || result.down === true) s.status = result.ok ? 'ok' : 'ko'
+    else if (result.ok) s.status = s.good >= rise ? 'ok' : 'warn'
+    else s.status = s.bad >= fall ? 'ko' : 'warn'
+    s.last = result
+    if (!result.ok) s.lastError = result
+    s.history.push({ at: new Date(result.at).toISOString(), ok: result.ok, status: s.status, latency: result.latency, message: result.message })
+    const keep = this.#settings.history
+    if (s.history.length > keep) s.history.splice(0, s.history.length - keep)
+    if (s.status === before) return
+    const log = listener.logger
+    if (s.status === 'ok') log?.info({ status: s.status, previous: before }, 'health check passed')
+    else log?.warn({ status: s.status, previous: before, reason: result.message }, 'health check failed')
+    const onChange = this.#settings.onChange
+    if (onChange !== undefined && this.periodic) {
+      try {
+        onChange(this.#report(listener, undefined), before)
+      } catch (err) {
+        log?.error({ err }, 'monitor onChange callback threw')
+      }
+    }
+  }
+
+  #report (listener: Listener, version: VersionInfo | undefined): MonitorReport {
+    const s = this.#state(listener)
+    // A listener that is not running is ko now, whatever its last check said.
+    if (!listener.isRunning && s.status !== 'ko') this.#record(listener, notRunning(listener))
+    const last = s.last
+    return {
+      name: listener.name,
+      monitor: monitorName(listener),
+      bind: listener.bind,
+      expose: listener.expose,
+      handler: listener.handlerKey,
+      state: listener.state,
+      status: s.status ?? 'ko',
+      latency: last?.latency,
+      uptime: listener.uptime,
+      message: last?.message,
+      lastError: s.lastError === undefined ? undefined : { message: s.lastError.message ?? '', at: new Date(s.lastError.at).toISOString() },
+      checkedAt: last === undefined ? undefined : new Date(last.at).toISOString(),
+      rise: s.good,
+      fall: s.bad,
+      history: s.history.map(h => ({ ...h })),
+      version: version === undefined ? undefined : { ...version },
+      runtime: RUNTIME
+    }
+  }
+}
+
+function notRunning (listener: Listener): CheckResult {
+  const status = listener.status
+  let message = status.disabled ? 'listener is disabled' : `listener is ${status.state}`
+  if (status.state === 'failed' && status.lastError !== undefined) message += `: ${status.lastError}`
+  return { ok: false, down: true, latency: undefined, message, at: Date.now() }
+}
+
+/** Check one listener: a request to its readiness route, else its liveness route, else `/`. */
+async function probe (listener: Listener, timeout: number, signal: AbortSignal | undefined): Promise<CheckResult> {
+  const address = listener.address
+  if (!listener.isRunning || address === undefined) return notRunning(listener)
+  const health = listener.config.health
+  const path = health.readiness !== false ? health.readiness : health.liveness !== false ? health.liveness : '/'
+  // With no health route, any answer that is not a server error shows that Fastify serves.
+  const passes = path === '/' && health.readiness === false && health.liveness === false
+    ? (code: number) => code < 500
+    : (code: number) => code >= 200 && code < 300
+  const began = performance.now()
+  const at = Date.now()
+  try {
+    const code = await send(listener, address, path, timeout, signal)
+    const latency = Math.round((performance.now() - began) * 1000) / 1000
+    return passes(code) ? { ok: true, latency, message: undefined, at } : { ok: false, latency, message: `GET ${path} answered ${code}`, at }
+  } catch (err) {
+    return { ok: false, latency: undefined, message: `GET ${path} failed: ${(err as Error).message}`, at }
+  }
+}
+
+type Where = { socketPath: string } | { host: string, port: number }
+
+/** Wildcard binds are dialled on the loopback of their family. */
+function dialHost (a: AddressInfo): string {
+  if (a.address === '0.0.0.0') return '127.0.0.1'
+  if (a.address === '::') return '::1'
+  return a.address
+}
+
+function send (listener: Listener, address: AddressInfo | string, path: string, timeout: number, signal: AbortSignal | undefined): Promise<number> {
+  const where: Where = typeof address === 'string' ? { socketPath: address } : { host: dialHost(address), port: address.port }
+  const { tls, http2 } = listener.config
+  // Plain-text HTTP/2 servers speak no HTTP/1.1; TLS ones here also accept HTTP/1.1 (allowHTTP1).
+  if (http2 && tls === undefined) return sendHttp2(where, path, timeout, signal)
+  return new Promise((resolve, reject) => {
+    let code: number | undefined
+    const options = {
+      ...where,
+      path,
+      method: 'GET',
+      // No pooled socket outlives the check, so none can hold up a drain or the process.
+      agent: false as const,
+      headers: { connection: 'close', 'user-agent': USER_AGENT },
+      // The check asks whether this listener answers, not whether its certificate chain is trusted here.
+      ...(tls === undefined ? {} : { rejectUnauthorized: false })
+    }
+    const req = tls === undefined ? httpRequest(options) : httpsRequest(options)
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeout} ms`)), timeout)
+    timer.unref()
+    const onAbort = (): void => { req.destroy(new Error('check aborted')) }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    let failure: Error | undefined
+    req.once('response', (res) => {
+      code = res.statusCode
+      res.resume()
+    })
+    req.once('error', (err) => { failure = err })
+    // 'close' comes last, once the socket is gone: nothing of the check is left behind.
+    req.once('close', () => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      if (code !== undefined && failure === undefined) resolve(code)
+      else reject(failure ?? new Error('connection closed without an answer'))
+    })
+    req.end()
+  })
+}
+
+function sendHttp2 (where: Where, path: string, timeout: number, signal: AbortSignal | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const authority = 'socketPath' in where ? 'http://localhost' : `http://${isIPv6(where.host) ? `[${where.host}]` : where.host}:${where.port}`
+    const session = http2Connect(authority, 'socketPath' in where ? { createConnection: () => netConnect(where.socketPath) } : {})
+    let code: number | undefined
+    let failure: Error | undefined
+    const fail = (err: Error): void => { failure ??= err; session.destroy() }
+    const timer = setTimeout(() => fail(new Error(`no answer within ${timeout} ms`)), timeout)
+    timer.unref()
+    const onAbort = (): void => fail(new Error('check aborted'))
+    signal?.addEventListener('abort', onAbort, { once: true })
+    session.on('error', fail)
+    session.once('close', () => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      if (code !== undefined && failure === undefined) resolve(code)
+      else reject(failure ?? new Error('session closed without an answer'))
+    })
+    const stream = session.request({ ':path': path, 'user-agent': USER_AGENT })
+    stream.on('error', fail)
+    stream.once('response', (headers) => { code = Number(headers[':status']) })
+    stream.resume()
+    stream.once('close', () => session.close())
+    stream.end()
+  })
+}
+
+type Kind = 'ms' | 'count' | 'boolean' | 'function'
+
+function checkOptions (options: unknown, at: string, known: Record<string, Kind>): ValidationIssue[] {
+  if (options === undefined) return []
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) return [{ path: at, message: `must be an object (got ${Array.isArray(options) ? 'array' : typeof options})` }]
+  const issues: ValidationIssue[] = []
+  for (const [key, value] of Object.entries(options)) {
+    const kind = known[key]
+    const path = `${at}.${key}`
+    if (kind === undefined) issues.push({ path, message: `is not a known option (known: ${Object.keys(known).join(', ')})` })
+    else if (value === undefined) continue
+    else if (kind === 'ms' && !(Number.isInteger(value) && (value as number) > 0)) issues.push({ path, message: `must be a positive integer number of milliseconds (got ${String(value)})` })
+    else if (kind === 'count' && !(Number.isInteger(value) && (value as number) >= 1)) issues.push({ path, message: `must be an integer >= 1 (got ${String(value)})` })
+    else if (kind === 'boolean' && typeof value !== 'boolean') issues.push({ path, message: `must be a boolean (got ${typeof value})` })
+    else if (kind === 'function' && typeof value !== 'function') issues.push({ path, message: `must be a function (got ${typeof value})` })
+  }
+  return issues
+}
+
+function checkVersion (version: unknown): ValidationIssue[] {
+  if (version === undefined || (typeof version === 'object' && version !== null && !Array.isArray(version))) return []
+  return [{ path: 'version', message: `must be an object such as { name, release, build } (got ${typeof version})` }]
+}
+
+/** Check the arguments of monitor() without checking anything; option paths start with `at`. */
+export function checkMonitorArguments (version: unknown, options: unknown, at: string): ValidationIssue[] {
+  return [...checkVersion(version), ...checkOptions(options, at, { fresh: 'boolean', strict: 'boolean', timeout: 'ms' })]
+}
+
+/** Check periodic monitor options without starting anything; paths start with `at`. */
+export function checkPeriodicOptions (options: unknown, at: string): ValidationIssue[] {
+  return checkOptions(options, at, { interval: 'ms', timeout: 'ms', rise: 'count', fall: 'count', history: 'count', onChange: 'function' })
+}

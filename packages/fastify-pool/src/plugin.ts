@@ -1,0 +1,141 @@
+// The Fastify plugin: `app.register(fastifyPool, options)` builds a pool,
+// decorates `app.pool`, and ties the pool's life to the app's: `listen()`
+// starts it, `close()` drains it.
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { validationError, type ValidationIssue } from './errors.ts'
+import { holdReadiness, releaseReadiness } from './health.ts'
+import type { Listener } from './listener.ts'
+import { checkPeriodicOptions, type PeriodicMonitorOptions } from './monitor.ts'
+import { createPool, type Pool } from './pool.ts'
+import type { PoolOptions } from './types.ts'
+
+export interface FastifyPoolOptions extends PoolOptions {
+  /**
+   * Milliseconds during which readiness answers 503 before the drain starts
+   * on `app.close()`, so that load balancers stop sending traffic first
+   * (default 0).
+   */
+  drainDelay?: number
+  /** Periodic health checks, started when `listen()` starts the pool: true for the defaults, or their options. */
+  monitor?: boolean | PeriodicMonitorOptions
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The listener pool built by the fastify-pool plugin. */
+    pool: Pool
+  }
+}
+
+// Fastify's own register() options, which reach the plugin with ours.
+const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+const PLUGIN_OPTIONS = new Set(['drainDelay', 'monitor'])
+const POOL_OPTIONS = new Set(['servers', 'defaults', 'handlers', 'factory', 'logger', 'baseDir'])
+
+async function plugin (app: FastifyInstance, options: FastifyPoolOptions): Promise<void> {
+  if (typeof options !== 'object' || options === null) {
+    throw validationError([{ path: 'options', message: `must be an object with servers, handlers, defaults... (got ${typeof options})` }])
+  }
+  const issues: ValidationIssue[] = []
+  const poolOptions: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(options)) {
+    if (PLUGIN_OPTIONS.has(key) || REGISTER_OPTIONS.has(key)) continue
+    if (POOL_OPTIONS.has(key)) poolOptions[key] = value
+    else issues.push({ path: key, message: `is not a known option (known: ${[...POOL_OPTIONS, ...PLUGIN_OPTIONS].join(', ')})` })
+  }
+  const { drainDelay = 0, monitor } = options
+  if (!Number.isInteger(drainDelay) || drainDelay < 0) {
+    issues.push({ path: 'drainDelay', message: `must be an integer number of milliseconds >= 0 (got ${JSON.stringify(drainDelay)})` })
+  }
+  if (monitor !== undefined && typeof monitor !== 'boolean') issues.push(...checkPeriodicOptions(monitor, 'monitor'))
+
+  let pool: Pool | undefined
+  try {
+    // The listeners log through the app's logger (a child per listener) unless told otherwise.
+    pool = createPool({ ...poolOptions, logger: options.logger ?? app.log } as PoolOptions)
+  } catch (err) {
+    const more = (err as { errors?: ValidationIssue[] }).errors
+    if (more === undefined || (err as { code?: string }).code !== 'FST_POOL_VALIDATE') throw err
+    issues.unshift(...more.filter(i => !issues.some(mine => mine.path === i.path)))
+  }
+  if (issues.length > 0 || pool === undefined) throw validationError(issues)
+  const started = pool
+
+  app.decorate('pool', started)
+  startWithListen(app, started, monitor === undefined || monitor === false ? undefined : monitor === true ? {} : monitor)
+
+  // Drain the pool alongside the app's own server: the stop begins in
+  // preClose (before Fastify closes its server) and close() awaits it in
+  // onClose, so both drains share the same wall-clock time and a failed
+  // drain makes close() reject.
+  let stopping: Promise<unknown> | undefined
+  const stop = (): Promise<unknown> => (stopping ??= drain(started, drainDelay))
+  app.addHook('preClose', (done) => {
+    stop().catch(() => {})
+    done()
+  })
+  app.addHook('onClose', async () => { await stop() })
+}
+
+async function drain (pool: Pool, drainDelay: number): Promise<void> {
+  const held: Listener[] = []
+  if (drainDelay > 0 && pool.isRunning()) {
+    for (const l of pool) {
+      if (!l.isRunning) continue
+      holdReadiness(l)
+      held.push(l)
+    }
+    await new Promise<void>(resolve => setTimeout(resolve, drainDelay).unref())
+  }
+  try {
+    await pool.stop()
+  } finally {
+    for (const l of held) releaseReadiness(l)
+  }
+}
+
+/**
+ * Make `listen()` start the pool. Fastify resolves `listen()` before its
+ * onListen hooks finish and only logs their errors (lib/hooks.js,
+ * onListenHookRunner), and onReady runs for a bare `ready()` too, so no hook
+ * can promise "after listen() every listener is bound" or make listen()
+ * reject. Wrapping `app.listen` does not work either: plugins load during
+ * the ready() that listen() itself runs, too late for the call under way.
+ *
+ * What listen() does after ready() is call the app server's `listen()` and
+ * wait for its 'listening' or 'error' event (lib/server.js, listenPromise and
+ * listenCallback). So that call is wrapped: the pool starts first, then the
+ * app's server binds. A pool that fails to start is emitted as the server's
+ * 'error', so listen() rejects with FST_POOL_START and the app's port is
+ * never opened; an app port that fails to open stops again the listeners
+ * this call started. `ready()` never calls it, so it opens nothing.
+ */
+function startWithListen (app: FastifyInstance, pool: Pool, monitor: PeriodicMonitorOptions | undefined): void {
+  const server = app.server
+  const bind = server.listen
+  server.listen = function listenAfterPool (this: typeof server, ...args: unknown[]) {
+    const before = new Set([...pool].filter(l => l.isRunning))
+    pool.start().then(() => {
+      if (monitor !== undefined && !pool.monitoring) pool.startMonitor(monitor).catch(() => {})
+      const undo = (): void => {
+        server.removeListener('listening', keep)
+        if (monitor !== undefined) pool.stopMonitor()
+        for (const l of pool) if (!before.has(l) && l.isRunning) l.stop().catch(() => {})
+      }
+      const keep = (): void => { server.removeListener('error', undo) }
+      server.once('error', undo)
+      server.once('listening', keep)
+      ;(bind as (...a: unknown[]) => unknown).apply(server, args)
+    }, (err: Error) => {
+      // Fastify listens for this event around its call to server.listen().
+      if (server.listenerCount('error') > 0) server.emit('error', err)
+      else app.log.error({ err }, 'fastify-pool: the pool failed to start')
+    })
+    return server
+  } as typeof server.listen
+}
+
+/** The fastify-pool plugin: `app.register(fastifyPool, { servers, handlers, ... })`. */
+export const fastifyPool = fp(plugin, { fastify: '5.x', name: 'fastify-pool' })
+export default fastifyPool

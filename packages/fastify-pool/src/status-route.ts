@@ -1,0 +1,66 @@
+// A route that answers every listener's health report as JSON, for an admin
+// listener: it names binds and errors, so keep it off public listeners.
+import type { FastifyInstance } from 'fastify'
+import { validationError, type ValidationIssue } from './errors.ts'
+import { checkMonitorArguments, type MonitorReport, type MonitorStatus, type VersionInfo } from './monitor.ts'
+import { Pool } from './pool.ts'
+
+export interface PoolStatusRouteOptions {
+  /** The pool to report on (default: `app.pool`, set by the fastify-pool plugin). */
+  pool?: Pool
+  /** Route path (default `/pool`). */
+  path?: string
+  /** Version info copied into every report. */
+  version?: VersionInfo
+  /** Check every listener on each request (default: only when no periodic checks run). */
+  fresh?: boolean
+  /** Milliseconds a check may take. */
+  timeout?: number
+  /** Answer 503 when the pool status is `ko` (default false: always 200). */
+  strict?: boolean
+}
+
+/** The body of the pool status route. */
+export interface PoolStatusBody {
+  /** `ko` if an enabled, required listener is ko; `warn` if any enabled listener is not ok; else `ok`. */
+  status: MonitorStatus
+  /** Milliseconds the longest-running listener has been up. */
+  uptime: number
+  listeners: MonitorReport[]
+}
+
+/** The pool status a set of reports adds up to. */
+export function poolStatus (pool: Pool, reports: MonitorReport[]): MonitorStatus {
+  let status: MonitorStatus = 'ok'
+  for (const r of reports) {
+    const l = pool.load(r.name)
+    if (l === undefined || l.config.disabled || r.status === 'ok') continue
+    if (r.status === 'ko' && !l.config.optional) return 'ko'
+    status = 'warn'
+  }
+  return status
+}
+
+export async function poolStatusRoute (app: FastifyInstance, options: PoolStatusRouteOptions): Promise<void> {
+  const issues: ValidationIssue[] = []
+  const pool = options.pool ?? (app.hasDecorator('pool') ? app.pool : undefined)
+  if (!(pool instanceof Pool)) {
+    issues.push({ path: 'pool', message: options.pool === undefined ? 'is required (or register the fastify-pool plugin first, so that app.pool exists)' : 'must be a Pool made by createPool()' })
+  }
+  const path = options.path ?? '/pool'
+  if (typeof path !== 'string' || !path.startsWith('/')) issues.push({ path: 'path', message: `must be a path starting with "/" (got ${JSON.stringify(path)})` })
+  if (options.strict !== undefined && typeof options.strict !== 'boolean') issues.push({ path: 'strict', message: `must be a boolean (got ${typeof options.strict})` })
+  const { version, fresh, timeout } = options
+  const monitorOptions = { ...(fresh === undefined ? {} : { fresh }), ...(timeout === undefined ? {} : { timeout }) }
+  // Wrong monitor arguments fail the registration, not every request.
+  issues.push(...checkMonitorArguments(version, monitorOptions, '').map(i => ({ ...i, path: i.path.replace(/^\./, '') })))
+  if (issues.length > 0 || pool === undefined) throw validationError(issues)
+
+  app.get(path, { logLevel: 'warn' }, async (_request, reply): Promise<PoolStatusBody> => {
+    const reports = await pool.monitor(version, monitorOptions)
+    const status = poolStatus(pool, reports)
+    reply.header('cache-control', 'no-store')
+    if (options.strict === true && status === 'ko') reply.code(503)
+    return { status, uptime: pool.uptime(), listeners: reports }
+  })
+}
