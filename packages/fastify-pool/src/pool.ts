@@ -2,7 +2,7 @@
 // selected by glob or regex, and started, stopped and restarted together.
 import type { FastifyBaseLogger, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { pino } from 'pino'
-import { bindsOverlap, formatAddress } from './address.ts'
+import { bindsOverlap, formatAddress, parseListen } from './address.ts'
 import { validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
 import {
   FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_PARAM_EMPTY, FST_POOL_RESTART, FST_POOL_START,
@@ -78,8 +78,11 @@ export class Pool implements Iterable<Listener> {
     if (typeof key !== 'string' || key === '') throw new FST_POOL_PARAM_EMPTY('key')
     const byName = this.#listeners.get(key)
     if (byName !== undefined) return byName
-    for (const l of this.#listeners.values()) if (l.bind === key) return l
-    for (const l of this.#listeners.values()) if (boundKey(l) === key) return l
+    // Any spelling of a bind finds it: "8080" is ":8080", "[0:0::1]:80" is "[::1]:80".
+    const parsed = parseListen(key, this.#settings.baseDir)
+    const bind = parsed.ok ? formatAddress(parsed.address) : key
+    for (const l of this.#listeners.values()) if (l.bind === bind) return l
+    for (const l of this.#listeners.values()) if (boundKey(l) === bind) return l
     return undefined
   }
 
@@ -120,7 +123,7 @@ export class Pool implements Iterable<Listener> {
   filter (field: Field, match: string | RegExp): Pool {
     checkField(field, 'field')
     const test = matcher(match)
-    return new Pool(this.#settings, [...this.#listeners.values()].filter(l => test(l[field])))
+    return new Pool(this.#fork(), [...this.#listeners.values()].filter(l => test(l[field])))
   }
 
   /** The returnField values of the listeners whose field matches (all listeners when match is omitted). */
@@ -138,7 +141,7 @@ export class Pool implements Iterable<Listener> {
 
   /** An independent pool: new, unstarted listeners from the same configs and handlers. */
   clone (): Pool {
-    return new Pool(this.#settings, [...this.#listeners.values()].map(l => new Listener(l.config, l.context)))
+    return new Pool(this.#fork(), [...this.#listeners.values()].map(l => new Listener(l.config, l.context)))
   }
 
   /**
@@ -159,6 +162,7 @@ export class Pool implements Iterable<Listener> {
 
   /** Replace the handlers; each listener uses them from its next start or restart. */
   handler (handlers: Handlers): void {
+    if (handlers === undefined || handlers === null) throw new FST_POOL_PARAM_EMPTY('handlers')
     const issues = checkHandlers(handlers)
     if (typeof handlers === 'object' && handlers !== null) {
       for (const l of this.#listeners.values()) {
@@ -255,6 +259,11 @@ export class Pool implements Iterable<Listener> {
 
   async [Symbol.asyncDispose] (): Promise<void> { await this.stop() }
 
+  /** Settings for a derived pool: handler() on it must not change this pool's handlers. */
+  #fork (): PoolSettings {
+    return { ...this.#settings, ctx: { ...this.#settings.ctx } }
+  }
+
   #existing (): ExistingListener[] {
     return [...this.#listeners.values()].map(l => ({ name: l.name, bind: l.bind, address: l.config.address }))
   }
@@ -320,10 +329,15 @@ function makeLogger (logger: PoolOptions['logger'], level: string | undefined): 
   return pino({ ...(level === undefined ? {} : { level }), ...(logger as object) })
 }
 
+const POOL_OPTIONS = new Set(['servers', 'defaults', 'handlers', 'factory', 'logger', 'baseDir'])
+
 /** Build a pool from listener configs. Throws FST_POOL_VALIDATE listing every problem; builds nothing then. */
 export function createPool (options: PoolOptions = {}): Pool {
   if (typeof options !== 'object' || options === null) throw new FST_POOL_INVALID_ARGUMENT(`createPool() takes an options object, got ${typeof options}`)
   const issues = checkHandlers(options.handlers)
+  for (const key of Object.keys(options)) {
+    if (!POOL_OPTIONS.has(key)) issues.push({ path: key, message: `is not a known option (known: ${[...POOL_OPTIONS].join(', ')})` })
+  }
   if (options.factory !== undefined && typeof options.factory !== 'function') {
     issues.push({ path: 'factory', message: `must be a function (config, options) => FastifyInstance (got ${typeof options.factory})` })
   }
@@ -333,7 +347,7 @@ export function createPool (options: PoolOptions = {}): Pool {
   }
   let configs: ReturnType<typeof validateConfig> = []
   try {
-    configs = validateConfig({ servers: options.servers, defaults: options.defaults, handlers: issues.length === 0 ? options.handlers : undefined, baseDir: options.baseDir })
+    configs = validateConfig({ servers: options.servers, defaults: options.defaults, handlers: options.handlers, baseDir: options.baseDir })
   } catch (err) {
     const more = (err as { errors?: ValidationIssue[] }).errors
     if (more === undefined) throw err
