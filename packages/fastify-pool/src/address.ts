@@ -1,7 +1,7 @@
 // Parsing and printing of listen addresses. The golib seed drops hostnames and
 // the brackets of IPv6 literals; here `localhost:8080`, `[::1]:8080`, `:8080`
 // and `unix:/run/app.sock` all keep what the user wrote.
-import { isIP, isIPv6 } from 'node:net'
+import { isIP, isIPv6, SocketAddress } from 'node:net'
 import { isAbsolute, resolve } from 'node:path'
 
 export type ListenAddress =
@@ -14,6 +14,7 @@ const EXPECTED = 'expected "host:port", ":port", "[ipv6]:port" or "unix:/path/to
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*\.?$/i
 
 function parsePort (text: string): number | string {
+  if (text === '') return 'has no port after ":"'
   if (!/^\d{1,5}$/.test(text)) return `port "${text}" is not a number from 0 to 65535`
   const port = Number(text)
   if (port > 65535) return `port ${port} is out of range (0 to 65535)`
@@ -48,15 +49,26 @@ export function parseListen (value: unknown, baseDir = process.cwd()): ParseResu
     if (end === -1) return { ok: false, message: `"${text}" has no closing "]", ${EXPECTED}` }
     host = text.slice(1, end)
     if (!isIPv6(host)) return { ok: false, message: `"${host}" is not an IPv6 address` }
+    host = canonicalIPv6(host)
     if (text[end + 1] !== ':') return { ok: false, message: `"${text}" has no port after "]", ${EXPECTED}` }
     portText = text.slice(end + 2)
   } else {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
+      return { ok: false, message: `"${text}" is a URL; listen takes an address such as "127.0.0.1:8080" (a public URL goes in expose)` }
+    }
     const colon = text.lastIndexOf(':')
     if (colon === -1) return { ok: false, message: `"${text}" has no port, ${EXPECTED}` }
     host = text.slice(0, colon)
     portText = text.slice(colon + 1)
     if (host.includes(':')) {
-      return { ok: false, message: `"${text}" looks like an IPv6 address without brackets; write "[${host}]:${portText}"` }
+      // "::1:8080" is ambiguous (the whole text is an IPv6 address too), so always ask for brackets.
+      const hint = isIPv6(host) ? `"[${host}]:${portText}"` : isIPv6(text) ? `"[${text}]:port"` : undefined
+      return { ok: false, message: hint === undefined ? `"${text}" is not an address, ${EXPECTED}` : `"${text}" looks like an IPv6 address without brackets; write ${hint}` }
+    }
+    // All-numeric names are IPv4 addresses to resolvers (and 127.1 is 127.0.0.1 to some),
+    // so anything that is not a plain dotted quad is refused rather than guessed at.
+    if (/^[\d.]+$/.test(host) && isIP(host) === 0) {
+      return { ok: false, message: `"${host}" is not a valid IPv4 address (four numbers from 0 to 255)` }
     }
     if (host !== '' && isIP(host) === 0 && !HOSTNAME.test(host)) {
       return { ok: false, message: `"${host}" is neither an IP address nor a valid hostname` }
@@ -64,7 +76,18 @@ export function parseListen (value: unknown, baseDir = process.cwd()): ParseResu
   }
   const port = parsePort(portText)
   if (typeof port === 'string') return { ok: false, message: port }
-  return { ok: true, address: { kind: 'tcp', host: host === '' ? undefined : host.toLowerCase(), port } }
+  // Hostnames are case-insensitive; an IPv6 zone id (an interface name) is not, and is already canonical.
+  return { ok: true, address: { kind: 'tcp', host: host === '' ? undefined : isIPv6(host) ? host : host.toLowerCase(), port } }
+}
+
+/**
+ * One spelling per IPv6 address (`[0:0::1]` and `[::1]` are one bind): lower
+ * case, zeros compressed as RFC 5952 says; a zone id (`%eth0`) is kept as written.
+ */
+function canonicalIPv6 (host: string): string {
+  const zone = host.indexOf('%')
+  const ip = zone === -1 ? host : host.slice(0, zone)
+  return new SocketAddress({ address: ip, family: 'ipv6' }).address + (zone === -1 ? '' : host.slice(zone))
 }
 
 /** Canonical text of an address: the listener's bind key. */

@@ -7,7 +7,7 @@ import { bindsOverlap, formatAddress, parseListen, urlHost, type ListenAddress }
 import { validationError, type ValidationIssue } from './errors.ts'
 import { ListenerConfigSchema, PoolDefaultsSchema, type LogLevel } from './schema.ts'
 import { loadTls, type ServerTlsOptions, type TlsConfig } from './tls.ts'
-import type { Static } from '@sinclair/typebox'
+import type { Static, TSchema } from '@sinclair/typebox'
 
 /** Fastify server options a listener may pass through; the pool manages the rest. */
 export type PassThroughOptions = Omit<FastifyServerOptions, 'serverFactory' | 'https' | 'http2' | 'logger' | 'loggerInstance' | 'bodyLimit' | 'connectionTimeout' | 'keepAliveTimeout' | 'requestTimeout'>
@@ -84,16 +84,32 @@ function toPath (pointer: string, prefix: string): string {
   return out
 }
 
-function schemaIssues (schema: Parameters<typeof Value.Errors>[0], value: unknown, prefix: string, issues: ValidationIssue[]): void {
+function schemaIssues (schema: Parameters<typeof Value.Errors>[0], value: unknown, prefix: string, issues: ValidationIssue[], skip: readonly string[] = []): void {
   const seen = new Set<string>()
   for (const error of Value.Errors(schema, value)) {
     const path = toPath(error.path, prefix)
     // A union reports once per branch; one message per field is enough.
-    if ([...seen].some(p => path.startsWith(p))) continue
+    if ([...seen].some(p => path === p || path.startsWith(`${p}.`) || path.startsWith(`${p}[`))) continue
     seen.add(path)
+    if (skip.includes(path)) continue
     if (error.type === ValueErrorType.ObjectRequiredProperty) issues.push({ path, message: 'is required' })
     else if (error.type === ValueErrorType.ObjectAdditionalProperties) issues.push({ path, message: 'is not a known option' })
+    else if (error.type === ValueErrorType.StringMinLength && error.schema.minLength === 1) issues.push({ path, message: 'must not be empty' })
+    else if (error.type === ValueErrorType.Union) issues.push({ path, message: `must be ${expected(error.schema)}${describe(error.value)}` })
     else issues.push({ path, message: `${error.message.toLowerCase()}${describe(error.value)}` })
+  }
+}
+
+/** "a string or an integer": what a schema accepts, in words. */
+function expected (schema: TSchema): string {
+  if (Array.isArray(schema.anyOf)) return (schema.anyOf as TSchema[]).map(expected).join(' or ')
+  if (schema.const !== undefined) return JSON.stringify(schema.const)
+  switch (schema.type) {
+    case 'object': return 'an object'
+    case 'array': return 'an array'
+    case 'integer': return 'an integer'
+    case 'string': return schema.pattern === '^/' ? 'a path starting with "/"' : 'a string'
+    default: return `a ${String(schema.type)}`
   }
 }
 
@@ -105,7 +121,8 @@ function describe (value: unknown): string {
 
 function handlerKeys (handlers: unknown): Set<string> | 'any' | undefined {
   if (handlers === undefined || handlers === null) return undefined
-  if (typeof handlers === 'function') return 'any'
+  // A plugin for all serves every key; a value of the wrong type is reported by the caller, not here.
+  if (typeof handlers !== 'object' || Array.isArray(handlers)) return 'any'
   return new Set(Object.keys(handlers))
 }
 
@@ -138,7 +155,8 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
       issues.push({ path: at, message: 'must be an object with at least name and listen' })
       return
     }
-    schemaIssues(ListenerConfigSchema, stringifyTls(server), at, issues)
+    // parseListen explains a bad listen value better than the schema can.
+    schemaIssues(ListenerConfigSchema, stringifyTls(server), at, issues, server.listen === undefined ? [] : [`${at}.listen`])
     const before = issues.length
     const name = typeof server.name === 'string' ? server.name : undefined
 
@@ -150,7 +168,7 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
     if (name !== undefined) {
       const twin = names.get(name)
       if (twin !== undefined) issues.push({ path: `${at}.name`, message: `"${name}" is already used by another listener (${twin}); names must be unique` })
-      else names.set(name, typeof server.listen === 'string' || typeof server.listen === 'number' ? String(server.listen) : at)
+      else names.set(name, bind ?? at)
     }
     if (address !== undefined && bind !== undefined) {
       const clash = seen.find(s => bindsOverlap(address, s.address))
@@ -160,15 +178,16 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
       seen.push({ name: name ?? `#${i}`, bind, address })
     }
 
+    // A tls value of the wrong type was reported by the schema; it turns nothing on.
+    const ownTls = typeof server.tls === 'object' && server.tls !== null ? server.tls : undefined
     let tls: TlsConfig | undefined
-    if (server.tls === false) tls = undefined
-    else if (server.tls !== undefined || defaultTls !== undefined) tls = { ...defaultTls, ...(server.tls === undefined ? {} : server.tls) }
+    if (server.tls === false || (server.tls !== undefined && ownTls === undefined)) tls = undefined
+    else if (ownTls !== undefined || defaultTls !== undefined) tls = { ...defaultTls, ...ownTls }
     if (tls !== undefined) {
-      const own = typeof server.tls === 'object' ? server.tls : undefined
       loadTls(tls, baseDir, (field, message) => {
         // Blame the listener when it set the field (or has TLS of its own and no default fills it).
         const key = field.split('[')[0] as keyof TlsConfig
-        const path = own !== undefined && (key in own || defaultTls?.[key] === undefined) ? `${at}.tls.${field}` : `defaults.tls.${field}`
+        const path = ownTls !== undefined && (key in ownTls || defaultTls?.[key] === undefined) ? `${at}.tls.${field}` : `defaults.tls.${field}`
         if (!issues.some(i => i.path === path && i.message === message)) issues.push({ path, message })
       })
     }
@@ -185,7 +204,10 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
     }
 
     const handler = server.handler ?? 'default'
-    if (keys !== 'any' && (keys !== undefined || server.handler !== undefined) && !(keys?.has(handler) ?? false) && typeof server.handler === 'string') {
+    // With no handlers at all a listener on the default key serves only its health routes;
+    // a key named on purpose, or any key missing from a handler map, is a mistake.
+    const unserved = keys === undefined ? typeof server.handler === 'string' : keys !== 'any' && !keys.has(handler)
+    if (unserved && keys !== 'any' && typeof handler === 'string') {
       const known = keys === undefined || keys.size === 0 ? 'no handlers were given' : `known keys: ${[...keys].join(', ')}`
       issues.push({ path: `${at}.handler`, message: `no handler for key "${handler}" (${known})` })
     }
@@ -203,7 +225,10 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
       }
     }
 
-    const health = server.health ?? defaults.health
+    // Field by field like the rest: a listener's health object overrides only the routes it names.
+    const health = server.health === false || (server.health === undefined && defaults.health === false)
+      ? false
+      : { ...(defaults.health === false ? {} : defaults.health), ...server.health }
     if (issues.length > before || address === undefined || bind === undefined || name === undefined) return
     out.push(Object.freeze({
       name,
@@ -223,8 +248,8 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
       bodyLimit: pick('bodyLimit'),
       logLevel: server.logLevel ?? defaults.logLevel,
       health: Object.freeze({
-        liveness: health === false ? false : health?.liveness ?? BUILTIN_DEFAULTS.liveness,
-        readiness: health === false ? false : health?.readiness ?? BUILTIN_DEFAULTS.readiness
+        liveness: health === false ? false : health.liveness ?? BUILTIN_DEFAULTS.liveness,
+        readiness: health === false ? false : health.readiness ?? BUILTIN_DEFAULTS.readiness
       }),
       fastify: Object.freeze({ ...server.fastify }),
       baseDir,
