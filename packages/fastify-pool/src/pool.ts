@@ -182,8 +182,10 @@ export class Pool implements Iterable<Listener> {
    * FST_POOL_START names every failure.
    */
   async start (): Promise<void> {
-    const targets = [...this.#listeners.values()].filter(l => !l.config.disabled && !l.isRunning)
-    const results = await Promise.allSettled(targets.map(l => l.start()))
+    // Not filtered on isRunning: a running listener may have a stop queued;
+    // its start queues behind it (and is a no-op if it is still running then).
+    const targets = [...this.#listeners.values()].filter(l => !l.config.disabled)
+    const results = await Promise.allSettled(targets.map(l => l.launch()))
     const failures: ListenerFailure[] = []
     let required = false
     results.forEach((r, i) => {
@@ -194,7 +196,7 @@ export class Pool implements Iterable<Listener> {
       else this.logger?.warn({ listener: l.name, bind: l.bind, err: r.reason }, 'optional listener failed to start')
     })
     if (!required) return
-    const started = targets.filter((l, i) => results[i]?.status === 'fulfilled')
+    const started = targets.filter((l, i) => { const r = results[i]; return r?.status === 'fulfilled' && r.value })
     await Promise.allSettled(started.map(l => l.stop()))
     throw listenerFailures(FST_POOL_START, failures)
   }
