@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+// The published package runs its compiled dist/. A source checkout has no
+// dist/ (and needs no build step): there the TypeScript sources run through
+// tsx, registered in this process rather than by re-spawning node with flags,
+// so that signals, the exit code and stdio stay those of this one process.
+import { existsSync } from 'node:fs'
+import { register } from 'node:module'
+
+const dist = new URL('../dist/main.js', import.meta.url)
+if (existsSync(dist)) {
+  await import(dist.href)
+} else {
+  // The same module `node --import tsx` loads; importing it twice is harmless.
+  await import('tsx')
+  // Registered after tsx so that it runs first: it adds the "source" export
+  // condition, which `node --conditions=source` would add, for our packages.
+  register('./source-condition.js', import.meta.url)
+  await import('../src/main.ts')
+}

@@ -1,0 +1,270 @@
+// Loading a pool configuration file (YAML, JSON, or a JS module exporting an
+// object): parse, interpolate the environment, load the handler modules, and
+// validate everything, reporting every problem with its file and field.
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { dirname, extname, isAbsolute, relative, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { errors, PoolFileSchema, validateConfig, type Handler, type ListenerConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
+import { parseDocument } from 'yaml'
+import { interpolate, type Env } from './interpolate.ts'
+
+/** A problem in a configuration file. `path` is the field (empty for the file as a whole). */
+export interface FileIssue extends ValidationIssue {
+  file: string
+  /** 1-based position, for syntax errors. */
+  line?: number
+  column?: number
+}
+
+/** What createPool() and pool.reload() take, read from a file. */
+export interface FilePoolOptions {
+  servers: ListenerConfig[]
+  defaults: PoolDefaults
+  /** Absent when the file names no handlers: listeners then serve only their health routes. */
+  handlers?: Record<string, Handler>
+  /** The file's folder: relative TLS and unix socket paths resolve against it. */
+  baseDir: string
+}
+
+export interface LoadedConfig {
+  /** Absolute path of the file. */
+  file: string
+  options: FilePoolOptions
+  /** Handler key -> absolute path of the module it came from (functions given in a JS config are absent). */
+  modules: Record<string, string>
+}
+
+export interface LoadOptions {
+  /** Variables for `${VAR}` expressions (default: process.env). */
+  env?: Env
+  /** Folder a relative `file` is resolved against (default: the working directory). */
+  cwd?: string
+}
+
+export const CONFIG_EXTENSIONS = ['.yaml', '.yml', '.json', '.js', '.mjs', '.cjs'] as const
+
+// JS config modules are re-imported on every load (a reload must see edits);
+// a query string is the only way past the ESM cache. Handler modules are not:
+// their code changes need a restart.
+let generation = 0
+
+/**
+ * Read, interpolate and validate a pool configuration file, and import its
+ * handler modules. Throws FST_POOL_VALIDATE whose `errors` list every problem
+ * (`{ file, path, message }`) and whose message prints them as
+ * `pool.yaml: servers[1].tls.cert: ...`.
+ */
+export async function loadConfigFile (file: string, options: LoadOptions = {}): Promise<LoadedConfig> {
+  if (typeof file !== 'string' || file === '') throw new errors.FST_POOL_PARAM_EMPTY('file')
+  const cwd = options.cwd ?? process.cwd()
+  const env = options.env ?? process.env
+  const path = resolve(cwd, file)
+  const baseDir = dirname(path)
+  const issues: ValidationIssue[] = []
+  const fail = (more: Array<Omit<FileIssue, 'file'>>): never => { throw fileError(path, cwd, more) }
+
+  const raw = await parse(path).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => fail(err.issues ?? [{ path: '', message: err.message }]))
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    fail([{ path: '', message: `must contain an object with a "servers" list (got ${raw === null || raw === undefined ? 'nothing' : Array.isArray(raw) ? 'a list' : typeof raw})` }])
+  }
+
+  // Functions are allowed as handlers in JS configs; they are kept out of
+  // interpolation and of the schema, which speaks of module paths.
+  const { handlers: rawHandlers, ...rest } = raw as Record<string, unknown>
+  const inline: Record<string, Handler> = {}
+  let handlerPaths: unknown = rawHandlers
+  if (rawHandlers !== null && typeof rawHandlers === 'object' && !Array.isArray(rawHandlers)) {
+    handlerPaths = {}
+    for (const [key, value] of Object.entries(rawHandlers)) {
+      if (typeof value === 'function') inline[key] = value as Handler
+      else (handlerPaths as Record<string, unknown>)[key] = value
+    }
+  }
+  const { value, whole } = interpolate({ ...rest, ...(handlerPaths === undefined ? {} : { handlers: handlerPaths }) }, env, issues)
+  const doc = convertWhole(value as Record<string, unknown>, whole)
+
+  // The file's own fields; servers and defaults are checked by validateConfig below.
+  const known = Object.keys(PoolFileSchema.properties)
+  for (const key of Object.keys(doc)) {
+    if (!known.includes(key)) issues.push({ path: key, message: `is not a known field (expected ${known.join(', ')})` })
+  }
+  if (doc.servers === undefined) issues.push({ path: 'servers', message: 'is required: a list of listeners' })
+  else if (!Array.isArray(doc.servers)) issues.push({ path: 'servers', message: `must be a list of listeners (got ${typeof doc.servers})` })
+  if (doc.defaults !== undefined && (doc.defaults === null || typeof doc.defaults !== 'object' || Array.isArray(doc.defaults))) {
+    issues.push({ path: 'defaults', message: 'must be an object' })
+  }
+  if (doc.$schema !== undefined && typeof doc.$schema !== 'string') issues.push({ path: '$schema', message: 'must be a string' })
+  if (doc.handlers !== undefined) {
+    if (doc.handlers === null || typeof doc.handlers !== 'object' || Array.isArray(doc.handlers)) {
+      issues.push({ path: 'handlers', message: 'must map handler keys to module paths' })
+    } else {
+      for (const [key, spec] of Object.entries(doc.handlers)) {
+        if (typeof spec !== 'string' || spec === '') issues.push({ path: `handlers.${key}`, message: `must be a module path, relative to this file (got ${JSON.stringify(spec)})` })
+      }
+    }
+  }
+
+  const handlers: Record<string, Handler> = { ...inline }
+  const modules: Record<string, string> = {}
+  if (handlerPaths !== null && typeof handlerPaths === 'object') {
+    await Promise.all(Object.entries(doc.handlers as Record<string, unknown> ?? {}).map(async ([key, spec]) => {
+      if (typeof spec !== 'string' || spec === '') return // reported by the schema
+      const got = await importHandler(spec, path)
+      if ('problem' in got) {
+        issues.push({ path: `handlers.${key}`, message: got.problem })
+        // Keep the key so listeners using it are not also blamed.
+        handlers[key] = async () => {}
+      } else {
+        handlers[key] = got.handler
+        modules[key] = got.file
+      }
+    }))
+  }
+
+  const servers = (doc.servers ?? []) as ListenerConfig[]
+  const defaults = (doc.defaults ?? {}) as PoolDefaults
+  const given = rawHandlers === undefined ? undefined : handlers
+  try {
+    validateConfig({ servers, defaults, handlers: given, baseDir })
+  } catch (err) {
+    const more = (err as { errors?: ValidationIssue[] }).errors
+    if (more === undefined) throw err
+    for (const i of more) if (!issues.some(o => o.path === i.path)) issues.push(i)
+  }
+  if (issues.length > 0) fail(issues)
+  return { file: path, options: { servers, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir }, modules }
+}
+
+async function parse (path: string): Promise<unknown> {
+  const ext = extname(path).toLowerCase()
+  if (!(CONFIG_EXTENSIONS as readonly string[]).includes(ext)) {
+    throw new Error(`unsupported file type "${ext || '(none)'}"; expected ${CONFIG_EXTENSIONS.join(', ')}`)
+  }
+  if (ext === '.js' || ext === '.mjs' || ext === '.cjs') {
+    const url = pathToFileURL(path)
+    url.searchParams.set('load', String(++generation))
+    let mod: { default?: unknown }
+    try {
+      mod = await import(url.href)
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      throw new Error(e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(path) ? 'file not found' : `cannot be imported: ${e.message}`)
+    }
+    if (mod.default === undefined) throw new Error('has no default export; export the configuration object as default')
+    return mod.default
+  }
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new Error(code === 'ENOENT' ? 'file not found' : `cannot be read: ${(err as Error).message}`)
+  }
+  // JSON is read by the YAML parser too (YAML 1.2 contains it) for the same line and column reports.
+  const doc = parseDocument(text, { prettyErrors: true })
+  if (doc.errors.length > 0) {
+    const issues = doc.errors.map(e => ({
+      path: '',
+      message: `${ext === '.json' ? 'JSON' : 'YAML'} syntax error: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`,
+      line: e.linePos?.[0].line,
+      column: e.linePos?.[0].col
+    }))
+    throw Object.assign(new Error(issues[0]?.message), { issues })
+  }
+  return doc.toJS()
+}
+
+async function importHandler (spec: string, configFile: string): Promise<{ handler: Handler, file: string } | { problem: string }> {
+  let file: string
+  if (spec.startsWith('.') || isAbsolute(spec)) {
+    file = resolve(dirname(configFile), spec)
+  } else {
+    // A package name: found from the config file's folder, as Node would from a module there.
+    try {
+      file = createRequire(configFile).resolve(spec)
+    } catch {
+      return { problem: `module "${spec}" not found from ${dirname(configFile)}` }
+    }
+  }
+  let mod: { default?: unknown }
+  try {
+    mod = await import(pathToFileURL(file).href)
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) return { problem: `module not found: ${file}` }
+    return { problem: `cannot import ${file}: ${e.message.split('\n')[0]}` }
+  }
+  let plugin = mod.default
+  // A CommonJS module compiled from `export default` nests it once more.
+  if (plugin !== null && typeof plugin === 'object' && typeof (plugin as { default?: unknown }).default === 'function') plugin = (plugin as { default: unknown }).default
+  if (typeof plugin !== 'function') {
+    return { problem: `${file} must export a Fastify plugin as default (got ${plugin === undefined ? 'no default export' : typeof plugin})` }
+  }
+  return { handler: plugin as Handler, file }
+}
+
+/** Values that were one whole `${VAR}` become numbers or booleans where the schema wants them. */
+function convertWhole (doc: Record<string, unknown>, whole: Array<Array<string | number>>): Record<string, unknown> {
+  for (const at of whole) {
+    let parent: unknown = doc
+    for (const key of at.slice(0, -1)) parent = (parent as Record<string | number, unknown>)?.[key]
+    const last = at[at.length - 1]
+    if (last === undefined || parent === null || typeof parent !== 'object') continue
+    const holder = parent as Record<string | number, unknown>
+    const text = holder[last]
+    if (typeof text !== 'string') continue
+    const types = typesAt(PoolFileSchema as unknown as SchemaNode, at)
+    if (types.has('string')) continue
+    if ((types.has('integer') || types.has('number')) && /^-?\d+(\.\d+)?$/.test(text.trim())) holder[last] = Number(text)
+    else if (types.has('boolean') && (text === 'true' || text === 'false')) holder[last] = text === 'true'
+  }
+  return doc
+}
+
+interface SchemaNode { type?: string, const?: unknown, properties?: Record<string, SchemaNode>, items?: SchemaNode, anyOf?: SchemaNode[], patternProperties?: Record<string, SchemaNode> }
+
+/** The JSON types the schema accepts at a path (through objects, arrays and unions). */
+function typesAt (schema: SchemaNode, at: ReadonlyArray<string | number>): Set<string> {
+  let nodes: SchemaNode[] = [schema]
+  for (const key of at) {
+    const next: SchemaNode[] = []
+    const visit = (n: SchemaNode): void => {
+      if (n.anyOf !== undefined) { n.anyOf.forEach(visit); return }
+      if (typeof key === 'number' && n.items !== undefined) next.push(n.items)
+      if (typeof key === 'string' && n.properties?.[key] !== undefined) next.push(n.properties[key])
+      if (typeof key === 'string' && n.patternProperties !== undefined) next.push(...Object.values(n.patternProperties))
+    }
+    nodes.forEach(visit)
+    nodes = next
+  }
+  const types = new Set<string>()
+  const collect = (n: SchemaNode): void => {
+    if (n.anyOf !== undefined) n.anyOf.forEach(collect)
+    else if (n.type !== undefined) types.add(n.type)
+    else if (n.const !== undefined) types.add(typeof n.const)
+    else types.add('string') // unknown shapes (e.g. fastify pass-through): leave the text alone
+  }
+  nodes.forEach(collect)
+  return types
+}
+
+/** The FST_POOL_VALIDATE error for a file: each line reads `file: path: message`. */
+export function fileError (file: string, cwd: string, issues: Array<Omit<FileIssue, 'file'>>): Error & { errors: FileIssue[], file: string } {
+  const shown = displayPath(file, cwd)
+  const list: FileIssue[] = issues.map(i => ({ ...i, file }))
+  const text = list.map(i => `  - ${formatIssue(i, shown)}`).join('\n')
+  return Object.assign(new errors.FST_POOL_VALIDATE(text), { errors: list, file })
+}
+
+/** `pool.yaml: servers[1].tls.cert: message`, or `pool.yaml:3:5: message` for syntax errors. */
+export function formatIssue (issue: FileIssue, shown = issue.file): string {
+  const where = issue.line === undefined ? shown : `${shown}:${issue.line}:${issue.column ?? 1}`
+  return issue.path === '' ? `${where}: ${issue.message}` : `${where}: ${issue.path}: ${issue.message}`
+}
+
+/** A path relative to cwd when it is inside it, else absolute. */
+export function displayPath (file: string, cwd = process.cwd()): string {
+  const rel = relative(cwd, file)
+  return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? file : rel
+}

@@ -1,0 +1,116 @@
+// `fastify-pool start`: build the pool from the file, start it, print what
+// listens where, then serve until a signal. SIGTERM/SIGINT drain within the
+// deadline and exit 0 (a second one exits at once); an uncaught error drains
+// and exits 1; SIGHUP re-reads the file and applies it in place.
+import closeWithGrace from 'close-with-grace'
+import { BUILTIN_DEFAULTS, type ListenerFailure } from 'fastify-pool'
+import { displayPath, formatIssue, type FileIssue } from './config-file.ts'
+import { createLogger } from './logger.ts'
+import { createPoolFromFile, type FilePool } from './pool-from-file.ts'
+import { listenerTable } from './table.ts'
+
+export interface StartOptions {
+  file: string
+  pretty: boolean
+}
+
+// Beyond the drain deadline, how long closing may take (app onClose hooks)
+// before the process gives up and exits 1.
+const CLOSE_MARGIN = 5_000
+
+export async function start ({ file, pretty }: StartOptions): Promise<number> {
+  const shown = displayPath(file)
+  const logger = createLogger({ pretty, level: 'info' })
+  let running: FilePool
+  try {
+    running = await createPoolFromFile(file, { logger })
+  } catch (err) {
+    if (!printIssues(err, shown)) throw err
+    return 1
+  }
+  const { pool } = running
+  logger.level = running.loaded.options.defaults.logLevel ?? 'info'
+  let timeout = running.loaded.options.defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
+
+  // Signal handlers go in before anything is announced: until then a SIGTERM
+  // or SIGHUP would kill the process outright (their default action).
+  // An object, so that the reload loop sees the close fn set it.
+  const state = { closing: false, started: false, reloadAsked: false }
+  closeWithGrace({
+    // The drain deadline can change on reload, so the backstop is set when closing starts.
+    delay: null,
+    // SIGHUP reloads instead of closing.
+    skip: ['SIGHUP', 'beforeExit'],
+    logger: { error: (message: unknown) => logger.error(message) },
+    onSecondSignal: (signal) => logger.warn({ signal }, `second ${signal}: exiting now without waiting for the drain`)
+  }, async ({ signal, err }) => {
+    state.closing = true
+    const backstop = setTimeout(() => {
+      logger.error(`closing took longer than the drain deadline (${timeout} ms) + ${CLOSE_MARGIN} ms: exiting`)
+      process.exit(1)
+    }, timeout + CLOSE_MARGIN)
+    backstop.unref()
+    if (err !== undefined) logger.error({ err }, 'uncaught error: draining the pool, then exiting')
+    else logger.info({ signal, timeout }, `${signal ?? 'close'}: draining the pool`)
+    const reports = await pool.stop({ timeout })
+    clearTimeout(backstop)
+    logger.info({ cut: reports.reduce((n, r) => n + r.cut, 0) }, 'pool stopped')
+  })
+
+  let reloading: Promise<void> | undefined
+  let again = false
+  const reload = async (): Promise<void> => {
+    logger.info({ file: shown }, 'SIGHUP: reloading the configuration')
+    try {
+      const report = await running.reload()
+      const defaults = running.loaded.options.defaults
+      timeout = defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
+      logger.level = defaults.logLevel ?? 'info'
+      process.stderr.write(listenerTable(pool))
+      logger.info({ ...report, listeners: listeners() }, 'configuration reloaded')
+    } catch (err) {
+      const issues = (err as { errors?: FileIssue[] }).errors
+      if ((err as { code?: string }).code === 'FST_POOL_VALIDATE' && issues !== undefined) {
+        logger.error({ problems: issues.map(i => formatIssue(i, shown)) }, 'reload rejected: the file is invalid; still serving the previous configuration')
+      } else {
+        logger.error({ err }, 'reload failed and was undone; still serving the previous configuration')
+      }
+    }
+  }
+  const onHangup = (): void => {
+    if (state.closing) return
+    if (!state.started) { state.reloadAsked = true; return }
+    // Signals during a reload are folded into one more reload after it.
+    if (reloading !== undefined) { again = true; return }
+    reloading = (async () => {
+      do { again = false; await reload() } while (again && !state.closing)
+    })().finally(() => { reloading = undefined })
+  }
+  process.on('SIGHUP', onHangup)
+
+  try {
+    await pool.start()
+  } catch (err) {
+    const failures = (err as { errors?: ListenerFailure[] }).errors ?? []
+    logger.error({ err }, 'the pool could not start')
+    for (const f of failures) process.stderr.write(`${shown}: listener "${f.name}" (${f.bind}): ${f.error.message}\n`)
+    return 1
+  }
+  // The table is for people; stdout stays one JSON object per line for log collectors.
+  process.stderr.write(listenerTable(pool))
+  const listeners = (): unknown => pool.status().map(s => ({ name: s.name, bind: s.bind, url: s.url, handler: s.handler, state: s.state }))
+  logger.info({ file: shown, listeners: listeners() }, 'pool started')
+  state.started = true
+  if (state.reloadAsked) onHangup()
+
+  return 0
+}
+
+/** Print a file's validation problems to stderr; false if `err` is not one. */
+function printIssues (err: unknown, shown: string): boolean {
+  const issues = (err as { errors?: FileIssue[] }).errors
+  if ((err as { code?: string }).code !== 'FST_POOL_VALIDATE' || issues === undefined) return false
+  for (const issue of issues) process.stderr.write(`${formatIssue(issue, shown)}\n`)
+  process.stderr.write(`${shown}: ${issues.length} problem${issues.length === 1 ? '' : 's'}; nothing was started\n`)
+  return true
+}
