@@ -6,7 +6,9 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { createPool, type Handlers, type ListenerConfig, type Pool } from 'fastify-pool'
 import type { FastifyInstance } from 'fastify'
-import { freePort, get } from './fixtures/cli.ts'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { TLS, freePort, get } from './fixtures/cli.ts'
 
 const says = (word: string) => async (app: FastifyInstance): Promise<void> => { app.get('/', async () => word) }
 
@@ -165,10 +167,32 @@ test('a changed listener serves its new handler on the same address', async (t) 
   const pool = poolFor(t, [{ name: 'a', listen: `127.0.0.1:${port}`, handler: 'main' }], handlers1)
   await pool.start()
   assert.equal((await get(`http://127.0.0.1:${port}/`)).body, 'v1')
+  const listener = pool.load('a')
+  const server = listener?.server
   const report = await pool.reload({ servers: [{ name: 'a', listen: `127.0.0.1:${port}`, handler: 'main', bodyLimit: 1024 }], handlers: handlers2 })
   assert.deepEqual(report.changed, ['a'])
   assert.equal((await get(`http://127.0.0.1:${port}/`)).body, 'v2')
   assert.equal(pool.load('a')?.config.bodyLimit, 1024)
+  assert.equal(pool.load('a'), listener, 'the same listener')
+  assert.equal(pool.load('a')?.server, server, 'on the same socket: no downtime')
+  assert.equal(pool.load('a')?.status.generation, 2, 'a new generation')
+})
+
+test('a change the live socket cannot make (HTTP to HTTPS) replaces the listener', async (t) => {
+  const handlers = { main: says('x') }
+  const pool = poolFor(t, [{ name: 'a', listen: '127.0.0.1:0', handler: 'main' }], handlers)
+  await pool.start()
+  const before = pool.load('a')
+  const report = await pool.reload({
+    servers: [{ name: 'a', listen: '127.0.0.1:0', handler: 'main', tls: { cert: join(TLS, 'server.crt'), key: join(TLS, 'server.key') } }],
+    handlers
+  })
+  assert.deepEqual(report.changed, ['a'])
+  assert.notEqual(pool.load('a'), before)
+  assert.equal(before?.isRunning, false)
+  const reply = await get(`${url(pool, 'a')}/`, { ca: readFileSync(join(TLS, 'ca.crt'), 'utf8') })
+  assert.equal(reply.body, 'x')
+  assert.match(url(pool, 'a'), /^https:/)
 })
 
 test('reload on a stopped pool only swaps the configuration', async (t) => {

@@ -1,4 +1,5 @@
 export { createPool, Pool, type WalkFunction } from './pool.ts'
+export type { ReloadOptions, ReloadReport } from './reload.ts'
 export { Listener } from './listener.ts'
 export { validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type PassThroughOptions, type ValidateOptions } from './config.ts'
 export { parseListen, formatAddress, type ListenAddress } from './address.ts'

@@ -35,9 +35,6 @@ export interface ReloadTarget {
   settings: { ctx: ListenerContext, defaults: PoolDefaults, baseDir: string | undefined }
 }
 
-/** What reconfigure() looks like on listeners that have it (same bind, same socket). */
-type Reconfigurable = Listener & { reconfigure?: (config: NormalizedConfig) => Promise<void> }
-
 interface Step {
   kind: 'add' | 'move' | 'change' | 'remove' | 'keep'
   name: string
@@ -162,14 +159,15 @@ function plan (listeners: Map<string, Listener>, configs: NormalizedConfig[], ol
 }
 
 /**
- * Same address, new settings. With listener.reconfigure() the new settings are
- * swapped in on the live socket; without it the listener is replaced, stopping
- * the old one first (the address cannot be bound twice).
+ * Same address, new settings: reconfigure() swaps them in on the live socket.
+ * What a live socket cannot change (HTTP <-> HTTPS, HTTP/2) and listeners that
+ * are not running or are being disabled get a new listener instead, the old
+ * one stopped first since the address cannot be bound twice.
  */
 async function change (s: Step, ctx: ListenerContext, live: boolean, timeout: StopOptions): Promise<(() => Promise<unknown>) | undefined> {
-  const old = s.old as Reconfigurable
+  const old = s.old as Listener
   const config = s.config as NormalizedConfig
-  if (!old.isRunning || config.disabled || old.config.disabled || typeof old.reconfigure !== 'function') {
+  if (!old.isRunning || config.disabled || old.config.disabled || scheme(config) !== scheme(old.config)) {
     const wasRunning = old.isRunning
     if (wasRunning) await old.stop(timeout)
     const next = new Listener(config, ctx)
@@ -192,7 +190,7 @@ async function change (s: Step, ctx: ListenerContext, live: boolean, timeout: St
   // The new generation built by reconfigure() takes the new handlers.
   old.setHandlers(ctx.handlers)
   try {
-    await old.reconfigure(config)
+    await old.reconfigure(config, timeout)
   } catch (err) {
     old.setHandlers(handlers)
     throw err
@@ -200,9 +198,11 @@ async function change (s: Step, ctx: ListenerContext, live: boolean, timeout: St
   s.next = old
   return async () => {
     old.setHandlers(handlers)
-    await old.reconfigure?.(before)
+    await old.reconfigure(before, { timeout: 0 })
   }
 }
+
+const scheme = (c: NormalizedConfig): string => `${c.tls === undefined ? 'http' : 'https'}${c.http2 ? '2' : ''}`
 
 function sameConfig (a: NormalizedConfig, b: NormalizedConfig): boolean {
   const { source: _a, baseDir: _ab, ...left } = a
