@@ -1,0 +1,85 @@
+// The load generator: autocannon, driven programmatically, always against
+// 127.0.0.1 and always bounded in time.
+import autocannon from 'autocannon'
+import { quantileSorted } from './stats.ts'
+
+export interface LoadOptions {
+  /** Connections in all, split between the URLs. */
+  connections: number
+  pipelining: number
+  /** Seconds. */
+  duration: number
+}
+
+export interface LoadResult {
+  /** Successful (2xx) responses per second. */
+  rps: number
+  /** Latency percentiles of 2xx responses, in milliseconds. */
+  p50: number
+  p99: number
+  responses: number
+  /** Connection errors, timeouts and non-2xx responses: all should be 0. */
+  errors: number
+  non2xx: number
+  seconds: number
+}
+
+/**
+ * autocannon's own histogram keeps whole milliseconds, too coarse to compare
+ * two servers within 2 %; its 'response' event has the exact duration, so the
+ * percentiles are computed here from every response.
+ */
+class Samples {
+  #data = new Float64Array(1 << 16)
+  length = 0
+  push (value: number): void {
+    if (this.length === this.#data.length) {
+      const grown = new Float64Array(this.#data.length * 2)
+      grown.set(this.#data)
+      this.#data = grown
+    }
+    this.#data[this.length++] = value
+  }
+
+  sorted (): Float64Array { return this.#data.subarray(0, this.length).sort() }
+}
+
+/**
+ * Load one or more URLs at once for `duration` seconds, the connections split
+ * between them; the percentiles cover every response.
+ */
+export async function load (urls: string | readonly string[], options: LoadOptions): Promise<LoadResult> {
+  const targets = typeof urls === 'string' ? [urls] : urls
+  for (const u of targets) {
+    const host = new URL(u).hostname
+    if (host !== '127.0.0.1' && host !== '[::1]') throw new Error(`load is only sent to loopback, not ${host}`)
+  }
+  const samples = new Samples()
+  const share = Math.max(1, Math.floor(options.connections / targets.length))
+  const results = await Promise.all(targets.map(url => new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon({
+      url,
+      connections: share,
+      pipelining: options.pipelining,
+      duration: options.duration,
+      // Seconds before a request counts as an error.
+      timeout: 10
+    }, (err, result) => err === null || err === undefined ? resolve(result) : reject(err))
+    instance.on('response', (_client, status, _bytes, time) => {
+      if (status >= 200 && status < 300) samples.push(time)
+    })
+  })))
+  const sorted = samples.sorted()
+  const seconds = Math.max(...results.map(r => (r.finish.getTime() - r.start.getTime()) / 1000))
+  const non2xx = results.reduce((n, r) => n + r.non2xx, 0)
+  return {
+    rps: sorted.length / seconds,
+    p50: quantileSorted(sorted, 0.5),
+    p99: quantileSorted(sorted, 0.99),
+    responses: sorted.length,
+    // autocannon's errors include its timeouts.
+    errors: results.reduce((n, r) => n + r.errors, 0) + non2xx,
+    non2xx,
+    seconds
+  }
+}

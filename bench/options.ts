@@ -1,0 +1,42 @@
+// Parameters of a benchmark run: the quick and full presets, and what each
+// suite returns to the runner.
+
+export interface BenchOptions {
+  mode: 'quick' | 'full'
+  /** Pin the server to core 1 and the load generator to core 0 (needs taskset and 2 cores). */
+  pin: boolean
+  /** Folder for --cpu-prof profiles of the servers under test, or undefined. */
+  profileDir: string | undefined
+  overhead: { rounds: number, duration: number, warmup: number, connections: number, pipelining: number }
+  restart: { rounds: number, duration: number, listeners: number, gap: number, connections: number, pipelining: number }
+  scale: { sizes: number[], runs: number, holdMs: number, selectSizes: number[] }
+  drain: { idle: number[], holds: number[], runs: number }
+}
+
+export const PRESETS: Record<'quick' | 'full', Omit<BenchOptions, 'mode' | 'pin' | 'profileDir'>> = {
+  // Checks that the harness works; too short for figures worth quoting.
+  quick: {
+    overhead: { rounds: 1, duration: 1.5, warmup: 0.5, connections: 100, pipelining: 10 },
+    restart: { rounds: 1, duration: 2, listeners: 2, gap: 100, connections: 100, pipelining: 10 },
+    scale: { sizes: [1, 10, 100], runs: 2, holdMs: 200, selectSizes: [100, 1000, 10_000] },
+    drain: { idle: [0, 10, 100, 1000], holds: [200], runs: 2 }
+  },
+  full: {
+    overhead: { rounds: 5, duration: 5, warmup: 2, connections: 100, pipelining: 10 },
+    restart: { rounds: 3, duration: 5, listeners: 2, gap: 100, connections: 100, pipelining: 10 },
+    scale: { sizes: [1, 10, 100, 500], runs: 5, holdMs: 200, selectSizes: [100, 1000, 10_000] },
+    drain: { idle: [0, 10, 100, 1000], holds: [200, 1000], runs: 5 }
+  }
+}
+
+/** What a suite hands back: markdown for BENCHMARKS.md (also printed). */
+export interface Section {
+  title: string
+  /** Parameters in one line. */
+  params: string
+  body: string
+  /** Targets missed, one line each, for the summary. */
+  misses: string[]
+}
+
+export type Log = (line: string) => void
