@@ -206,8 +206,7 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
     const handler = server.handler ?? 'default'
     // With no handlers at all a listener on the default key serves only its health routes;
     // a key named on purpose, or any key missing from a handler map, is a mistake.
-    const unserved = keys === undefined ? typeof server.handler === 'string' : keys !== 'any' && !keys.has(handler)
-    if (unserved && keys !== 'any' && typeof handler === 'string') {
+    if (typeof handler === 'string' && keys !== 'any' && !(keys === undefined ? server.handler === undefined : keys.has(handler))) {
       const known = keys === undefined || keys.size === 0 ? 'no handlers were given' : `known keys: ${[...keys].join(', ')}`
       issues.push({ path: `${at}.handler`, message: `no handler for key "${handler}" (${known})` })
     }
