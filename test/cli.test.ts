@@ -1,10 +1,12 @@
 // The fastify-pool command end to end: child processes on real sockets.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { X509Certificate, createPublicKey } from 'node:crypto'
+import { readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
+import { createDevCertificate } from 'fastify-pool-cli'
 import { BIN, TLS, get, logLines, run, tempDir, type Child } from './fixtures/cli.ts'
 
 const CA = readFileSync(join(TLS, 'ca.crt'), 'utf8')
@@ -294,4 +296,50 @@ test('--pretty prints readable logs', async (t) => {
   child.proc.kill('SIGTERM')
   const ex = await child.exited
   assert.equal(ex.code, 0, JSON.stringify(ex) + child.stdout() + child.stderr())
+})
+
+test('--dev-cert writes a self-signed certificate where the TLS files are missing, and never overwrites one', async (t) => {
+  const dir = project(t, `
+handlers:
+  public: ./routes/public.js
+servers:
+  - name: secure
+    listen: 127.0.0.1:0
+    handler: public
+    tls:
+      cert: ./certs/dev.crt
+      key: ./certs/dev.key
+`)
+  const first = run(t, [BIN, 'start', '--json', '--dev-cert'], { cwd: dir })
+  await first.waitFor(out => /"msg":"pool started"/.test(out))
+  assert.match(first.stdout(), /wrote a self-signed development certificate/)
+  const cert = readFileSync(join(dir, 'certs/dev.crt'), 'utf8')
+  const x509 = new X509Certificate(cert)
+  assert.equal(x509.checkHost('localhost'), 'localhost')
+  assert.equal(x509.checkIP('127.0.0.1'), '127.0.0.1')
+  assert.equal(statSync(join(dir, 'certs/dev.key')).mode & 0o077, 0, 'the key is private to its owner')
+  const at = urls(entry(first, 'pool started'))
+  assert.equal((await get(`${at.secure}/`, { ca: cert })).body, 'public')
+  first.proc.kill('SIGTERM')
+  assert.equal((await first.exited).code, 0)
+
+  const second = run(t, [BIN, 'start', '--json', '--dev-cert'], { cwd: dir })
+  await second.waitFor(out => /"msg":"pool started"/.test(out))
+  assert.doesNotMatch(second.stdout(), /wrote a self-signed/)
+  assert.equal(readFileSync(join(dir, 'certs/dev.crt'), 'utf8'), cert, 'the existing certificate is kept')
+  second.proc.kill('SIGTERM')
+  assert.equal((await second.exited).code, 0)
+})
+
+test('createDevCertificate() makes a valid certificate for the hosts asked', () => {
+  const { cert, key } = createDevCertificate({ hosts: ['example.test', '10.1.2.3', 'fe80::1'], days: 2 })
+  const x509 = new X509Certificate(cert)
+  assert.equal(x509.checkHost('example.test'), 'example.test')
+  assert.equal(x509.checkHost('localhost'), undefined)
+  assert.equal(x509.checkIP('10.1.2.3'), '10.1.2.3')
+  assert.equal(x509.checkIP('fe80::1'), 'fe80::1')
+  assert.ok(x509.verify(createPublicKey(key)))
+  const days = (Date.parse(x509.validTo) - Date.parse(x509.validFrom)) / 86_400_000
+  assert.ok(days > 2 && days < 2.1, `valid for ${days} days`)
+  assert.equal(x509.ca, false)
 })

@@ -1,6 +1,7 @@
 // Loading a pool configuration file (YAML, JSON, or a JS module exporting an
 // object): parse, interpolate the environment, load the handler modules, and
 // validate everything, reporting every problem with its file and field.
+import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path'
@@ -267,4 +268,31 @@ export function formatIssue (issue: FileIssue, shown = issue.file): string {
 export function displayPath (file: string, cwd = process.cwd()): string {
   const rel = relative(cwd, file)
   return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? file : rel
+}
+
+/**
+ * The TLS certificate and key files a configuration names that do not exist
+ * yet (both missing, as paths rather than PEM text): where `start --dev-cert`
+ * writes a development certificate. Problems are left to loadConfigFile().
+ */
+export async function missingCertificates (file: string, options: LoadOptions = {}): Promise<Array<{ cert: string, key: string }>> {
+  const path = resolve(options.cwd ?? process.cwd(), file)
+  const raw = await parse(path).catch(() => undefined) as Record<string, unknown> | undefined
+  if (raw === null || typeof raw !== 'object') return []
+  const { handlers: _handlers, ...rest } = raw
+  const doc = interpolate(rest, options.env ?? process.env, []).value as { defaults?: { tls?: unknown }, servers?: unknown }
+  const asObject = (v: unknown): Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : {}
+  const defaults = asObject(asObject(doc.defaults).tls)
+  const blocks = Array.isArray(doc.servers) ? doc.servers.map(s => asObject(s).tls).filter(t => t !== undefined && t !== false) : []
+  const out: Array<{ cert: string, key: string }> = []
+  for (const own of blocks.length > 0 ? blocks : [undefined]) {
+    const tls = { ...defaults, ...asObject(own) }
+    const cert = tls.cert
+    const key = tls.key
+    if (typeof cert !== 'string' || typeof key !== 'string' || cert.includes('-----BEGIN') || key.includes('-----BEGIN')) continue
+    const pair = { cert: resolve(dirname(path), cert), key: resolve(dirname(path), key) }
+    if (out.some(p => p.cert === pair.cert) || existsSync(pair.cert) || existsSync(pair.key)) continue
+    out.push(pair)
+  }
+  return out
 }

@@ -19,6 +19,9 @@ Options:
                        pool.mjs or pool.js in the working directory)
       --pretty         Readable logs (the default when stdout is a terminal)
       --json           JSON logs, one object per line (the default otherwise)
+      --dev-cert       (start) Where the file names TLS certificate and key files
+                       that do not exist, write a self-signed certificate for
+                       localhost there first. For development only.
   -h, --help           Show this help
   -v, --version        Show the version
 
@@ -30,6 +33,7 @@ const COMMANDS = {
     config: { type: 'string', short: 'c' },
     pretty: { type: 'boolean' },
     json: { type: 'boolean' },
+    'dev-cert': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
   },
   validate: {
@@ -60,7 +64,7 @@ export async function main (argv: string[]): Promise<number> {
       : `unknown command "${first}"; expected start or validate`)
   }
   const command = first as keyof typeof COMMANDS
-  let values: { config?: string, pretty?: boolean, json?: boolean, help?: boolean }
+  let values: { config?: string, pretty?: boolean, json?: boolean, help?: boolean, 'dev-cert'?: boolean }
   try {
     values = parseArgs({ args: rest, options: COMMANDS[command], strict: true, allowPositionals: false }).values as typeof values
   } catch (err) {
@@ -74,7 +78,11 @@ export async function main (argv: string[]): Promise<number> {
   const file = findConfigFile(values.config)
   // Loaded on demand: --help, --version and usage errors stay fast.
   if (command === 'validate') return (await import('./validate.ts')).validate(file)
-  return (await import('./start.ts')).start({ file, pretty: values.pretty ?? (values.json === true ? false : process.stdout.isTTY === true) })
+  return (await import('./start.ts')).start({
+    file,
+    pretty: values.pretty ?? (values.json === true ? false : process.stdout.isTTY === true),
+    devCert: values['dev-cert'] === true
+  })
 }
 
 function usageMessage (err: Error & { code?: string }): string {

@@ -4,7 +4,8 @@
 // and exits 1; SIGHUP re-reads the file and applies it in place.
 import closeWithGrace from 'close-with-grace'
 import { BUILTIN_DEFAULTS, type ListenerFailure } from 'fastify-pool'
-import { displayPath, formatIssue, type FileIssue } from './config-file.ts'
+import { displayPath, formatIssue, missingCertificates, type FileIssue } from './config-file.ts'
+import { writeDevCertificate } from './dev-cert.ts'
 import { createLogger } from './logger.ts'
 import { createPoolFromFile, type FilePool } from './pool-from-file.ts'
 import { listenerTable } from './table.ts'
@@ -12,15 +13,23 @@ import { listenerTable } from './table.ts'
 export interface StartOptions {
   file: string
   pretty: boolean
+  /** Write a self-signed certificate where the file names TLS files that do not exist. */
+  devCert?: boolean
 }
 
 // Beyond the drain deadline, how long closing may take (app onClose hooks)
 // before the process gives up and exits 1.
 const CLOSE_MARGIN = 5_000
 
-export async function start ({ file, pretty }: StartOptions): Promise<number> {
+export async function start ({ file, pretty, devCert = false }: StartOptions): Promise<number> {
   const shown = displayPath(file)
   const logger = createLogger({ pretty, level: 'info' })
+  if (devCert) {
+    for (const pair of await missingCertificates(file)) {
+      await writeDevCertificate(pair.cert, pair.key)
+      logger.warn({ cert: displayPath(pair.cert), key: displayPath(pair.key) }, 'wrote a self-signed development certificate for localhost (never use it in production)')
+    }
+  }
   let running: FilePool
   try {
     running = await createPoolFromFile(file, { logger })
@@ -67,7 +76,7 @@ export async function start ({ file, pretty }: StartOptions): Promise<number> {
       timeout = defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
       logger.level = defaults.logLevel ?? 'info'
       process.stderr.write(listenerTable(pool))
-      logger.info({ ...report, listeners: listeners() }, 'configuration reloaded')
+      logger.info({ ...report, ...(pretty ? {} : { listeners: listeners() }) }, 'configuration reloaded')
     } catch (err) {
       const issues = (err as { errors?: FileIssue[] }).errors
       if ((err as { code?: string }).code === 'FST_POOL_VALIDATE' && issues !== undefined) {
@@ -99,7 +108,8 @@ export async function start ({ file, pretty }: StartOptions): Promise<number> {
   // The table is for people; stdout stays one JSON object per line for log collectors.
   process.stderr.write(listenerTable(pool))
   const listeners = (): unknown => pool.status().map(s => ({ name: s.name, bind: s.bind, url: s.url, handler: s.handler, state: s.state }))
-  logger.info({ file: shown, listeners: listeners() }, 'pool started')
+  // Readable logs follow the table, which says it all; JSON logs carry the listeners for tools.
+  logger.info({ file: shown, ...(pretty ? {} : { listeners: listeners() }) }, 'pool started')
   state.started = true
   if (state.reloadAsked) onHangup()
 

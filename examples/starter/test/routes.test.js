@@ -1,0 +1,51 @@
+// The routes, tested without sockets: pool.inject() runs a request through one
+// listener's Fastify instance.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createPoolFromFile, writeDevCertificate } from 'fastify-pool-cli'
+
+const POOL = new URL('../pool.yaml', import.meta.url)
+
+// The secure listener needs a certificate: a throwaway one, named through
+// the TLS_CERT and TLS_KEY variables that pool.yaml reads.
+const certs = mkdtempSync(join(tmpdir(), 'starter-certs-'))
+const env = { ...process.env, TLS_CERT: join(certs, 'dev.crt'), TLS_KEY: join(certs, 'dev.key') }
+await writeDevCertificate(env.TLS_CERT, env.TLS_KEY)
+process.once('exit', () => rmSync(certs, { recursive: true, force: true }))
+
+async function pool (t) {
+  const { pool } = await createPoolFromFile(POOL, { env })
+  t.after(() => pool.stop())
+  return pool
+}
+
+test('the public API answers on the public listener', async (t) => {
+  const p = await pool(t)
+  const res = await p.inject('public', '/')
+  assert.equal(res.statusCode, 200)
+  assert.deepEqual(res.json(), { hello: 'world' })
+})
+
+test('items are validated', async (t) => {
+  const p = await pool(t)
+  assert.deepEqual((await p.inject('public', '/items/7')).json(), { id: 7, name: 'item 7' })
+  assert.equal((await p.inject('public', '/items/zero')).statusCode, 400)
+})
+
+test('the pool status is served by the admin listener only', async (t) => {
+  const p = await pool(t)
+  const res = await p.inject('admin', '/pool')
+  assert.equal(res.statusCode, 200)
+  assert.deepEqual(res.json().listeners.map((l) => l.name), ['public', 'secure', 'admin'])
+  assert.equal((await p.inject('public', '/pool')).statusCode, 404)
+})
+
+test('every listener answers liveness', async (t) => {
+  const p = await pool(t)
+  for (const name of ['public', 'secure', 'admin']) {
+    assert.equal((await p.inject(name, '/healthz')).statusCode, 200, name)
+  }
+})
