@@ -1,0 +1,1 @@
+export { createProject, defaultTemplate, packageName, TargetNotEmptyError, type CreateOptions, type CreateResult } from './create.ts'
