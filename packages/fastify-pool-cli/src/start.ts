@@ -6,6 +6,7 @@ import closeWithGrace from 'close-with-grace'
 import { BUILTIN_DEFAULTS, type ListenerFailure } from 'fastify-pool'
 import { displayPath, formatIssue, missingCertificates, type FileIssue } from './config-file.ts'
 import { writeDevCertificate } from './dev-cert.ts'
+import type { Logger } from 'pino'
 import { createLogger } from './logger.ts'
 import { createPoolFromFile, type FilePool } from './pool-from-file.ts'
 import { listenerTable } from './table.ts'
@@ -38,7 +39,8 @@ export async function start ({ file, pretty, devCert = false }: StartOptions): P
     return 1
   }
   const { pool } = running
-  logger.level = running.loaded.options.defaults.logLevel ?? 'info'
+  logger.level = commandLevel(logger, running.loaded.options.defaults.logLevel)
+  logger.debug({ file: shown, servers: running.loaded.options.servers, handlers: running.loaded.modules }, 'configuration loaded')
   let timeout = running.loaded.options.defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
 
   // Signal handlers go in before anything is announced: until then a SIGTERM
@@ -74,7 +76,7 @@ export async function start ({ file, pretty, devCert = false }: StartOptions): P
       const report = await running.reload()
       const defaults = running.loaded.options.defaults
       timeout = defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
-      logger.level = defaults.logLevel ?? 'info'
+      logger.level = commandLevel(logger, defaults.logLevel)
       process.stderr.write(listenerTable(pool))
       logger.info({ ...report, ...(pretty ? {} : { listeners: listeners() }) }, 'configuration reloaded')
     } catch (err) {
@@ -123,4 +125,15 @@ function printIssues (err: unknown, shown: string): boolean {
   for (const issue of issues) process.stderr.write(`${formatIssue(issue, shown)}\n`)
   process.stderr.write(`${shown}: ${issues.length} problem${issues.length === 1 ? '' : 's'}; nothing was started\n`)
   return true
+}
+
+/**
+ * The command's own level: the configured logLevel applies to the listeners
+ * (each logs through a child at that level), but the command always says
+ * when the pool starts, reloads and stops, so it never goes above info.
+ */
+function commandLevel (logger: Logger, configured: string | undefined): string {
+  if (configured === undefined) return 'info'
+  const values = logger.levels.values
+  return (values[configured] ?? Infinity) < (values.info ?? 30) ? configured : 'info'
 }
