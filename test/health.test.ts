@@ -31,8 +31,7 @@ const turn = (): Promise<void> => new Promise(resolve => setImmediate(resolve))
 
 function pool (t: { after: (fn: () => Promise<unknown>) => void }, options: PoolOptions): Pool {
   const p = createPool(options)
-  // The second stop closes an in-memory instance an inject() made while the listener was starting.
-  t.after(async () => { await p.stop(); await p.stop() })
+  t.after(() => p.stop())
   return p
 }
 

@@ -102,3 +102,17 @@ test('inject() on an unknown listener rejects with FST_POOL_NOT_FOUND', async (t
   const p = pool(t, handlers)
   await assert.rejects(p.inject('nobody', '/'), { code: 'FST_POOL_NOT_FOUND', message: /nobody/ })
 })
+
+test('an inject() made while the listener starts gets an in-memory instance that stop() closes', async (t) => {
+  const { handlers, closed } = numbered()
+  const p = pool(t, handlers)
+  const starting = p.start()
+  // Not listening yet, so the request cannot reach the live instance.
+  const early = await p.inject('public', '/')
+  await starting
+  const live = JSON.parse(await get(`${p.load('public')?.url}/`)) as { instance: number }
+  assert.notEqual(early.json().instance, live.instance)
+  await p.stop()
+  assert.ok(closed.includes(early.json().instance), 'the in-memory instance is closed by stop()')
+  assert.ok(closed.includes(live.instance))
+})

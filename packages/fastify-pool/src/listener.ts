@@ -345,6 +345,8 @@ export class Listener {
     let error: Error | undefined
     try {
       await gen.app.close()
+      // An inject() made while the listener was starting built an in-memory instance.
+      await this.#closeMemoryApp()
     } catch (err) {
       error = err as Error
     }
