@@ -104,15 +104,30 @@ test('inject() on an unknown listener rejects with FST_POOL_NOT_FOUND', async (t
 })
 
 test('an inject() made while the listener starts gets an in-memory instance that stop() closes', async (t) => {
-  const { handlers, closed } = numbered()
-  const p = pool(t, handlers)
+  let began!: () => void
+  let open!: () => void
+  const building = new Promise<void>(resolve => { began = resolve })
+  const gate = new Promise<void>(resolve => { open = resolve })
+  let built = 0
+  const closed: number[] = []
+  const p = createPool({
+    servers: [{ name: 'public', listen: '127.0.0.1:0' }],
+    handlers: async (app) => {
+      const instance = ++built
+      app.addHook('onClose', async () => { closed.push(instance) })
+      app.get('/', async () => ({ instance }))
+      // Hold the live instance's build so the inject below lands while the listener is starting.
+      if (instance === 1) { began(); await gate }
+    }
+  })
+  t.after(() => p.stop())
   const starting = p.start()
-  // Not listening yet, so the request cannot reach the live instance.
+  await building
+  assert.equal(p.load('public')?.state, 'starting')
   const early = await p.inject('public', '/')
+  assert.equal(early.json().instance, 2)
+  open()
   await starting
-  const live = JSON.parse(await get(`${p.load('public')?.url}/`)) as { instance: number }
-  assert.notEqual(early.json().instance, live.instance)
   await p.stop()
-  assert.ok(closed.includes(early.json().instance), 'the in-memory instance is closed by stop()')
-  assert.ok(closed.includes(live.instance))
+  assert.deepEqual(closed.sort(), [1, 2], 'stop() closes the live instance and the in-memory one')
 })
