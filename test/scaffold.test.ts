@@ -10,7 +10,7 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, 'packages/create-fastify-poo
 
 test('creates a project from the starter, named after its folder', async (t) => {
   const dir = tempDir(t)
-  const child = run(t, [CREATE, 'My App'], { cwd: dir })
+  const child = run(t, [CREATE, 'My App'], { cwd: dir, env: { npm_config_user_agent: undefined } })
   assert.equal((await child.exited).code, 0, child.stderr())
   assert.match(child.stdout(), /cd 'My App'\n {2}npm install\n {2}npm start/)
   const app = join(dir, 'My App')
@@ -37,8 +37,10 @@ test('refuses a folder that is not empty and changes nothing in it; an empty one
   assert.equal(readFileSync(join(dir, 'busy/pool.yaml'), 'utf8'), 'mine\n')
 
   mkdirSync(join(dir, 'empty'))
-  const ok = run(t, [CREATE, 'empty'], { cwd: dir })
+  // Started by `pnpm create`, it says pnpm.
+  const ok = run(t, [CREATE, 'empty'], { cwd: dir, env: { npm_config_user_agent: 'pnpm/12.4.2 npm/? node/v20' } })
   assert.equal((await ok.exited).code, 0, ok.stderr())
+  assert.match(ok.stdout(), /cd empty\n {2}pnpm install\n {2}pnpm start/)
   assert.ok(existsSync(join(dir, 'empty/pool.yaml')))
 })
 
