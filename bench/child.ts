@@ -167,7 +167,8 @@ const PROFILER: Methods = {
  * which is how the benchmarks notice a leaked timer or socket.
  */
 export function serve (methods: Methods, cleanup: () => Promise<void> | void = () => {}): void {
-  const send = (reply: Reply): void => { process.send?.(reply) }
+  // The parent may be gone (interrupted): a reply nobody reads is no error.
+  const send = (reply: Reply): void => { if (process.connected) process.send?.(reply, undefined, undefined, () => {}) }
   let exiting = false
   process.on('message', (msg: Call) => {
     if (msg.cmd === 'exit') {
@@ -186,6 +187,8 @@ export function serve (methods: Methods, cleanup: () => Promise<void> | void = (
     )
   })
   // The parent went away without asking: nothing will ever stop this process.
+  // It may have gone while this process was still starting its server.
+  if (!process.connected) process.exit(1)
   process.once('disconnect', () => { if (!exiting) process.exit(1) })
   send({ id: 0, ok: true, value: 'ready' })
 }

@@ -132,7 +132,7 @@ function serveParent (): void {
       const elu = performance.eventLoopUtilization()
       return { cpu: (cpu.user + cpu.system) / 1000, active: elu.active, idle: elu.idle, wall: performance.now() }
     },
-    restartStart: ({ gap }: { gap: number }) => {
+    restartStart: ({ gap, deadline }: { gap: number, deadline: number }) => {
       if (pool === undefined) throw new Error('restarts need a pool variant')
       const p = pool
       Object.assign(restarts, { on: true, count: 0, failures: 0, longest: 0 })
@@ -140,7 +140,7 @@ function serveParent (): void {
         while (restarts.on) {
           const began = performance.now()
           try {
-            await p.restart({ timeout: 5000 })
+            await p.restart({ timeout: deadline })
             restarts.count++
           } catch {
             restarts.failures++
