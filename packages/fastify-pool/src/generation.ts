@@ -4,6 +4,7 @@
 // requests are done.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { constants as h2, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
+import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 
 export type Request = IncomingMessage | Http2ServerRequest
@@ -30,16 +31,37 @@ export class Generation {
     const live = this.live
     // One shared 'close' listener per generation: no closure per request.
     const done = (res: Response): void => {
-      live.delete(res)
+      if (!live.delete(res)) return
       this.onSettle?.()
       if (live.size === 0 && this.#idle.length > 0) {
         for (const resolve of this.#idle.splice(0)) resolve()
       }
     }
-    function onClose (this: Response): void { done(this) }
+    // A pipelined HTTP/1 response queued behind another has no socket yet, and
+    // if the client leaves before its turn Node never emits its 'close'. Such
+    // responses are tied to their connection and let go when it closes.
+    const queued = new WeakMap<Socket, Set<Response>>()
+    const hold = (socket: Socket, res: Response): void => {
+      let waiting = queued.get(socket)
+      if (waiting === undefined) {
+        const set = new Set<Response>()
+        waiting = set
+        queued.set(socket, set)
+        socket.once('close', () => {
+          queued.delete(socket)
+          for (const r of set) done(r)
+        })
+      }
+      waiting.add(res)
+    }
+    function onClose (this: Response): void {
+      if (this.req.httpVersionMajor === 1) queued.get(this.req.socket as Socket)?.delete(this)
+      done(this)
+    }
     this.dispatch = (req, res) => {
       live.add(res)
       res.on('close', onClose)
+      if ((res as ServerResponse).socket === null && req.httpVersionMajor === 1) hold(req.socket as Socket, res)
       handler(req, res)
     }
   }
