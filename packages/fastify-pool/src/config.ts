@@ -147,7 +147,18 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
   const defaultTls = defaults.tls
 
   const out: NormalizedConfig[] = []
-  const seen: ExistingListener[] = [...existing]
+  // Binds seen so far, by port or socket path: only those can clash, and a
+  // linear scan made validating thousands of listeners quadratic.
+  const seen = new Map<string | number, ExistingListener[]>()
+  const bucket = (a: ListenAddress): string | number | undefined => a.kind === 'unix' ? a.path : a.port === 0 ? undefined : a.port
+  const remember = (e: ExistingListener): void => {
+    const key = bucket(e.address)
+    if (key === undefined) return
+    const list = seen.get(key)
+    if (list === undefined) seen.set(key, [e])
+    else list.push(e)
+  }
+  for (const e of existing) remember(e)
   const names = new Map<string, string>(existing.map(e => [e.name, e.bind]))
   servers.forEach((server, i) => {
     const at = `${pathPrefix}[${i}]`
@@ -171,11 +182,12 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
       else names.set(name, bind ?? at)
     }
     if (address !== undefined && bind !== undefined) {
-      const clash = seen.find(s => bindsOverlap(address, s.address))
+      const key = bucket(address)
+      const clash = key === undefined ? undefined : seen.get(key)?.find(s => bindsOverlap(address, s.address))
       if (clash !== undefined) {
         issues.push({ path: `${at}.listen`, message: clash.bind === bind ? `${bind} is already used by listener "${clash.name}"` : `${bind} overlaps ${clash.bind} of listener "${clash.name}"` })
       }
-      seen.push({ name: name ?? `#${i}`, bind, address })
+      remember({ name: name ?? `#${i}`, bind, address })
     }
 
     // A tls value of the wrong type was reported by the schema; it turns nothing on.
