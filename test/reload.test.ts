@@ -138,7 +138,7 @@ test('a listener that cannot start rolls the whole reload back', async (t) => {
     ],
     handlers
   }), (err: Error & { code: string }) => {
-    assert.equal(err.code, 'FST_POOL_RESTART')
+    assert.equal(err.code, 'FST_POOL_RELOAD')
     assert.match(err.message, /clash/)
     assert.match(err.message, /EADDRINUSE/)
     return true

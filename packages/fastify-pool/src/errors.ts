@@ -49,6 +49,9 @@ export const FST_POOL_STOP = createError<[string]>(
 export const FST_POOL_RESTART = createError<[string]>(
   'FST_POOL_RESTART', 'Failed to restart: %s', 500)
 
+export const FST_POOL_RELOAD = createError<[string]>(
+  'FST_POOL_RELOAD', 'Failed to reload, the previous configuration was restored: %s', 500)
+
 export const FST_POOL_FACTORY = createError<[string]>(
   'FST_POOL_FACTORY', 'The factory of listener "%s" must return a Fastify instance built with the options it was given (they carry the listener\'s server)', 500)
 

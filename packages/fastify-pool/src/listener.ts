@@ -358,7 +358,7 @@ export class Listener {
     this.#state = 'stopped'
     const report: StopReport = { name: this.name, bind: this.bind, duration: Date.now() - began, cut }
     this.#lastStop = report
-    this.#log?.info(report, 'listener stopped')
+    this.#log?.info({ duration: report.duration, cut }, 'listener stopped')
     if (error !== undefined) {
       this.#lastError = error
       throw listenerFailures(FST_POOL_STOP, [this.#failure(error)])

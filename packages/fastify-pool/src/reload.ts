@@ -4,7 +4,7 @@
 // drains, removed ones drain, added ones start. A failure undoes what was done.
 import { bindsOverlap } from './address.ts'
 import { validateConfig, type NormalizedConfig, type PoolDefaults, type ValidateOptions } from './config.ts'
-import { FST_POOL_RESTART, listenerFailures, validationError, type ListenerFailure, type ValidationIssue } from './errors.ts'
+import { FST_POOL_RELOAD, listenerFailures, validationError, type ListenerFailure, type ValidationIssue } from './errors.ts'
 import { Listener, type ListenerContext } from './listener.ts'
 import type { Handler, Handlers, StopOptions } from './types.ts'
 
@@ -84,7 +84,7 @@ async function reload (target: ReloadTarget, options: ReloadOptions): Promise<Re
       const s = list[i] as Step
       if (r.status === 'fulfilled') { if (r.value !== undefined) undo.push(r.value) } else failures.push(failure(s, r.reason))
     })
-    if (failures.length > 0) throw listenerFailures(FST_POOL_RESTART, failures)
+    if (failures.length > 0) throw listenerFailures(FST_POOL_RELOAD, failures)
   }
   const startNew = async (s: Step): Promise<(() => Promise<unknown>) | undefined> => {
     const next = s.next as Listener
