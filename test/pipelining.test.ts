@@ -5,17 +5,30 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect, type Socket } from 'node:net'
+import { connect as connectTls } from 'node:tls'
 import { once } from 'node:events'
-import { createPool } from 'fastify-pool'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createPool, type ListenerConfig } from 'fastify-pool'
 
-test('pipelined requests of a client that left are no longer in flight', { timeout: 20_000 }, async (t) => {
+const certs = join(import.meta.dirname, 'fixtures', 'tls')
+
+for (const secure of [false, true]) {
+  test(`pipelined requests of a client that left are no longer in flight (${secure ? 'HTTPS' : 'HTTP'})`, { timeout: 20_000 }, (t) => pipelined(t, secure))
+}
+
+async function pipelined (t: { after: (fn: () => unknown) => void }, secure: boolean): Promise<void> {
   let open!: () => void
   const gate = new Promise<void>(resolve => { open = resolve })
   let arrived = 0
   let allArrived!: () => void
   const arrivedAll = new Promise<void>(resolve => { allArrived = resolve })
   const pool = createPool({
-    servers: [{ name: 'api', listen: '127.0.0.1:0' }],
+    servers: [{
+      name: 'api',
+      listen: '127.0.0.1:0',
+      ...(secure ? { tls: { cert: join(certs, 'server.crt'), key: join(certs, 'server.key') } } : {})
+    } satisfies ListenerConfig],
     handlers: async (app) => {
       app.addHook('onRequest', async () => { if (++arrived === 10) allArrived() })
       app.get('/', async (request) => {
@@ -29,11 +42,14 @@ test('pipelined requests of a client that left are no longer in flight', { timeo
   await pool.start()
   const listener = pool.load('api')
   assert.ok(listener?.server !== undefined)
-  const serverSocket = once(listener.server, 'connection') as Promise<[Socket]>
+  // The socket requests run on: the TLS socket over HTTPS.
+  const serverSocket = once(listener.server, secure ? 'secureConnection' : 'connection') as Promise<[Socket]>
 
   const address = listener.address as { port: number }
-  const client = connect(address.port, '127.0.0.1')
-  await once(client, 'connect')
+  const client = secure
+    ? connectTls({ port: address.port, host: '127.0.0.1', ca: readFileSync(join(certs, 'ca.crt')), servername: 'localhost' })
+    : connect(address.port, '127.0.0.1')
+  await once(client, secure ? 'secureConnect' : 'connect')
   let wire = ''
   for (let n = 0; n < 10; n++) wire += `GET /?n=${n} HTTP/1.1\r\nHost: localhost\r\n\r\n`
   client.write(wire)
@@ -51,4 +67,4 @@ test('pipelined requests of a client that left are no longer in flight', { timeo
   // With a leak this restart would wait for its whole (long) deadline.
   await listener.restart({ timeout: 60_000 })
   assert.equal(listener.status.generation, 2)
-})
+}

@@ -85,8 +85,11 @@ export class Listener {
 
   /** A snapshot of the listener's state. */
   get status (): ListenerStatus {
-    let inflight = this.#gen?.live.size ?? 0
-    for (const gen of this.#retiring.keys()) inflight += gen.live.size
+    let inflight = 0
+    for (const gen of [this.#gen, ...this.#retiring.keys()]) {
+      gen?.sweep()
+      inflight += gen?.live.size ?? 0
+    }
     return {
       name: this.name,
       bind: this.bind,
@@ -309,6 +312,7 @@ export class Listener {
 
   /** Let an old generation finish its requests (up to the deadline), then close it. Never rejects. */
   async #retire (gen: Generation, timeout: number): Promise<void> {
+    gen.sweep()
     if (gen.live.size > 0) {
       let timer: NodeJS.Timeout | undefined
       const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, timeout); timer.unref() })
@@ -388,7 +392,13 @@ export class Listener {
     const sockets = this.#sockets
     server.on('connection', (socket: Socket) => {
       sockets.add(socket)
-      socket.once('close', () => sockets.delete(socket))
+      socket.once('close', () => {
+        sockets.delete(socket)
+        // A stop or restart waiting on a generation may be waiting on pipelined
+        // responses of this connection that will never get a 'close' of their own.
+        this.#gen?.connectionClosed()
+        for (const gen of this.#retiring.keys()) gen.connectionClosed()
+      })
     })
     return server
   }
