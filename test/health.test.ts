@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import Fastify from 'fastify'
 import { createPool, type Pool, type PoolOptions } from 'fastify-pool'
+import { deferred } from './fixtures/lifecycle.ts'
 
 interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: string }
 
@@ -19,12 +20,6 @@ function call (url: string, method = 'GET'): Promise<Answer> {
     req.on('error', reject)
     req.end()
   })
-}
-
-function deferred<T = void> (): { promise: Promise<T>, resolve: (value: T) => void } {
-  let settle!: (value: T) => void
-  const promise = new Promise<T>(resolve => { settle = resolve })
-  return { promise, resolve: settle }
 }
 
 const turn = (): Promise<void> => new Promise(resolve => setImmediate(resolve))

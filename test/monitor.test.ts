@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyPool, { createPool, poolStatusRoute, type Factory, type MonitorReport, type MonitorStatus, type Pool, type PoolOptions } from 'fastify-pool'
+import { deferred } from './fixtures/lifecycle.ts'
 
 const TLS = { cert: 'test/fixtures/tls/server.crt', key: 'test/fixtures/tls/server.key' }
 
@@ -25,12 +26,6 @@ function get (url: string): Promise<Answer> {
     req.on('error', reject)
     req.end()
   })
-}
-
-function deferred<T = void> (): { promise: Promise<T>, resolve: (value: T) => void } {
-  let settle!: (value: T) => void
-  const promise = new Promise<T>(resolve => { settle = resolve })
-  return { promise, resolve: settle }
 }
 
 /**

@@ -8,6 +8,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyPool, { type FastifyPoolOptions } from 'fastify-pool'
+import { deferred } from './fixtures/lifecycle.ts'
 
 interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: string }
 
@@ -32,12 +33,6 @@ function dial (url: string): Promise<string> {
     req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
     req.end()
   })
-}
-
-function deferred<T = void> (): { promise: Promise<T>, resolve: (value: T) => void } {
-  let settle!: (value: T) => void
-  const promise = new Promise<T>(resolve => { settle = resolve })
-  return { promise, resolve: settle }
 }
 
 const byKey: NonNullable<FastifyPoolOptions['handlers']> = {
