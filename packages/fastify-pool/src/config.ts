@@ -309,3 +309,18 @@ export function serverTls (config: NormalizedConfig): ServerTlsOptions | undefin
   if (options === undefined) throw new Error(problems.join('; '))
   return options
 }
+
+/**
+ * validateConfig() for callers that have problems of their own to report in
+ * the same error: adds its problems to `issues` instead of throwing.
+ */
+export function collectConfig (options: ValidateOptions, issues: ValidationIssue[]): NormalizedConfig[] {
+  try {
+    return validateConfig(options)
+  } catch (err) {
+    const more = (err as { errors?: ValidationIssue[] }).errors
+    if (more === undefined) throw err
+    issues.push(...more)
+    return []
+  }
+}

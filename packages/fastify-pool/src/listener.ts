@@ -11,6 +11,7 @@ import { deriveExpose, serverTls, type NormalizedConfig } from './config.ts'
 import { drain, type NodeServer } from './drain.ts'
 import { FST_POOL_FACTORY, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
 import { Generation, type Request, type RequestHandler, type Response } from './generation.ts'
+import { handlerFor } from './handlers.ts'
 import { healthRoutes } from './health.ts'
 import { loadTls, type ServerTlsOptions, type TlsConfig } from './tls.ts'
 import type { Factory, Handlers, ListenerState, ListenerStatus, StopOptions, StopReport } from './types.ts'
@@ -467,8 +468,7 @@ export class Listener {
     if (config.health.liveness !== false || config.health.readiness !== false) {
       app.register(healthRoutes, { listener: this, health: config.health })
     }
-    const handlers = this.#ctx.handlers
-    const plugin = typeof handlers === 'function' ? handlers : handlers?.[config.handler]
+    const plugin = handlerFor(this.#ctx.handlers, config.handler)
     if (plugin !== undefined) app.register(plugin as FastifyPluginCallback)
     return app
   }

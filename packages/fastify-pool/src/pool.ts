@@ -3,11 +3,12 @@
 import type { FastifyBaseLogger, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { pino } from 'pino'
 import { bindsOverlap, formatAddress, parseListen } from './address.ts'
-import { validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
+import { collectConfig, validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
 import {
   FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_PARAM_EMPTY, FST_POOL_RESTART, FST_POOL_START,
   FST_POOL_STOP, listenerFailures, validationError, type ListenerFailure, type ValidationIssue
 } from './errors.ts'
+import { checkHandlers } from './handlers.ts'
 import { Listener, type ListenerContext } from './listener.ts'
 import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './monitor.ts'
 import { reloadPool, type ReloadOptions, type ReloadReport } from './reload.ts'
@@ -315,15 +316,6 @@ function unwrap (l: Listener, reason: unknown): ListenerFailure {
   return inner ?? { name: l.name, bind: l.bind, error: reason as Error }
 }
 
-function checkHandlers (handlers: unknown): ValidationIssue[] {
-  if (handlers === undefined || typeof handlers === 'function') return []
-  if (typeof handlers !== 'object' || handlers === null || Array.isArray(handlers)) {
-    return [{ path: 'handlers', message: `must be a Fastify plugin or an object mapping handler keys to plugins (got ${Array.isArray(handlers) ? 'array' : typeof handlers})` }]
-  }
-  return Object.entries(handlers).filter(([, v]) => typeof v !== 'function')
-    .map(([k, v]) => ({ path: `handlers.${k}`, message: `must be a Fastify plugin function (got ${typeof v})` }))
-}
-
 function makeLogger (logger: PoolOptions['logger'], level: string | undefined): FastifyBaseLogger | undefined {
   if (logger === undefined || logger === false) return undefined
   if (logger === true) return pino({ level: level ?? 'info' })
@@ -347,14 +339,7 @@ export function createPool (options: PoolOptions = {}): Pool {
   if (logger !== undefined && typeof logger !== 'boolean' && (typeof logger !== 'object' || logger === null)) {
     issues.push({ path: 'logger', message: `must be a boolean, pino options or a pino logger (got ${typeof logger})` })
   }
-  let configs: ReturnType<typeof validateConfig> = []
-  try {
-    configs = validateConfig({ servers: options.servers, defaults: options.defaults, handlers: options.handlers, baseDir: options.baseDir })
-  } catch (err) {
-    const more = (err as { errors?: ValidationIssue[] }).errors
-    if (more === undefined) throw err
-    issues.push(...more)
-  }
+  const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers: options.handlers, baseDir: options.baseDir }, issues)
   if (issues.length > 0) throw validationError(issues)
   const defaults = options.defaults ?? {}
   const ctx: ListenerContext = {

@@ -3,10 +3,11 @@
 // their socket, moved ones start on the new address before the old one
 // drains, removed ones drain, added ones start. A failure undoes what was done.
 import { bindsOverlap } from './address.ts'
-import { validateConfig, type NormalizedConfig, type PoolDefaults, type ValidateOptions } from './config.ts'
-import { FST_POOL_RELOAD, listenerFailures, validationError, type ListenerFailure, type ValidationIssue } from './errors.ts'
+import { collectConfig, type NormalizedConfig, type PoolDefaults, type ValidateOptions } from './config.ts'
+import { FST_POOL_RELOAD, listenerFailures, validationError, type ListenerFailure } from './errors.ts'
+import { checkHandlers, handlerFor } from './handlers.ts'
 import { Listener, type ListenerContext } from './listener.ts'
-import type { Handler, Handlers, StopOptions } from './types.ts'
+import type { Handlers, StopOptions } from './types.ts'
 
 export interface ReloadOptions extends ValidateOptions {
   /** The new handlers (default: keep the current ones). */
@@ -58,15 +59,8 @@ async function reload (target: ReloadTarget, options: ReloadOptions): Promise<Re
   if (typeof options !== 'object' || options === null) throw validationError([{ path: 'options', message: 'must be an object with servers' }])
   const { listeners, settings } = target
   const handlers = options.handlers ?? settings.ctx.handlers
-  const issues = handlerIssues(handlers)
-  let configs: NormalizedConfig[] = []
-  try {
-    configs = validateConfig({ servers: options.servers, defaults: options.defaults, handlers, baseDir: options.baseDir ?? settings.baseDir })
-  } catch (err) {
-    const more = (err as { errors?: ValidationIssue[] }).errors
-    if (more === undefined) throw err
-    issues.push(...more)
-  }
+  const issues = checkHandlers(handlers)
+  const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers, baseDir: options.baseDir ?? settings.baseDir }, issues)
   if (issues.length > 0) throw validationError(issues)
 
   const defaults = options.defaults ?? {}
@@ -145,7 +139,7 @@ function plan (listeners: Map<string, Listener>, configs: NormalizedConfig[], ol
       steps.push({ kind: 'add', name: config.name, old, config, next: new Listener(config, ctx) })
     } else if (old.bind !== config.bind) {
       steps.push({ kind: 'move', name: config.name, old, config, next: new Listener(config, ctx) })
-    } else if (sameConfig(old.config, config) && pick(oldHandlers, old.config.handler) === pick(handlers, config.handler)) {
+    } else if (sameConfig(old.config, config) && handlerFor(oldHandlers, old.config.handler) === handlerFor(handlers, config.handler)) {
       steps.push({ kind: 'keep', name: config.name, old, config, next: old })
     } else {
       steps.push({ kind: 'change', name: config.name, old, config, next: undefined })
@@ -208,20 +202,6 @@ function sameConfig (a: NormalizedConfig, b: NormalizedConfig): boolean {
   const { source: _a, baseDir: _ab, ...left } = a
   const { source: _b, baseDir: _bb, ...right } = b
   return JSON.stringify(left) === JSON.stringify(right)
-}
-
-function pick (handlers: Handlers | undefined, key: string): Handler | undefined {
-  if (typeof handlers === 'function') return handlers
-  return handlers?.[key]
-}
-
-function handlerIssues (handlers: unknown): ValidationIssue[] {
-  if (handlers === undefined || typeof handlers === 'function') return []
-  if (typeof handlers !== 'object' || handlers === null || Array.isArray(handlers)) {
-    return [{ path: 'handlers', message: 'must be a Fastify plugin or an object mapping handler keys to plugins' }]
-  }
-  return Object.entries(handlers).filter(([, v]) => typeof v !== 'function')
-    .map(([k, v]) => ({ path: `handlers.${k}`, message: `must be a Fastify plugin function (got ${typeof v})` }))
 }
 
 function failure (s: Step, reason: unknown): ListenerFailure {
