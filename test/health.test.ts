@@ -2,27 +2,14 @@
 // what readiness answers while a listener starts, runs and drains.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
 import Fastify from 'fastify'
 import { createPool, type Pool, type PoolOptions } from 'fastify-pool'
-import { deferred } from './fixtures/lifecycle.ts'
+import { get, type Reply } from './fixtures/client.ts'
+import { deferred, tick } from './fixtures/lifecycle.ts'
 
-interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: string }
-
-function call (url: string, method = 'GET'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { body += chunk })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-const turn = (): Promise<void> => new Promise(resolve => setImmediate(resolve))
+/** A request on a connection of its own (no socket outlives it). */
+const call = (url: string, method = 'GET'): Promise<Reply> => get(url, { method, agent: false })
+const turn = tick
 
 function pool (t: { after: (fn: () => Promise<unknown>) => void }, options: PoolOptions): Pool {
   const p = createPool(options)

@@ -3,21 +3,10 @@
 // stopped, and through the live instance when it runs.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
 import { createPool, type Handlers, type Pool } from 'fastify-pool'
+import { get as send } from './fixtures/client.ts'
 
-function get (url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { body += chunk })
-      res.on('end', () => resolve(body))
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
+const get = async (url: string): Promise<string> => (await send(url, { agent: false })).body
 
 const listeningServers = (): number => process.getActiveResourcesInfo().filter(r => r === 'TCPServerWrap').length
 

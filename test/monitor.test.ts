@@ -4,29 +4,16 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { EventEmitter, once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyPool, { createPool, poolStatusRoute, type Factory, type MonitorReport, type MonitorStatus, type Pool, type PoolOptions } from 'fastify-pool'
+import { get as send, type Reply } from './fixtures/client.ts'
 import { deferred } from './fixtures/lifecycle.ts'
 
 const TLS = { cert: 'test/fixtures/tls/server.crt', key: 'test/fixtures/tls/server.key' }
 
-interface Answer { status: number, body: string }
-
-function get (url: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { body += chunk })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
+const get = (url: string): Promise<Reply> => send(url, { agent: false })
 
 /**
  * A factory whose instances record every request path per listener, and whose

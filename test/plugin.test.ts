@@ -8,23 +8,11 @@ import { createServer, type AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyPool, { type FastifyPoolOptions } from 'fastify-pool'
+import { get as send, type Reply } from './fixtures/client.ts'
 import { deferred } from './fixtures/lifecycle.ts'
 
-interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: string }
-
 /** GET on a fresh connection (no agent, so no socket outlives the request). */
-function get (url: string, path = '/'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(new URL(path, url), { agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { body += chunk })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
+const get = (url: string, path = '/'): Promise<Reply> => send(new URL(path, url).href, { agent: false })
 
 /** Resolves with the error code a connection attempt fails with (or 'connected'). */
 function dial (url: string): Promise<string> {
