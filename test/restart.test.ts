@@ -105,19 +105,25 @@ test('a request in flight finishes on the old generation; its onClose hooks run 
 
   const slow = send(`${listener.url}/slow`, { agent })
   await within(10_000, arrived.promise, 'slow request arrival')
-  const restarted = listener.restart().then(() => { events.push('restart resolved') })
+  const restarted = listener.restart().then(async (report) => {
+    events.push('restart resolved')
+    const retired = await report.retired
+    events.push(`retired ${retired?.generation} cut ${retired?.cut}`)
+  })
   // The swap happens once the new instance is ready; the old one waits for /slow.
   while (listener.status.generation !== 2) await tick()
   assert.equal((await send(`${listener.url}/who`)).body, 'gen 2', 'new requests reach the new generation')
   assert.equal(listener.status.inflight, 1, 'the old generation still serves /slow')
-  assert.deepEqual(events, [])
+  await tick()
+  assert.deepEqual(events, ['restart resolved'])
 
   release.resolve()
   const res = await within(10_000, slow, 'slow reply')
   assert.equal(res.body, 'slow on 1')
   assert.notEqual(res.headers.connection, 'close', 'a restart does not close keep-alive connections')
   await within(10_000, restarted, 'restart()')
-  assert.deepEqual(events, ['answered slow on 1', 'closed 1', 'restart resolved'])
+  // restart() resolved at the swap; its report's `retired` once generation 1 closed.
+  assert.deepEqual(events, ['restart resolved', 'answered slow on 1', 'closed 1', 'retired 1 cut 0'])
 })
 
 test('a restart whose build fails leaves the old generation serving and rejects with FST_POOL_RESTART', async (t) => {

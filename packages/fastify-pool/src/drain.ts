@@ -1,19 +1,26 @@
-// The stop sequence of one listener's server: refuse, finish, close, cut.
-// Kept apart from the listener so that the order of the phases reads top to
-// bottom in one function (docs/lifecycle.md draws it).
-import type { Server as HttpServer, ServerResponse } from 'node:http'
-import type { Http2SecureServer, Http2Server, Http2Session } from 'node:http2'
+// The stop sequence of one listener's server (refuse, finish, close, cut) and
+// the retirement of a generation after a swap. Kept apart from the listener
+// so that the phases read top to bottom (docs/lifecycle.md draws them).
+import type { ServerResponse } from 'node:http'
+import { constants as h2 } from 'node:http2'
 import type { Socket } from 'node:net'
-import type { Generation, Request, Response } from './generation.ts'
+import { isIdle, lastResponse, lingerAfterLastResponse, lingeringClose, owed, responseDone, whenDone, type Http1Socket } from './connections.ts'
+import type { Generation, Request, Response, RetireReport } from './generation.ts'
+import type { NodeServer, ServerHandle } from './server.ts'
 
-export type NodeServer = HttpServer | Http2Server | Http2SecureServer
+/** After its FIN, how long a closing connection keeps reading what its client still sends. */
+export const LINGER_MS = 1000
+/**
+ * How long a keep-alive connection that is idle when the drain begins may
+ * still bring a request (answered 503 with Connection: close) before it is
+ * closed. A client sending back to back sends its next request within a
+ * millisecond or so of the previous response; closing at once would cross it
+ * on the wire.
+ */
+export const IDLE_GRACE_MS = 100
 
 export interface DrainSubject {
-  server: NodeServer
-  /** Every TCP connection the server accepted and that is still open. */
-  sockets: ReadonlySet<Socket>
-  /** Every HTTP/2 session still open. */
-  sessions: ReadonlySet<Http2Session>
+  handle: ServerHandle
   /** The generation attached to the server's 'request' event. */
   current: Generation
   /** Older generations still finishing requests after a restart. */
@@ -22,67 +29,127 @@ export interface DrainSubject {
 
 /**
  * Close a server gracefully within `timeout` milliseconds. Resolves with the
- * number of requests still in flight at the deadline (their connections are
+ * number of requests still owed at the deadline (their connections are
  * destroyed), as soon as the last connection is gone.
  */
-export async function drain ({ server, sockets, sessions, current, retiring }: DrainSubject, timeout: number): Promise<number> {
+export async function drain ({ handle, current, retiring }: DrainSubject, timeout: number): Promise<number> {
+  const server = handle.server
   const generations = [current, ...retiring]
-  // 1. A request that arrives from now on, on a connection still open, is
-  //    refused: 503 and Connection: close, so the client retries elsewhere.
+  // 1. Refuse. A request that arrives from now on, on a connection still open,
+  //    is answered 503 with Connection: close, so the client goes elsewhere.
   server.removeListener('request', current.dispatch)
   server.on('request', refuse)
-  // 2. Requests in flight finish; their clients are told not to reuse the
-  //    connection, and each connection is closed as soon as it falls idle.
-  const onSettle = (): void => closeIdle(server)
-  for (const gen of generations) {
-    gen.closeAfterResponse()
-    gen.onSettle = onSettle
-  }
-  // 3. No new connections. Idle keep-alive connections close now: waiting for
-  //    keepAliveTimeout would hold stop() for a minute. HTTP/2 sessions get a
-  //    GOAWAY and close once their open streams end.
-  const closed = new Promise<void>(resolve => server.close(() => resolve()))
-  closeIdle(server)
-  for (const session of sessions) session.close()
-  // 4. At the deadline whatever remains is destroyed, and counted.
+  handle.draining = true
+  // 2. No new connections; the handle's close() closes none of the open ones.
+  const closed = handle.close()
+  // 3. Finish. Each HTTP/1 connection answers what it has, and its last
+  //    response tells the client to close. Node then ends the connection,
+  //    and that end becomes a lingering close.
+  for (const socket of handle.http1) finishThenClose(socket)
+  handle.onHttp1 = (socket) => { finishThenClose(socket); closeIfIdleLater(socket, timeout) }
+  //    HTTP/2 sessions get a GOAWAY: open streams finish, new ones are refused.
+  for (const session of handle.sessions) session.close()
+  // 4. Idle keep-alive connections close after a short grace, not after keepAliveTimeout.
+  const grace = setTimeout(() => { for (const socket of handle.http1) closeIfIdle(server, socket) }, Math.min(IDLE_GRACE_MS, timeout))
+  grace.unref()
+  // 5. Cut. At the deadline whatever remains is destroyed, and counted.
   let cut = 0
-  const timer = setTimeout(() => {
-    for (const gen of generations) cut += gen.cut()
-    for (const session of sessions) session.destroy()
-    for (const socket of sockets) socket.destroy()
+  const deadline = setTimeout(() => {
+    for (const socket of handle.http1) cut += owed(socket)
+    for (const gen of generations) {
+      for (const stream of gen.streams ?? []) { cut++; stream.close(h2.NGHTTP2_CANCEL) }
+    }
+    handle.destroyAll()
   }, timeout)
-  timer.unref()
+  deadline.unref()
   try {
-    // The server's 'close' event: its handle is closed and its last connection is gone.
+    // The server's 'close': its handle is closed and its last connection is gone.
     await closed
   } finally {
-    clearTimeout(timer)
+    clearTimeout(deadline)
+    clearTimeout(grace)
+    handle.onHttp1 = undefined
     server.removeListener('request', refuse)
-    for (const gen of generations) gen.onSettle = undefined
   }
   return cut
 }
 
+/** Let a connection finish what it owes, then close it with a lingering close. */
+function finishThenClose (socket: Http1Socket): void {
+  lingerAfterLastResponse(socket, LINGER_MS)
+  const last = lastResponse(socket)
+  if (last === undefined || responseDone(last, socket)) return
+  if (!last.headersSent) {
+    // Only the last: a Connection: close on an earlier pipelined response
+    // would make Node close the connection before the ones queued behind it.
+    last.setHeader('connection', 'close')
+  } else {
+    // Its headers promised keep-alive; close once it is done.
+    whenDone(last, socket).then(() => lingeringClose(socket, LINGER_MS), noop)
+  }
+}
+
+function closeIfIdle (server: NodeServer, socket: Http1Socket): void {
+  if (!isIdle(socket)) return
+  // Node knows whether the next request has begun to arrive; leave those to be refused.
+  if (requestInProgress(server, socket)) return
+  lingeringClose(socket, LINGER_MS)
+}
+
+function closeIfIdleLater (socket: Http1Socket, timeout: number): void {
+  const timer = setTimeout(() => { if (isIdle(socket)) lingeringClose(socket, LINGER_MS) }, Math.min(IDLE_GRACE_MS, timeout))
+  timer.unref()
+  socket.once('close', () => clearTimeout(timer))
+}
+
 /**
- * Destroy the connections that have no request in progress. Node's own check
- * (nodejs/node#60617) skips a connection whose next request has begun to
- * arrive, so that request is answered (by refuse) rather than reset. It is
- * safe to call from a response's 'close' event: Node emits it on the tick
- * after it detached the response from the socket, so the socket counts as idle.
+ * Node's own list of HTTP connections (http and https servers, and HTTP/1.1
+ * over http2 with allowHTTP1) says which ones are between requests. It is not
+ * public, so when it is missing the answer is "no request in progress".
  */
-export function closeIdle (server: NodeServer): void {
-  // http/https servers, and http2 secure servers with allowHTTP1 (for their
-  // HTTP/1.1 connections), track connections; plain h2c servers do not.
-  (server as HttpServer).closeIdleConnections?.()
+function requestInProgress (server: NodeServer, socket: Socket): boolean {
+  const key = Object.getOwnPropertySymbols(server).find(s => s.description === 'http.server.connections')
+  const list = key === undefined ? undefined : (server as unknown as Record<symbol, { idle?: () => Array<{ socket: Socket }> }>)[key]
+  if (typeof list?.idle !== 'function') return false
+  return !list.idle().some(parser => parser.socket === socket)
+}
+
+/**
+ * Let an old generation finish what it owed at the swap (up to the
+ * deadline), then close its Fastify instance: its onClose hooks run only
+ * after its last response. Never rejects; a failed close is passed to `onCloseError`.
+ */
+export async function retire (gen: Generation, timeout: number, onCut: (cut: number) => void, onCloseError: (err: Error) => void): Promise<RetireReport> {
+  const began = Date.now()
+  let cut = 0
+  if (gen.inflight > 0) {
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, timeout); timer.unref() })
+    await Promise.race([gen.idle(), deadline])
+    clearTimeout(timer)
+    if (gen.inflight > 0) cut = gen.cut()
+    if (cut > 0) onCut(cut)
+  }
+  // Nothing of it stays reachable from the sockets it served.
+  gen.owedAt = undefined
+  try {
+    await gen.app.close()
+  } catch (err) {
+    onCloseError(err as Error)
+  }
+  return { generation: gen.number, duration: Date.now() - began, cut }
 }
 
 const REFUSED = JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: 'The server is shutting down' })
+const REFUSED_LENGTH = Buffer.byteLength(REFUSED)
 
 /** Answer a request that arrives while the listener drains. */
 export function refuse (req: Request, res: Response): void {
-  const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(REFUSED) }
+  const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': REFUSED_LENGTH }
   // Connection is forbidden in HTTP/2; there the session's GOAWAY says the same.
   if (req.httpVersionMajor === 1) headers.connection = 'close'
   ;(res as ServerResponse).writeHead(503, headers)
   res.end(REFUSED)
 }
+
+function noop (): void {}

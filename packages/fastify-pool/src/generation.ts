@@ -1,97 +1,157 @@
 // One generation of a listener: a ready Fastify instance bound to the
-// listener's server, and the requests it is still serving. A restart makes a
-// new generation, points the socket at it, and retires the old one once its
-// requests are done.
+// listener's server. A restart builds a new generation, points the server at
+// it, and retires the old one once the responses it owes are done.
+//
+// What a generation owes is read from the connections at the moment it stops
+// receiving requests (connections.ts), not counted per request: over HTTP/1
+// the last response each socket had then; over HTTP/2 the streams it still
+// serves (HTTP/2 answers out of order, so those are kept in a set).
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { constants as h2, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
+import { constants as h2, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2'
 import type { FastifyInstance } from 'fastify'
+import { http1Dispatch, lastResponse, owed, responseDone, whenDone, type Http1Response, type Http1Socket } from './connections.ts'
+import { FST_POOL_FACTORY } from './errors.ts'
+import type { NodeServer, ServerHandle } from './server.ts'
+import type { RetireReport } from './types.ts'
+
+export type { RetireReport }
 
 export type Request = IncomingMessage | Http2ServerRequest
 export type Response = ServerResponse | Http2ServerResponse
 export type RequestHandler = (req: Request, res: Response) => void
+type Listener = (...args: unknown[]) => void
+
+/** What the listener's server factory hands Fastify, and what it got back. */
+export type ServerFactory = (handler: RequestHandler) => NodeServer
 
 export class Generation {
   readonly app: FastifyInstance
   readonly number: number
-  /** Responses not yet closed: the requests this generation is serving. */
-  readonly live = new Set<Response>()
   /** The server's request listener for this generation. */
   readonly dispatch: RequestHandler
   /** clientError listeners Fastify added to the shared server for this instance. */
-  readonly clientErrorListeners: Array<(...args: unknown[]) => void>
-  /** Called after each request ends; set while draining to close connections that fall idle. */
-  onSettle: (() => void) | undefined
-  #idle: Array<() => void> = []
-  readonly #done: (res: Response) => void
+  readonly clientErrorListeners: Listener[]
+  /** HTTP/2 streams in progress (HTTP/2 servers only). */
+  readonly streams: Set<ServerHttp2Stream> | undefined
+  /** Set when it stopped receiving requests: each socket's last response then, still owed. */
+  owedAt: Map<Http1Socket, Http1Response> | undefined
+  #streamsIdle: Array<() => void> = []
 
-  constructor (app: FastifyInstance, number: number, handler: RequestHandler, clientErrorListeners: Array<(...args: unknown[]) => void>) {
+  constructor (app: FastifyInstance, number: number, handler: RequestHandler, clientErrorListeners: Listener[], http2: boolean) {
     this.app = app
     this.number = number
     this.clientErrorListeners = clientErrorListeners
-    const live = this.live
-    // One shared 'close' listener per generation: no closure per request.
-    const done = (res: Response): void => {
-      if (!live.delete(res)) return
-      this.onSettle?.()
-      if (live.size === 0 && this.#idle.length > 0) {
-        for (const resolve of this.#idle.splice(0)) resolve()
-      }
+    const h1 = http1Dispatch(handler as (req: IncomingMessage, res: ServerResponse) => void) as RequestHandler
+    if (!http2) {
+      this.streams = undefined
+      this.dispatch = h1
+      return
     }
-    function onClose (this: Response): void { done(this) }
+    const streams = new Set<ServerHttp2Stream>()
+    const waiting = this.#streamsIdle
+    function onStreamClose (this: ServerHttp2Stream): void {
+      streams.delete(this)
+      if (streams.size === 0 && waiting.length > 0) for (const resolve of waiting.splice(0)) resolve()
+    }
+    this.streams = streams
     this.dispatch = (req, res) => {
-      live.add(res)
-      res.on('close', onClose)
+      if (req.httpVersionMajor !== 2) return h1(req, res)
+      const stream = (res as Http2ServerResponse).stream
+      streams.add(stream)
+      stream.once('close', onStreamClose)
       handler(req, res)
     }
-    this.#done = done
   }
 
   /**
-   * Let go of ghosts: a pipelined HTTP/1 response queued behind another has no
-   * socket yet, and if the client leaves before its turn Node never emits its
-   * 'close'. Such a response is done once its connection is destroyed.
-   * Tracking queued responses per request cost about 10 % of throughput in
-   * garbage collection under pipelined load, so this sweep runs only when
-   * someone counts or waits: status(), a restart or a stop.
+   * It no longer receives requests: note what it owes. A socket whose last
+   * response is owed by an older generation still retiring is that one's.
    */
-  sweep (): void {
-    for (const res of this.live) {
-      if ((res as ServerResponse).socket === null && res.req.httpVersionMajor === 1 && res.req.socket?.destroyed === true) this.#done(res)
+  seal (handle: ServerHandle, older: Iterable<Generation>): void {
+    const theirs = new Set<Http1Response>()
+    for (const gen of older) for (const res of gen.owedAt?.values() ?? []) theirs.add(res)
+    const owedAt = new Map<Http1Socket, Http1Response>()
+    for (const socket of handle.http1) {
+      const last = lastResponse(socket)
+      if (last !== undefined && !responseDone(last, socket) && !theirs.has(last)) owedAt.set(socket, last)
     }
+    this.owedAt = owedAt
   }
 
-  /** A connection closed: sweep if a restart or a stop is waiting for this generation. */
-  connectionClosed (): void {
-    if (this.#idle.length > 0 || this.onSettle !== undefined) this.sweep()
+  /** Requests in progress: over HTTP/1 what it owed when sealed (call seal() first), plus HTTP/2 streams. */
+  get inflight (): number {
+    let n = this.streams?.size ?? 0
+    for (const [socket, last] of this.owedAt ?? []) n += owed(socket, last)
+    return n
   }
 
-  /** Resolves once no request of this generation is in flight. */
+  /** Resolves once everything it owes is done. */
   idle (): Promise<void> {
-    this.sweep()
-    if (this.live.size === 0) return Promise.resolve()
-    return new Promise(resolve => this.#idle.push(resolve))
-  }
-
-  /** Ask clients not to reuse the connections of requests still in flight. */
-  closeAfterResponse (): void {
-    for (const res of this.live) {
-      if (!res.headersSent && res.req.httpVersionMajor === 1) res.setHeader('connection', 'close')
-    }
+    const waits: Array<Promise<void>> = []
+    for (const [socket, last] of this.owedAt ?? []) waits.push(whenDone(last, socket))
+    if (this.streams !== undefined && this.streams.size > 0) waits.push(new Promise(resolve => this.#streamsIdle.push(resolve)))
+    return Promise.all(waits).then(() => {})
   }
 
   /**
-   * Abort the requests still in flight; returns how many were cut. An HTTP/1
-   * request owns its connection, so the connection is destroyed; an HTTP/2
-   * stream is reset (CANCEL) and the other streams of its session live on.
+   * Abort what it still owes; returns how many requests that was. An HTTP/1
+   * connection answers in order, so the connection is destroyed, with every
+   * response still queued on it (those are counted too); an HTTP/2 stream is
+   * reset (CANCEL) and the other streams of its session live on.
    */
   cut (): number {
-    this.sweep()
-    const count = this.live.size
-    for (const res of [...this.live]) {
-      const stream = (res as Http2ServerResponse).stream
-      if (stream !== undefined) stream.close(h2.NGHTTP2_CANCEL)
-      else (res as ServerResponse).socket?.destroy()
+    let count = 0
+    for (const [socket] of this.owedAt ?? []) {
+      count += owed(socket)
+      socket.destroy()
+    }
+    for (const stream of this.streams ?? []) {
+      count++
+      stream.close(h2.NGHTTP2_CANCEL)
     }
     return count
   }
+}
+
+/**
+ * Build a ready generation whose requests come from `server`. `make` builds
+ * the Fastify instance with the server factory it is given. Nothing that
+ * lives longer than the instance (the server, the listener) keeps a reference
+ * to it, except the listeners that the swap removes again.
+ */
+export async function buildGeneration (server: NodeServer, name: string, number: number, http2: boolean, make: (serverFactory: ServerFactory) => Promise<FastifyInstance>): Promise<Generation> {
+  const before = server.listeners('clientError')
+  const slot = factorySlot(server)
+  let app: FastifyInstance | undefined
+  try {
+    app = await make(slot.serverFactory)
+    if (slot.handler === undefined || (app.server as unknown) !== server) throw new FST_POOL_FACTORY(name)
+    await app.ready()
+  } catch (err) {
+    // A failed build leaves nothing attached to the live server.
+    for (const l of added(server, before)) server.removeListener('clientError', l)
+    await app?.close().catch(() => {})
+    throw err
+  }
+  const handler = slot.handler
+  slot.handler = undefined
+  return new Generation(app, number, handler, added(server, before), http2)
+}
+
+/**
+ * The serverFactory Fastify keeps in its options for the instance's life. It
+ * sees only this slot and the server: a closure made inside buildGeneration
+ * would keep that call's whole scope, and with it the listener list of the
+ * previous generation (each restart then retained all the ones before it).
+ */
+function factorySlot (server: NodeServer): { handler: RequestHandler | undefined, serverFactory: ServerFactory } {
+  const slot: { handler: RequestHandler | undefined, serverFactory: ServerFactory } = {
+    handler: undefined,
+    serverFactory: (handler) => { slot.handler = handler; return server }
+  }
+  return slot
+}
+
+function added (server: NodeServer, before: Function[]): Listener[] {
+  return server.listeners('clientError').filter(l => !before.includes(l)) as Listener[]
 }

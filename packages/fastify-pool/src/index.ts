@@ -5,7 +5,7 @@ export { validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type NormalizedC
 export { parseListen, formatAddress, type ListenAddress } from './address.ts'
 export { PoolFileSchema, ListenerConfigSchema, PoolDefaultsSchema, TlsSchema, HealthSchema, type PoolFileConfig, type HealthConfig, type LogLevel } from './schema.ts'
 export type { TlsConfig } from './tls.ts'
-export type { Factory, Field, Handler, Handlers, ListenerState, ListenerStatus, PoolOptions, StopOptions, StopReport } from './types.ts'
+export type { Factory, Field, Handler, Handlers, ListenerState, ListenerStatus, PoolOptions, RestartReport, RetireReport, StopOptions, StopReport } from './types.ts'
 export * as errors from './errors.ts'
 export type { ValidationIssue, ListenerFailure } from './errors.ts'
 export { fastifyPool, default, type FastifyPoolOptions } from './plugin.ts'

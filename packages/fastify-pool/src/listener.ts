@@ -1,20 +1,19 @@
-// A listener: one address, one Node server it owns for its whole running life,
-// and the Fastify generations that serve it. Lifecycle calls are queued so that
-// any mix of start/stop/restart ends in the state of the last call.
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
-import { createServer as createHttpsServer } from 'node:https'
-import { createSecureServer, createServer as createH2Server, type Http2Session } from 'node:http2'
-import type { AddressInfo, Socket } from 'node:net'
-import type { Server as TlsServer } from 'node:tls'
+// A listener: one address, one Node server it owns for its whole running life
+// (server.ts), and the Fastify generations that serve it (generation.ts).
+// Lifecycle calls are queued so that any mix of start/stop/restart ends in
+// the state of the last call; state changes in one place.
+import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginCallback, type FastifyServerOptions, type InjectOptions, type LightMyRequestResponse } from 'fastify'
 import { deriveExpose, serverTls, type NormalizedConfig } from './config.ts'
-import { drain, type NodeServer } from './drain.ts'
+import { owed } from './connections.ts'
+import { drain, retire } from './drain.ts'
 import { FST_POOL_FACTORY, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
-import { Generation, type Request, type RequestHandler, type Response } from './generation.ts'
+import { buildGeneration, type Generation, type RetireReport, type ServerFactory } from './generation.ts'
 import { handlerFor } from './handlers.ts'
 import { healthRoutes } from './health.ts'
+import { ServerHandle, type NodeServer } from './server.ts'
 import { loadTls, type ServerTlsOptions, type TlsConfig } from './tls.ts'
-import type { Factory, Handlers, ListenerState, ListenerStatus, StopOptions, StopReport } from './types.ts'
+import type { Factory, Handlers, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
 
 /** What a listener takes from the pool that made it. */
 export interface ListenerContext {
@@ -36,17 +35,24 @@ type Share = 'always' | 'unstarted' | 'never'
 
 interface QueueEntry { op: Op, promise: Promise<unknown>, started: boolean }
 
+/** The state changes a listener may make; #setState refuses any other. */
+const TRANSITIONS: Readonly<Record<ListenerState, readonly ListenerState[]>> = {
+  stopped: ['starting', 'stopped'],
+  starting: ['running', 'failed'],
+  running: ['draining'],
+  draining: ['stopped'],
+  failed: ['starting', 'stopped']
+}
+
 export class Listener {
   #config: NormalizedConfig
   #ctx: ListenerContext
   #log: FastifyBaseLogger | undefined
   #state: ListenerState = 'stopped'
-  #server: NodeServer | undefined
-  #sockets = new Set<Socket>()
-  #sessions = new Set<Http2Session>()
+  #handle: ServerHandle | undefined
   #gen: Generation | undefined
   /** Old generations still finishing their requests after a swap, and their retirement. */
-  #retiring = new Map<Generation, Promise<void>>()
+  #retiring = new Map<Generation, Promise<RetireReport>>()
   #generations = 0
   #startedAt: number | undefined
   #lastError: Error | undefined
@@ -76,7 +82,7 @@ export class Listener {
   /** The Fastify instance serving requests now (undefined while stopped). */
   get app (): FastifyInstance | undefined { return this.#gen?.app }
   /** The Node server this listener owns while running. */
-  get server (): NodeServer | undefined { return this.#server }
+  get server (): NodeServer | undefined { return this.#handle?.server }
   get state (): ListenerState { return this.#state }
   get isRunning (): boolean { return this.#state === 'running' }
   /** Milliseconds since the listener started listening; 0 when not running. */
@@ -84,13 +90,16 @@ export class Listener {
   get handlerKey (): string { return this.#config.handler }
   get logger (): FastifyBaseLogger | undefined { return this.#log }
 
+  /** Requests in progress on every generation: read from the connections, so this costs a walk over them. */
+  get inflight (): number {
+    let n = 0
+    for (const socket of this.#handle?.http1 ?? []) n += owed(socket)
+    for (const gen of [this.#gen, ...this.#retiring.keys()]) n += gen?.streams?.size ?? 0
+    return n
+  }
+
   /** A snapshot of the listener's state. */
   get status (): ListenerStatus {
-    let inflight = 0
-    for (const gen of [this.#gen, ...this.#retiring.keys()]) {
-      gen?.sweep()
-      inflight += gen?.live.size ?? 0
-    }
     return {
       name: this.name,
       bind: this.bind,
@@ -103,7 +112,7 @@ export class Listener {
       optional: this.#config.optional,
       uptime: this.uptime,
       generation: this.#gen?.number ?? 0,
-      inflight,
+      inflight: this.inflight,
       lastError: this.#lastError?.message,
       lastStop: this.#lastStop
     }
@@ -113,8 +122,6 @@ export class Listener {
   setHandlers (handlers: Handlers | undefined): void { this.#ctx.handlers = handlers }
   /** @internal */
   get context (): ListenerContext { return this.#ctx }
-  /** @internal pool-wide lifecycle hooks (health readiness) look at this. */
-  get draining (): boolean { return this.#state === 'draining' }
 
   /** Start listening. Resolves once the socket is bound; a running listener is left alone. */
   async start (): Promise<void> { await this.launch() }
@@ -129,12 +136,13 @@ export class Listener {
 
   /**
    * Swap in a new Fastify instance on the same socket (a stopped listener is
-   * started). Resolves once the old instance has finished its requests (or
-   * the deadline cut them) and is closed.
+   * started). Resolves as soon as the new instance serves, so a route of
+   * this listener can await it; `report.retired` resolves once the old
+   * instance has finished its requests (or the deadline cut them) and is closed.
    */
-  restart (options: StopOptions = {}): Promise<void> {
+  restart (options: StopOptions = {}): Promise<RestartReport> {
     const timeout = options.timeout ?? this.#ctx.stopTimeout
-    return this.#enqueue('restart', 'unstarted', () => this.#restart(this.#config), old => this.#retireLater(old, timeout))
+    return this.#enqueue('restart', 'unstarted', () => this.#restart(this.#config), old => this.#report(old, timeout))
   }
 
   /**
@@ -144,12 +152,12 @@ export class Listener {
    * running listener cannot move to another bind or switch between HTTP,
    * HTTPS and HTTP/2: that rejects with FST_POOL_RESTART and changes nothing.
    */
-  reconfigure (config: NormalizedConfig, options: StopOptions = {}): Promise<void> {
+  reconfigure (config: NormalizedConfig, options: StopOptions = {}): Promise<RestartReport> {
     if (typeof config !== 'object' || config === null || typeof config.bind !== 'string' || typeof config.name !== 'string') {
       return Promise.reject(new FST_POOL_INVALID_ARGUMENT('reconfigure() takes a normalised config (from validateConfig())'))
     }
     const timeout = options.timeout ?? this.#ctx.stopTimeout
-    return this.#enqueue('reconfigure', 'never', () => this.#reconfigure(config), old => this.#retireLater(old, timeout))
+    return this.#enqueue('reconfigure', 'never', () => this.#reconfigure(config), old => this.#report(old, timeout))
   }
 
   /**
@@ -174,7 +182,7 @@ export class Listener {
 
   // Lifecycle calls run one after another. `then` runs once the call has left
   // the queue: a restart lets the next call in as soon as the new generation
-  // serves, while its own promise waits for the old generation to retire.
+  // serves, and its old generation retires behind the queue.
   #enqueue<T, R = T> (op: Op, share: Share, run: () => Promise<T>, then?: (value: T) => Promise<R> | R): Promise<R> {
     const last = this.#pending
     if (last !== undefined && last.op === op && (share === 'always' || (share === 'unstarted' && !last.started))) {
@@ -189,37 +197,46 @@ export class Listener {
     return promise
   }
 
+  /** The one writer of #state. */
+  #setState (to: ListenerState): void {
+    const from = this.#state
+    if (!TRANSITIONS[from].includes(to)) throw new Error(`fastify-pool internal error: listener "${this.name}" cannot go from ${from} to ${to}`)
+    this.#state = to
+  }
+
   async #start (): Promise<boolean> {
     if (this.#state === 'running') return false
     const config = this.#config
     if (config.disabled) throw listenerFailures(FST_POOL_START, [this.#failure(new Error('listener is disabled'))])
-    this.#state = 'starting'
+    this.#setState('starting')
     this.#lastError = undefined
-    let server: NodeServer | undefined
+    let handle: ServerHandle | undefined
     let gen: Generation | undefined
     try {
       await this.#closeMemoryApp()
-      server = this.#createServer(config, serverTls(config))
-      gen = await this.#build(server, config, this.#log)
-      server.on('request', gen.dispatch)
-      await listen(server, config)
+      handle = new ServerHandle(config, serverTls(config), (socket) => {
+        this.#log?.warn({ remoteAddress: socket.remoteAddress }, `send timeout (${this.#config.sendTimeout} ms): the client stopped reading; connection closed`)
+        socket.destroy()
+      })
+      gen = await this.#build(handle, config, this.#log)
+      handle.server.on('request', gen.dispatch)
+      await handle.listen(config.address)
     } catch (err) {
       if (gen !== undefined) await gen.app.close().catch(() => {})
-      if (server?.listening === true) await new Promise(resolve => server?.close(resolve))
-      this.#forgetServer()
-      this.#state = 'failed'
+      if (handle?.listening === true) await handle.close()
+      this.#setState('failed')
       this.#lastError = err as Error
       throw listenerFailures(FST_POOL_START, [this.#failure(err as Error)])
     }
-    server.on('error', (err) => this.#log?.error({ err }, 'server error'))
-    this.#server = server
+    handle.server.on('error', (err) => this.#log?.error({ err }, 'server error'))
+    this.#handle = handle
     this.#gen = gen
     this.#startedAt = Date.now()
-    this.#address = server.address() ?? undefined
+    this.#address = handle.server.address() ?? undefined
     this.#url = typeof this.#address === 'object' && this.#address !== null
       ? deriveExpose({ kind: 'tcp', host: config.address.kind === 'tcp' ? config.address.host : undefined, port: 0 }, config.tls !== undefined, this.#address.port)
       : undefined
-    this.#state = 'running'
+    this.#setState('running')
     this.#log?.info({ url: this.#url ?? this.#address }, 'listener started')
     return true
   }
@@ -227,8 +244,8 @@ export class Listener {
   /** Returns the generation that was swapped out, to be retired; undefined when the listener was started instead. */
   async #restart (config: NormalizedConfig): Promise<Generation | undefined> {
     if (this.#state !== 'running') {
-      // A stopped (or failed) listener starts from its configuration: the
-      // golib seed restarted such a server on the wrong address with no handler.
+      // A stopped (or failed) listener starts from its configuration, on its
+      // own address with its handler.
       try {
         await this.#start()
         return undefined
@@ -236,7 +253,8 @@ export class Listener {
         throw listenerFailures(FST_POOL_RESTART, [this.#failure(((err as { cause?: Error }).cause ?? err) as Error)])
       }
     }
-    const server = this.#server as NodeServer
+    const handle = this.#handle as ServerHandle
+    const server = handle.server
     const old = this.#gen as Generation
     const log = config === this.#config ? this.#log : this.#logFor(config)
     let next: Generation
@@ -244,20 +262,21 @@ export class Listener {
     try {
       // Re-read certificate files so that a restart picks up renewed ones.
       tls = serverTls(config)
-      next = await this.#build(server, config, log)
+      next = await this.#build(handle, config, log)
     } catch (err) {
       this.#lastError = err as Error
       this.#log?.error({ err }, 'restart failed; the running generation keeps serving')
       throw listenerFailures(FST_POOL_RESTART, [this.#failure(err as Error)])
     }
     // From here on nothing awaits: the switch is atomic for incoming requests.
-    if (tls !== undefined) applyTls(server, tls)
-    applyTimeouts(server, config)
+    if (tls !== undefined) handle.applyTls(tls)
+    handle.applyTimeouts(config)
     server.removeListener('request', old.dispatch)
     server.on('request', next.dispatch)
     // A connection's parse errors concern the socket, not a generation: only
     // the serving instance answers them (two handlers would both write).
     for (const listener of old.clientErrorListeners) server.removeListener('clientError', listener)
+    old.seal(handle, this.#retiring.keys())
     this.#gen = next
     this.#config = config
     this.#log = log
@@ -291,10 +310,10 @@ export class Listener {
     const problems: string[] = []
     const options = loadTls(merged, this.#config.baseDir, (field, message) => problems.push(`tls.${field}: ${message}`))
     if (options === undefined) throw new FST_POOL_TLS(this.name, problems.join('; '))
-    const server = this.#server
-    if (server !== undefined) {
+    const handle = this.#handle
+    if (handle !== undefined) {
       if (this.#config.tls === undefined) throw new FST_POOL_TLS(this.name, 'it serves plain HTTP on a live socket; stop it, set TLS, then start it again')
-      applyTls(server, options)
+      handle.applyTls(options)
     }
     const c = this.#config
     // An expose URL derived from the bind follows the scheme; a configured one is kept.
@@ -303,64 +322,51 @@ export class Listener {
     this.#log?.info('TLS settings replaced')
   }
 
-  /** Retire an old generation outside the queue; the caller's promise waits for it. */
-  #retireLater (old: Generation | undefined, timeout: number): Promise<void> | undefined {
-    if (old === undefined) return undefined
-    const retired = this.#retire(old, timeout).finally(() => this.#retiring.delete(old))
+  /** What a restart or reconfigure answers: the generation now serving, and the old one's retirement (outside the queue). */
+  #report (old: Generation | undefined, timeout: number): RestartReport {
+    const report = { name: this.name, bind: this.bind, generation: this.#gen?.number ?? 0 }
+    if (old === undefined) return { ...report, retired: Promise.resolve(undefined) }
+    const retired = retire(old, timeout,
+      (cut) => this.#log?.warn({ cut, generation: old.number }, `restart drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`),
+      (err) => {
+        // The new generation serves already: the restart succeeded; say what failed.
+        this.#lastError = err
+        this.#log?.error({ err, generation: old.number }, 'closing the previous generation failed')
+      }).finally(() => this.#retiring.delete(old))
     this.#retiring.set(old, retired)
-    return retired
-  }
-
-  /** Let an old generation finish its requests (up to the deadline), then close it. Never rejects. */
-  async #retire (gen: Generation, timeout: number): Promise<void> {
-    gen.sweep()
-    if (gen.live.size > 0) {
-      let timer: NodeJS.Timeout | undefined
-      const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, timeout); timer.unref() })
-      await Promise.race([gen.idle(), deadline])
-      clearTimeout(timer)
-      const cut = gen.live.size > 0 ? gen.cut() : 0
-      if (cut > 0) this.#log?.warn({ cut, generation: gen.number }, `restart drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`)
-    }
-    try {
-      // onClose hooks of the old instance run only now, after its last request.
-      await gen.app.close()
-    } catch (err) {
-      // The new generation serves already: the restart succeeded; say what failed.
-      this.#lastError = err as Error
-      this.#log?.error({ err, generation: gen.number }, 'closing the previous generation failed')
-    }
+    return { ...report, retired }
   }
 
   async #stop (timeout: number): Promise<StopReport | undefined> {
-    const server = this.#server
+    const handle = this.#handle
     const gen = this.#gen
-    if (server === undefined || gen === undefined || this.#state !== 'running') {
+    if (handle === undefined || gen === undefined || this.#state !== 'running') {
       await this.#closeMemoryApp()
-      this.#state = 'stopped'
+      this.#setState('stopped')
       return undefined
     }
     const began = Date.now()
-    this.#state = 'draining'
-    const cut = await drain({ server, sockets: this.#sockets, sessions: this.#sessions, current: gen, retiring: this.#retiring.keys() }, timeout)
+    this.#setState('draining')
+    const cut = await drain({ handle, current: gen, retiring: this.#retiring.keys() }, timeout)
     if (cut > 0) this.#log?.warn({ cut }, `drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`)
-    for (const listener of gen.clientErrorListeners) server.removeListener('clientError', listener)
+    for (const listener of gen.clientErrorListeners) handle.server.removeListener('clientError', listener)
     // Every connection is gone, so older generations are idle and closing.
     await Promise.all(this.#retiring.values())
     let error: Error | undefined
     try {
+      // Its onClose hooks run now, after its last response.
       await gen.app.close()
       // An inject() made while the listener was starting built an in-memory instance.
       await this.#closeMemoryApp()
     } catch (err) {
       error = err as Error
     }
-    this.#forgetServer()
+    this.#handle = undefined
     this.#gen = undefined
     this.#startedAt = undefined
     this.#url = undefined
     this.#address = undefined
-    this.#state = 'stopped'
+    this.#setState('stopped')
     const report: StopReport = { name: this.name, bind: this.bind, duration: Date.now() - began, cut }
     this.#lastStop = report
     this.#log?.info({ duration: report.duration, cut }, 'listener stopped')
@@ -371,72 +377,19 @@ export class Listener {
     return report
   }
 
-  #createServer (c: NormalizedConfig, tls: ServerTlsOptions | undefined): NodeServer {
-    const timeouts = { requestTimeout: c.requestTimeout, headersTimeout: c.headersTimeout, keepAliveTimeout: c.keepAliveTimeout }
-    let server: NodeServer
-    if (c.http2) {
-      server = tls === undefined ? createH2Server() : createSecureServer({ ...tls, allowHTTP1: true })
-      // Fastify sets this up only on servers it creates. An idle session
-      // closes like an idle keep-alive connection would.
-      const sessionTimeout = (c.fastify as { http2SessionTimeout?: number }).http2SessionTimeout ?? c.keepAliveTimeout
-      server.on('session', (session: Http2Session) => {
-        this.#sessions.add(session)
-        session.once('close', () => this.#sessions.delete(session))
-        if (sessionTimeout > 0) session.setTimeout(sessionTimeout, () => session.close())
-        // Its TLS handshake ended after the drain began: GOAWAY at once.
-        if (this.#state === 'draining') session.close()
-      })
-    } else {
-      server = tls === undefined ? createHttpServer(timeouts) : createHttpsServer({ ...tls, ...timeouts })
-    }
-    applyTimeouts(server, c)
-    const sockets = this.#sockets
-    server.on('connection', (socket: Socket) => {
-      sockets.add(socket)
-      socket.once('close', () => {
-        sockets.delete(socket)
-        // A stop or restart waiting on a generation may be waiting on pipelined
-        // responses of this connection that will never get a 'close' of their own.
-        this.#gen?.connectionClosed()
-        for (const gen of this.#retiring.keys()) gen.connectionClosed()
-      })
-    })
-    return server
-  }
-
-  #forgetServer (): void {
-    this.#server = undefined
-    this.#sockets.clear()
-    this.#sessions.clear()
-  }
-
   #logFor (config: NormalizedConfig): FastifyBaseLogger | undefined {
     return this.#ctx.logger?.child({ listener: config.name, bind: config.bind }, config.logLevel === undefined ? {} : { level: config.logLevel })
   }
 
-  /** Build a ready Fastify instance whose requests come from `server`. */
-  async #build (server: NodeServer, config: NormalizedConfig, log: FastifyBaseLogger | undefined): Promise<Generation> {
-    let handler: RequestHandler | undefined
-    const before = new Set(server.listeners('clientError'))
-    const added = (): Array<(...args: unknown[]) => void> =>
-      server.listeners('clientError').filter(l => !before.has(l)) as Array<(...args: unknown[]) => void>
-    let app: FastifyInstance | undefined
-    try {
-      app = await this.#make(config, this.#fastifyOptions(config, log, (h) => { handler = h as RequestHandler; return server }))
-      if (handler === undefined || (app.server as unknown) !== server) throw new FST_POOL_FACTORY(config.name)
-      await app.ready()
-    } catch (err) {
-      // A failed build leaves nothing attached to the live server.
-      for (const l of added()) server.removeListener('clientError', l)
-      await app?.close().catch(() => {})
-      throw err
-    }
-    return new Generation(app, ++this.#generations, handler, added())
+  /** Build a ready generation whose requests come from the handle's server. */
+  #build (handle: ServerHandle, config: NormalizedConfig, log: FastifyBaseLogger | undefined): Promise<Generation> {
+    return buildGeneration(handle.server, config.name, ++this.#generations, config.http2,
+      (serverFactory) => this.#make(config, fastifyOptions(config, log, serverFactory)))
   }
 
   /** An instance for inject() while the listener is not running; it has a server of its own that never listens. */
   async #buildInMemory (): Promise<FastifyInstance> {
-    const app = await this.#make(this.#config, this.#fastifyOptions(this.#config, this.#log, undefined))
+    const app = await this.#make(this.#config, fastifyOptions(this.#config, this.#log, undefined))
     await app.ready()
     return app
   }
@@ -445,19 +398,6 @@ export class Listener {
     const pending = this.#memoryApp
     this.#memoryApp = undefined
     if (pending !== undefined) await (await pending.catch(() => undefined))?.close()
-  }
-
-  #fastifyOptions (c: NormalizedConfig, log: FastifyBaseLogger | undefined, serverFactory: ((handler: (req: Request, res: Response) => void) => NodeServer) | undefined): FastifyServerOptions {
-    return {
-      ...c.fastify,
-      bodyLimit: c.bodyLimit,
-      connectionTimeout: c.connectionTimeout,
-      keepAliveTimeout: c.keepAliveTimeout,
-      requestTimeout: c.requestTimeout,
-      ...(c.http2 ? { http2: true } : {}),
-      ...(log === undefined ? {} : { loggerInstance: log }),
-      ...(serverFactory === undefined ? {} : { serverFactory })
-    } as FastifyServerOptions
   }
 
   /** Make a Fastify instance with the factory (or fastify()), then add health routes and the listener's handler. */
@@ -478,33 +418,16 @@ export class Listener {
   }
 }
 
-function listen (server: NodeServer, config: NormalizedConfig): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => { server.removeListener('listening', onListening); reject(err) }
-    const onListening = (): void => { server.removeListener('error', onError); resolve() }
-    server.once('error', onError)
-    server.once('listening', onListening)
-    const a = config.address
-    server.listen(a.kind === 'unix' ? { path: a.path } : { host: a.host, port: a.port })
-  })
-}
-
-/** Timeouts of a live server; Node reads them per connection (and per check), so new values apply without a restart. */
-function applyTimeouts (server: NodeServer, c: NormalizedConfig): void {
-  server.setTimeout(c.connectionTimeout)
-  if (!c.http2) {
-    const http = server as HttpServer
-    http.keepAliveTimeout = c.keepAliveTimeout
-    http.requestTimeout = c.requestTimeout
-    http.headersTimeout = c.headersTimeout
-  }
-}
-
-/** New TLS material for a live server: new connections use it, open ones keep theirs. */
-function applyTls (server: NodeServer, options: ServerTlsOptions): void {
-  const tls = server as unknown as TlsServer & { requestCert: boolean, rejectUnauthorized: boolean }
-  tls.setSecureContext(options)
-  // setSecureContext() leaves these alone; the server reads them for each new connection.
-  tls.requestCert = options.requestCert === true
-  tls.rejectUnauthorized = options.rejectUnauthorized !== false
+/** The Fastify options of a listener's instance: its limits, logger and (when it serves a socket) the server factory. */
+function fastifyOptions (c: NormalizedConfig, log: FastifyBaseLogger | undefined, serverFactory: ServerFactory | undefined): FastifyServerOptions {
+  return {
+    ...c.fastify,
+    bodyLimit: c.bodyLimit,
+    connectionTimeout: c.connectionTimeout,
+    keepAliveTimeout: c.keepAliveTimeout,
+    requestTimeout: c.requestTimeout,
+    ...(c.http2 ? { http2: true } : {}),
+    ...(log === undefined ? {} : { loggerInstance: log }),
+    ...(serverFactory === undefined ? {} : { serverFactory })
+  } as FastifyServerOptions
 }

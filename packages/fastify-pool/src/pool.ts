@@ -13,7 +13,7 @@ import { Listener, type ListenerContext } from './listener.ts'
 import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './monitor.ts'
 import { reloadPool, type ReloadOptions, type ReloadReport } from './reload.ts'
 import { checkField, matcher } from './select.ts'
-import type { Field, Handlers, ListenerStatus, PoolOptions, StopOptions, StopReport } from './types.ts'
+import type { Field, Handlers, ListenerStatus, PoolOptions, RestartReport, StopOptions, StopReport } from './types.ts'
 
 interface PoolSettings {
   ctx: ListenerContext
@@ -217,13 +217,23 @@ export class Pool implements Iterable<Listener> {
     return reports
   }
 
-  /** Restart every enabled listener in parallel, each on its own socket (stopped ones are started). */
-  async restart (options: StopOptions = {}): Promise<void> {
+  /**
+   * Restart every enabled listener in parallel, each on its own socket
+   * (stopped ones are started). Resolves once every new generation serves,
+   * with one report per listener; each report's `retired` resolves once that
+   * listener's old generation is done and closed.
+   */
+  async restart (options: StopOptions = {}): Promise<RestartReport[]> {
     const targets = [...this.#listeners.values()].filter(l => !l.config.disabled)
     const results = await Promise.allSettled(targets.map(l => l.restart(options)))
     const failures: ListenerFailure[] = []
-    results.forEach((r, i) => { if (r.status === 'rejected') failures.push(unwrap(targets[i] as Listener, r.reason)) })
+    const reports: RestartReport[] = []
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') failures.push(unwrap(targets[i] as Listener, r.reason))
+      else reports.push(r.value)
+    })
     if (failures.length > 0) throw listenerFailures(FST_POOL_RESTART, failures)
+    return reports
   }
 
   /**

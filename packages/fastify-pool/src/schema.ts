@@ -28,6 +28,7 @@ const shared = {
   keepAliveTimeout: Type.Optional(ms('How long an idle keep-alive connection stays open')),
   requestTimeout: Type.Optional(ms('Longest time to receive a whole request')),
   headersTimeout: Type.Optional(ms('Longest time to receive the request headers')),
+  sendTimeout: Type.Optional(ms('How long a response may wait for a client that stopped reading before its connection is closed (default 60000)')),
   bodyLimit: Type.Optional(Type.Integer({ minimum: 1, description: 'Largest request body accepted, in bytes' })),
   logLevel: Type.Optional(LogLevelSchema),
   health: Type.Optional(Type.Union([HealthSchema, Type.Literal(false)], { description: 'Health routes, or false to serve none' }))

@@ -40,6 +40,30 @@ export interface StopReport {
   cut: number
 }
 
+/** What retiring one old generation after a restart did. */
+export interface RetireReport {
+  /** The number of the generation that was retired. */
+  generation: number
+  /** Milliseconds from the swap until its Fastify instance was closed. */
+  duration: number
+  /** Requests it still owed at the deadline, whose connections were destroyed (or HTTP/2 streams reset). */
+  cut: number
+}
+
+/** What a listener's restart() (or reconfigure()) did; it resolves once the new generation serves. */
+export interface RestartReport {
+  name: string
+  bind: string
+  /** The generation serving now. */
+  generation: number
+  /**
+   * Resolves once the old generation has answered what it owed (or the
+   * deadline cut it) and its Fastify instance is closed; undefined when the
+   * restart started a stopped listener instead. Never rejects.
+   */
+  retired: Promise<RetireReport | undefined>
+}
+
 /** A snapshot of a listener's state. */
 export interface ListenerStatus {
   name: string

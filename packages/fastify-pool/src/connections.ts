@@ -1,0 +1,173 @@
+// What an HTTP/1 connection still owes its client, read from the connection
+// itself when a drain or a swap asks, and how to close one without a reset.
+//
+// Nothing here allocates per request. The dispatch writes two numbers and one
+// reference onto objects Node already made (the socket and the response);
+// the rest runs only when a stop or a restart looks. HTTP/1 answers a
+// connection's requests in order, so the last response dispatched on a
+// socket tells when everything before it is done, and the difference of two
+// sequence numbers tells how many responses are still owed.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+
+const kCount = Symbol('fastify-pool.dispatched')
+const kLast = Symbol('fastify-pool.lastResponse')
+const kSeq = Symbol('fastify-pool.sequence')
+const kSent = Symbol('fastify-pool.sent')
+const kStalled = Symbol('fastify-pool.stalledSince')
+const kLinger = Symbol('fastify-pool.lingering')
+
+/** A socket HTTP/1 runs on, with the marks this module keeps on it. */
+export interface Http1Socket extends Socket {
+  [kCount]: number
+  [kLast]: Http1Response | undefined
+  [kSent]: number
+  [kStalled]: number
+  [kLinger]: boolean
+  /** Node's own; present while the socket speaks HTTP/1 (null once upgraded). */
+  parser?: unknown
+  /** Node's own: the response that is writing to this socket now. */
+  _httpMessage?: Http1Response | null
+}
+
+export interface Http1Response extends ServerResponse {
+  [kSeq]: number
+}
+
+/** Give a new HTTP/1 socket its marks, all at once, so every socket has the same shape. */
+export function markSocket (socket: Socket): Http1Socket {
+  const s = socket as Http1Socket
+  s[kCount] = 0
+  s[kLast] = undefined
+  s[kSent] = 0
+  s[kStalled] = 0
+  s[kLinger] = false
+  return s
+}
+
+/** The request listener for HTTP/1: number the response, remember it as the socket's last, hand it on. */
+export function http1Dispatch (handler: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+  return function dispatch (req, res) {
+    const socket = req.socket as Http1Socket
+    const seq = (socket[kCount] ?? 0) + 1
+    socket[kCount] = seq
+    ;(res as Http1Response)[kSeq] = seq
+    socket[kLast] = res as Http1Response
+    handler(req, res)
+  }
+}
+
+/** The last response dispatched on this socket, or undefined. */
+export function lastResponse (socket: Http1Socket): Http1Response | undefined {
+  return socket[kLast]
+}
+
+/** Let go of the socket's last response once it is done, so an idle socket holds nothing of a generation. */
+export function forgetDone (socket: Http1Socket): void {
+  const last = socket[kLast]
+  if (last !== undefined && responseDone(last, socket)) socket[kLast] = undefined
+}
+
+/**
+ * A response is done when its last byte was handed to the kernel ('finish',
+ * which Node emits from the write callback of the last chunk, not at end()),
+ * when it was closed without finishing, or when its connection is gone (a
+ * pipelined response still queued never gets a 'close' of its own).
+ */
+export function responseDone (res: ServerResponse, socket: Socket): boolean {
+  return res.writableFinished || res.destroyed || socket.destroyed
+}
+
+/**
+ * How many responses this socket still owes, up to and including `upTo`
+ * (default: its last): from the one writing now to that one, in order.
+ */
+export function owed (socket: Http1Socket, upTo: Http1Response | undefined = socket[kLast]): number {
+  if (upTo === undefined || responseDone(upTo, socket)) return 0
+  const current = socket._httpMessage
+  // A response Node wrote by itself (a 400 for a missing Host, a 417) has no number.
+  const from = (current as Http1Response | null | undefined)?.[kSeq]
+  if (from === undefined) return 1
+  return Math.max(1, upTo[kSeq] - from + 1)
+}
+
+/** Resolves once `res` is done (see responseDone). */
+export function whenDone (res: ServerResponse, socket: Socket): Promise<void> {
+  if (responseDone(res, socket)) return Promise.resolve()
+  return new Promise(resolve => {
+    const settle = (): void => {
+      res.removeListener('finish', settle)
+      res.removeListener('close', settle)
+      socket.removeListener('close', settle)
+      resolve()
+    }
+    res.once('finish', settle)
+    res.once('close', settle)
+    socket.once('close', settle)
+  })
+}
+
+/** True when the socket speaks HTTP/1, owes nothing and is not already closing. */
+export function isIdle (socket: Http1Socket): boolean {
+  return socket.parser != null && !socket.destroyed && !socket[kLinger] && owed(socket) === 0 && socket.writable
+}
+
+/**
+ * Lingering close, as nginx does it: send what is buffered, then a FIN, and
+ * keep reading (and dropping) what the client still sends until it closes
+ * its side or `lingerMs` pass. Closing with unread bytes in the kernel's
+ * receive buffer makes it answer with a reset, which can also discard a
+ * response the client has not read yet. The timer starts once the write side
+ * is flushed, so a slow reader still gets every byte (the send timeout and
+ * the drain deadline bound that).
+ */
+export function lingeringClose (socket: Socket, lingerMs: number): void {
+  const s = socket as Http1Socket
+  if (s.destroyed || s[kLinger]) return
+  s[kLinger] = true
+  // Node's parser reads the socket natively; a 'data' listener of our own makes
+  // it hand the bytes to JavaScript, where nothing parses them any more.
+  s.removeAllListeners('data')
+  s.on('data', discard)
+  s.resume()
+  let timer: NodeJS.Timeout | undefined
+  const destroy = (): void => { s.destroy() }
+  const flushed = (): void => {
+    if (s.readableEnded) return destroy()
+    timer = setTimeout(destroy, lingerMs)
+    timer.unref()
+  }
+  s.once('end', () => { if (s.writableFinished) destroy() })
+  s.once('close', () => clearTimeout(timer))
+  if (s.writableFinished) flushed()
+  else s.once('finish', flushed)
+  s.end()
+}
+
+function discard (): void {}
+
+/** Node calls socket.destroySoon() after a `Connection: close` response; during a drain that becomes a lingering close. */
+export function lingerAfterLastResponse (socket: Socket, lingerMs: number): void {
+  socket.destroySoon = function lingerSoon (this: Socket) { lingeringClose(this, lingerMs) }
+}
+
+/**
+ * Send timeout: a socket with bytes waiting to be written whose kernel side
+ * has not moved for `timeout` ms belongs to a client that stopped reading.
+ * Called about once a second for every HTTP/1 socket; returns true when the
+ * socket should be destroyed.
+ */
+export function sendStalled (socket: Http1Socket, now: number, timeout: number): boolean {
+  const pending = socket.writableLength
+  if (pending === 0) {
+    socket[kStalled] = 0
+    return false
+  }
+  const sent = socket.bytesWritten - pending
+  if (socket[kStalled] === 0 || sent !== socket[kSent]) {
+    socket[kSent] = sent
+    socket[kStalled] = now
+    return false
+  }
+  return now - socket[kStalled] >= timeout
+}

@@ -1,0 +1,181 @@
+// The Node server a listener owns for its running life: http, https, or
+// http2 (with HTTP/1.1 fallback over TLS); its timeouts and TLS context; the
+// connections and sessions it holds; listen, and a close that does not cut
+// responses short.
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import { createSecureServer, createServer as createH2Server, type Http2SecureServer, type Http2Server, type Http2Session } from 'node:http2'
+import type { Socket } from 'node:net'
+import type { Server as TlsServer, TLSSocket } from 'node:tls'
+import type { NormalizedConfig } from './config.ts'
+import { forgetDone, markSocket, sendStalled, type Http1Socket } from './connections.ts'
+import type { ServerTlsOptions } from './tls.ts'
+
+export type NodeServer = HttpServer | Http2Server | Http2SecureServer
+
+/** How often the send timeout is checked, at most (it is also never checked less often than a quarter of its value). */
+const SWEEP_MS = 1000
+
+/**
+ * How often Node checks headersTimeout and requestTimeout. Node's default is
+ * 30 s, so a 5 s headersTimeout closed a slow client only after 30 s. A
+ * quarter of the smallest of the two, between 100 ms and 1 s, keeps them
+ * within about a second of their value (Node walks only connections with a
+ * request in progress, natively).
+ */
+export function checkingInterval (c: Pick<NormalizedConfig, 'headersTimeout' | 'requestTimeout'>): number {
+  const set = [c.headersTimeout, c.requestTimeout].filter(t => t > 0)
+  if (set.length === 0) return 30_000
+  return Math.min(1000, Math.max(100, Math.floor(Math.min(...set) / 4)))
+}
+
+export class ServerHandle {
+  readonly server: NodeServer
+  readonly http2: boolean
+  /** Every TCP connection accepted and still open (for TLS, the transport under the TLS socket). */
+  readonly sockets = new Set<Socket>()
+  /** The sockets HTTP/1 runs on (the TLS sockets over HTTPS), with their marks. */
+  readonly http1 = new Set<Http1Socket>()
+  /** HTTP/2 sessions still open. */
+  readonly sessions = new Set<Http2Session>()
+  /** Set when the drain begins: sessions whose handshake ends after that get a GOAWAY at once. */
+  draining = false
+  /** Called for each HTTP/1 socket that arrives while this is set (the drain sets it). */
+  onHttp1: ((socket: Http1Socket) => void) | undefined
+  #sendTimeout: number
+  #sweep: NodeJS.Timeout | undefined
+  #onStall: (socket: Socket) => void
+
+  constructor (c: NormalizedConfig, tls: ServerTlsOptions | undefined, onStall: (socket: Socket) => void) {
+    this.http2 = c.http2
+    this.#sendTimeout = c.sendTimeout
+    this.#onStall = onStall
+    const timeouts = {
+      requestTimeout: c.requestTimeout,
+      headersTimeout: c.headersTimeout,
+      keepAliveTimeout: c.keepAliveTimeout,
+      connectionsCheckingInterval: checkingInterval(c)
+    }
+    if (c.http2) {
+      this.server = tls === undefined ? createH2Server() : createSecureServer({ ...tls, allowHTTP1: true, ...timeouts })
+      // Fastify sets this up only on servers it creates. An idle session
+      // closes like an idle keep-alive connection would.
+      const sessionTimeout = (c.fastify as { http2SessionTimeout?: number }).http2SessionTimeout ?? c.keepAliveTimeout
+      const sessions = this.sessions
+      this.server.on('session', (session: Http2Session) => {
+        sessions.add(session)
+        session.once('close', () => sessions.delete(session))
+        if (sessionTimeout > 0) session.setTimeout(sessionTimeout, () => session.close())
+        if (this.draining) session.close()
+      })
+    } else {
+      this.server = tls === undefined ? createHttpServer(timeouts) : createHttpsServer({ ...tls, ...timeouts })
+    }
+    this.applyTimeouts(c)
+    const sockets = this.sockets
+    const secure = tls !== undefined
+    this.server.on('connection', (socket: Socket) => {
+      sockets.add(socket)
+      socket.once('close', () => sockets.delete(socket))
+      if (!secure && !c.http2) this.#trackHttp1(socket)
+    })
+    if (secure) {
+      this.server.on('secureConnection', (socket: TLSSocket) => {
+        if (!c.http2 || socket.alpnProtocol !== 'h2') this.#trackHttp1(socket)
+      })
+    }
+  }
+
+  get listening (): boolean { return this.server.listening }
+
+  listen (address: NormalizedConfig['address']): Promise<void> {
+    const server = this.server
+    return new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => { server.removeListener('listening', onListening); reject(err) }
+      const onListening = (): void => { server.removeListener('error', onError); resolve() }
+      server.once('error', onError)
+      server.once('listening', onListening)
+      server.listen(address.kind === 'unix' ? { path: address.path } : { host: address.host, port: address.port })
+    }).then(() => this.#startSweep())
+  }
+
+  /** Timeouts of a live server; Node reads them per connection (and per check), so new values apply without a restart. */
+  applyTimeouts (c: NormalizedConfig): void {
+    this.server.setTimeout(c.connectionTimeout)
+    this.#sendTimeout = c.sendTimeout
+    // HTTP/1 connections read these (over HTTP/2 with TLS: the HTTP/1.1 fallback).
+    const http = this.server as HttpServer
+    http.keepAliveTimeout = c.keepAliveTimeout
+    http.requestTimeout = c.requestTimeout
+    http.headersTimeout = c.headersTimeout
+    if (this.#sweep !== undefined) this.#startSweep()
+  }
+
+  /** New TLS material for a live server: new connections use it, open ones keep theirs. */
+  applyTls (options: ServerTlsOptions): void {
+    const tls = this.server as unknown as TlsServer & { requestCert: boolean, rejectUnauthorized: boolean }
+    tls.setSecureContext(options)
+    // setSecureContext() leaves these alone; the server reads them for each new connection.
+    tls.requestCert = options.requestCert === true
+    tls.rejectUnauthorized = options.rejectUnauthorized !== false
+  }
+
+  /**
+   * Stop accepting connections; resolves once the last one is gone. Node's
+   * http close() first destroys every connection it deems idle, and it deems
+   * a connection idle once its response called end(), before the bytes are
+   * flushed: a large response to a slow reader lost its tail. The drain
+   * closes connections itself, so that step is skipped here.
+   */
+  close (): Promise<void> {
+    this.#stopSweep()
+    const server = this.server as HttpServer & { closeIdleConnections?: () => void }
+    return new Promise<void>(resolve => {
+      if (typeof server.closeIdleConnections === 'function') {
+        // An own property shadows the prototype's for the one call close() makes.
+        server.closeIdleConnections = noop
+        server.close(() => resolve())
+        delete (server as { closeIdleConnections?: unknown }).closeIdleConnections
+      } else {
+        server.close(() => resolve())
+      }
+    })
+  }
+
+  /** Destroy every connection and session still open. */
+  destroyAll (): void {
+    for (const session of this.sessions) session.destroy()
+    for (const socket of this.http1) socket.destroy()
+    for (const socket of this.sockets) socket.destroy()
+  }
+
+  #trackHttp1 (socket: Socket): void {
+    const s = markSocket(socket)
+    const http1 = this.http1
+    http1.add(s)
+    socket.once('close', () => http1.delete(s))
+    this.onHttp1?.(s)
+  }
+
+  #startSweep (): void {
+    this.#stopSweep()
+    const timeout = this.#sendTimeout
+    if (timeout <= 0) return
+    const every = Math.max(50, Math.min(SWEEP_MS, Math.floor(timeout / 4)))
+    this.#sweep = setInterval(() => {
+      const now = Date.now()
+      for (const socket of this.http1) {
+        forgetDone(socket)
+        if (sendStalled(socket, now, timeout)) this.#onStall(socket)
+      }
+    }, every)
+    this.#sweep.unref()
+  }
+
+  #stopSweep (): void {
+    clearInterval(this.#sweep)
+    this.#sweep = undefined
+  }
+}
+
+function noop (): void {}
