@@ -14,6 +14,7 @@ const kCount = Symbol('fastify-pool.dispatched')
 const kLast = Symbol('fastify-pool.lastResponse')
 const kSeq = Symbol('fastify-pool.sequence')
 const kSent = Symbol('fastify-pool.sent')
+const kQueued = Symbol('fastify-pool.queued')
 const kStalled = Symbol('fastify-pool.stalledSince')
 const kLinger = Symbol('fastify-pool.lingering')
 
@@ -22,6 +23,7 @@ export interface Http1Socket extends Socket {
   [kCount]: number
   [kLast]: Http1Response | undefined
   [kSent]: number
+  [kQueued]: number
   [kStalled]: number
   [kLinger]: boolean
   /** Node's own; present while the socket speaks HTTP/1 (null once upgraded). */
@@ -40,6 +42,7 @@ export function markSocket (socket: Socket): Http1Socket {
   s[kCount] = 0
   s[kLast] = undefined
   s[kSent] = 0
+  s[kQueued] = 0
   s[kStalled] = 0
   s[kLinger] = false
   return s
@@ -152,10 +155,12 @@ export function lingerAfterLastResponse (socket: Socket, lingerMs: number): void
 }
 
 /**
- * Send timeout: a socket with bytes waiting to be written whose kernel side
- * has not moved for `timeout` ms belongs to a client that stopped reading.
- * Called about once a second for every HTTP/1 socket; returns true when the
- * socket should be destroyed.
+ * Send timeout: a socket with bytes waiting to be written that made no
+ * progress for `timeout` ms belongs to a client that stopped reading.
+ * Progress is a write completing (`bytesWritten - writableLength` grows) or
+ * the kernel accepting part of a large one (libuv's `writeQueueSize`
+ * shrinks); the app writing more is not. Called about once a second for
+ * every HTTP/1 socket; returns true when the socket should be destroyed.
  */
 export function sendStalled (socket: Http1Socket, now: number, timeout: number): boolean {
   const pending = socket.writableLength
@@ -163,11 +168,14 @@ export function sendStalled (socket: Http1Socket, now: number, timeout: number):
     socket[kStalled] = 0
     return false
   }
-  const sent = socket.bytesWritten - pending
-  if (socket[kStalled] === 0 || sent !== socket[kSent]) {
-    socket[kSent] = sent
+  const completed = socket.bytesWritten - pending
+  const queued = (socket as { _handle?: { writeQueueSize?: number } | null })._handle?.writeQueueSize ?? 0
+  if (socket[kStalled] === 0 || completed !== socket[kSent] || queued < socket[kQueued]) {
+    socket[kSent] = completed
+    socket[kQueued] = queued
     socket[kStalled] = now
     return false
   }
+  socket[kQueued] = queued
   return now - socket[kStalled] >= timeout
 }

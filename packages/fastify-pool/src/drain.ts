@@ -45,8 +45,8 @@ export async function drain ({ handle, current, retiring }: DrainSubject, timeou
   // 3. Finish. Each HTTP/1 connection answers what it has, and its last
   //    response tells the client to close. Node then ends the connection,
   //    and that end becomes a lingering close.
-  for (const socket of handle.http1) finishThenClose(socket)
-  handle.onHttp1 = (socket) => { finishThenClose(socket); closeIfIdleLater(socket, timeout) }
+  for (const socket of handle.http1) finishThenClose(server, socket)
+  handle.onHttp1 = (socket) => { finishThenClose(server, socket); closeIfIdleLater(server, socket, Math.min(IDLE_GRACE_MS, timeout)) }
   //    HTTP/2 sessions get a GOAWAY: open streams finish, new ones are refused.
   for (const session of handle.sessions) session.close()
   // 4. Idle keep-alive connections close after a short grace, not after keepAliveTimeout.
@@ -75,7 +75,7 @@ export async function drain ({ handle, current, retiring }: DrainSubject, timeou
 }
 
 /** Let a connection finish what it owes, then close it with a lingering close. */
-function finishThenClose (socket: Http1Socket): void {
+function finishThenClose (server: NodeServer, socket: Http1Socket): void {
   lingerAfterLastResponse(socket, LINGER_MS)
   const last = lastResponse(socket)
   if (last === undefined || responseDone(last, socket)) return
@@ -84,8 +84,10 @@ function finishThenClose (socket: Http1Socket): void {
     // would make Node close the connection before the ones queued behind it.
     last.setHeader('connection', 'close')
   } else {
-    // Its headers promised keep-alive; close once it is done.
-    whenDone(last, socket).then(() => lingeringClose(socket, LINGER_MS), noop)
+    // Its headers promised keep-alive, so the client may send again the
+    // moment it has read it: once it is done, the connection gets the same
+    // grace as an idle one (a request then is refused with Connection: close).
+    whenDone(last, socket).then(() => closeIfIdleLater(server, socket, IDLE_GRACE_MS), noop)
   }
 }
 
@@ -96,8 +98,8 @@ function closeIfIdle (server: NodeServer, socket: Http1Socket): void {
   lingeringClose(socket, LINGER_MS)
 }
 
-function closeIfIdleLater (socket: Http1Socket, timeout: number): void {
-  const timer = setTimeout(() => { if (isIdle(socket)) lingeringClose(socket, LINGER_MS) }, Math.min(IDLE_GRACE_MS, timeout))
+function closeIfIdleLater (server: NodeServer, socket: Http1Socket, grace: number): void {
+  const timer = setTimeout(() => closeIfIdle(server, socket), grace)
   timer.unref()
   socket.once('close', () => clearTimeout(timer))
 }
