@@ -17,13 +17,13 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchOptions, 'mode' | 'pin'
   // Checks that the harness works; too short for figures worth quoting.
   quick: {
     overhead: { rounds: 1, duration: 1, warmup: 0.5, connections: 100, pipelining: 10 },
-    restart: { rounds: 1, duration: 1.5, listeners: 2, gap: 100, deadline: 5000, connections: 100, pipelining: 10 },
+    restart: { rounds: 1, duration: 1.5, listeners: 2, gap: 200, deadline: 5000, connections: 100, pipelining: 10 },
     scale: { sizes: [1, 10, 100], runs: 1, holdMs: 200, selectSizes: [100, 1000, 10_000] },
     drain: { idle: [0, 10, 100, 1000], holds: [200], runs: 2 }
   },
   full: {
     overhead: { rounds: 5, duration: 5, warmup: 2, connections: 100, pipelining: 10 },
-    restart: { rounds: 3, duration: 5, listeners: 2, gap: 100, deadline: 5000, connections: 100, pipelining: 10 },
+    restart: { rounds: 3, duration: 5, listeners: 2, gap: 200, deadline: 5000, connections: 100, pipelining: 10 },
     scale: { sizes: [1, 10, 100, 500], runs: 5, holdMs: 200, selectSizes: [100, 1000, 10_000] },
     drain: { idle: [0, 10, 100, 1000], holds: [200, 1000], runs: 5 }
   }

@@ -140,7 +140,10 @@ function serveParent (): void {
         while (restarts.on) {
           const began = performance.now()
           try {
-            await p.restart({ timeout: deadline })
+            // Resolves at the swap; each report's retired once the old instance is closed.
+            const reports = await p.restart({ timeout: deadline })
+            const retired = await Promise.all(reports.map(r => r.retired))
+            if (retired.some(r => (r?.cut ?? 0) > 0)) restarts.failures++
             restarts.count++
           } catch {
             restarts.failures++

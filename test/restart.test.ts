@@ -31,15 +31,19 @@ function load (url: string): { instance: autocannon.Instance, done: Promise<auto
 test('restarts under keep-alive load on two listeners: no error, no non-2xx, no closed connection', async (t) => {
   let builds = 0
   let late = 0
+  let gate: Promise<void> = Promise.resolve()
+  let held: { arrived: () => void } | undefined
   const served = new Map<number, number>()
   // A plugin gets an encapsulated child of its listener's instance (Object.create).
   const serving = (app: FastifyInstance): boolean => [pool.load('a')?.app, pool.load('b')?.app].some(root => root !== undefined && (root === app || Object.prototype.isPrototypeOf.call(root, app)))
   const pool: Pool = makePool(t, async (app) => {
     const id = ++builds
-    // A little asynchronous work, so that requests are in flight on the old
-    // generation when a swap happens (an instant handler never is).
+    // Before each restart the test holds a few requests on the old
+    // generation, and lets them go once the new one serves: they are in
+    // flight across the swap, whatever the timing of the build.
     app.get('/', async () => {
-      await new Promise(resolve => setTimeout(resolve, 3))
+      held?.arrived()
+      await gate
       served.set(id, (served.get(id) ?? 0) + 1)
       if (!serving(app)) late++
       return { id }
@@ -63,7 +67,15 @@ test('restarts under keep-alive load on two listeners: no error, no non-2xx, no 
   const restarts = 5
   for (let i = 0; i < restarts; i++) {
     await within(20_000, answers(300), `load before restart ${i + 1}`)
+    const release = deferred()
+    const blocked = deferred()
+    let count = 0
+    gate = release.promise
+    held = { arrived: () => { if (++count === 4) blocked.resolve() } }
+    await within(20_000, blocked.promise, `requests held before restart ${i + 1}`)
+    held = undefined
     await within(20_000, pool.restart(), `restart ${i + 1}`)
+    release.resolve()
   }
   await within(20_000, answers(300), 'load after the last restart')
   for (const run of runs) run.instance.stop()

@@ -1,17 +1,20 @@
 // What an HTTP/1 connection still owes its client, read from the connection
 // itself when a drain or a swap asks, and how to close one without a reset.
 //
-// Nothing here allocates per request. The dispatch writes two numbers and one
-// reference onto objects Node already made (the socket and the response);
-// the rest runs only when a stop or a restart looks. HTTP/1 answers a
-// connection's requests in order, so the last response dispatched on a
-// socket tells when everything before it is done, and the difference of two
-// sequence numbers tells how many responses are still owed.
+// Nothing here allocates per request. The dispatch numbers each response and
+// links it from its request, objects Node made for that request and that die
+// with it; the rest runs only when a stop or a restart looks. Node keeps the
+// last request it parsed on a connection (`socket.parser.incoming`) until
+// that request's response is done, and HTTP/1 answers a connection's
+// requests in order: so the last request's response tells when everything
+// before it is done, and the difference of two numbers how many responses
+// are still owed. Nothing long-lived (the socket) points at a response: such
+// a pointer kept each response alive past its end and into the old space.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 
 const kCount = Symbol('fastify-pool.dispatched')
-const kLast = Symbol('fastify-pool.lastResponse')
+const kRes = Symbol('fastify-pool.response')
 const kSeq = Symbol('fastify-pool.sequence')
 const kSent = Symbol('fastify-pool.sent')
 const kQueued = Symbol('fastify-pool.queued')
@@ -21,13 +24,12 @@ const kLinger = Symbol('fastify-pool.lingering')
 /** A socket HTTP/1 runs on, with the marks this module keeps on it. */
 export interface Http1Socket extends Socket {
   [kCount]: number
-  [kLast]: Http1Response | undefined
   [kSent]: number
   [kQueued]: number
   [kStalled]: number
   [kLinger]: boolean
   /** Node's own; present while the socket speaks HTTP/1 (null once upgraded). */
-  parser?: unknown
+  parser?: { incoming?: Http1Request | null } | null
   /** Node's own: the response that is writing to this socket now. */
   _httpMessage?: Http1Response | null
 }
@@ -36,11 +38,14 @@ export interface Http1Response extends ServerResponse {
   [kSeq]: number
 }
 
+interface Http1Request extends IncomingMessage {
+  [kRes]?: Http1Response
+}
+
 /** Give a new HTTP/1 socket its marks, all at once, so every socket has the same shape. */
 export function markSocket (socket: Socket): Http1Socket {
   const s = socket as Http1Socket
   s[kCount] = 0
-  s[kLast] = undefined
   s[kSent] = 0
   s[kQueued] = 0
   s[kStalled] = 0
@@ -48,27 +53,21 @@ export function markSocket (socket: Socket): Http1Socket {
   return s
 }
 
-/** The request listener for HTTP/1: number the response, remember it as the socket's last, hand it on. */
+/** The request listener for HTTP/1: number the response, link it from its request, hand it on. */
 export function http1Dispatch (handler: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
   return function dispatch (req, res) {
     const socket = req.socket as Http1Socket
     const seq = (socket[kCount] ?? 0) + 1
     socket[kCount] = seq
     ;(res as Http1Response)[kSeq] = seq
-    socket[kLast] = res as Http1Response
+    ;(req as Http1Request)[kRes] = res as Http1Response
     handler(req, res)
   }
 }
 
-/** The last response dispatched on this socket, or undefined. */
+/** The response of the last request dispatched on this socket, while it is not done; else undefined. */
 export function lastResponse (socket: Http1Socket): Http1Response | undefined {
-  return socket[kLast]
-}
-
-/** Let go of the socket's last response once it is done, so an idle socket holds nothing of a generation. */
-export function forgetDone (socket: Http1Socket): void {
-  const last = socket[kLast]
-  if (last !== undefined && responseDone(last, socket)) socket[kLast] = undefined
+  return socket.parser?.incoming?.[kRes]
 }
 
 /**
@@ -85,7 +84,7 @@ export function responseDone (res: ServerResponse, socket: Socket): boolean {
  * How many responses this socket still owes, up to and including `upTo`
  * (default: its last): from the one writing now to that one, in order.
  */
-export function owed (socket: Http1Socket, upTo: Http1Response | undefined = socket[kLast]): number {
+export function owed (socket: Http1Socket, upTo: Http1Response | undefined = lastResponse(socket)): number {
   if (upTo === undefined || responseDone(upTo, socket)) return 0
   const current = socket._httpMessage
   // A response Node wrote by itself (a 400 for a missing Host, a 417) has no number.

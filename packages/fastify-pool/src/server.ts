@@ -8,7 +8,7 @@ import { createSecureServer, createServer as createH2Server, type Http2SecureSer
 import type { Socket } from 'node:net'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import type { NormalizedConfig } from './config.ts'
-import { forgetDone, markSocket, sendStalled, type Http1Socket } from './connections.ts'
+import { markSocket, sendStalled, type Http1Socket } from './connections.ts'
 import type { ServerTlsOptions } from './tls.ts'
 
 export type NodeServer = HttpServer | Http2Server | Http2SecureServer
@@ -165,7 +165,6 @@ export class ServerHandle {
     this.#sweep = setInterval(() => {
       const now = Date.now()
       for (const socket of this.http1) {
-        forgetDone(socket)
         if (sendStalled(socket, now, timeout)) this.#onStall(socket)
       }
     }, every)
