@@ -1,5 +1,6 @@
-// The load generator: autocannon, driven programmatically, always against
-// 127.0.0.1 and always bounded in time.
+// The load generators: autocannon, driven programmatically, and wrk; always
+// against 127.0.0.1 and always bounded in time.
+import { execFile, spawnSync } from 'node:child_process'
 import autocannon from 'autocannon'
 import { quantileSorted } from './stats.ts'
 
@@ -82,4 +83,38 @@ export async function load (urls: string | readonly string[], options: LoadOptio
     non2xx,
     seconds
   }
+}
+
+/** True when wrk is installed (apt-get install -y wrk). */
+export function wrkAvailable (): boolean {
+  return spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined
+}
+
+/**
+ * Load one URL with wrk (one thread, keep-alive, no pipelining): a load
+ * generator in C that needs far less CPU per request than autocannon, so on
+ * two cores the server, not the generator, is what is measured.
+ */
+export async function loadWrk (url: string, options: Omit<LoadOptions, 'pipelining'>): Promise<LoadResult> {
+  const host = new URL(url).hostname
+  if (host !== '127.0.0.1' && host !== '[::1]') throw new Error(`load is only sent to loopback, not ${host}`)
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile('wrk', ['-t1', `-c${options.connections}`, `-d${options.duration}s`, '--latency', url], { timeout: (options.duration + 30) * 1000 }, (err, stdout) => {
+      if (err !== null) reject(err)
+      else resolve(stdout)
+    })
+  })
+  const number = (re: RegExp): number => Number(re.exec(out)?.[1] ?? 0)
+  const ms = (label: string): number => {
+    const m = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(out)
+    if (m === null) return Number.NaN
+    const v = Number(m[1])
+    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v
+  }
+  const responses = number(/(\d+) requests in/)
+  const seconds = Number(/requests in ([\d.]+)s/.exec(out)?.[1] ?? options.duration)
+  const non2xx = number(/Non-2xx or 3xx responses: (\d+)/)
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
+  const errors = non2xx + (socketErrors === null ? 0 : socketErrors.slice(1).reduce((n, x) => n + Number(x), 0))
+  return { rps: (responses - non2xx) / seconds, p50: ms('50%'), p99: ms('99%'), responses: responses - non2xx, errors, non2xx, seconds }
 }

@@ -1,4 +1,4 @@
-// `pnpm bench [--quick] [--only overhead,scale,restart,drain] [--rounds N] [--duration S] [--no-write] [--no-pin] [--profile]`
+// `pnpm bench [--quick] [--only overhead,scale,restart,drain,modes] [--rounds N] [--duration S] [--no-write] [--no-pin] [--profile]`
 // Runs the benchmark suites, prints their tables and writes them into
 // BENCHMARKS.md between the result markers (the prose around them is kept).
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
@@ -12,9 +12,10 @@ import { PRESETS, type BenchOptions, type Section } from './options.ts'
 import { overhead } from './overhead.ts'
 import { restart } from './restart.ts'
 import { scale } from './scale.ts'
+import { modes } from './modes.ts'
 import { fmt } from './stats.ts'
 
-const SUITES = { overhead, scale, restart, drain } as const
+const SUITES = { overhead, scale, restart, drain, modes } as const
 type SuiteName = keyof typeof SUITES
 
 const BEGIN = '<!-- bench:results:begin (written by `pnpm bench`; edit outside these markers) -->'

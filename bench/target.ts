@@ -7,7 +7,7 @@
 // `pool` and `full` take a listener count (for the restart benchmark).
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { performance } from 'node:perf_hooks'
+import { performance, PerformanceObserver } from 'node:perf_hooks'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { createPool, type Pool } from 'fastify-pool'
 import { serve } from './child.ts'
@@ -27,7 +27,12 @@ export interface TargetInfo {
   features: string
 }
 
-export interface Sample { cpu: number, active: number, idle: number, wall: number }
+/** CPU ms, event-loop active and idle ms, wall ms, and ms spent in garbage collection, all since the process began. */
+export interface Sample { cpu: number, active: number, idle: number, wall: number, gc: number }
+
+// Garbage collection time, from the runtime's own gc entries.
+let gcMs = 0
+new PerformanceObserver((list) => { for (const e of list.getEntries()) gcMs += e.duration }).observe({ entryTypes: ['gc'] })
 
 const variant = process.argv[2] as Variant
 const listeners = Number(process.argv[3] ?? 1)
@@ -130,7 +135,7 @@ function serveParent (): void {
     sample: (): Sample => {
       const cpu = process.cpuUsage()
       const elu = performance.eventLoopUtilization()
-      return { cpu: (cpu.user + cpu.system) / 1000, active: elu.active, idle: elu.idle, wall: performance.now() }
+      return { cpu: (cpu.user + cpu.system) / 1000, active: elu.active, idle: elu.idle, wall: performance.now(), gc: gcMs }
     },
     restartStart: ({ gap, deadline }: { gap: number, deadline: number }) => {
       if (pool === undefined) throw new Error('restarts need a pool variant')
