@@ -332,3 +332,21 @@ export function collectConfig (options: ValidateOptions, issues: ValidationIssue
     return []
   }
 }
+
+/** What a live socket serves: HTTP, HTTPS, HTTP/2 or HTTPS/2. A running listener cannot switch between them. */
+export function protocolOf (c: Pick<NormalizedConfig, 'tls' | 'http2'>): string {
+  return `${c.tls === undefined ? 'HTTP' : 'HTTPS'}${c.http2 ? '/2' : ''}`
+}
+
+/** Why a running listener cannot take `next` on its live socket, or undefined when it can. */
+export function liveChangeRefusal (current: NormalizedConfig, next: NormalizedConfig): string | undefined {
+  if (next.bind !== current.bind) return `a running listener cannot move from ${current.bind} to ${next.bind}; start a listener on the new address, then stop this one`
+  if (protocolOf(next) !== protocolOf(current)) return `the live socket serves ${protocolOf(current)} and cannot switch to ${protocolOf(next)}; stop and start the listener, or use a new bind`
+  return undefined
+}
+
+/** The configuration with new TLS settings; an expose URL derived from the bind follows the scheme, a configured one is kept. */
+export function withTls (c: NormalizedConfig, tls: TlsConfig): NormalizedConfig {
+  const expose = c.source.expose === undefined ? deriveExpose(c.address, true) : c.expose
+  return Object.freeze({ ...c, tls, expose, source: { ...c.source, tls } })
+}

@@ -1,11 +1,11 @@
-// The stop sequence of one listener's server (refuse, finish, close, cut) and
-// the retirement of a generation after a swap. Kept apart from the listener
-// so that the phases read top to bottom (docs/lifecycle.md draws them).
+// The stop sequence of one listener's server: refuse, close, finish, idle,
+// cut. Kept apart from the listener so that the phases read top to bottom
+// (docs/lifecycle.md draws them).
 import type { ServerResponse } from 'node:http'
 import { constants as h2 } from 'node:http2'
 import type { Socket } from 'node:net'
 import { isIdle, lastResponse, lingerAfterLastResponse, lingeringClose, owed, responseDone, whenDone, type Http1Socket } from './connections.ts'
-import type { Generation, Request, Response, RetireReport } from './generation.ts'
+import type { Generation, Request, Response } from './generation.ts'
 import type { NodeServer, ServerHandle } from './server.ts'
 
 /** After its FIN, how long a closing connection keeps reading what its client still sends. */
@@ -114,32 +114,6 @@ function requestInProgress (server: NodeServer, socket: Socket): boolean {
   const list = key === undefined ? undefined : (server as unknown as Record<symbol, { idle?: () => Array<{ socket: Socket }> }>)[key]
   if (typeof list?.idle !== 'function') return false
   return !list.idle().some(parser => parser.socket === socket)
-}
-
-/**
- * Let an old generation finish what it owed at the swap (up to the
- * deadline), then close its Fastify instance: its onClose hooks run only
- * after its last response. Never rejects; a failed close is passed to `onCloseError`.
- */
-export async function retire (gen: Generation, timeout: number, onCut: (cut: number) => void, onCloseError: (err: Error) => void): Promise<RetireReport> {
-  const began = Date.now()
-  let cut = 0
-  if (gen.inflight > 0) {
-    let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, timeout); timer.unref() })
-    await Promise.race([gen.idle(), deadline])
-    clearTimeout(timer)
-    if (gen.inflight > 0) cut = gen.cut()
-    if (cut > 0) onCut(cut)
-  }
-  // Nothing of it stays reachable from the sockets it served.
-  gen.owedAt = undefined
-  try {
-    await gen.app.close()
-  } catch (err) {
-    onCloseError(err as Error)
-  }
-  return { generation: gen.number, duration: Date.now() - began, cut }
 }
 
 const REFUSED = JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: 'The server is shutting down' })

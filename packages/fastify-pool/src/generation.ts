@@ -1,6 +1,7 @@
 // One generation of a listener: a ready Fastify instance bound to the
-// listener's server. A restart builds a new generation, points the server at
-// it, and retires the old one once the responses it owes are done.
+// listener's server. Building one (the factory, health routes, the handler
+// plugin), and retiring one: a restart builds a new generation, points the
+// server at it, and retires the old one once the responses it owes are done.
 //
 // What a generation owes is read from the connections at the moment it stops
 // receiving requests (connections.ts), not counted per request: over HTTP/1
@@ -8,11 +9,14 @@
 // serves (HTTP/2 answers out of order, so those are kept in a set).
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { constants as h2, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2'
-import type { FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginCallback, type FastifyServerOptions } from 'fastify'
+import type { NormalizedConfig } from './config.ts'
 import { http1Dispatch, lastResponse, owed, responseDone, whenDone, type Http1Response, type Http1Socket } from './connections.ts'
 import { FST_POOL_FACTORY } from './errors.ts'
+import { handlerFor } from './handlers.ts'
+import { healthRoutes, type ReadinessSource } from './health.ts'
 import type { NodeServer, ServerHandle } from './server.ts'
-import type { RetireReport } from './types.ts'
+import type { Factory, Handlers, RetireReport } from './types.ts'
 
 export type { RetireReport }
 
@@ -114,6 +118,32 @@ export class Generation {
 }
 
 /**
+ * Let an old generation finish what it owed at the swap (up to the
+ * deadline), then close its Fastify instance: its onClose hooks run only
+ * after its last response. Never rejects; a failed close is passed to `onCloseError`.
+ */
+export async function retire (gen: Generation, timeout: number, onCut: (cut: number) => void, onCloseError: (err: Error) => void): Promise<RetireReport> {
+  const began = Date.now()
+  let cut = 0
+  if (gen.inflight > 0) {
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, timeout); timer.unref() })
+    await Promise.race([gen.idle(), deadline])
+    clearTimeout(timer)
+    if (gen.inflight > 0) cut = gen.cut()
+    if (cut > 0) onCut(cut)
+  }
+  // Nothing of it stays reachable from the sockets it served.
+  gen.owedAt = undefined
+  try {
+    await gen.app.close()
+  } catch (err) {
+    onCloseError(err as Error)
+  }
+  return { generation: gen.number, duration: Date.now() - began, cut }
+}
+
+/**
  * Build a ready generation whose requests come from `server`. `make` builds
  * the Fastify instance with the server factory it is given. Nothing that
  * lives longer than the instance (the server, the listener) keeps a reference
@@ -154,4 +184,40 @@ function factorySlot (server: NodeServer): { handler: RequestHandler | undefined
 
 function added (server: NodeServer, before: Function[]): Listener[] {
   return server.listeners('clientError').filter(l => !before.includes(l)) as Listener[]
+}
+
+/** What building a listener's Fastify instance takes from the pool. */
+export interface BuildContext {
+  factory: Factory | undefined
+  handlers: Handlers | undefined
+}
+
+/**
+ * Make a listener's Fastify instance with the factory (or fastify()), then
+ * add its health routes and its handler plugin. `listener` is what the
+ * readiness route reads its state from.
+ */
+export async function makeInstance (ctx: BuildContext, config: NormalizedConfig, options: FastifyServerOptions, listener: ReadinessSource): Promise<FastifyInstance> {
+  const app = ctx.factory === undefined ? Fastify(options) : await ctx.factory(config, options)
+  if (app === null || typeof app !== 'object' || typeof (app as FastifyInstance).register !== 'function') throw new FST_POOL_FACTORY(config.name)
+  if (config.health.liveness !== false || config.health.readiness !== false) {
+    app.register(healthRoutes, { listener, health: config.health })
+  }
+  const plugin = handlerFor(ctx.handlers, config.handler)
+  if (plugin !== undefined) app.register(plugin as FastifyPluginCallback)
+  return app
+}
+
+/** The Fastify options of a listener's instance: its limits, logger and (when it serves a socket) the server factory. */
+export function fastifyOptions (c: NormalizedConfig, log: FastifyBaseLogger | undefined, serverFactory: ServerFactory | undefined): FastifyServerOptions {
+  return {
+    ...c.fastify,
+    bodyLimit: c.bodyLimit,
+    connectionTimeout: c.connectionTimeout,
+    keepAliveTimeout: c.keepAliveTimeout,
+    requestTimeout: c.requestTimeout,
+    ...(c.http2 ? { http2: true } : {}),
+    ...(log === undefined ? {} : { loggerInstance: log }),
+    ...(serverFactory === undefined ? {} : { serverFactory })
+  } as FastifyServerOptions
 }

@@ -5,27 +5,23 @@ import type { FastifyInstance } from 'fastify'
 import type { NormalizedConfig } from './config.ts'
 import type { ListenerState } from './types.ts'
 
+/** What the readiness route reads: the listener's state, and whether its readiness is held back before a drain. */
+export interface ReadinessSource {
+  readonly state: ListenerState
+  readonly readinessHeld: boolean
+}
+
 export interface HealthRoutesOptions {
-  listener: { readonly state: ListenerState }
+  listener: ReadinessSource
   health: NormalizedConfig['health']
 }
 
-// Listeners whose readiness answers 503 although they still serve: the
-// moment before a drain in which load balancers notice and stop sending
-// traffic (see the plugin's drainDelay).
-const unready = new WeakSet<object>()
-
-/** Make a listener's readiness route answer 503 (`draining`) until releaseReadiness(). */
-export function holdReadiness (listener: object): void { unready.add(listener) }
-
-/** Undo holdReadiness(). */
-export function releaseReadiness (listener: object): void { unready.delete(listener) }
-
 /** What the readiness route answers: 'ready', or why not. */
-export function readiness (listener: { readonly state: ListenerState }): ListenerState | 'ready' {
+export function readiness (listener: ReadinessSource): ListenerState | 'ready' {
   const state = listener.state
   if (state !== 'running') return state
-  return unready.has(listener) ? 'draining' : 'ready'
+  // Held: the moment before a drain in which load balancers notice and stop sending (see the plugin's drainDelay).
+  return listener.readinessHeld ? 'draining' : 'ready'
 }
 
 export async function healthRoutes (app: FastifyInstance, { listener, health }: HealthRoutesOptions): Promise<void> {

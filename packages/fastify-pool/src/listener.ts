@@ -1,16 +1,14 @@
 // A listener: one address, one Node server it owns for its whole running life
 // (server.ts), and the Fastify generations that serve it (generation.ts).
-// Lifecycle calls are queued so that any mix of start/stop/restart ends in
-// the state of the last call; state changes in one place.
+// Lifecycle calls are queued (queue.ts); state changes in one place.
 import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginCallback, type FastifyServerOptions, type InjectOptions, type LightMyRequestResponse } from 'fastify'
-import { deriveExpose, serverTls, type NormalizedConfig } from './config.ts'
+import type { FastifyBaseLogger, FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
+import { deriveExpose, liveChangeRefusal, serverTls, withTls, type NormalizedConfig } from './config.ts'
 import { owed } from './connections.ts'
-import { drain, retire } from './drain.ts'
-import { FST_POOL_FACTORY, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
-import { buildGeneration, type Generation, type RetireReport, type ServerFactory } from './generation.ts'
-import { handlerFor } from './handlers.ts'
-import { healthRoutes } from './health.ts'
+import { drain } from './drain.ts'
+import { FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
+import { buildGeneration, fastifyOptions, makeInstance, retire, type Generation, type RetireReport } from './generation.ts'
+import { CallQueue } from './queue.ts'
 import { ServerHandle, type NodeServer } from './server.ts'
 import { loadTls, type ServerTlsOptions, type TlsConfig } from './tls.ts'
 import type { Factory, Handlers, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
@@ -22,18 +20,6 @@ export interface ListenerContext {
   logger: FastifyBaseLogger | undefined
   stopTimeout: number
 }
-
-type Op = 'start' | 'stop' | 'restart' | 'reconfigure' | 'tls'
-
-/**
- * When a call may join the same call already queued: `always` (start and stop
- * are idempotent), `unstarted` (a restart that has not begun building yet
- * would build the same thing; one that has begun may have read old handlers),
- * `never` (calls with arguments).
- */
-type Share = 'always' | 'unstarted' | 'never'
-
-interface QueueEntry { op: Op, promise: Promise<unknown>, started: boolean }
 
 /** The state changes a listener may make; #setState refuses any other. */
 const TRANSITIONS: Readonly<Record<ListenerState, readonly ListenerState[]>> = {
@@ -59,9 +45,9 @@ export class Listener {
   #url: string | undefined
   #address: AddressInfo | string | undefined
   #memoryApp: Promise<FastifyInstance> | undefined
-  #tail: Promise<unknown> = Promise.resolve()
-  #pending: QueueEntry | undefined
+  #queue = new CallQueue()
   #lastStop: StopReport | undefined
+  #readinessHeld = false
 
   constructor (config: NormalizedConfig, ctx: ListenerContext) {
     this.#config = config
@@ -118,6 +104,13 @@ export class Listener {
     }
   }
 
+  /** True while holdReadiness() makes the readiness route answer 503 although the listener still serves. */
+  get readinessHeld (): boolean { return this.#readinessHeld }
+  /** Make the readiness route answer 503 (`draining`) while requests are still served, until releaseReadiness(). */
+  holdReadiness (): void { this.#readinessHeld = true }
+  /** Undo holdReadiness(). */
+  releaseReadiness (): void { this.#readinessHeld = false }
+
   /** @internal replaced by Pool.handler() */
   setHandlers (handlers: Handlers | undefined): void { this.#ctx.handlers = handlers }
   /** @internal */
@@ -127,11 +120,11 @@ export class Listener {
   async start (): Promise<void> { await this.launch() }
 
   /** @internal Like start(); resolves true when this call is the one that started the listener (the pool rolls back only those). */
-  launch (): Promise<boolean> { return this.#enqueue('start', 'always', () => this.#start()) }
+  launch (): Promise<boolean> { return this.#queue.add('start', 'always', () => this.#start()) }
 
   /** Drain and close. Resolves once the last connection is gone (or the deadline cut it); undefined when it was not running. */
   stop (options: StopOptions = {}): Promise<StopReport | undefined> {
-    return this.#enqueue('stop', 'always', () => this.#stop(options.timeout ?? this.#ctx.stopTimeout))
+    return this.#queue.add('stop', 'always', () => this.#stop(options.timeout ?? this.#ctx.stopTimeout))
   }
 
   /**
@@ -142,7 +135,7 @@ export class Listener {
    */
   restart (options: StopOptions = {}): Promise<RestartReport> {
     const timeout = options.timeout ?? this.#ctx.stopTimeout
-    return this.#enqueue('restart', 'unstarted', () => this.#restart(this.#config), old => this.#report(old, timeout))
+    return this.#queue.add('restart', 'unstarted', () => this.#restart(this.#config), old => this.#report(old, timeout))
   }
 
   /**
@@ -157,7 +150,7 @@ export class Listener {
       return Promise.reject(new FST_POOL_INVALID_ARGUMENT('reconfigure() takes a normalised config (from validateConfig())'))
     }
     const timeout = options.timeout ?? this.#ctx.stopTimeout
-    return this.#enqueue('reconfigure', 'never', () => this.#reconfigure(config), old => this.#report(old, timeout))
+    return this.#queue.add('reconfigure', 'never', () => this.#reconfigure(config), old => this.#report(old, timeout))
   }
 
   /**
@@ -168,7 +161,7 @@ export class Listener {
    */
   setTls (tls: TlsConfig): Promise<void> {
     if (typeof tls !== 'object' || tls === null) return Promise.reject(new FST_POOL_TLS(this.name, `setTls() takes TLS settings ({ cert, key, ... }), got ${tls === null ? 'null' : typeof tls}`))
-    return this.#enqueue('tls', 'never', async () => { this.#setTls(tls) })
+    return this.#queue.add('tls', 'never', async () => { this.#setTls(tls) })
   }
 
   /** Run a request through this listener's Fastify instance, without a socket. */
@@ -179,23 +172,6 @@ export class Listener {
 
   /** `await using listener = ...` stops it at the end of the block. */
   async [Symbol.asyncDispose] (): Promise<void> { await this.stop() }
-
-  // Lifecycle calls run one after another. `then` runs once the call has left
-  // the queue: a restart lets the next call in as soon as the new generation
-  // serves, and its old generation retires behind the queue.
-  #enqueue<T, R = T> (op: Op, share: Share, run: () => Promise<T>, then?: (value: T) => Promise<R> | R): Promise<R> {
-    const last = this.#pending
-    if (last !== undefined && last.op === op && (share === 'always' || (share === 'unstarted' && !last.started))) {
-      return last.promise as Promise<R>
-    }
-    const entry: QueueEntry = { op, promise: Promise.resolve(), started: false }
-    const queued = this.#tail.then(() => { entry.started = true; return run() })
-    const promise = then === undefined ? queued as unknown as Promise<R> : queued.then(then)
-    entry.promise = promise
-    this.#pending = entry
-    this.#tail = queued.then(() => {}, () => {}).finally(() => { if (this.#pending === entry) this.#pending = undefined })
-    return promise
-  }
 
   /** The one writer of #state. */
   #setState (to: ListenerState): void {
@@ -295,13 +271,8 @@ export class Listener {
       this.#log = this.#logFor(config)
       return undefined
     }
-    if (config.bind !== current.bind) {
-      refuse(`a running listener cannot move from ${current.bind} to ${config.bind}; start a listener on the new address, then stop this one`)
-    }
-    const scheme = (c: NormalizedConfig): string => `${c.tls === undefined ? 'HTTP' : 'HTTPS'}${c.http2 ? '/2' : ''}`
-    if (scheme(config) !== scheme(current)) {
-      refuse(`the live socket serves ${scheme(current)} and cannot switch to ${scheme(config)}; stop and start the listener, or use a new bind`)
-    }
+    const refusal = liveChangeRefusal(current, config)
+    if (refusal !== undefined) refuse(refusal)
     return this.#restart(config)
   }
 
@@ -315,10 +286,7 @@ export class Listener {
       if (this.#config.tls === undefined) throw new FST_POOL_TLS(this.name, 'it serves plain HTTP on a live socket; stop it, set TLS, then start it again')
       handle.applyTls(options)
     }
-    const c = this.#config
-    // An expose URL derived from the bind follows the scheme; a configured one is kept.
-    const expose = c.source.expose === undefined ? deriveExpose(c.address, true) : c.expose
-    this.#config = Object.freeze({ ...c, tls: merged, expose, source: { ...c.source, tls: merged } })
+    this.#config = withTls(this.#config, merged)
     this.#log?.info('TLS settings replaced')
   }
 
@@ -384,12 +352,12 @@ export class Listener {
   /** Build a ready generation whose requests come from the handle's server. */
   #build (handle: ServerHandle, config: NormalizedConfig, log: FastifyBaseLogger | undefined): Promise<Generation> {
     return buildGeneration(handle.server, config.name, ++this.#generations, config.http2,
-      (serverFactory) => this.#make(config, fastifyOptions(config, log, serverFactory)))
+      (serverFactory) => makeInstance(this.#ctx, config, fastifyOptions(config, log, serverFactory), this))
   }
 
   /** An instance for inject() while the listener is not running; it has a server of its own that never listens. */
   async #buildInMemory (): Promise<FastifyInstance> {
-    const app = await this.#make(this.#config, fastifyOptions(this.#config, this.#log, undefined))
+    const app = await makeInstance(this.#ctx, this.#config, fastifyOptions(this.#config, this.#log, undefined), this)
     await app.ready()
     return app
   }
@@ -400,34 +368,7 @@ export class Listener {
     if (pending !== undefined) await (await pending.catch(() => undefined))?.close()
   }
 
-  /** Make a Fastify instance with the factory (or fastify()), then add health routes and the listener's handler. */
-  async #make (config: NormalizedConfig, options: FastifyServerOptions): Promise<FastifyInstance> {
-    const factory = this.#ctx.factory
-    const app = factory === undefined ? Fastify(options) : await factory(config, options)
-    if (app === null || typeof app !== 'object' || typeof (app as FastifyInstance).register !== 'function') throw new FST_POOL_FACTORY(config.name)
-    if (config.health.liveness !== false || config.health.readiness !== false) {
-      app.register(healthRoutes, { listener: this, health: config.health })
-    }
-    const plugin = handlerFor(this.#ctx.handlers, config.handler)
-    if (plugin !== undefined) app.register(plugin as FastifyPluginCallback)
-    return app
-  }
-
   #failure (error: Error): { name: string, bind: string, error: Error } {
     return { name: this.name, bind: this.bind, error }
   }
-}
-
-/** The Fastify options of a listener's instance: its limits, logger and (when it serves a socket) the server factory. */
-function fastifyOptions (c: NormalizedConfig, log: FastifyBaseLogger | undefined, serverFactory: ServerFactory | undefined): FastifyServerOptions {
-  return {
-    ...c.fastify,
-    bodyLimit: c.bodyLimit,
-    connectionTimeout: c.connectionTimeout,
-    keepAliveTimeout: c.keepAliveTimeout,
-    requestTimeout: c.requestTimeout,
-    ...(c.http2 ? { http2: true } : {}),
-    ...(log === undefined ? {} : { loggerInstance: log }),
-    ...(serverFactory === undefined ? {} : { serverFactory })
-  } as FastifyServerOptions
 }

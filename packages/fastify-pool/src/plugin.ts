@@ -4,7 +4,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { validationError, type ValidationIssue } from './errors.ts'
-import { holdReadiness, releaseReadiness } from './health.ts'
 import type { Listener } from './listener.ts'
 import { checkPeriodicOptions, type PeriodicMonitorOptions } from './monitor.ts'
 import { createPool, type Pool } from './pool.ts'
@@ -83,7 +82,7 @@ async function drain (pool: Pool, drainDelay: number): Promise<void> {
   if (drainDelay > 0 && pool.isRunning()) {
     for (const l of pool) {
       if (!l.isRunning) continue
-      holdReadiness(l)
+      l.holdReadiness()
       held.push(l)
     }
     await new Promise<void>(resolve => setTimeout(resolve, drainDelay).unref())
@@ -91,7 +90,7 @@ async function drain (pool: Pool, drainDelay: number): Promise<void> {
   try {
     await pool.stop()
   } finally {
-    for (const l of held) releaseReadiness(l)
+    for (const l of held) l.releaseReadiness()
   }
 }
 

@@ -3,7 +3,7 @@
 // their socket, moved ones start on the new address before the old one
 // drains, removed ones drain, added ones start. A failure undoes what was done.
 import { bindsOverlap } from './address.ts'
-import { collectConfig, type NormalizedConfig, type PoolDefaults, type ValidateOptions } from './config.ts'
+import { collectConfig, protocolOf, type NormalizedConfig, type PoolDefaults, type ValidateOptions } from './config.ts'
 import { FST_POOL_RELOAD, listenerFailures, validationError, type ListenerFailure } from './errors.ts'
 import { checkHandlers, handlerFor } from './handlers.ts'
 import { Listener, type ListenerContext } from './listener.ts'
@@ -161,7 +161,7 @@ function plan (listeners: Map<string, Listener>, configs: NormalizedConfig[], ol
 async function change (s: Step, ctx: ListenerContext, live: boolean, timeout: StopOptions): Promise<(() => Promise<unknown>) | undefined> {
   const old = s.old as Listener
   const config = s.config as NormalizedConfig
-  if (!old.isRunning || config.disabled || old.config.disabled || scheme(config) !== scheme(old.config)) {
+  if (!old.isRunning || config.disabled || old.config.disabled || protocolOf(config) !== protocolOf(old.config)) {
     const wasRunning = old.isRunning
     if (wasRunning) await old.stop(timeout)
     const next = new Listener(config, ctx)
@@ -195,8 +195,6 @@ async function change (s: Step, ctx: ListenerContext, live: boolean, timeout: St
     await old.reconfigure(before, { timeout: 0 })
   }
 }
-
-const scheme = (c: NormalizedConfig): string => `${c.tls === undefined ? 'http' : 'https'}${c.http2 ? '2' : ''}`
 
 function sameConfig (a: NormalizedConfig, b: NormalizedConfig): boolean {
   const { source: _a, baseDir: _ab, ...left } = a
