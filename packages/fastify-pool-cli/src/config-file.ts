@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { errors, PoolFileSchema, validateConfig, type Handler, type ListenerConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
+import { errors, hasIssues, PoolFileSchema, validateConfig, type Handler, type ListenerConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
 import { parseDocument } from 'yaml'
 import { interpolate, type Env } from './interpolate.ts'
 
@@ -129,9 +129,8 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   try {
     validateConfig({ servers, defaults, handlers: given, baseDir })
   } catch (err) {
-    const more = (err as { errors?: ValidationIssue[] }).errors
-    if (more === undefined) throw err
-    for (const i of more) if (!issues.some(o => o.path === i.path)) issues.push(i)
+    if (!hasIssues(err)) throw err
+    for (const i of err.errors) if (!issues.some(o => o.path === i.path)) issues.push(i)
   }
   if (issues.length > 0) fail(issues)
   return { file: path, options: { servers, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir }, modules }

@@ -3,7 +3,7 @@
 // deadline and exit 0 (a second one exits at once); an uncaught error drains
 // and exits 1; SIGHUP re-reads the file and applies it in place.
 import closeWithGrace from 'close-with-grace'
-import { BUILTIN_DEFAULTS, type ListenerFailure } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, hasIssues, isPoolError, type ListenerFailure } from 'fastify-pool'
 import { displayPath, formatIssue, missingCertificates, type FileIssue } from './config-file.ts'
 import { writeDevCertificate } from './dev-cert.ts'
 import type { Logger } from 'pino'
@@ -80,9 +80,8 @@ export async function start ({ file, pretty, devCert = false }: StartOptions): P
       process.stderr.write(listenerTable(pool))
       logger.info({ ...report, ...(pretty ? {} : { listeners: listeners() }) }, 'configuration reloaded')
     } catch (err) {
-      const issues = (err as { errors?: FileIssue[] }).errors
-      if ((err as { code?: string }).code === 'FST_POOL_VALIDATE' && issues !== undefined) {
-        logger.error({ problems: issues.map(i => formatIssue(i, shown)) }, 'reload rejected: the file is invalid; still serving the previous configuration')
+      if (isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err)) {
+        logger.error({ problems: err.errors.map(i => formatIssue(i, shown)) }, 'reload rejected: the file is invalid; still serving the previous configuration')
       } else {
         logger.error({ err }, 'reload failed and was undone; still serving the previous configuration')
       }
@@ -102,7 +101,7 @@ export async function start ({ file, pretty, devCert = false }: StartOptions): P
   try {
     await pool.start()
   } catch (err) {
-    const failures = (err as { errors?: ListenerFailure[] }).errors ?? []
+    const failures = hasIssues<ListenerFailure>(err) ? err.errors : []
     logger.error({ err }, 'the pool could not start')
     for (const f of failures) process.stderr.write(`${shown}: listener "${f.name}" (${f.bind}): ${f.error.message}\n`)
     return 1
@@ -120,8 +119,8 @@ export async function start ({ file, pretty, devCert = false }: StartOptions): P
 
 /** Print a file's validation problems to stderr; false if `err` is not one. */
 function printIssues (err: unknown, shown: string): boolean {
-  const issues = (err as { errors?: FileIssue[] }).errors
-  if ((err as { code?: string }).code !== 'FST_POOL_VALIDATE' || issues === undefined) return false
+  if (!isPoolError(err, 'FST_POOL_VALIDATE') || !hasIssues<FileIssue>(err)) return false
+  const issues = err.errors
   for (const issue of issues) process.stderr.write(`${formatIssue(issue, shown)}\n`)
   process.stderr.write(`${shown}: ${issues.length} problem${issues.length === 1 ? '' : 's'}; nothing was started\n`)
   return true

@@ -1,5 +1,6 @@
 // `fastify-pool validate`: load the file as `start` would (handler modules
 // included) and print every problem, or a one-line summary when all is well.
+import { hasIssues } from 'fastify-pool'
 import { displayPath, formatIssue, loadConfigFile, type FileIssue } from './config-file.ts'
 
 export async function validate (file: string): Promise<number> {
@@ -10,8 +11,8 @@ export async function validate (file: string): Promise<number> {
     process.stdout.write(`${shown}: valid (${n} listener${n === 1 ? '' : 's'}: ${options.servers.map(s => s.name).join(', ')})\n`)
     return 0
   } catch (err) {
-    const issues = (err as { errors?: FileIssue[] }).errors
-    if (issues === undefined) throw err
+    if (!hasIssues<FileIssue>(err)) throw err
+    const issues = err.errors
     for (const issue of issues) process.stderr.write(`${formatIssue(issue, shown)}\n`)
     process.stderr.write(`${shown}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n`)
     return 1

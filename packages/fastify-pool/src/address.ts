@@ -1,12 +1,12 @@
-// Parsing and printing of listen addresses. The golib seed drops hostnames and
-// the brackets of IPv6 literals; here `localhost:8080`, `[::1]:8080`, `:8080`
-// and `unix:/run/app.sock` all keep what the user wrote.
+// Parsing and printing of listen addresses: `localhost:8080`, `[::1]:8080`,
+// `:8080` and `unix:/run/app.sock` all keep what the user wrote (the host, and
+// the brackets of an IPv6 literal).
 import { isIP, isIPv6, SocketAddress } from 'node:net'
 import { isAbsolute, resolve } from 'node:path'
 
-export type ListenAddress =
-  | { kind: 'tcp', host: string | undefined, port: number }
-  | { kind: 'unix', path: string }
+import type { ListenAddress } from './types.ts'
+
+export type { ListenAddress } from './types.ts'
 
 export type ParseResult = { ok: true, address: ListenAddress } | { ok: false, message: string }
 

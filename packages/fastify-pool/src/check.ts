@@ -1,6 +1,6 @@
 // One health check of a listener: a real HTTP(S) request to its own readiness
 // (or liveness) route, over the socket it bound, with a timeout. A TCP dial
-// alone (what the golib seed does) says nothing about whether Fastify answers.
+// alone says nothing about whether Fastify answers.
 import { connect as http2Connect } from 'node:http2'
 import { connect as netConnect, isIP, isIPv6, type AddressInfo, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'

@@ -1,58 +1,17 @@
 // Validation and normalisation of listener configurations. Every problem is
 // collected, with its field path, before anything is built.
+import type { TSchema } from '@sinclair/typebox'
 import { ValueErrorType } from '@sinclair/typebox/errors'
 import { Value } from '@sinclair/typebox/value'
-import type { FastifyServerOptions } from 'fastify'
-import { bindsOverlap, formatAddress, parseListen, urlHost, type ListenAddress } from './address.ts'
-import { validationError, type ValidationIssue } from './errors.ts'
-import { ListenerConfigSchema, PoolDefaultsSchema, type LogLevel } from './schema.ts'
-import { loadTls, type ServerTlsOptions, type TlsConfig } from './tls.ts'
-import type { Static, TSchema } from '@sinclair/typebox'
+import { bindsOverlap, formatAddress, parseListen, urlHost } from './address.ts'
+import { hasIssues, validationError, type ValidationIssue } from './errors.ts'
+import { ListenerConfigSchema, PoolDefaultsSchema } from './schema.ts'
+import { loadTls, type ServerTlsOptions } from './tls.ts'
+import type { ListenAddress, ListenerConfig, NormalizedConfig, PoolDefaults, TlsConfig } from './types.ts'
 
-/** Fastify server options a listener may pass through; the pool manages the rest. */
-export type PassThroughOptions = Omit<FastifyServerOptions, 'serverFactory' | 'https' | 'http2' | 'logger' | 'loggerInstance' | 'bodyLimit' | 'connectionTimeout' | 'keepAliveTimeout' | 'requestTimeout'>
+export type { ListenerConfig, NormalizedConfig, PassThroughOptions, PoolDefaults } from './types.ts'
 
 const MANAGED = ['serverFactory', 'https', 'http2', 'logger', 'loggerInstance', 'bodyLimit', 'connectionTimeout', 'keepAliveTimeout', 'requestTimeout'] as const
-
-/** One listener's configuration. */
-export type ListenerConfig = Omit<Static<typeof ListenerConfigSchema>, 'tls' | 'fastify'> & {
-  tls?: TlsConfig | false
-  fastify?: PassThroughOptions
-}
-
-/** Settings every listener inherits and may override field by field. */
-export type PoolDefaults = Omit<Static<typeof PoolDefaultsSchema>, 'tls'> & { tls?: TlsConfig }
-
-/** A listener's configuration after validation: every default applied, frozen. */
-export interface NormalizedConfig {
-  readonly name: string
-  readonly listen: string | number
-  readonly address: ListenAddress
-  /** Canonical bind address, the listener's key in a pool. */
-  readonly bind: string
-  /** Public URL as configured or derived; undefined for port 0 until the listener runs. */
-  readonly expose: string | undefined
-  readonly handler: string
-  readonly disabled: boolean
-  readonly optional: boolean
-  /** TLS settings as given (paths kept, so a restart re-reads renewed files). */
-  readonly tls: TlsConfig | undefined
-  readonly http2: boolean
-  readonly connectionTimeout: number
-  readonly keepAliveTimeout: number
-  readonly requestTimeout: number
-  readonly headersTimeout: number
-  /** Milliseconds a response may make no progress towards a client that stopped reading; 0 disables. */
-  readonly sendTimeout: number
-  readonly bodyLimit: number
-  readonly logLevel: LogLevel | undefined
-  readonly health: Readonly<{ liveness: string | false, readiness: string | false }>
-  readonly fastify: PassThroughOptions
-  /** Folder relative paths (TLS files, unix sockets) are resolved against. */
-  readonly baseDir: string
-  /** The configuration exactly as given, for clone(). */
-  readonly source: ListenerConfig
-}
 
 export const BUILTIN_DEFAULTS = Object.freeze({
   // Off, as in Fastify and Node: a socket timer is refreshed on every read and
@@ -326,9 +285,8 @@ export function collectConfig (options: ValidateOptions, issues: ValidationIssue
   try {
     return validateConfig(options)
   } catch (err) {
-    const more = (err as { errors?: ValidationIssue[] }).errors
-    if (more === undefined) throw err
-    issues.push(...more)
+    if (!hasIssues(err)) throw err
+    issues.push(...err.errors)
     return []
   }
 }

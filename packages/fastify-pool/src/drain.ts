@@ -50,7 +50,7 @@ export async function drain ({ handle, current, retiring }: DrainSubject, timeou
   //    HTTP/2 sessions get a GOAWAY: open streams finish, new ones are refused.
   for (const session of handle.sessions) session.close()
   // 4. Idle keep-alive connections close after a short grace, not after keepAliveTimeout.
-  const grace = setTimeout(() => { for (const socket of handle.http1) closeIfIdle(server, socket) }, Math.min(IDLE_GRACE_MS, timeout))
+  const grace = setTimeout(() => closeIdle(server, handle.http1), Math.min(IDLE_GRACE_MS, timeout))
   grace.unref()
   // 5. Cut. At the deadline whatever remains is destroyed, and counted.
   let cut = 0
@@ -91,29 +91,34 @@ function finishThenClose (server: NodeServer, socket: Http1Socket): void {
   }
 }
 
-function closeIfIdle (server: NodeServer, socket: Http1Socket): void {
-  if (!isIdle(socket)) return
-  // Node knows whether the next request has begun to arrive; leave those to be refused.
-  if (requestInProgress(server, socket)) return
-  lingeringClose(socket, LINGER_MS)
+/** Close the given sockets that are idle, with one look at Node's connection list for all of them. */
+function closeIdle (server: NodeServer, sockets: Iterable<Http1Socket>): void {
+  const between = betweenRequests(server)
+  for (const socket of sockets) {
+    if (!isIdle(socket)) continue
+    // Node knows whether the next request has begun to arrive; leave those to be refused.
+    if (between !== undefined && !between.has(socket)) continue
+    lingeringClose(socket, LINGER_MS)
+  }
 }
 
 function closeIfIdleLater (server: NodeServer, socket: Http1Socket, grace: number): void {
-  const timer = setTimeout(() => closeIfIdle(server, socket), grace)
+  const timer = setTimeout(() => closeIdle(server, [socket]), grace)
   timer.unref()
   socket.once('close', () => clearTimeout(timer))
 }
 
 /**
- * Node's own list of HTTP connections (http and https servers, and HTTP/1.1
- * over http2 with allowHTTP1) says which ones are between requests. It is not
- * public, so when it is missing the answer is "no request in progress".
+ * The sockets that Node's own list of HTTP connections (http and https
+ * servers, and HTTP/1.1 over http2 with allowHTTP1) has between two
+ * requests. The list is not public: when it is missing, undefined (every
+ * socket with nothing owed counts as between requests).
  */
-function requestInProgress (server: NodeServer, socket: Socket): boolean {
+function betweenRequests (server: NodeServer): Set<Socket> | undefined {
   const key = Object.getOwnPropertySymbols(server).find(s => s.description === 'http.server.connections')
   const list = key === undefined ? undefined : (server as unknown as Record<symbol, { idle?: () => Array<{ socket: Socket }> }>)[key]
-  if (typeof list?.idle !== 'function') return false
-  return !list.idle().some(parser => parser.socket === socket)
+  if (typeof list?.idle !== 'function') return undefined
+  return new Set(list.idle().map(parser => parser.socket))
 }
 
 const REFUSED = JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: 'The server is shutting down' })

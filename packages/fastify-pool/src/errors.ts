@@ -77,3 +77,39 @@ export function listenerFailures<E extends Error> (Err: Ctor<E>, failures: Liste
   if (failures.length === 1) err.cause = failures[0]?.error
   return err
 }
+
+/** True when `err` is an error of this library, optionally with the given code: the way to recognise one across copies of the package. */
+export function isPoolError (err: unknown, code?: string): err is Error & { code: string } {
+  if (!(err instanceof Error)) return false
+  const c = (err as { code?: unknown }).code
+  return typeof c === 'string' && c.startsWith('FST_POOL_') && (code === undefined || c === code)
+}
+
+/** True when `err` carries a list of problems (FST_POOL_VALIDATE) or of failed listeners (a lifecycle error). */
+export function hasIssues<T = ValidationIssue> (err: unknown): err is Error & { code: string } & AggregateIssues<T> {
+  return isPoolError(err) && Array.isArray((err as { errors?: unknown }).errors)
+}
+
+/** The failure of one listener, from what its call rejected with: its own aggregate's single entry, or the error itself. */
+export function failureOf (name: string, bind: string, reason: unknown): ListenerFailure {
+  const inner = hasIssues<ListenerFailure>(reason) ? reason.errors[0] : undefined
+  return inner ?? { name, bind, error: reason instanceof Error ? reason : new Error(String(reason)) }
+}
+
+/**
+ * Run one lifecycle call on many listeners in parallel and wait for all.
+ * Resolves with the values of those that succeeded, in order; throws one
+ * aggregate error of type `Err` naming every listener that failed.
+ */
+export async function settleAll<L extends { name: string, bind: string }, T, E extends Error> (targets: readonly L[], call: (l: L) => Promise<T>, Err: Ctor<E>): Promise<T[]> {
+  const results = await Promise.allSettled(targets.map(call))
+  const failures: ListenerFailure[] = []
+  const values: T[] = []
+  results.forEach((r, i) => {
+    const l = targets[i] as L
+    if (r.status === 'rejected') failures.push(failureOf(l.name, l.bind, r.reason))
+    else values.push(r.value)
+  })
+  if (failures.length > 0) throw listenerFailures(Err, failures)
+  return values
+}

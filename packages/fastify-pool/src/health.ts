@@ -26,8 +26,10 @@ export function readiness (listener: ReadinessSource): ListenerState | 'ready' {
 
 export async function healthRoutes (app: FastifyInstance, { listener, health }: HealthRoutesOptions): Promise<void> {
   // Probes hit these routes every few seconds: keep them out of the info
-  // logs, and out of any cache between the probe and the listener.
-  const routeOptions = { logLevel: 'warn' as const }
+  // logs, and out of any cache between the probe and the listener. The
+  // response schema documents the body and serialises it without JSON.stringify.
+  const body = { type: 'object', properties: { status: { type: 'string' } }, required: ['status'], additionalProperties: false } as const
+  const routeOptions = { logLevel: 'warn' as const, schema: { response: { 200: body, 503: body } } }
   if (health.liveness !== false) {
     app.get(health.liveness, routeOptions, async (_request, reply) => {
       reply.header('cache-control', 'no-store')

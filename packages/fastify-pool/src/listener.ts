@@ -6,8 +6,9 @@ import type { FastifyBaseLogger, FastifyInstance, InjectOptions, LightMyRequestR
 import { deriveExpose, liveChangeRefusal, serverTls, withTls, type NormalizedConfig } from './config.ts'
 import { owed } from './connections.ts'
 import { drain } from './drain.ts'
-import { FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
+import { failureOf, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
 import { buildGeneration, fastifyOptions, makeInstance, retire, type Generation, type RetireReport } from './generation.ts'
+import { brand } from './brand.ts'
 import { CallQueue } from './queue.ts'
 import { ServerHandle, type NodeServer } from './server.ts'
 import { loadTls, type ServerTlsOptions, type TlsConfig } from './tls.ts'
@@ -53,6 +54,7 @@ export class Listener {
     this.#config = config
     this.#ctx = { ...ctx }
     this.#log = this.#logFor(config)
+    brand(this, 'listener')
   }
 
   get name (): string { return this.#config.name }
@@ -226,7 +228,7 @@ export class Listener {
         await this.#start()
         return undefined
       } catch (err) {
-        throw listenerFailures(FST_POOL_RESTART, [this.#failure(((err as { cause?: Error }).cause ?? err) as Error)])
+        throw listenerFailures(FST_POOL_RESTART, [failureOf(this.name, this.bind, err)])
       }
     }
     const handle = this.#handle as ServerHandle

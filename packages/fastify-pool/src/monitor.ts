@@ -1,6 +1,6 @@
 // The health of a pool's listeners: the ok/warn/ko status each check (see
 // check.ts) moves, reports, and optional periodic checks that smooth the
-// status with rise and fall counts, as the seed's monitor and HAProxy do.
+// status with rise and fall counts, as HAProxy's health checks do.
 import { notRunning, probe, type CheckResult } from './check.ts'
 import { FST_POOL_MONITOR, listenerFailures, validationError, type ListenerFailure, type ValidationIssue } from './errors.ts'
 import type { Listener } from './listener.ts'

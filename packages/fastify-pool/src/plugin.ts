@@ -3,7 +3,7 @@
 // starts it, `close()` drains it.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { validationError, type ValidationIssue } from './errors.ts'
+import { hasIssues, isPoolError, validationError, type ValidationIssue } from './errors.ts'
 import type { Listener } from './listener.ts'
 import { checkPeriodicOptions, type PeriodicMonitorOptions } from './monitor.ts'
 import { createPool, type Pool } from './pool.ts'
@@ -54,9 +54,8 @@ async function plugin (app: FastifyInstance, options: FastifyPoolOptions): Promi
     // The listeners log through the app's logger (a child per listener) unless told otherwise.
     pool = createPool({ ...poolOptions, logger: options.logger ?? app.log } as PoolOptions)
   } catch (err) {
-    const more = (err as { errors?: ValidationIssue[] }).errors
-    if (more === undefined || (err as { code?: string }).code !== 'FST_POOL_VALIDATE') throw err
-    issues.unshift(...more.filter(i => !issues.some(mine => mine.path === i.path)))
+    if (!hasIssues(err) || !isPoolError(err, 'FST_POOL_VALIDATE')) throw err
+    issues.unshift(...err.errors.filter(i => !issues.some(mine => mine.path === i.path)))
   }
   if (issues.length > 0 || pool === undefined) throw validationError(issues)
   const started = pool

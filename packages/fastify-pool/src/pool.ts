@@ -4,9 +4,10 @@ import type { FastifyBaseLogger, InjectOptions, LightMyRequestResponse } from 'f
 import { pino } from 'pino'
 import { bindsOverlap, formatAddress, parseListen } from './address.ts'
 import { collectConfig, validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
+import { brand, isListener, isPool } from './brand.ts'
 import {
   FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_PARAM_EMPTY, FST_POOL_RESTART, FST_POOL_START,
-  FST_POOL_STOP, listenerFailures, validationError, type ListenerFailure, type ValidationIssue
+  FST_POOL_STOP, failureOf, hasIssues, listenerFailures, settleAll, validationError, type ListenerFailure
 } from './errors.ts'
 import { checkHandlers } from './handlers.ts'
 import { Listener, type ListenerContext } from './listener.ts'
@@ -31,6 +32,7 @@ export class Pool implements Iterable<Listener> {
   constructor (settings: PoolSettings, listeners: Iterable<Listener> = []) {
     this.#settings = settings
     for (const l of listeners) this.#listeners.set(l.name, l)
+    brand(this, 'pool')
   }
 
   /** Number of listeners. */
@@ -50,9 +52,8 @@ export class Pool implements Iterable<Listener> {
     try {
       normalized = validateConfig({ servers: [config], defaults, handlers: ctx.handlers, baseDir }, this.#existing())
     } catch (err) {
-      const issues = (err as { errors?: ValidationIssue[] }).errors
-      if (issues === undefined) throw err
-      throw validationError(issues.map(i => ({ ...i, path: i.path.replace(/^servers\[0\]\.?/, 'config.').replace(/\.$/, '') })))
+      if (!hasIssues(err)) throw err
+      throw validationError(err.errors.map(i => ({ ...i, path: i.path.replace(/^servers\[0\]\.?/, 'config.').replace(/\.$/, '') })))
     }
     const listener = new Listener(normalized[0]!, ctx)
     this.#listeners.set(listener.name, listener)
@@ -64,7 +65,7 @@ export class Pool implements Iterable<Listener> {
    * bind is replaced, unless it is running: then FST_POOL_ADD is thrown.
    */
   store (listener: Listener): void {
-    if (!(listener instanceof Listener)) throw new FST_POOL_INVALID_ARGUMENT('store() takes a Listener; use storeNew() for a config')
+    if (!isListener(listener)) throw new FST_POOL_INVALID_ARGUMENT('store() takes a Listener; use storeNew() for a config')
     const displaced = this.#conflicts(listener)
     const running = displaced.filter(l => l.isRunning)
     if (running.length > 0) {
@@ -151,7 +152,7 @@ export class Pool implements Iterable<Listener> {
    * changes nothing.
    */
   merge (other: Pool): void {
-    if (!(other instanceof Pool)) throw new FST_POOL_INVALID_ARGUMENT('merge() takes a Pool')
+    if (!isPool(other)) throw new FST_POOL_INVALID_ARGUMENT('merge() takes a Pool')
     const incoming = [...other]
     const blocked = incoming.flatMap(l => this.#conflicts(l).filter(d => d.isRunning && d !== l).map(d => `"${l.name}" would replace running "${d.name}" (${d.bind})`))
     if (blocked.length > 0) throw new FST_POOL_ADD(`${blocked.join('; ')}; stop them first`)
@@ -192,7 +193,7 @@ export class Pool implements Iterable<Listener> {
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') return
       const l = targets[i] as Listener
-      failures.push(unwrap(l, r.reason))
+      failures.push(failureOf(l.name, l.bind, r.reason))
       if (!l.config.optional) required = true
       else this.logger?.warn({ listener: l.name, bind: l.bind, err: r.reason }, 'optional listener failed to start')
     })
@@ -205,16 +206,8 @@ export class Pool implements Iterable<Listener> {
   /** Drain and stop every running listener in parallel; resolves when all are closed. */
   async stop (options: StopOptions = {}): Promise<StopReport[]> {
     this.stopMonitor()
-    const targets = [...this.#listeners.values()]
-    const results = await Promise.allSettled(targets.map(l => l.stop(options)))
-    const failures: ListenerFailure[] = []
-    const reports: StopReport[] = []
-    results.forEach((r, i) => {
-      if (r.status === 'rejected') failures.push(unwrap(targets[i] as Listener, r.reason))
-      else if (r.value !== undefined) reports.push(r.value)
-    })
-    if (failures.length > 0) throw listenerFailures(FST_POOL_STOP, failures)
-    return reports
+    const reports = await settleAll([...this.#listeners.values()], l => l.stop(options), FST_POOL_STOP)
+    return reports.filter((r): r is StopReport => r !== undefined)
   }
 
   /**
@@ -223,17 +216,8 @@ export class Pool implements Iterable<Listener> {
    * with one report per listener; each report's `retired` resolves once that
    * listener's old generation is done and closed.
    */
-  async restart (options: StopOptions = {}): Promise<RestartReport[]> {
-    const targets = [...this.#listeners.values()].filter(l => !l.config.disabled)
-    const results = await Promise.allSettled(targets.map(l => l.restart(options)))
-    const failures: ListenerFailure[] = []
-    const reports: RestartReport[] = []
-    results.forEach((r, i) => {
-      if (r.status === 'rejected') failures.push(unwrap(targets[i] as Listener, r.reason))
-      else reports.push(r.value)
-    })
-    if (failures.length > 0) throw listenerFailures(FST_POOL_RESTART, failures)
-    return reports
+  restart (options: StopOptions = {}): Promise<RestartReport[]> {
+    return settleAll([...this.#listeners.values()].filter(l => !l.config.disabled), l => l.restart(options), FST_POOL_RESTART)
   }
 
   /**
@@ -319,11 +303,6 @@ function boundKey (l: Listener): string | undefined {
   if (a === undefined) return undefined
   if (typeof a === 'string') return `unix:${a}`
   return formatAddress({ kind: 'tcp', host: a.address, port: a.port })
-}
-
-function unwrap (l: Listener, reason: unknown): ListenerFailure {
-  const inner = (reason as { errors?: ListenerFailure[] }).errors?.[0]
-  return inner ?? { name: l.name, bind: l.bind, error: reason as Error }
 }
 
 function makeLogger (logger: PoolOptions['logger'], level: string | undefined): FastifyBaseLogger | undefined {

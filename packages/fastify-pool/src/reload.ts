@@ -4,7 +4,7 @@
 // drains, removed ones drain, added ones start. A failure undoes what was done.
 import { bindsOverlap } from './address.ts'
 import { collectConfig, protocolOf, type NormalizedConfig, type PoolDefaults, type ValidateOptions } from './config.ts'
-import { FST_POOL_RELOAD, listenerFailures, validationError, type ListenerFailure } from './errors.ts'
+import { failureOf, FST_POOL_RELOAD, listenerFailures, validationError, type ListenerFailure } from './errors.ts'
 import { checkHandlers, handlerFor } from './handlers.ts'
 import { Listener, type ListenerContext } from './listener.ts'
 import type { Handlers, StopOptions } from './types.ts'
@@ -76,7 +76,7 @@ async function reload (target: ReloadTarget, options: ReloadOptions): Promise<Re
     const results = await Promise.allSettled(list.map(act))
     results.forEach((r, i) => {
       const s = list[i] as Step
-      if (r.status === 'fulfilled') { if (r.value !== undefined) undo.push(r.value) } else failures.push(failure(s, r.reason))
+      if (r.status === 'fulfilled') { if (r.value !== undefined) undo.push(r.value) } else failures.push(failureOf(s.name, s.config?.bind ?? s.old?.bind ?? '', r.reason))
     })
     if (failures.length > 0) throw listenerFailures(FST_POOL_RELOAD, failures)
   }
@@ -200,9 +200,4 @@ function sameConfig (a: NormalizedConfig, b: NormalizedConfig): boolean {
   const { source: _a, baseDir: _ab, ...left } = a
   const { source: _b, baseDir: _bb, ...right } = b
   return JSON.stringify(left) === JSON.stringify(right)
-}
-
-function failure (s: Step, reason: unknown): ListenerFailure {
-  const inner = (reason as { errors?: ListenerFailure[] }).errors?.[0]
-  return inner ?? { name: s.name, bind: s.config?.bind ?? s.old?.bind ?? '', error: reason as Error }
 }

@@ -3,7 +3,8 @@
 import type { FastifyInstance } from 'fastify'
 import { validationError, type ValidationIssue } from './errors.ts'
 import { checkMonitorArguments, type MonitorReport, type MonitorStatus, type VersionInfo } from './monitor.ts'
-import { Pool } from './pool.ts'
+import { isPool } from './brand.ts'
+import type { Pool } from './pool.ts'
 
 export interface PoolStatusRouteOptions {
   /** The pool to report on (default: `app.pool`, set by the fastify-pool plugin). */
@@ -29,6 +30,18 @@ export interface PoolStatusBody {
   listeners: MonitorReport[]
 }
 
+// The shape of PoolStatusBody; a report's fields are listed in docs/health.md
+// and serialised as they are (a report carries the user's version info).
+const STATUS_BODY = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['ok', 'warn', 'ko'] },
+    uptime: { type: 'number' },
+    listeners: { type: 'array', items: { type: 'object', additionalProperties: true } }
+  },
+  required: ['status', 'uptime', 'listeners']
+} as const
+
 /** The pool status a set of reports adds up to. */
 export function poolStatus (pool: Pool, reports: MonitorReport[]): MonitorStatus {
   let status: MonitorStatus = 'ok'
@@ -44,7 +57,7 @@ export function poolStatus (pool: Pool, reports: MonitorReport[]): MonitorStatus
 export async function poolStatusRoute (app: FastifyInstance, options: PoolStatusRouteOptions): Promise<void> {
   const issues: ValidationIssue[] = []
   const pool = options.pool ?? (app.hasDecorator('pool') ? app.pool : undefined)
-  if (!(pool instanceof Pool)) {
+  if (!isPool(pool)) {
     issues.push({ path: 'pool', message: options.pool === undefined ? 'is required (or register the fastify-pool plugin first, so that app.pool exists)' : 'must be a Pool made by createPool()' })
   }
   const path = options.path ?? '/pool'
@@ -56,7 +69,7 @@ export async function poolStatusRoute (app: FastifyInstance, options: PoolStatus
   issues.push(...checkMonitorArguments(version, monitorOptions, '').map(i => ({ ...i, path: i.path.replace(/^\./, '') })))
   if (issues.length > 0 || pool === undefined) throw validationError(issues)
 
-  app.get(path, { logLevel: 'warn' }, async (_request, reply): Promise<PoolStatusBody> => {
+  app.get(path, { logLevel: 'warn', schema: { response: { 200: STATUS_BODY, 503: STATUS_BODY } } }, async (_request, reply): Promise<PoolStatusBody> => {
     const reports = await pool.monitor(version, monitorOptions)
     const status = poolStatus(pool, reports)
     reply.header('cache-control', 'no-store')

@@ -3,14 +3,9 @@
 import { readFileSync } from 'node:fs'
 import { isAbsolute, resolve } from 'node:path'
 import { createSecureContext, type SecureContextOptions } from 'node:tls'
-import type { TlsFileConfig } from './schema.ts'
+import type { TlsConfig } from './types.ts'
 
-/** TLS settings as a user may give them in code: PEM text, a path, or a Buffer of PEM. */
-export type TlsConfig = Omit<TlsFileConfig, 'cert' | 'key' | 'ca'> & {
-  cert?: string | Buffer
-  key?: string | Buffer
-  ca?: string | Buffer | Array<string | Buffer>
-}
+export type { TlsConfig } from './types.ts'
 
 /** Node's server TLS options made from a TlsConfig. */
 export type ServerTlsOptions = SecureContextOptions & { requestCert?: boolean, rejectUnauthorized?: boolean }

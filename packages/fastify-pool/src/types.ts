@@ -1,7 +1,10 @@
-// Public types shared by the pool, its listeners and the plugin.
+// Public types shared by the pool, its listeners and the plugin. This file is
+// the bottom of the import graph: it imports types from schema.ts and from
+// other packages only.
 import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { LoggerOptions } from 'pino'
-import type { ListenerConfig, NormalizedConfig, PoolDefaults } from './config.ts'
+import type { Static } from '@sinclair/typebox'
+import type { ListenerConfigSchema, LogLevel, PoolDefaultsSchema, TlsFileConfig } from './schema.ts'
 
 /**
  * A Fastify plugin that adds routes to a listener: `async (app, opts) => {}` or
@@ -98,4 +101,61 @@ export interface PoolOptions {
   logger?: boolean | FastifyBaseLogger | LoggerOptions
   /** Folder relative TLS and unix socket paths are resolved against (default: the working directory). */
   baseDir?: string
+}
+
+// --- Configuration -----------------------------------------------------------
+
+/** A listen address, parsed. */
+export type ListenAddress =
+  | { kind: 'tcp', host: string | undefined, port: number }
+  | { kind: 'unix', path: string }
+
+/** TLS settings as a user may give them in code: PEM text, a path, or a Buffer of PEM. */
+export type TlsConfig = Omit<TlsFileConfig, 'cert' | 'key' | 'ca'> & {
+  cert?: string | Buffer
+  key?: string | Buffer
+  ca?: string | Buffer | Array<string | Buffer>
+}
+
+/** Fastify server options a listener may pass through; the pool manages the rest. */
+export type PassThroughOptions = Omit<FastifyServerOptions, 'serverFactory' | 'https' | 'http2' | 'logger' | 'loggerInstance' | 'bodyLimit' | 'connectionTimeout' | 'keepAliveTimeout' | 'requestTimeout'>
+
+/** One listener's configuration. */
+export type ListenerConfig = Omit<Static<typeof ListenerConfigSchema>, 'tls' | 'fastify'> & {
+  tls?: TlsConfig | false
+  fastify?: PassThroughOptions
+}
+
+/** Settings every listener inherits and may override field by field. */
+export type PoolDefaults = Omit<Static<typeof PoolDefaultsSchema>, 'tls'> & { tls?: TlsConfig }
+
+/** A listener's configuration after validation: every default applied, frozen. */
+export interface NormalizedConfig {
+  readonly name: string
+  readonly listen: string | number
+  readonly address: ListenAddress
+  /** Canonical bind address, the listener's key in a pool. */
+  readonly bind: string
+  /** Public URL as configured or derived; undefined for port 0 until the listener runs. */
+  readonly expose: string | undefined
+  readonly handler: string
+  readonly disabled: boolean
+  readonly optional: boolean
+  /** TLS settings as given (paths kept, so a restart re-reads renewed files). */
+  readonly tls: TlsConfig | undefined
+  readonly http2: boolean
+  readonly connectionTimeout: number
+  readonly keepAliveTimeout: number
+  readonly requestTimeout: number
+  readonly headersTimeout: number
+  /** Milliseconds a response may make no progress towards a client that stopped reading; 0 disables. */
+  readonly sendTimeout: number
+  readonly bodyLimit: number
+  readonly logLevel: LogLevel | undefined
+  readonly health: Readonly<{ liveness: string | false, readiness: string | false }>
+  readonly fastify: PassThroughOptions
+  /** Folder relative paths (TLS files, unix sockets) are resolved against. */
+  readonly baseDir: string
+  /** The configuration exactly as given, for clone(). */
+  readonly source: ListenerConfig
 }
