@@ -7,7 +7,7 @@ export interface BenchOptions {
   pin: boolean
   /** Folder for --cpu-prof profiles of the servers under test, or undefined. */
   profileDir: string | undefined
-  overhead: { rounds: number, duration: number, warmup: number, connections: number, pipelining: number }
+  overhead: { rounds: number, duration: number, warmup: number, connections: number, pipelining: number, loads?: string[] }
   restart: { rounds: number, duration: number, listeners: number, gap: number, deadline: number, connections: number, pipelining: number }
   scale: { sizes: number[], runs: number, holdMs: number, selectSizes: number[] }
   drain: { idle: number[], holds: number[], runs: number }

@@ -37,11 +37,11 @@ interface Profile { name: string, run: (url: string, seconds: number) => Promise
 
 export async function overhead (options: BenchOptions, log: Log): Promise<Section> {
   const o = options.overhead
-  const profiles: Profile[] = [
-    { name: `autocannon -c${o.connections} -p${o.pipelining}`, run: (url, duration) => load(url, { connections: o.connections, pipelining: o.pipelining, duration }) }
-  ]
+  const wanted = o.loads ?? ['autocannon', 'wrk']
+  const profiles: Profile[] = []
+  if (wanted.includes('autocannon')) profiles.push({ name: `autocannon -c${o.connections} -p${o.pipelining}`, run: (url, duration) => load(url, { connections: o.connections, pipelining: o.pipelining, duration }) })
   const hasWrk = wrkAvailable()
-  if (hasWrk) profiles.push({ name: 'wrk -t1 -c50', run: (url, duration) => loadWrk(url, { connections: 50, duration }) })
+  if (hasWrk && wanted.includes('wrk')) profiles.push({ name: 'wrk -t1 -c50', run: (url, duration) => loadWrk(url, { connections: 50, duration }) })
   const params = `${profiles.map(p => p.name).join(' and ')}${hasWrk ? '' : ' (wrk is not installed: apt-get install -y wrk)'}; ${o.duration} s per run, ${o.rounds} rounds of (x, Fastify) pairs, ${o.warmup} s warm-up each`
   log(`\n## 1. Request overhead\n${params}`)
   const children = new Map<Variant, Child>()

@@ -1,4 +1,4 @@
-// `pnpm bench [--quick] [--only overhead,scale,restart,drain,modes] [--rounds N] [--duration S] [--no-write] [--no-pin] [--profile]`
+// `pnpm bench [--quick] [--only overhead,scale,restart,drain,modes] [--loads autocannon,wrk] [--rounds N] [--duration S] [--no-write] [--no-pin] [--profile]`
 // Runs the benchmark suites, prints their tables and writes them into
 // BENCHMARKS.md between the result markers (the prose around them is kept).
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
@@ -31,6 +31,7 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     rounds: { type: 'string' },
     duration: { type: 'string' },
+    loads: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false }
   }
 })
@@ -67,6 +68,8 @@ for (const [flag, key] of [['rounds', 'rounds'], ['duration', 'duration']] as co
   options.overhead[key] = value
   options.restart[key] = value
 }
+
+if (values.loads !== undefined) options.overhead.loads = values.loads.split(',').map(s => s.trim())
 
 // The load generator lives in this process: keep it off the server's core.
 if (pin) pinSelf(0)
