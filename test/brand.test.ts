@@ -32,22 +32,24 @@ test('isPoolError() and hasIssues() recognise errors by their code', () => {
   assert.equal(hasIssues(start), false)
 })
 
-test('the health routes declare their response schema', async (t) => {
-  const schemas = new Map<string, unknown>()
+test('the status route declares its response schema; the health routes\' schema is exported', async (t) => {
+  const { HEALTH_RESPONSE_SCHEMA, poolStatusRoute } = await import('fastify-pool')
+  assert.deepEqual(Object.keys(HEALTH_RESPONSE_SCHEMA.properties), ['status'])
+  let schema: unknown
   const pool = createPool({
-    servers: [{ name: 'a', listen: '127.0.0.1:0' }],
+    servers: [{ name: 'admin', listen: '127.0.0.1:0', handler: 'admin' }],
+    handlers: { admin: async (app) => { await app.register(poolStatusRoute, { pool }) } },
     factory: (_config, options) => {
       const app = Fastify(options)
-      app.addHook('onRoute', (route) => { if (route.method === 'GET') schemas.set(route.url, route.schema?.response) })
+      app.addHook('onRoute', (route) => { if (route.url === '/pool' && route.method === 'GET') schema = route.schema?.response })
       return app
     }
   })
   t.after(() => pool.stop())
-  const res = await pool.inject('a', '/readyz')
-  assert.deepEqual(JSON.parse(res.body), { status: 'stopped' })
-  assert.equal(res.statusCode, 503)
-  const readyz = schemas.get('/readyz') as Record<string, { properties: Record<string, unknown> }> | undefined
-  assert.ok(readyz?.['200'] !== undefined && readyz['503'] !== undefined, 'the readiness route documents 200 and 503')
-  assert.deepEqual(Object.keys(readyz['503'].properties), ['status'])
-  assert.ok(schemas.get('/healthz') !== undefined)
+  const res = await pool.inject('admin', '/pool')
+  assert.equal(res.statusCode, 200)
+  const body = JSON.parse(res.body)
+  assert.deepEqual(Object.keys(body).sort(), ['listeners', 'status', 'uptime'])
+  assert.equal(body.listeners[0]?.name, 'admin', 'a report keeps its fields through the schema')
+  assert.ok((schema as Record<string, unknown> | undefined)?.['200'] !== undefined, 'the route declares its 200 body')
 })

@@ -96,7 +96,8 @@ test('unknown commands, options and values are usage errors (exit 2)', async (t)
     [['start', '--frob'], /start: unknown option "--frob"/],
     [['validate', '--pretty'], /validate: unknown option "--pretty"/],
     [['start', '-c'], /option -c, --config <value> needs a value/],
-    [['start', 'extra'], /unexpected argument "extra"/],
+    [['start', 'a.yaml', 'b.yaml'], /one configuration file at most/],
+    [['start', 'a.yaml', '-c', 'b.yaml'], /the file is given twice/],
     [['start', '--pretty', '--json'], /cannot be used together/]
   ]
   await Promise.all(cases.map(async ([args, message]) => {
@@ -228,7 +229,44 @@ test('start fails with exit 1 and names the listener when its port is taken', as
   const child = run(t, [BIN, 'start', '--json'], { cwd: dir, env: { PUBLIC_LISTEN: `127.0.0.1:${port}` } })
   const { code } = await child.exited
   assert.equal(code, 1)
-  assert.match(child.stderr(), new RegExp(`listener "public" \\(127\\.0\\.0\\.1:${port}\\): .*EADDRINUSE`))
+  const line = child.stderr().split('\n').find(l => l.includes('listener "public"')) ?? ''
+  assert.match(line, new RegExp(`listener "public" \\(127\\.0\\.0\\.1:${port}\\): EADDRINUSE: address already in use`))
+  assert.equal(line.split(String(port)).length - 1, 1, `the address is said once: ${line}`)
+  assert.doesNotMatch(child.stdout() + child.stderr(), /\n\s+at /, 'no stack trace without --verbose')
+  // --verbose shows where it came from.
+  const verbose = run(t, [BIN, 'start', '--json', '--verbose'], { cwd: dir, env: { PUBLIC_LISTEN: `127.0.0.1:${port}` } })
+  assert.equal((await verbose.exited).code, 1)
+  assert.match(verbose.stdout(), /"stack"/)
+})
+
+test('the file can be given as an argument: fastify-pool validate pool.yaml', async (t) => {
+  const dir = project(t, BASIC)
+  const child = run(t, [BIN, 'validate', 'pool.yaml'], { cwd: dir })
+  assert.equal((await child.exited).code, 0, child.stderr())
+  assert.match(child.stdout(), /pool\.yaml: valid \(\d+ listeners/)
+})
+
+test('SIGTERM while the file is still loading: exit 143, nothing bound', async (t) => {
+  const dir = tempDir(t, 'fastify-pool-cli-')
+  // A handler module whose loading takes a while, and says when it began.
+  writeFileSync(join(dir, 'slow.mjs'), "process.stderr.write('loading\\n')\nawait new Promise(resolve => setTimeout(resolve, 1500))\nexport default async function (app) { app.get('/', async () => 'hi') }\n")
+  const blocker = createServer()
+  blocker.listen(0, '127.0.0.1')
+  await once(blocker, 'listening')
+  const port = (blocker.address() as { port: number }).port
+  await new Promise(resolve => blocker.close(resolve))
+  writeFileSync(join(dir, 'pool.yaml'), `handlers:\n  default: ./slow.mjs\nservers:\n  - { name: a, listen: "127.0.0.1:${port}" }\n`)
+  const child = run(t, [BIN, 'start', '--json', 'pool.yaml'], { cwd: dir })
+  await child.waitFor(out => out.includes('loading'))
+  child.proc.kill('SIGTERM')
+  const { code } = await child.exited
+  assert.equal(code, 143, child.stdout() + child.stderr())
+  assert.match(child.stdout(), /SIGTERM before the pool started/)
+  assert.doesNotMatch(child.stdout(), /"msg":"pool started"/)
+  const probe = createServer()
+  probe.listen(port, '127.0.0.1')
+  await once(probe, 'listening')
+  await new Promise(resolve => probe.close(resolve))
 })
 
 test('start refuses an invalid file and starts nothing', async (t) => {

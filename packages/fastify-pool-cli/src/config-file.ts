@@ -1,13 +1,14 @@
 // Loading a pool configuration file (YAML, JSON, or a JS module exporting an
 // object): parse, interpolate the environment, load the handler modules, and
 // validate everything, reporting every problem with its file and field.
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { errors, hasIssues, PoolFileSchema, validateConfig, type Handler, type ListenerConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
+import { certificateInfo, errors, EXPIRY_WARNING_DAYS, hasIssues, PoolFileSchema, validateConfig, type Handler, type ListenerConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
 import { parseDocument } from 'yaml'
+import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { interpolate, type Env } from './interpolate.ts'
 
 /** A problem in a configuration file. `path` is the field (empty for the file as a whole). */
@@ -274,6 +275,14 @@ export function displayPath (file: string, cwd = process.cwd()): string {
  * yet (both missing, as paths rather than PEM text): where `start --dev-cert`
  * writes a development certificate. Problems are left to loadConfigFile().
  */
+/** True when `file` holds a certificate that --dev-cert made and that expires within EXPIRY_WARNING_DAYS days (or has expired). */
+function ownDevCertificateExpiring (file: string): boolean {
+  let pem: string
+  try { pem = readFileSync(file, 'utf8') } catch { return false }
+  const info = certificateInfo(pem)
+  return info !== undefined && info.subject.includes(DEV_CERT_ORGANIZATION) && info.daysLeft < EXPIRY_WARNING_DAYS
+}
+
 export async function missingCertificates (file: string, options: LoadOptions = {}): Promise<Array<{ cert: string, key: string }>> {
   const path = resolve(options.cwd ?? process.cwd(), file)
   const raw = await parse(path).catch(() => undefined) as Record<string, unknown> | undefined
@@ -290,8 +299,9 @@ export async function missingCertificates (file: string, options: LoadOptions = 
     const key = tls.key
     if (typeof cert !== 'string' || typeof key !== 'string' || cert.includes('-----BEGIN') || key.includes('-----BEGIN')) continue
     const pair = { cert: resolve(dirname(path), cert), key: resolve(dirname(path), key) }
-    if (out.some(p => p.cert === pair.cert) || existsSync(pair.cert) || existsSync(pair.key)) continue
-    out.push(pair)
+    if (out.some(p => p.cert === pair.cert)) continue
+    // Missing, or a development certificate of ours that has expired or soon will.
+    if ((!existsSync(pair.cert) && !existsSync(pair.key)) || ownDevCertificateExpiring(pair.cert)) out.push(pair)
   }
   return out
 }

@@ -7,6 +7,9 @@ import { dirname } from 'node:path'
 import { isIP } from 'node:net'
 import { generate } from 'selfsigned'
 
+/** The organisation of every certificate --dev-cert makes: how it recognises its own when renewing. */
+export const DEV_CERT_ORGANIZATION = 'fastify-pool development certificate'
+
 export interface DevCertificateOptions {
   /** Host names and IP addresses the certificate is valid for (default: localhost, 127.0.0.1, ::1). */
   hosts?: readonly string[]
@@ -26,14 +29,15 @@ export async function createDevCertificate (options: DevCertificateOptions = {})
   if (hosts.length === 0) throw new TypeError('hosts must name at least one host')
   const now = Date.now()
   const pems = await generate([
-    { name: 'organizationName', value: 'fastify-pool development certificate' },
+    { name: 'organizationName', value: DEV_CERT_ORGANIZATION },
     { name: 'commonName', value: hosts[0] as string }
   ], {
     keyType: 'ec',
     curve: 'P-256',
     algorithm: 'sha256',
-    // An hour of slack for clocks that are a little behind.
-    notBeforeDate: new Date(now - 3_600_000),
+    // An hour of slack for clocks that are a little behind (and a day before
+    // notAfter, for the tests' already expired certificates).
+    notBeforeDate: new Date(Math.min(now - 3_600_000, now + (days - 1) * 86_400_000)),
     notAfterDate: new Date(now + days * 86_400_000),
     extensions: [
       { name: 'basicConstraints', cA: false, critical: true },

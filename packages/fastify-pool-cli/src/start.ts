@@ -2,6 +2,7 @@
 // listens where, then serve until a signal. SIGTERM/SIGINT drain within the
 // deadline and exit 0 (a second one exits at once); an uncaught error drains
 // and exits 1; SIGHUP re-reads the file and applies it in place.
+import { constants as osConstants } from 'node:os'
 import closeWithGrace from 'close-with-grace'
 import { BUILTIN_DEFAULTS, hasIssues, isPoolError, type ListenerFailure } from 'fastify-pool'
 import { displayPath, formatIssue, missingCertificates, type FileIssue } from './config-file.ts'
@@ -14,6 +15,8 @@ import { listenerTable } from './table.ts'
 export interface StartOptions {
   file: string
   pretty: boolean
+  /** Print stack traces of unexpected errors (also with logLevel debug). */
+  verbose?: boolean
   /** Write a self-signed certificate where the file names TLS files that do not exist. */
   devCert?: boolean
 }
@@ -22,9 +25,25 @@ export interface StartOptions {
 // before the process gives up and exits 1.
 const CLOSE_MARGIN = 5_000
 
-export async function start ({ file, pretty, devCert = false }: StartOptions): Promise<number> {
+/** The exit code of a process ended by a signal before its pool was up: 128 + the signal's number, as a shell reports it. */
+export function signalExitCode (signal: NodeJS.Signals): number {
+  return 128 + (osConstants.signals[signal] ?? 15)
+}
+
+export async function start ({ file, pretty, devCert = false, verbose = false }: StartOptions): Promise<number> {
   const shown = displayPath(file)
   const logger = createLogger({ pretty, level: 'info' })
+  // Until the drain handlers are in, a SIGINT or SIGTERM is remembered, and
+  // the command stops before it starts anything (Node's default would kill
+  // the process in the middle of loading).
+  let early: NodeJS.Signals | undefined
+  const onEarly = (signal: NodeJS.Signals): void => { early ??= signal }
+  process.on('SIGINT', onEarly)
+  process.on('SIGTERM', onEarly)
+  const endEarly = (): void => {
+    process.removeListener('SIGINT', onEarly)
+    process.removeListener('SIGTERM', onEarly)
+  }
   if (devCert) {
     for (const pair of await missingCertificates(file)) {
       await writeDevCertificate(pair.cert, pair.key)
@@ -35,8 +54,14 @@ export async function start ({ file, pretty, devCert = false }: StartOptions): P
   try {
     running = await createPoolFromFile(file, { logger })
   } catch (err) {
+    endEarly()
     if (!printIssues(err, shown)) throw err
     return 1
+  }
+  if (early !== undefined) {
+    endEarly()
+    logger.info({ signal: early }, `${early} before the pool started: nothing was started`)
+    return signalExitCode(early)
   }
   const { pool } = running
   logger.level = commandLevel(logger, running.loaded.options.defaults.logLevel)
@@ -47,6 +72,7 @@ export async function start ({ file, pretty, devCert = false }: StartOptions): P
   // or SIGHUP would kill the process outright (their default action).
   // An object, so that the reload loop sees the close fn set it.
   const state = { closing: false, started: false, reloadAsked: false }
+  endEarly()
   closeWithGrace({
     // The drain deadline can change on reload, so the backstop is set when closing starts.
     delay: null,
@@ -66,6 +92,8 @@ export async function start ({ file, pretty, devCert = false }: StartOptions): P
     const reports = await pool.stop({ timeout })
     clearTimeout(backstop)
     logger.info({ cut: reports.reduce((n, r) => n + r.cut, 0) }, 'pool stopped')
+    // Stopped while starting: what had started is closed; say so in the exit code.
+    if (!state.started && signal !== undefined) process.exit(signalExitCode(signal as NodeJS.Signals))
   })
 
   let reloading: Promise<void> | undefined
@@ -101,9 +129,11 @@ export async function start ({ file, pretty, devCert = false }: StartOptions): P
   try {
     await pool.start()
   } catch (err) {
-    const failures = hasIssues<ListenerFailure>(err) ? err.errors : []
-    logger.error({ err }, 'the pool could not start')
-    for (const f of failures) process.stderr.write(`${shown}: listener "${f.name}" (${f.bind}): ${f.error.message}\n`)
+    if (!hasIssues<ListenerFailure>(err)) throw err
+    // One line per listener on stderr; the log line carries the stacks only when asked.
+    const stacks = verbose || logger.isLevelEnabled('debug')
+    logger.error(stacks ? { err } : { failed: err.errors.map(f => f.name) }, 'the pool could not start; nothing was left running')
+    for (const f of err.errors) process.stderr.write(`${shown}: listener "${f.name}" (${f.bind}): ${f.error.message}\n`)
     return 1
   }
   // The table is for people; stdout stays one JSON object per line for log collectors.

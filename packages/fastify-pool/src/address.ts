@@ -4,6 +4,7 @@
 import { isIP, isIPv6, SocketAddress } from 'node:net'
 import { isAbsolute, resolve } from 'node:path'
 
+import { quote } from './errors.ts'
 import type { ListenAddress } from './types.ts'
 
 export type { ListenAddress } from './types.ts'
@@ -15,7 +16,7 @@ const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0
 
 function parsePort (text: string): number | string {
   if (text === '') return 'has no port after ":"'
-  if (!/^\d{1,5}$/.test(text)) return `port "${text}" is not a number from 0 to 65535`
+  if (!/^\d{1,5}$/.test(text)) return `port ${quote(text)} is not a number from 0 to 65535`
   const port = Number(text)
   if (port > 65535) return `port ${port} is out of range (0 to 65535)`
   return port
@@ -46,32 +47,32 @@ export function parseListen (value: unknown, baseDir = process.cwd()): ParseResu
   let portText: string
   if (text.startsWith('[')) {
     const end = text.indexOf(']')
-    if (end === -1) return { ok: false, message: `"${text}" has no closing "]", ${EXPECTED}` }
+    if (end === -1) return { ok: false, message: `${quote(text)} has no closing "]", ${EXPECTED}` }
     host = text.slice(1, end)
-    if (!isIPv6(host)) return { ok: false, message: `"${host}" is not an IPv6 address` }
+    if (!isIPv6(host)) return { ok: false, message: `${quote(host)} is not an IPv6 address` }
     host = canonicalIPv6(host)
-    if (text[end + 1] !== ':') return { ok: false, message: `"${text}" has no port after "]", ${EXPECTED}` }
+    if (text[end + 1] !== ':') return { ok: false, message: `${quote(text)} has no port after "]", ${EXPECTED}` }
     portText = text.slice(end + 2)
   } else {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
-      return { ok: false, message: `"${text}" is a URL; listen takes an address such as "127.0.0.1:8080" (a public URL goes in expose)` }
+      return { ok: false, message: `${quote(text)} is a URL; listen takes an address such as "127.0.0.1:8080" (a public URL goes in expose)` }
     }
     const colon = text.lastIndexOf(':')
-    if (colon === -1) return { ok: false, message: `"${text}" has no port, ${EXPECTED}` }
+    if (colon === -1) return { ok: false, message: `${quote(text)} has no port, ${EXPECTED}` }
     host = text.slice(0, colon)
     portText = text.slice(colon + 1)
     if (host.includes(':')) {
       // "::1:8080" is ambiguous (the whole text is an IPv6 address too), so always ask for brackets.
       const hint = isIPv6(host) ? `"[${host}]:${portText}"` : isIPv6(text) ? `"[${text}]:port"` : undefined
-      return { ok: false, message: hint === undefined ? `"${text}" is not an address, ${EXPECTED}` : `"${text}" looks like an IPv6 address without brackets; write ${hint}` }
+      return { ok: false, message: hint === undefined ? `${quote(text)} is not an address, ${EXPECTED}` : `${quote(text)} looks like an IPv6 address without brackets; write ${hint}` }
     }
     // All-numeric names are IPv4 addresses to resolvers (and 127.1 is 127.0.0.1 to some),
     // so anything that is not a plain dotted quad is refused rather than guessed at.
     if (/^[\d.]+$/.test(host) && isIP(host) === 0) {
-      return { ok: false, message: `"${host}" is not a valid IPv4 address (four numbers from 0 to 255)` }
+      return { ok: false, message: `${quote(host)} is not a valid IPv4 address (four numbers from 0 to 255)` }
     }
     if (host !== '' && isIP(host) === 0 && !HOSTNAME.test(host)) {
-      return { ok: false, message: `"${host}" is neither an IP address nor a valid hostname` }
+      return { ok: false, message: `${quote(host)} is neither an IP address nor a valid hostname` }
     }
   }
   const port = parsePort(portText)

@@ -4,7 +4,7 @@ import type { TSchema } from '@sinclair/typebox'
 import { ValueErrorType } from '@sinclair/typebox/errors'
 import { Value } from '@sinclair/typebox/value'
 import { bindsOverlap, formatAddress, parseListen, urlHost } from './address.ts'
-import { hasIssues, validationError, type ValidationIssue } from './errors.ts'
+import { hasIssues, quote, validationError, type ValidationIssue } from './errors.ts'
 import { ListenerConfigSchema, PoolDefaultsSchema } from './schema.ts'
 import { loadTls, type ServerTlsOptions } from './tls.ts'
 import type { ListenAddress, ListenerConfig, NormalizedConfig, PoolDefaults, TlsConfig } from './types.ts'
@@ -61,9 +61,23 @@ function schemaIssues (schema: Parameters<typeof Value.Errors>[0], value: unknow
     if (error.type === ValueErrorType.ObjectRequiredProperty) issues.push({ path, message: 'is required' })
     else if (error.type === ValueErrorType.ObjectAdditionalProperties) issues.push({ path, message: 'is not a known option' })
     else if (error.type === ValueErrorType.StringMinLength && error.schema.minLength === 1) issues.push({ path, message: 'must not be empty' })
-    else if (error.type === ValueErrorType.Union) issues.push({ path, message: `must be ${expected(error.schema)}${describe(error.value)}` })
-    else issues.push({ path, message: `${error.message.toLowerCase()}${describe(error.value)}` })
+    else if (error.type === ValueErrorType.Union) {
+      // An object (or array) where a union allows one: the problems are inside
+      // it, at their own paths, as they are for a field that is not a union.
+      const branch = branchFor(error.schema, error.value)
+      if (branch !== undefined) schemaIssues(branch, error.value, path, issues)
+      else issues.push({ path, message: `must be ${expected(error.schema)}${describe(error.value)}` })
+      seen.add(path)
+      continue
+    } else issues.push({ path, message: `${error.message.toLowerCase()}${describe(error.value)}` })
   }
+}
+
+/** The member of a union that has the value's shape (object or array), if there is one. */
+function branchFor (schema: TSchema, value: unknown): TSchema | undefined {
+  if (!Array.isArray(schema.anyOf) || typeof value !== 'object' || value === null) return undefined
+  const type = Array.isArray(value) ? 'array' : 'object'
+  return (schema.anyOf as TSchema[]).find(s => s.type === type)
 }
 
 /** "a string or an integer": what a schema accepts, in words. */
@@ -81,8 +95,7 @@ function expected (schema: TSchema): string {
 
 function describe (value: unknown): string {
   if (value === undefined) return ''
-  const text = JSON.stringify(value)
-  return text === undefined || text.length > 60 ? '' : ` (got ${text})`
+  return ` (got ${quote(value)})`
 }
 
 function handlerKeys (handlers: unknown): Set<string> | 'any' | undefined {
@@ -144,7 +157,7 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
 
     if (name !== undefined) {
       const twin = names.get(name)
-      if (twin !== undefined) issues.push({ path: `${at}.name`, message: `"${name}" is already used by another listener (${twin}); names must be unique` })
+      if (twin !== undefined) issues.push({ path: `${at}.name`, message: `${quote(name)} is already used by another listener (${twin}); names must be unique` })
       else names.set(name, bind ?? at)
     }
     if (address !== undefined && bind !== undefined) {
@@ -161,7 +174,9 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
     let tls: TlsConfig | undefined
     if (server.tls === false || (server.tls !== undefined && ownTls === undefined)) tls = undefined
     else if (ownTls !== undefined || defaultTls !== undefined) tls = { ...defaultTls, ...ownTls }
-    if (tls !== undefined) {
+    // Nothing is read from disk for TLS settings the schema already refused.
+    const tlsRefused = issues.some(i => i.path.startsWith(`${at}.tls`) || i.path.startsWith('defaults.tls'))
+    if (tls !== undefined && !tlsRefused) {
       loadTls(tls, baseDir, (field, message) => {
         // Blame the listener when it set the field (or has TLS of its own and no default fills it).
         const key = field.split('[')[0] as keyof TlsConfig
@@ -175,7 +190,7 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
       let url: URL | undefined
       try { url = new URL(server.expose) } catch { url = undefined }
       if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-        issues.push({ path: `${at}.expose`, message: `"${server.expose}" is not an http:// or https:// URL` })
+        issues.push({ path: `${at}.expose`, message: `${quote(server.expose)} is not an http:// or https:// URL` })
       } else expose = server.expose
     } else if (address !== undefined) {
       expose = deriveExpose(address, tls !== undefined)
@@ -186,7 +201,7 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
     // a key named on purpose, or any key missing from a handler map, is a mistake.
     if (typeof handler === 'string' && keys !== 'any' && !(keys === undefined ? server.handler === undefined : keys.has(handler))) {
       const known = keys === undefined || keys.size === 0 ? 'no handlers were given' : `known keys: ${[...keys].join(', ')}`
-      issues.push({ path: `${at}.handler`, message: `no handler for key "${handler}" (${known})` })
+      issues.push({ path: `${at}.handler`, message: `no handler for key ${quote(handler)} (${known})` })
     }
 
     const pick = <K extends 'connectionTimeout' | 'keepAliveTimeout' | 'requestTimeout' | 'headersTimeout' | 'sendTimeout' | 'bodyLimit'>(k: K): number =>

@@ -64,6 +64,23 @@ export const FST_POOL_MONITOR = createError<[string]>(
 
 type Ctor<E> = new (summary: string) => E
 
+const QUOTE_MAX = 60
+
+/**
+ * A value as an error message quotes it: JSON, cut to a short prefix with its
+ * length when long (a 30 MB field must not become a 30 MB message).
+ */
+export function quote (value: unknown): string {
+  if (typeof value === 'string') {
+    if (value.length <= QUOTE_MAX) return JSON.stringify(value)
+    return `${JSON.stringify(value.slice(0, QUOTE_MAX)).slice(0, -1)}…" (${value.length.toLocaleString('en-US')} characters)`
+  }
+  let text: string | undefined
+  try { text = JSON.stringify(value) } catch { text = undefined }
+  if (text === undefined) return typeof value
+  return text.length <= QUOTE_MAX ? text : `${text.slice(0, QUOTE_MAX)}… (${Array.isArray(value) ? `an array of ${value.length}` : typeof value})`
+}
+
 /** Build a FST_POOL_VALIDATE error that lists every issue at once. */
 export function validationError (issues: ValidationIssue[]): Error & AggregateIssues<ValidationIssue> {
   const text = issues.map(i => `  - ${i.path}: ${i.message}`).join('\n')

@@ -11,7 +11,7 @@ import { buildGeneration, fastifyOptions, makeInstance, retire, type Generation,
 import { brand } from './brand.ts'
 import { CallQueue } from './queue.ts'
 import { ServerHandle, type NodeServer } from './server.ts'
-import { loadTls, type ServerTlsOptions, type TlsConfig } from './tls.ts'
+import { certificateInfo, EXPIRY_WARNING_DAYS, loadTls, type CertificateInfo, type ServerTlsOptions, type TlsConfig } from './tls.ts'
 import type { Factory, Handlers, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
 
 /** What a listener takes from the pool that made it. */
@@ -49,6 +49,7 @@ export class Listener {
   #queue = new CallQueue()
   #lastStop: StopReport | undefined
   #readinessHeld = false
+  #certificate: CertificateInfo | undefined
 
   constructor (config: NormalizedConfig, ctx: ListenerContext) {
     this.#config = config
@@ -102,7 +103,8 @@ export class Listener {
       generation: this.#gen?.number ?? 0,
       inflight: this.inflight,
       lastError: this.#lastError?.message,
-      lastStop: this.#lastStop
+      lastStop: this.#lastStop,
+      certificate: this.#certificate
     }
   }
 
@@ -192,7 +194,9 @@ export class Listener {
     let gen: Generation | undefined
     try {
       await this.#closeMemoryApp()
-      handle = new ServerHandle(config, serverTls(config), (socket) => {
+      const tls = serverTls(config)
+      this.#noteCertificate(tls, true)
+      handle = new ServerHandle(config, tls, (socket) => {
         this.#log?.warn({ remoteAddress: socket.remoteAddress }, `send timeout (${this.#config.sendTimeout} ms): the client stopped reading; connection closed`)
         socket.destroy()
       })
@@ -248,6 +252,7 @@ export class Listener {
     }
     // From here on nothing awaits: the switch is atomic for incoming requests.
     if (tls !== undefined) handle.applyTls(tls)
+    this.#noteCertificate(tls, config !== this.#config)
     handle.applyTimeouts(config)
     server.removeListener('request', old.dispatch)
     server.on('request', next.dispatch)
@@ -287,6 +292,7 @@ export class Listener {
     if (handle !== undefined) {
       if (this.#config.tls === undefined) throw new FST_POOL_TLS(this.name, 'it serves plain HTTP on a live socket; stop it, set TLS, then start it again')
       handle.applyTls(options)
+      this.#noteCertificate(options, true)
     }
     this.#config = withTls(this.#config, merged)
     this.#log?.info('TLS settings replaced')
@@ -345,6 +351,21 @@ export class Listener {
       throw listenerFailures(FST_POOL_STOP, [this.#failure(error)])
     }
     return report
+  }
+
+  /**
+   * Keep what the served certificate says for the status, and warn when it
+   * has expired or expires soon: at start, on reconfigure and setTls, and on
+   * a restart whose re-read files hold another certificate.
+   */
+  #noteCertificate (tls: ServerTlsOptions | undefined, always: boolean): void {
+    const before = this.#certificate
+    const info = tls === undefined ? undefined : certificateInfo(tls.cert)
+    this.#certificate = info
+    if (info === undefined || info.daysLeft >= EXPIRY_WARNING_DAYS) return
+    if (!always && before?.notAfter === info.notAfter && before.subject === info.subject) return
+    const when = info.daysLeft < 0 ? `expired on ${info.notAfter}` : `expires on ${info.notAfter} (in ${info.daysLeft} day(s))`
+    this.#log?.warn({ subject: info.subject, notAfter: info.notAfter }, `the TLS certificate ${when}`)
   }
 
   #logFor (config: NormalizedConfig): FastifyBaseLogger | undefined {

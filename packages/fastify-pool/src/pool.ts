@@ -5,6 +5,7 @@ import { pino } from 'pino'
 import { bindsOverlap, formatAddress, parseListen } from './address.ts'
 import { collectConfig, validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
 import { brand, isListener, isPool } from './brand.ts'
+import { REDACT } from './redact.ts'
 import {
   FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_PARAM_EMPTY, FST_POOL_RESTART, FST_POOL_START,
   FST_POOL_STOP, failureOf, hasIssues, listenerFailures, settleAll, validationError, type ListenerFailure
@@ -307,9 +308,9 @@ function boundKey (l: Listener): string | undefined {
 
 function makeLogger (logger: PoolOptions['logger'], level: string | undefined): FastifyBaseLogger | undefined {
   if (logger === undefined || logger === false) return undefined
-  if (logger === true) return pino({ level: level ?? 'info' })
+  if (logger === true) return pino({ level: level ?? 'info', redact: { ...REDACT, paths: [...REDACT.paths] } })
   if (typeof (logger as FastifyBaseLogger).child === 'function') return logger as FastifyBaseLogger
-  return pino({ ...(level === undefined ? {} : { level }), ...(logger as object) })
+  return pino({ ...(level === undefined ? {} : { level }), redact: { ...REDACT, paths: [...REDACT.paths] }, ...(logger as object) })
 }
 
 const POOL_OPTIONS = new Set(['servers', 'defaults', 'handlers', 'factory', 'logger', 'baseDir'])

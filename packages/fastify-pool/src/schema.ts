@@ -15,7 +15,9 @@ export const TlsSchema = Type.Object({
   passphrase: Type.Optional(Type.String({ description: 'Passphrase of an encrypted private key' })),
   minVersion: Type.Optional(Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { description: 'Lowest TLS version accepted (default TLSv1.2)' })),
   requestCert: Type.Optional(Type.Boolean({ description: 'Ask clients for a certificate (mutual TLS)' })),
-  rejectUnauthorized: Type.Optional(Type.Boolean({ description: 'With requestCert: refuse clients whose certificate is not signed by ca (default true)' }))
+  rejectUnauthorized: Type.Optional(Type.Boolean({ description: 'With requestCert: refuse clients whose certificate is not signed by ca (default true)' })),
+  ciphers: Type.Optional(Type.String({ minLength: 1, description: 'OpenSSL cipher list (TLS 1.3 suites start with TLS_); default: ECDHE key exchange with AEAD ciphers only, as in Mozilla\'s intermediate profile' })),
+  ecdhCurve: Type.Optional(Type.String({ minLength: 1, description: 'Key-exchange groups, colon-separated (default X25519:prime256v1:secp384r1)' }))
 }, { additionalProperties: false, description: 'TLS settings; a listener with TLS serves HTTPS' })
 
 export const HealthSchema = Type.Object({

@@ -91,7 +91,7 @@ export class ServerHandle {
   listen (address: NormalizedConfig['address']): Promise<void> {
     const server = this.server
     return new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => { server.removeListener('listening', onListening); reject(err) }
+      const onError = (err: Error): void => { server.removeListener('listening', onListening); reject(explainListenError(err)) }
       const onListening = (): void => { server.removeListener('error', onError); resolve() }
       server.once('error', onError)
       server.once('listening', onListening)
@@ -178,3 +178,18 @@ export class ServerHandle {
 }
 
 function noop (): void {}
+
+/**
+ * The usual reasons a bind fails, in words. The aggregate error already names
+ * the listener and its address, so Node's message ("listen EADDRINUSE: address
+ * already in use 127.0.0.1:3000") would say the address twice; it stays the cause.
+ */
+function explainListenError (err: Error): Error {
+  const code = (err as NodeJS.ErrnoException).code
+  const why = code === 'EADDRINUSE'
+    ? 'address already in use by another process or listener'
+    : code === 'EACCES'
+      ? 'permission denied (ports below 1024 need privileges)'
+      : code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : undefined
+  return why === undefined ? err : Object.assign(new Error(`${code}: ${why}`, { cause: err }), { code })
+}

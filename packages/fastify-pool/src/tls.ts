@@ -2,6 +2,7 @@
 // re-read from its files on restart so that renewed certificates are picked up.
 import { readFileSync } from 'node:fs'
 import { isAbsolute, resolve } from 'node:path'
+import { constants, X509Certificate } from 'node:crypto'
 import { createSecureContext, type SecureContextOptions } from 'node:tls'
 import type { TlsConfig } from './types.ts'
 
@@ -10,12 +11,36 @@ export type { TlsConfig } from './types.ts'
 /** Node's server TLS options made from a TlsConfig. */
 export type ServerTlsOptions = SecureContextOptions & { requestCert?: boolean, rejectUnauthorized?: boolean }
 
+/**
+ * TLS 1.2 suites of Mozilla's "intermediate" profile: ECDHE key exchange
+ * (forward secrecy) and AEAD ciphers (AES-GCM, ChaCha20-Poly1305) only, as
+ * Caddy offers; no CBC (LUCKY13) and no RSA key exchange. TLS 1.3 suites,
+ * all AEAD, come first.
+ */
+export const DEFAULT_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305'
+].join(':')
+
+/** Key-exchange groups of the same profile. */
+export const DEFAULT_ECDH_CURVE = 'X25519:prime256v1:secp384r1'
+
 const isPem = (text: string): boolean => text.includes('-----BEGIN ')
 
 /** Read one PEM source; returns the PEM text or a message saying what is wrong. */
-function readPem (source: string | Buffer, baseDir: string, what: string): { pem: string } | { problem: string } {
+function readPem (source: unknown, baseDir: string, what: string): { pem: string } | { problem: string } {
   if (Buffer.isBuffer(source)) source = source.toString('utf8')
+  if (typeof source !== 'string' || source === '') return { problem: `must be PEM text or a path to a PEM file${source === '' ? ' (got an empty string)' : ` (got ${kindOf(source)})`}` }
   if (isPem(source)) return { pem: source }
+  // Inline material that is not PEM is never echoed: it may be a key.
+  if (source.includes('\n') || source.length > 1024) return { problem: `is neither PEM text (no "-----BEGIN" line) nor a file path (${source.length} characters, not shown)` }
   const file = isAbsolute(source) ? source : resolve(baseDir, source)
   let text: string
   try {
@@ -59,11 +84,27 @@ export function loadTls (tls: TlsConfig, baseDir: string, report: (field: string
     cert,
     key,
     minVersion: tls.minVersion ?? 'TLSv1.2',
+    ciphers: tls.ciphers ?? DEFAULT_CIPHERS,
+    ecdhCurve: tls.ecdhCurve ?? DEFAULT_ECDH_CURVE,
+    // The server's preference order, and no renegotiation asked by a client.
+    honorCipherOrder: true,
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     ...(ca === undefined ? {} : { ca }),
     ...(tls.passphrase === undefined ? {} : { passphrase: tls.passphrase }),
     ...(tls.requestCert === undefined ? {} : { requestCert: tls.requestCert }),
     ...(tls.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: tls.rejectUnauthorized })
   }
+  // A cipher list or curve OpenSSL does not know is blamed on its own field.
+  for (const field of ['ciphers', 'ecdhCurve'] as const) {
+    if (tls[field] === undefined) continue
+    try {
+      createSecureContext({ [field]: tls[field] })
+    } catch (err) {
+      report(field, `is not usable by OpenSSL: ${(err as Error).message}`)
+      failed = true
+    }
+  }
+  if (failed) return undefined
   try {
     // Parses the certificate and key and checks that they belong together.
     createSecureContext(options)
@@ -72,4 +113,35 @@ export function loadTls (tls: TlsConfig, baseDir: string, report: (field: string
     return undefined
   }
   return options
+}
+
+function kindOf (value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
+}
+
+/** What a listener's status says of its certificate. */
+export interface CertificateInfo {
+  /** The subject, one line: `O=..., CN=localhost`. */
+  subject: string
+  /** ISO time after which clients refuse it. */
+  notAfter: string
+  /** Whole days left (negative once expired). */
+  daysLeft: number
+}
+
+/** Days before expiry from which a certificate is warned about. */
+export const EXPIRY_WARNING_DAYS = 7
+
+/** The first certificate of a PEM chain, described; undefined when it cannot be parsed. */
+export function certificateInfo (pem: unknown, now = Date.now()): CertificateInfo | undefined {
+  if (typeof pem !== 'string' && !Buffer.isBuffer(pem)) return undefined
+  try {
+    const x = new X509Certificate(pem)
+    const notAfter = new Date(x.validTo)
+    return { subject: x.subject.split('\n').join(', '), notAfter: notAfter.toISOString(), daysLeft: Math.floor((notAfter.getTime() - now) / 86_400_000) }
+  } catch {
+    return undefined
+  }
 }

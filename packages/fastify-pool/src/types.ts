@@ -86,6 +86,8 @@ export interface ListenerStatus {
   inflight: number
   lastError: string | undefined
   lastStop: StopReport | undefined
+  /** The TLS certificate served (TLS listeners, once started): subject, expiry, days left. */
+  certificate: { subject: string, notAfter: string, daysLeft: number } | undefined
 }
 
 export interface PoolOptions {
