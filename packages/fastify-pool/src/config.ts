@@ -208,11 +208,12 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
       (server[k] ?? defaults[k] ?? BUILTIN_DEFAULTS[k])
     const requestTimeout = pick('requestTimeout')
     const headersTimeout = pick('headersTimeout')
-    if (requestTimeout > 0 && headersTimeout > requestTimeout) {
+    // Values of the wrong type were reported by the schema; only numbers are compared.
+    if (typeof requestTimeout === 'number' && typeof headersTimeout === 'number' && requestTimeout > 0 && headersTimeout > requestTimeout) {
       issues.push({ path: `${at}.headersTimeout`, message: `${headersTimeout} must not exceed requestTimeout (${requestTimeout})` })
     }
     for (const key of MANAGED) {
-      if (server.fastify !== undefined && typeof server.fastify === 'object' && key in server.fastify) {
+      if (typeof server.fastify === 'object' && server.fastify !== null && key in server.fastify) {
         issues.push({ path: `${at}.fastify.${key}`, message: `is managed by fastify-pool; ${managedHint(key)}` })
       }
     }
