@@ -1,7 +1,7 @@
 // Every error fastify-pool throws, in one table. `err.code` is the contract
 // users match on; each code is documented in docs/errors.md and a test keeps
 // the two in step.
-import createError from '@fastify/error'
+import createError, { type FastifyErrorConstructor } from '@fastify/error'
 
 /** One problem found while validating a configuration. */
 export interface ValidationIssue {
@@ -22,45 +22,46 @@ export interface AggregateIssues<T> {
   errors: T[]
 }
 
+/**
+ * An error class of this library: `new FST_POOL_START(message)` makes an
+ * Error with `code` 'FST_POOL_START' and `statusCode` 500. Declared with a
+ * named type from @fastify/error, so that the published declarations hold
+ * under every module resolution (an inferred type named the default import's
+ * namespace, which `moduleResolution: bundler` cannot see).
+ */
+export type PoolErrorClass<C extends string, A extends unknown[] = [string]> = FastifyErrorConstructor<{ code: C, statusCode: 500 }, A>
+
+function define<C extends string, A extends unknown[]> (code: C, message: string, Base?: ErrorConstructor): PoolErrorClass<C, A> {
+  return createError<C, 500, A>(code, message, 500, Base)
+}
+
 // --- Arguments ---------------------------------------------------------------
-export const FST_POOL_PARAM_EMPTY = createError<[string]>(
-  'FST_POOL_PARAM_EMPTY', 'Missing or empty parameter: %s', 500, TypeError)
+export const FST_POOL_PARAM_EMPTY: PoolErrorClass<'FST_POOL_PARAM_EMPTY', [string]> = define('FST_POOL_PARAM_EMPTY', 'Missing or empty parameter: %s', TypeError)
 
-export const FST_POOL_INVALID_ARGUMENT = createError<[string]>(
-  'FST_POOL_INVALID_ARGUMENT', 'Invalid argument: %s', 500, TypeError)
+export const FST_POOL_INVALID_ARGUMENT: PoolErrorClass<'FST_POOL_INVALID_ARGUMENT', [string]> = define('FST_POOL_INVALID_ARGUMENT', 'Invalid argument: %s', TypeError)
 
-export const FST_POOL_NOT_FOUND = createError<[string]>(
-  'FST_POOL_NOT_FOUND', 'No listener named or bound to "%s" in this pool', 500)
+export const FST_POOL_NOT_FOUND: PoolErrorClass<'FST_POOL_NOT_FOUND', [string]> = define('FST_POOL_NOT_FOUND', 'No listener named or bound to "%s" in this pool')
 
 // --- Configuration -----------------------------------------------------------
-export const FST_POOL_VALIDATE = createError<[string]>(
-  'FST_POOL_VALIDATE', 'Invalid pool configuration:\n%s', 500)
+export const FST_POOL_VALIDATE: PoolErrorClass<'FST_POOL_VALIDATE', [string]> = define('FST_POOL_VALIDATE', 'Invalid pool configuration:\n%s')
 
-export const FST_POOL_ADD = createError<[string]>(
-  'FST_POOL_ADD', 'Cannot add listener: %s', 500)
+export const FST_POOL_ADD: PoolErrorClass<'FST_POOL_ADD', [string]> = define('FST_POOL_ADD', 'Cannot add listener: %s')
 
 // --- Lifecycle ---------------------------------------------------------------
-export const FST_POOL_START = createError<[string]>(
-  'FST_POOL_START', 'Failed to start: %s', 500)
+export const FST_POOL_START: PoolErrorClass<'FST_POOL_START', [string]> = define('FST_POOL_START', 'Failed to start: %s')
 
-export const FST_POOL_STOP = createError<[string]>(
-  'FST_POOL_STOP', 'Failed to stop: %s', 500)
+export const FST_POOL_STOP: PoolErrorClass<'FST_POOL_STOP', [string]> = define('FST_POOL_STOP', 'Failed to stop: %s')
 
-export const FST_POOL_RESTART = createError<[string]>(
-  'FST_POOL_RESTART', 'Failed to restart: %s', 500)
+export const FST_POOL_RESTART: PoolErrorClass<'FST_POOL_RESTART', [string]> = define('FST_POOL_RESTART', 'Failed to restart: %s')
 
-export const FST_POOL_RELOAD = createError<[string]>(
-  'FST_POOL_RELOAD', 'Failed to reload, the previous configuration was restored: %s', 500)
+export const FST_POOL_RELOAD: PoolErrorClass<'FST_POOL_RELOAD', [string]> = define('FST_POOL_RELOAD', 'Failed to reload, the previous configuration was restored: %s')
 
-export const FST_POOL_FACTORY = createError<[string]>(
-  'FST_POOL_FACTORY', 'The factory of listener "%s" must return a Fastify instance built with the options it was given (they carry the listener\'s server)', 500)
+export const FST_POOL_FACTORY: PoolErrorClass<'FST_POOL_FACTORY', [string]> = define('FST_POOL_FACTORY', 'The factory of listener "%s" must return a Fastify instance built with the options it was given (they carry the listener\'s server)')
 
-export const FST_POOL_TLS = createError<[string, string]>(
-  'FST_POOL_TLS', 'Cannot set TLS on listener "%s": %s', 500)
+export const FST_POOL_TLS: PoolErrorClass<'FST_POOL_TLS', [string, string]> = define('FST_POOL_TLS', 'Cannot set TLS on listener "%s": %s')
 
 // --- Monitoring --------------------------------------------------------------
-export const FST_POOL_MONITOR = createError<[string]>(
-  'FST_POOL_MONITOR', 'Health check failed: %s', 500)
+export const FST_POOL_MONITOR: PoolErrorClass<'FST_POOL_MONITOR', [string]> = define('FST_POOL_MONITOR', 'Health check failed: %s')
 
 type Ctor<E> = new (summary: string) => E
 
