@@ -170,15 +170,12 @@ test('start serves every listener, prints the table, and drains an in-flight req
   const dir = project(t, BASIC)
   const { child, at } = await startPool(t, dir)
   assert.deepEqual(Object.keys(at), ['public', 'secure', 'admin'])
-  // The table for people goes to stderr (stdout is for log collectors).
-  const table = await child.waitFor(() => child.stderr().includes('admin '))
-  assert.match(table, /^NAME\s+BIND\s+URL\s+HANDLER\s+STATE$/m)
-  assert.match(child.stderr(), new RegExp(`^public\\s+127\\.0\\.0\\.1:0\\s+${at.public}\\s+public\\s+running$`, 'm'))
   assert.equal((await get(`${at.public}/`)).body, 'public')
   assert.equal((await get(`${at.secure}/`, { ca: CA })).body, 'public')
   assert.equal((await get(`${at.admin}/`)).body, 'admin')
-  // Every stdout line is a JSON log entry.
+  // With --json every line on stdout and stderr is a JSON log entry (no table).
   assert.ok(child.stdout().trim().split('\n').every(l => l.startsWith('{')), 'stdout is JSON lines')
+  assert.ok(child.stderr().trim().split('\n').every(l => l === '' || l.startsWith('{')), `stderr is JSON lines: ${child.stderr()}`)
 
   const slow = get(`${at.public}/slow?ms=1500`)
   await child.waitFor(out => /"url":"\/slow\?ms=1500"/.test(out))
@@ -325,11 +322,14 @@ servers:
   assert.equal(ex.code, 0, JSON.stringify(ex) + child.stdout() + child.stderr())
 })
 
-test('--pretty prints readable logs', async (t) => {
+test('--pretty prints readable logs and the table of listeners', async (t) => {
   const dir = project(t, BASIC)
   const child = run(t, [BIN, 'start', '--pretty'], { cwd: dir })
   await child.waitFor(out => /pool started/.test(out))
   assert.match(child.stdout(), /INFO.*listener started/)
+  // The table for people goes to stderr.
+  assert.match(child.stderr(), /^NAME\s+BIND\s+URL\s+HANDLER\s+STATE$/m)
+  assert.match(child.stderr(), /^public\s+127\.0\.0\.1:0\s+http:\/\/127\.0\.0\.1:\d+\s+public\s+running$/m)
   assert.doesNotMatch(child.stdout(), /^\{"level"/m)
   child.proc.kill('SIGTERM')
   const ex = await child.exited

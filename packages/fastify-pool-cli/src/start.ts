@@ -105,7 +105,7 @@ export async function start ({ file, pretty, devCert = false, verbose = false }:
       const defaults = running.loaded.options.defaults
       timeout = defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
       logger.level = commandLevel(logger, defaults.logLevel)
-      process.stderr.write(listenerTable(pool))
+      if (pretty) process.stderr.write(listenerTable(pool))
       logger.info({ ...report, ...(pretty ? {} : { listeners: listeners() }) }, 'configuration reloaded')
     } catch (err) {
       if (isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err)) {
@@ -136,8 +136,10 @@ export async function start ({ file, pretty, devCert = false, verbose = false }:
     for (const f of err.errors) process.stderr.write(`${shown}: listener "${f.name}" (${f.bind}): ${f.error.message}\n`)
     return 1
   }
-  // The table is for people; stdout stays one JSON object per line for log collectors.
-  process.stderr.write(listenerTable(pool))
+  // The table is for people (--pretty, or a terminal). With --json every line
+  // on stdout and stderr is JSON, for log collectors that merge the two; the
+  // 'pool started' entry carries the listeners instead.
+  if (pretty) process.stderr.write(listenerTable(pool))
   const listeners = (): unknown => pool.status().map(s => ({ name: s.name, bind: s.bind, url: s.url, handler: s.handler, state: s.state }))
   // Readable logs follow the table, which says it all; JSON logs carry the listeners for tools.
   logger.info({ file: shown, ...(pretty ? {} : { listeners: listeners() }) }, 'pool started')

@@ -208,16 +208,29 @@ export async function makeInstance (ctx: BuildContext, config: NormalizedConfig,
   return app
 }
 
-/** The Fastify options of a listener's instance: its limits, logger and (when it serves a socket) the server factory. */
-export function fastifyOptions (c: NormalizedConfig, log: FastifyBaseLogger | undefined, serverFactory: ServerFactory | undefined): FastifyServerOptions {
+/**
+ * The Fastify options of a listener's instance: its limits, its logger (a
+ * child that says which generation logs), request ids unique across the
+ * listeners and generations of a process (`public-2-17`: listener, generation,
+ * request; a `genReqId` or `requestIdHeader` of the listener's own wins), and,
+ * when it serves a socket, the server factory.
+ */
+export function fastifyOptions (c: NormalizedConfig, log: FastifyBaseLogger | undefined, serverFactory: ServerFactory | undefined, generation: number): FastifyServerOptions {
+  const own = c.fastify as { genReqId?: unknown, requestIdHeader?: unknown }
+  let requests = 0
+  const prefix = `${c.name}-${generation}-`
+  const ids = own.genReqId === undefined && (own.requestIdHeader === undefined || own.requestIdHeader === false)
+    ? { genReqId: () => prefix + String(++requests) }
+    : {}
   return {
+    ...ids,
     ...c.fastify,
     bodyLimit: c.bodyLimit,
     connectionTimeout: c.connectionTimeout,
     keepAliveTimeout: c.keepAliveTimeout,
     requestTimeout: c.requestTimeout,
     ...(c.http2 ? { http2: true } : {}),
-    ...(log === undefined ? {} : { loggerInstance: log }),
+    ...(log === undefined ? {} : { loggerInstance: generation > 0 ? log.child({ generation }) : log }),
     ...(serverFactory === undefined ? {} : { serverFactory })
   } as FastifyServerOptions
 }

@@ -374,13 +374,14 @@ export class Listener {
 
   /** Build a ready generation whose requests come from the handle's server. */
   #build (handle: ServerHandle, config: NormalizedConfig, log: FastifyBaseLogger | undefined): Promise<Generation> {
-    return buildGeneration(handle.server, config.name, ++this.#generations, config.http2,
-      (serverFactory) => makeInstance(this.#ctx, config, fastifyOptions(config, log, serverFactory), this))
+    const number = ++this.#generations
+    return buildGeneration(handle.server, config.name, number, config.http2,
+      (serverFactory) => makeInstance(this.#ctx, config, fastifyOptions(config, log, serverFactory, number), this))
   }
 
   /** An instance for inject() while the listener is not running; it has a server of its own that never listens. */
   async #buildInMemory (): Promise<FastifyInstance> {
-    const app = await makeInstance(this.#ctx, this.#config, fastifyOptions(this.#config, this.#log, undefined), this)
+    const app = await makeInstance(this.#ctx, this.#config, fastifyOptions(this.#config, this.#log, undefined, 0), this)
     await app.ready()
     return app
   }

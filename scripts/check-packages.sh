@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# What we publish, installed where users install it: pack the three packages,
+# install the tarballs with npm into a fresh project outside the workspace
+# (with the oldest and the newest Fastify 5), and use them there as a user
+# would: ESM import and require() on Node 20 and 24, a strict TypeScript
+# consumer under node16, nodenext and bundler, the command, the scaffolder;
+# then publint and arethetypeswrong on each tarball.
+#   scripts/check-packages.sh [node24-binary]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+NODE24="${1:-}"
+WORK="$(mktemp -d)"
+cleanup () {
+  rm -rf "$WORK"
+  # prepack builds dist/ and copies the template into the workspace; a source
+  # checkout runs its TypeScript, so leave it as it was.
+  rm -rf packages/*/dist packages/*/tsconfig.tsbuildinfo packages/create-fastify-pool/template
+}
+trap cleanup EXIT
+step () { echo "--- packages: $*"; }
+
+step "pack"
+pnpm -r --filter './packages/*' pack --pack-destination "$WORK/tarballs" >/dev/null
+LIB="$(ls "$WORK"/tarballs/fastify-pool-[0-9]*.tgz)"
+CLI="$(ls "$WORK"/tarballs/fastify-pool-cli-*.tgz)"
+CREATE="$(ls "$WORK"/tarballs/create-fastify-pool-*.tgz)"
+for t in "$LIB" "$CLI" "$CREATE"; do
+  listing="$(tar tzf "$t")"
+  for f in package/dist/index.js package/README.md package/LICENSE package/CHANGELOG.md; do
+    grep -qx "$f" <<<"$listing" || { echo "$(basename "$t") lacks $f" >&2; exit 1; }
+  done
+  if tar xzf "$t" package/package.json -O | grep -q '"workspace:'; then echo "$(basename "$t") has a workspace: range" >&2; exit 1; fi
+  if tar xzf "$t" package/package.json -O | grep -q '"source"'; then echo "$(basename "$t") publishes the source export condition" >&2; exit 1; fi
+done
+
+step "publint and arethetypeswrong"
+mkdir -p "$WORK/tools"
+(cd "$WORK/tools" && npm init -y >/dev/null && npm install --no-audit --no-fund --silent publint@0.3 @arethetypeswrong/cli@0.18 >/dev/null)
+for t in "$LIB" "$CLI" "$CREATE"; do
+  "$WORK/tools/node_modules/.bin/publint" --strict "$t"
+  "$WORK/tools/node_modules/.bin/attw" --profile esm-only --format table-flipped "$t"
+done
+
+install_project () { # dir fastify-version
+  mkdir -p "$1"
+  (cd "$1" && npm init -y >/dev/null && npm pkg set type=module >/dev/null \
+    && npm install --no-audit --no-fund --silent "$LIB" "$CLI" "$CREATE" "fastify@$2" typescript@5.9 @types/node@20 >/dev/null)
+}
+
+consumer_checks () { # dir
+  local dir="$1"
+  cat > "$dir/esm.mjs" <<'JS'
+import fastify from 'fastify'
+import fastifyPool, { createPool, errors, isPool } from 'fastify-pool'
+const pool = createPool({ servers: [{ name: 'a', listen: '127.0.0.1:0' }], handlers: async (app) => { app.get('/', async () => 'hi') } })
+await pool.start()
+const res = await fetch(`${pool.load('a').url}/`)
+if (await res.text() !== 'hi') throw new Error('the pooled listener did not answer')
+await pool.stop()
+const app = fastify()
+await app.register(fastifyPool, { servers: [{ name: 'b', listen: '127.0.0.1:0' }] })
+await app.ready()
+if (!isPool(app.pool) || typeof errors.FST_POOL_START !== 'function') throw new Error('plugin or errors missing')
+await app.close()
+console.log('esm ok')
+JS
+  cat > "$dir/cjs.cjs" <<'JS'
+const { createPool } = require('fastify-pool')
+if (typeof createPool !== 'function') throw new Error('require() did not load the library')
+console.log('require ok')
+JS
+  cat > "$dir/consumer.ts" <<'TS'
+import fastify from 'fastify'
+import fastifyPool, { createPool, errors, isPoolError, type FastifyPoolOptions, type RestartReport } from 'fastify-pool'
+
+const options: FastifyPoolOptions = { servers: [{ name: 'a', listen: '127.0.0.1:0' }] }
+const app = fastify()
+await app.register(fastifyPool, options)
+const names: string[] = app.pool.list('name', 'name')
+const reports: RestartReport[] = await createPool({ servers: [] }).restart()
+const err = new errors.FST_POOL_START('x')
+const code: 'FST_POOL_START' = err.code
+if (isPoolError(err, 'FST_POOL_START')) console.log(names.length, reports.length, code)
+TS
+  for mode in node16 nodenext bundler; do
+    local module=$mode; [ "$mode" = bundler ] && module=esnext
+    (cd "$dir" && npx tsc --noEmit --strict --skipLibCheck false --target es2022 --module "$module" --moduleResolution "$mode" --types node consumer.ts) \
+      || { echo "the TypeScript consumer fails under moduleResolution $mode" >&2; exit 1; }
+  done
+  (cd "$dir" && node esm.mjs && node cjs.cjs)
+  if [ -n "$NODE24" ]; then (cd "$dir" && "$NODE24" esm.mjs && "$NODE24" cjs.cjs); fi
+  # One copy of Fastify: the user's.
+  local copies; copies="$(cd "$dir" && npm ls fastify --all --parseable 2>/dev/null | grep -c 'node_modules/fastify$' || true)"
+  [ "$copies" = 1 ] || { echo "$copies copies of fastify installed" >&2; (cd "$dir" && npm ls fastify --all) >&2; exit 1; }
+}
+
+for version in 5.0.0 5; do
+  step "a user project with fastify@$version"
+  install_project "$WORK/user-$version" "$version"
+  consumer_checks "$WORK/user-$version"
+done
+
+step "the command"
+P="$WORK/user-5"
+cat > "$P/pool.yaml" <<'YAML'
+servers:
+  - { name: web, listen: "127.0.0.1:0" }
+YAML
+(cd "$P" && npx fastify-pool validate pool.yaml)
+# exec: the signal goes to the command itself, not to a shell around it.
+(cd "$P" && exec node node_modules/fastify-pool-cli/bin/fastify-pool.js start --json pool.yaml > start.log 2>&1) &
+STARTED=$!
+for _ in $(seq 1 150); do grep -q '"pool started"' "$P/start.log" 2>/dev/null && break; sleep 0.1; done
+URL="$(node -e "
+  const lines = require('fs').readFileSync('$P/start.log', 'utf8').split('\n').filter(Boolean)
+  const bad = lines.find(l => !l.startsWith('{'))
+  if (bad !== undefined) { console.error('a line that is not JSON: ' + bad); process.exit(1) }
+  console.log(lines.map(l => JSON.parse(l)).find(x => x.msg === 'pool started').listeners[0].url)")"
+node -e "fetch('$URL/healthz').then(r => { if (r.status !== 200) process.exit(1) })"
+kill -TERM "$STARTED"; wait "$STARTED"
+
+step "the scaffolder"
+(cd "$P" && npx create-fastify-pool my-app >/dev/null)
+# Not yet on the registry: the new project installs the tarballs instead.
+(cd "$P/my-app" && npm install --no-audit --no-fund --silent "$LIB" "$CLI" >/dev/null && npm test >/dev/null)
+echo "--- packages: all checks passed"
