@@ -3,6 +3,7 @@
 // wrapped so that `app.pool` holds the pool, as the fastify-pool plugin does,
 // which the pool status route and admin routes rely on.
 import type { FastifyInstance, FastifyPluginCallback } from 'fastify'
+import fp from 'fastify-plugin'
 import type { Handler, Pool } from 'fastify-pool'
 
 // One wrapper per plugin and pool: a reload must see an unchanged handler as
@@ -19,11 +20,12 @@ export function withPool (plugin: Handler, pool: () => Pool, owner: object): Han
     app.register(plugin as FastifyPluginCallback)
     done()
   }
-  // Like fastify-plugin: the decorator lands on the listener's instance, the
-  // wrapped plugin keeps its own encapsulation, and errors name the module.
-  Object.assign(wrapper, { [Symbol.for('skip-override')]: true, [Symbol.for('fastify.display-name')]: plugin.name || 'handler' })
-  byOwner.set(owner, wrapper as Handler)
-  return wrapper as Handler
+  // fastify-plugin: the decorator lands on the listener's instance (no
+  // encapsulation of the wrapper), the wrapped plugin keeps its own, and
+  // errors name the module.
+  const wrapped = fp(wrapper, { fastify: '5.x', name: `fastify-pool-handler:${plugin.name || 'handler'}` }) as unknown as Handler
+  byOwner.set(owner, wrapped)
+  return wrapped
 }
 
 export function wrapHandlers (handlers: Record<string, Handler> | undefined, pool: () => Pool, owner: object): Record<string, Handler> | undefined {
