@@ -110,148 +110,201 @@ function handlerKeys (handlers: unknown): Set<string> | 'any' | undefined {
  * Returns the normalised listener configs; throws FST_POOL_VALIDATE listing every problem.
  */
 export function validateConfig (options: ValidateOptions, existing: readonly ExistingListener[] = [], pathPrefix = 'servers'): NormalizedConfig[] {
-  const issues: ValidationIssue[] = []
   const servers = options.servers ?? []
-  const baseDir = options.baseDir ?? process.cwd()
   const defaults = options.defaults ?? {}
-  const keys = handlerKeys(options.handlers)
-
   if (!Array.isArray(servers)) {
     throw validationError([{ path: pathPrefix, message: `must be an array of listener configs (got ${typeof servers})` }])
   }
   if (typeof defaults !== 'object' || defaults === null) {
     throw validationError([{ path: 'defaults', message: 'must be an object' }])
   }
+  const issues: ValidationIssue[] = []
   schemaIssues(PoolDefaultsSchema, stringifyTls(defaults), 'defaults', issues)
-  const defaultTls = defaults.tls
-
-  const out: NormalizedConfig[] = []
-  // Binds seen so far, by port or socket path: only those can clash, and a
-  // linear scan made validating thousands of listeners quadratic.
-  const seen = new Map<string | number, ExistingListener[]>()
-  const bucket = (a: ListenAddress): string | number | undefined => a.kind === 'unix' ? a.path : a.port === 0 ? undefined : a.port
-  const remember = (e: ExistingListener): void => {
-    const key = bucket(e.address)
-    if (key === undefined) return
-    const list = seen.get(key)
-    if (list === undefined) seen.set(key, [e])
-    else list.push(e)
+  const ctx: Context = {
+    issues,
+    defaults,
+    baseDir: options.baseDir ?? process.cwd(),
+    keys: handlerKeys(options.handlers),
+    binds: new BindIndex(existing),
+    names: new Map(existing.map(e => [e.name, e.bind]))
   }
-  for (const e of existing) remember(e)
-  const names = new Map<string, string>(existing.map(e => [e.name, e.bind]))
+  const out: NormalizedConfig[] = []
   servers.forEach((server, i) => {
-    const at = `${pathPrefix}[${i}]`
-    if (typeof server !== 'object' || server === null) {
-      issues.push({ path: at, message: 'must be an object with at least name and listen' })
-      return
-    }
-    // parseListen explains a bad listen value better than the schema can.
-    schemaIssues(ListenerConfigSchema, stringifyTls(server), at, issues, server.listen === undefined ? [] : [`${at}.listen`])
-    const before = issues.length
-    const name = typeof server.name === 'string' ? server.name : undefined
-
-    const parsed = parseListen(server.listen, baseDir)
-    if (!parsed.ok && server.listen !== undefined) issues.push({ path: `${at}.listen`, message: parsed.message })
-    const address = parsed.ok ? parsed.address : undefined
-    const bind = address === undefined ? undefined : formatAddress(address)
-
-    if (name !== undefined) {
-      const twin = names.get(name)
-      if (twin !== undefined) issues.push({ path: `${at}.name`, message: `${quote(name)} is already used by another listener (${twin}); names must be unique` })
-      else names.set(name, bind ?? at)
-    }
-    if (address !== undefined && bind !== undefined) {
-      const key = bucket(address)
-      const clash = key === undefined ? undefined : seen.get(key)?.find(s => bindsOverlap(address, s.address))
-      if (clash !== undefined) {
-        issues.push({ path: `${at}.listen`, message: clash.bind === bind ? `${bind} is already used by listener "${clash.name}"` : `${bind} overlaps ${clash.bind} of listener "${clash.name}"` })
-      }
-      remember({ name: name ?? `#${i}`, bind, address })
-    }
-
-    // A tls value of the wrong type was reported by the schema; it turns nothing on.
-    const ownTls = typeof server.tls === 'object' && server.tls !== null ? server.tls : undefined
-    let tls: TlsConfig | undefined
-    if (server.tls === false || (server.tls !== undefined && ownTls === undefined)) tls = undefined
-    else if (ownTls !== undefined || defaultTls !== undefined) tls = { ...defaultTls, ...ownTls }
-    // Nothing is read from disk for TLS settings the schema already refused.
-    const tlsRefused = issues.some(i => i.path.startsWith(`${at}.tls`) || i.path.startsWith('defaults.tls'))
-    if (tls !== undefined && !tlsRefused) {
-      loadTls(tls, baseDir, (field, message) => {
-        // Blame the listener when it set the field (or has TLS of its own and no default fills it).
-        const key = field.split('[')[0] as keyof TlsConfig
-        const path = ownTls !== undefined && (key in ownTls || defaultTls?.[key] === undefined) ? `${at}.tls.${field}` : `defaults.tls.${field}`
-        if (!issues.some(i => i.path === path && i.message === message)) issues.push({ path, message })
-      })
-    }
-
-    let expose: string | undefined
-    if (server.expose !== undefined && typeof server.expose === 'string') {
-      let url: URL | undefined
-      try { url = new URL(server.expose) } catch { url = undefined }
-      if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-        issues.push({ path: `${at}.expose`, message: `${quote(server.expose)} is not an http:// or https:// URL` })
-      } else expose = server.expose
-    } else if (address !== undefined) {
-      expose = deriveExpose(address, tls !== undefined)
-    }
-
-    const handler = server.handler ?? 'default'
-    // With no handlers at all a listener on the default key serves only its health routes;
-    // a key named on purpose, or any key missing from a handler map, is a mistake.
-    if (typeof handler === 'string' && keys !== 'any' && !(keys === undefined ? server.handler === undefined : keys.has(handler))) {
-      const known = keys === undefined || keys.size === 0 ? 'no handlers were given' : `known keys: ${[...keys].join(', ')}`
-      issues.push({ path: `${at}.handler`, message: `no handler for key ${quote(handler)} (${known})` })
-    }
-
-    const pick = <K extends 'connectionTimeout' | 'keepAliveTimeout' | 'requestTimeout' | 'headersTimeout' | 'sendTimeout' | 'bodyLimit'>(k: K): number =>
-      (server[k] ?? defaults[k] ?? BUILTIN_DEFAULTS[k])
-    const requestTimeout = pick('requestTimeout')
-    const headersTimeout = pick('headersTimeout')
-    // Values of the wrong type were reported by the schema; only numbers are compared.
-    if (typeof requestTimeout === 'number' && typeof headersTimeout === 'number' && requestTimeout > 0 && headersTimeout > requestTimeout) {
-      issues.push({ path: `${at}.headersTimeout`, message: `${headersTimeout} must not exceed requestTimeout (${requestTimeout})` })
-    }
-    for (const key of MANAGED) {
-      if (typeof server.fastify === 'object' && server.fastify !== null && key in server.fastify) {
-        issues.push({ path: `${at}.fastify.${key}`, message: `is managed by fastify-pool; ${managedHint(key)}` })
-      }
-    }
-
-    // Field by field like the rest: a listener's health object overrides only the routes it names.
-    const health = server.health === false || (server.health === undefined && defaults.health === false)
-      ? false
-      : { ...(defaults.health === false ? {} : defaults.health), ...server.health }
-    if (issues.length > before || address === undefined || bind === undefined || name === undefined) return
-    out.push(Object.freeze({
-      name,
-      listen: server.listen,
-      address,
-      bind,
-      expose,
-      handler,
-      disabled: server.disabled ?? false,
-      optional: server.optional ?? false,
-      tls,
-      http2: server.http2 ?? false,
-      connectionTimeout: pick('connectionTimeout'),
-      keepAliveTimeout: pick('keepAliveTimeout'),
-      requestTimeout,
-      headersTimeout,
-      sendTimeout: pick('sendTimeout'),
-      bodyLimit: pick('bodyLimit'),
-      logLevel: server.logLevel ?? defaults.logLevel,
-      health: Object.freeze({
-        liveness: health === false ? false : health.liveness ?? BUILTIN_DEFAULTS.liveness,
-        readiness: health === false ? false : health.readiness ?? BUILTIN_DEFAULTS.readiness
-      }),
-      fastify: Object.freeze({ ...server.fastify }),
-      baseDir,
-      source: server
-    }))
+    const config = normaliseListener(server, `${pathPrefix}[${i}]`, i, ctx)
+    if (config !== undefined) out.push(config)
   })
   if (issues.length > 0) throw validationError(issues)
   return out
+}
+
+/** What checking one listener needs from the whole configuration. */
+interface Context {
+  issues: ValidationIssue[]
+  defaults: PoolDefaults
+  baseDir: string
+  keys: Set<string> | 'any' | undefined
+  binds: BindIndex
+  /** Names seen so far, with the bind of the listener that has each. */
+  names: Map<string, string>
+}
+
+/**
+ * The binds seen so far, by port or socket path: only those can clash, and
+ * a linear scan made validating thousands of listeners quadratic.
+ */
+class BindIndex {
+  #byKey = new Map<string | number, ExistingListener[]>()
+
+  constructor (existing: readonly ExistingListener[]) {
+    for (const e of existing) this.add(e)
+  }
+
+  /** The listener already holding an address that overlaps this one, if any. */
+  clash (address: ListenAddress): ExistingListener | undefined {
+    const key = bucket(address)
+    return key === undefined ? undefined : this.#byKey.get(key)?.find(s => bindsOverlap(address, s.address))
+  }
+
+  add (e: ExistingListener): void {
+    const key = bucket(e.address)
+    if (key === undefined) return
+    const list = this.#byKey.get(key)
+    if (list === undefined) this.#byKey.set(key, [e])
+    else list.push(e)
+  }
+}
+
+function bucket (a: ListenAddress): string | number | undefined {
+  return a.kind === 'unix' ? a.path : a.port === 0 ? undefined : a.port
+}
+
+/** Check one listener's config; its normalised form, or undefined when it has a problem (added to ctx.issues). */
+function normaliseListener (server: ListenerConfig, at: string, index: number, ctx: Context): NormalizedConfig | undefined {
+  const { issues, defaults, baseDir } = ctx
+  if (typeof server !== 'object' || server === null) {
+    issues.push({ path: at, message: 'must be an object with at least name and listen' })
+    return undefined
+  }
+  // parseListen explains a bad listen value better than the schema can.
+  schemaIssues(ListenerConfigSchema, stringifyTls(server), at, issues, server.listen === undefined ? [] : [`${at}.listen`])
+  const before = issues.length
+  const name = typeof server.name === 'string' ? server.name : undefined
+  const parsed = parseListen(server.listen, baseDir)
+  if (!parsed.ok && server.listen !== undefined) issues.push({ path: `${at}.listen`, message: parsed.message })
+  const address = parsed.ok ? parsed.address : undefined
+  const bind = address === undefined ? undefined : formatAddress(address)
+  checkUnique(name, address, bind, at, index, ctx)
+  const tls = resolveTls(server, at, ctx)
+  const expose = resolveExpose(server, address, tls !== undefined, at, issues)
+  const handler = server.handler ?? 'default'
+  checkHandlerKey(server, handler, at, ctx)
+  const pick = <K extends 'connectionTimeout' | 'keepAliveTimeout' | 'requestTimeout' | 'headersTimeout' | 'sendTimeout' | 'bodyLimit'>(k: K): number =>
+    (server[k] ?? defaults[k] ?? BUILTIN_DEFAULTS[k])
+  checkTimeoutsAndManaged(server, pick('requestTimeout'), pick('headersTimeout'), at, issues)
+  if (issues.length > before || address === undefined || bind === undefined || name === undefined) return undefined
+  // Field by field like the rest: a listener's health object overrides only the routes it names.
+  const health = server.health === false || (server.health === undefined && defaults.health === false)
+    ? false
+    : { ...(defaults.health === false ? {} : defaults.health), ...server.health }
+  return Object.freeze({
+    name,
+    listen: server.listen,
+    address,
+    bind,
+    expose,
+    handler,
+    disabled: server.disabled ?? false,
+    optional: server.optional ?? false,
+    tls,
+    http2: server.http2 ?? false,
+    connectionTimeout: pick('connectionTimeout'),
+    keepAliveTimeout: pick('keepAliveTimeout'),
+    requestTimeout: pick('requestTimeout'),
+    headersTimeout: pick('headersTimeout'),
+    sendTimeout: pick('sendTimeout'),
+    bodyLimit: pick('bodyLimit'),
+    logLevel: server.logLevel ?? defaults.logLevel,
+    health: Object.freeze({
+      liveness: health === false ? false : health.liveness ?? BUILTIN_DEFAULTS.liveness,
+      readiness: health === false ? false : health.readiness ?? BUILTIN_DEFAULTS.readiness
+    }),
+    fastify: Object.freeze({ ...server.fastify }),
+    baseDir,
+    source: server
+  })
+}
+
+/** A name used twice, or an address that another listener already binds. */
+function checkUnique (name: string | undefined, address: ListenAddress | undefined, bind: string | undefined, at: string, index: number, ctx: Context): void {
+  if (name !== undefined) {
+    const twin = ctx.names.get(name)
+    if (twin !== undefined) ctx.issues.push({ path: `${at}.name`, message: `${quote(name)} is already used by another listener (${twin}); names must be unique` })
+    else ctx.names.set(name, bind ?? at)
+  }
+  if (address === undefined || bind === undefined) return
+  const clash = ctx.binds.clash(address)
+  if (clash !== undefined) {
+    ctx.issues.push({ path: `${at}.listen`, message: clash.bind === bind ? `${bind} is already used by listener "${clash.name}"` : `${bind} overlaps ${clash.bind} of listener "${clash.name}"` })
+  }
+  ctx.binds.add({ name: name ?? `#${index}`, bind, address })
+}
+
+/** The listener's TLS settings merged over defaults.tls, with their files checked; undefined for plain HTTP. */
+function resolveTls (server: ListenerConfig, at: string, ctx: Context): TlsConfig | undefined {
+  const { issues } = ctx
+  const defaultTls = ctx.defaults.tls
+  // A tls value of the wrong type was reported by the schema; it turns nothing on.
+  const ownTls = typeof server.tls === 'object' && server.tls !== null ? server.tls : undefined
+  if (server.tls === false || (server.tls !== undefined && ownTls === undefined)) return undefined
+  if (ownTls === undefined && defaultTls === undefined) return undefined
+  const tls: TlsConfig = { ...defaultTls, ...ownTls }
+  // Nothing is read from disk for TLS settings the schema already refused.
+  if (issues.some(i => i.path.startsWith(`${at}.tls`) || i.path.startsWith('defaults.tls'))) return tls
+  loadTls(tls, ctx.baseDir, (field, message) => {
+    // Blame the listener when it set the field (or has TLS of its own and no default fills it).
+    const key = field.split('[')[0] as keyof TlsConfig
+    const path = ownTls !== undefined && (key in ownTls || defaultTls?.[key] === undefined) ? `${at}.tls.${field}` : `defaults.tls.${field}`
+    if (!issues.some(i => i.path === path && i.message === message)) issues.push({ path, message })
+  })
+  return tls
+}
+
+/** The public URL: as configured (checked), or derived from the bind. */
+function resolveExpose (server: ListenerConfig, address: ListenAddress | undefined, secure: boolean, at: string, issues: ValidationIssue[]): string | undefined {
+  if (server.expose !== undefined && typeof server.expose === 'string') {
+    let url: URL | undefined
+    try { url = new URL(server.expose) } catch { url = undefined }
+    if (url !== undefined && (url.protocol === 'http:' || url.protocol === 'https:')) return server.expose
+    issues.push({ path: `${at}.expose`, message: `${quote(server.expose)} is not an http:// or https:// URL` })
+    return undefined
+  }
+  return address === undefined ? undefined : deriveExpose(address, secure)
+}
+
+/**
+ * With no handlers at all a listener on the default key serves only its
+ * health routes; a key named on purpose, or any key missing from a handler
+ * map, is a mistake.
+ */
+function checkHandlerKey (server: ListenerConfig, handler: unknown, at: string, ctx: Context): void {
+  const keys = ctx.keys
+  if (typeof handler !== 'string' || keys === 'any') return
+  if (keys === undefined ? server.handler === undefined : keys.has(handler)) return
+  const known = keys === undefined || keys.size === 0 ? 'no handlers were given' : `known keys: ${[...keys].join(', ')}`
+  ctx.issues.push({ path: `${at}.handler`, message: `no handler for key ${quote(handler)} (${known})` })
+}
+
+/** headersTimeout above requestTimeout (Node refuses it), and Fastify options the pool manages. */
+function checkTimeoutsAndManaged (server: ListenerConfig, requestTimeout: unknown, headersTimeout: unknown, at: string, issues: ValidationIssue[]): void {
+  // Values of the wrong type were reported by the schema; only numbers are compared.
+  if (typeof requestTimeout === 'number' && typeof headersTimeout === 'number' && requestTimeout > 0 && headersTimeout > requestTimeout) {
+    issues.push({ path: `${at}.headersTimeout`, message: `${headersTimeout} must not exceed requestTimeout (${requestTimeout})` })
+  }
+  for (const key of MANAGED) {
+    if (typeof server.fastify === 'object' && server.fastify !== null && key in server.fastify) {
+      issues.push({ path: `${at}.fastify.${key}`, message: `is managed by fastify-pool; ${managedHint(key)}` })
+    }
+  }
 }
 
 function managedHint (key: typeof MANAGED[number]): string {
