@@ -1,11 +1,9 @@
 // Validation and normalisation of listener configurations. Every problem is
 // collected, with its field path, before anything is built.
-import type { TSchema } from '@sinclair/typebox'
-import { ValueErrorType } from '@sinclair/typebox/errors'
-import { Value } from '@sinclair/typebox/value'
 import { bindsOverlap, formatAddress, parseListen, urlHost } from './address.ts'
 import { hasIssues, quote, validationError, type ValidationIssue } from './errors.ts'
 import { ListenerConfigSchema, PoolDefaultsSchema } from './schema.ts'
+import { schemaIssues } from './schema-issues.ts'
 import { loadTls, type ServerTlsOptions } from './tls.ts'
 import type { ListenAddress, ListenerConfig, NormalizedConfig, PoolDefaults, TlsConfig } from './types.ts'
 
@@ -41,62 +39,6 @@ export interface ValidateOptions {
 
 /** The context new listeners are checked against: what is already in the pool. */
 export interface ExistingListener { name: string, bind: string, address: ListenAddress }
-
-function toPath (pointer: string, prefix: string): string {
-  let out = prefix
-  for (const part of pointer.split('/').slice(1)) {
-    out += /^\d+$/.test(part) ? `[${part}]` : (out === '' ? part : `.${part}`)
-  }
-  return out
-}
-
-function schemaIssues (schema: Parameters<typeof Value.Errors>[0], value: unknown, prefix: string, issues: ValidationIssue[], skip: readonly string[] = []): void {
-  const seen = new Set<string>()
-  for (const error of Value.Errors(schema, value)) {
-    const path = toPath(error.path, prefix)
-    // A union reports once per branch; one message per field is enough.
-    if ([...seen].some(p => path === p || path.startsWith(`${p}.`) || path.startsWith(`${p}[`))) continue
-    seen.add(path)
-    if (skip.includes(path)) continue
-    if (error.type === ValueErrorType.ObjectRequiredProperty) issues.push({ path, message: 'is required' })
-    else if (error.type === ValueErrorType.ObjectAdditionalProperties) issues.push({ path, message: 'is not a known option' })
-    else if (error.type === ValueErrorType.StringMinLength && error.schema.minLength === 1) issues.push({ path, message: 'must not be empty' })
-    else if (error.type === ValueErrorType.Union) {
-      // An object (or array) where a union allows one: the problems are inside
-      // it, at their own paths, as they are for a field that is not a union.
-      const branch = branchFor(error.schema, error.value)
-      if (branch !== undefined) schemaIssues(branch, error.value, path, issues)
-      else issues.push({ path, message: `must be ${expected(error.schema)}${describe(error.value)}` })
-      seen.add(path)
-      continue
-    } else issues.push({ path, message: `${error.message.toLowerCase()}${describe(error.value)}` })
-  }
-}
-
-/** The member of a union that has the value's shape (object or array), if there is one. */
-function branchFor (schema: TSchema, value: unknown): TSchema | undefined {
-  if (!Array.isArray(schema.anyOf) || typeof value !== 'object' || value === null) return undefined
-  const type = Array.isArray(value) ? 'array' : 'object'
-  return (schema.anyOf as TSchema[]).find(s => s.type === type)
-}
-
-/** "a string or an integer": what a schema accepts, in words. */
-function expected (schema: TSchema): string {
-  if (Array.isArray(schema.anyOf)) return (schema.anyOf as TSchema[]).map(expected).join(' or ')
-  if (schema.const !== undefined) return JSON.stringify(schema.const)
-  switch (schema.type) {
-    case 'object': return 'an object'
-    case 'array': return 'an array'
-    case 'integer': return 'an integer'
-    case 'string': return schema.pattern === '^/' ? 'a path starting with "/"' : 'a string'
-    default: return `a ${String(schema.type)}`
-  }
-}
-
-function describe (value: unknown): string {
-  if (value === undefined) return ''
-  return ` (got ${quote(value)})`
-}
 
 function handlerKeys (handlers: unknown): Set<string> | 'any' | undefined {
   if (handlers === undefined || handlers === null) return undefined

@@ -1,6 +1,9 @@
 // A listener: one address, one Node server it owns for its whole running life
 // (server.ts), and the Fastify generations that serve it (generation.ts).
-// Lifecycle calls are queued (queue.ts); state changes in one place.
+// Lifecycle calls are queued (queue.ts); state changes in one place, which
+// publishes them. Over 350 lines: it is the documented public surface of the
+// lifecycle; the work is in server.ts, generation.ts and drain.ts.
+import { channel } from 'node:diagnostics_channel'
 import type { AddressInfo } from 'node:net'
 import type { FastifyBaseLogger, FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { deriveExpose, liveChangeRefusal, serverTls, withTls, type NormalizedConfig } from './config.ts'
@@ -11,7 +14,7 @@ import { buildGeneration, fastifyOptions, makeInstance, retire, type Generation,
 import { brand } from './brand.ts'
 import { CallQueue } from './queue.ts'
 import { ServerHandle, type NodeServer } from './server.ts'
-import { certificateInfo, EXPIRY_WARNING_DAYS, loadTls, type CertificateInfo, type ServerTlsOptions, type TlsConfig } from './tls.ts'
+import { certificateInfo, expiryWarning, loadTls, type CertificateInfo, type ServerTlsOptions, type TlsConfig } from './tls.ts'
 import type { Factory, Handlers, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
 
 /** What a listener takes from the pool that made it. */
@@ -20,6 +23,27 @@ export interface ListenerContext {
   factory: Factory | undefined
   logger: FastifyBaseLogger | undefined
   stopTimeout: number
+}
+
+/**
+ * `fastify-pool:listener:state`, on node:diagnostics_channel: every state
+ * change of every listener, as `{ listener, name, bind, from, to,
+ * generation, error? }` (see docs/lifecycle.md). Publishing costs nothing
+ * while nobody subscribes.
+ */
+const stateChannel = channel('fastify-pool:listener:state')
+
+/** What `fastify-pool:listener:state` publishes. */
+export interface StateChange {
+  listener: Listener
+  name: string
+  bind: string
+  from: ListenerState
+  to: ListenerState
+  /** The generation serving when the change was made (0 when none does). */
+  generation: number
+  /** Why it failed, on a change to `failed`. */
+  error?: Error
 }
 
 /** The state changes a listener may make; #setState refuses any other. */
@@ -177,11 +201,16 @@ export class Listener {
   /** `await using listener = ...` stops it at the end of the block. */
   async [Symbol.asyncDispose] (): Promise<void> { await this.stop() }
 
-  /** The one writer of #state. */
-  #setState (to: ListenerState): void {
+  /** The one writer of #state, and the one place that publishes state changes. */
+  #setState (to: ListenerState, error?: Error): void {
     const from = this.#state
     if (!TRANSITIONS[from].includes(to)) throw new Error(`fastify-pool internal error: listener "${this.name}" cannot go from ${from} to ${to}`)
     this.#state = to
+    if (stateChannel.hasSubscribers && from !== to) {
+      const change: StateChange = { listener: this, name: this.name, bind: this.bind, from, to, generation: this.#gen?.number ?? 0 }
+      if (error !== undefined) change.error = error
+      stateChannel.publish(change)
+    }
   }
 
   async #start (): Promise<boolean> {
@@ -206,8 +235,8 @@ export class Listener {
     } catch (err) {
       if (gen !== undefined) await gen.app.close().catch(() => {})
       if (handle?.listening === true) await handle.close()
-      this.#setState('failed')
       this.#lastError = err as Error
+      this.#setState('failed', err as Error)
       throw listenerFailures(FST_POOL_START, [this.#failure(err as Error)])
     }
     handle.server.on('error', (err) => this.#log?.error({ err }, 'server error'))
@@ -362,10 +391,8 @@ export class Listener {
     const before = this.#certificate
     const info = tls === undefined ? undefined : certificateInfo(tls.cert)
     this.#certificate = info
-    if (info === undefined || info.daysLeft >= EXPIRY_WARNING_DAYS) return
-    if (!always && before?.notAfter === info.notAfter && before.subject === info.subject) return
-    const when = info.daysLeft < 0 ? `expired on ${info.notAfter}` : `expires on ${info.notAfter} (in ${info.daysLeft} day(s))`
-    this.#log?.warn({ subject: info.subject, notAfter: info.notAfter }, `the TLS certificate ${when}`)
+    const warning = expiryWarning(info, always ? undefined : before)
+    if (warning !== undefined && info !== undefined) this.#log?.warn({ subject: info.subject, notAfter: info.notAfter }, warning)
   }
 
   #logFor (config: NormalizedConfig): FastifyBaseLogger | undefined {

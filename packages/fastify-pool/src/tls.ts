@@ -134,6 +134,17 @@ export interface CertificateInfo {
 /** Days before expiry from which a certificate is warned about. */
 export const EXPIRY_WARNING_DAYS = 7
 
+/**
+ * The warning for a certificate that has expired or expires within
+ * EXPIRY_WARNING_DAYS days; undefined when there is none, or when it is the
+ * same certificate as `before` (already warned about).
+ */
+export function expiryWarning (info: CertificateInfo | undefined, before?: CertificateInfo): string | undefined {
+  if (info === undefined || info.daysLeft >= EXPIRY_WARNING_DAYS) return undefined
+  if (before !== undefined && before.notAfter === info.notAfter && before.subject === info.subject) return undefined
+  return `the TLS certificate ${info.daysLeft < 0 ? `expired on ${info.notAfter}` : `expires on ${info.notAfter} (in ${info.daysLeft} day(s))`}`
+}
+
 /** The first certificate of a PEM chain, described; undefined when it cannot be parsed. */
 export function certificateInfo (pem: unknown, now = Date.now()): CertificateInfo | undefined {
   if (typeof pem !== 'string' && !Buffer.isBuffer(pem)) return undefined
