@@ -159,6 +159,7 @@ function normaliseListener (server: ListenerConfig, at: string, index: number, c
     optional: server.optional ?? false,
     tls,
     http2: server.http2 ?? false,
+    stopOrder: server.stopOrder ?? 0,
     connectionTimeout: pick('connectionTimeout'),
     keepAliveTimeout: pick('keepAliveTimeout'),
     requestTimeout: pick('requestTimeout'),

@@ -4,7 +4,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { hasIssues, isPoolError, validationError, type ValidationIssue } from './errors.ts'
-import type { Listener } from './listener.ts'
 import { checkPeriodicOptions, type PeriodicMonitorOptions } from './monitor.ts'
 import { createPool, type Pool } from './pool.ts'
 import type { PoolOptions } from './types.ts'
@@ -76,21 +75,9 @@ async function plugin (app: FastifyInstance, options: FastifyPoolOptions): Promi
   app.addHook('onClose', async () => { await stop() })
 }
 
+/** The pool's shutdown sequence; drainDelay is its readiness delay (else defaults.shutdownDelay). */
 async function drain (pool: Pool, drainDelay: number): Promise<void> {
-  const held: Listener[] = []
-  if (drainDelay > 0 && pool.isRunning()) {
-    for (const l of pool) {
-      if (!l.isRunning) continue
-      l.holdReadiness()
-      held.push(l)
-    }
-    await new Promise<void>(resolve => setTimeout(resolve, drainDelay).unref())
-  }
-  try {
-    await pool.stop()
-  } finally {
-    for (const l of held) l.releaseReadiness()
-  }
+  await pool.stop(drainDelay > 0 ? { delay: drainDelay } : {})
 }
 
 /**

@@ -204,11 +204,40 @@ export class Pool implements Iterable<Listener> {
     throw listenerFailures(FST_POOL_START, failures)
   }
 
-  /** Drain and stop every running listener in parallel; resolves when all are closed. */
+  /**
+   * Drain and stop every running listener; resolves when all are closed.
+   * The shutdown sequence, within one deadline (`timeout`, counted from this
+   * call): readiness answers 503 for `delay` ms while requests are still
+   * served; then the listeners drain in groups of equal `stopOrder`, lowest
+   * first, each group in parallel. Every listener is stopped even when one
+   * fails; the failures are thrown together.
+   */
   async stop (options: StopOptions = {}): Promise<StopReport[]> {
     this.stopMonitor()
-    const reports = await settleAll([...this.#listeners.values()], l => l.stop(options), FST_POOL_STOP)
-    return reports.filter((r): r is StopReport => r !== undefined)
+    const began = Date.now()
+    const timeout = options.timeout ?? this.#settings.ctx.stopTimeout
+    const delay = Math.min(options.delay ?? this.#settings.defaults.shutdownDelay ?? 0, timeout)
+    const listeners = [...this.#listeners.values()]
+    const held = delay > 0 ? listeners.filter(l => l.isRunning) : []
+    for (const l of held) l.holdReadiness()
+    try {
+      if (held.length > 0) await new Promise<void>(resolve => setTimeout(resolve, delay).unref())
+      const reports: Array<StopReport | undefined> = []
+      const failures: ListenerFailure[] = []
+      for (const group of byStopOrder(listeners)) {
+        const left = Math.max(0, timeout - (Date.now() - began))
+        try {
+          reports.push(...await settleAll(group, l => l.stop({ timeout: left }), FST_POOL_STOP))
+        } catch (err) {
+          if (!hasIssues<ListenerFailure>(err)) throw err
+          failures.push(...err.errors)
+        }
+      }
+      if (failures.length > 0) throw listenerFailures(FST_POOL_STOP, failures)
+      return reports.filter((r): r is StopReport => r !== undefined)
+    } finally {
+      for (const l of held) l.releaseReadiness()
+    }
   }
 
   /**
@@ -297,6 +326,17 @@ export class Pool implements Iterable<Listener> {
 
   /** True while periodic checks run. */
   get monitoring (): boolean { return this.#monitor?.periodic ?? false }
+}
+
+/** Listeners in groups of equal stopOrder, lowest first. */
+function byStopOrder (listeners: Listener[]): Listener[][] {
+  const groups = new Map<number, Listener[]>()
+  for (const l of listeners) {
+    const group = groups.get(l.config.stopOrder)
+    if (group === undefined) groups.set(l.config.stopOrder, [l])
+    else group.push(l)
+  }
+  return [...groups.keys()].sort((a, b) => a - b).map(k => groups.get(k) as Listener[])
 }
 
 function boundKey (l: Listener): string | undefined {

@@ -45,6 +45,7 @@ export const ListenerConfigSchema = Type.Object({
   optional: Type.Optional(Type.Boolean({ description: 'A failure to start this listener does not fail the pool start' })),
   tls: Type.Optional(Type.Union([TlsSchema, Type.Literal(false)], { description: 'TLS settings merged over defaults.tls, or false for plain HTTP' })),
   http2: Type.Optional(Type.Boolean({ description: 'Serve HTTP/2 (with HTTP/1.1 fallback when TLS is on)' })),
+  stopOrder: Type.Optional(Type.Integer({ description: 'pool.stop() drains listeners in groups by this number, lowest first (default 0): public listeners before the admin one' })),
   ...shared,
   fastify: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Other Fastify server options, passed through' }))
 }, { additionalProperties: false })
@@ -52,7 +53,8 @@ export const ListenerConfigSchema = Type.Object({
 export const PoolDefaultsSchema = Type.Object({
   tls: Type.Optional(TlsSchema),
   ...shared,
-  stopTimeout: Type.Optional(Type.Integer({ minimum: 0, description: 'Drain deadline of stop() and restart(), in milliseconds (default 10000)' }))
+  stopTimeout: Type.Optional(Type.Integer({ minimum: 0, description: 'Drain deadline of stop() and restart(), in milliseconds (default 10000)' })),
+  shutdownDelay: Type.Optional(Type.Integer({ minimum: 0, description: 'pool.stop(): milliseconds during which readiness answers 503 while requests are still served, before the drain; within stopTimeout (default 0)' }))
 }, { additionalProperties: false, description: 'Settings every listener inherits and may override' })
 
 /** The shape of a pool configuration file (pool.yaml / pool.json). */

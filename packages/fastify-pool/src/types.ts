@@ -31,6 +31,13 @@ export type Field = 'name' | 'bind' | 'expose'
 export interface StopOptions {
   /** Drain deadline in milliseconds (default: the pool's stopTimeout, 10 s). */
   timeout?: number
+  /**
+   * pool.stop() only: milliseconds during which every readiness route
+   * answers 503 while requests are still served, so that load balancers
+   * stop sending first; then the drain. Counts within `timeout`. Default:
+   * `defaults.shutdownDelay`, else 0.
+   */
+  delay?: number
 }
 
 /** What a listener's stop did. */
@@ -146,6 +153,8 @@ export interface NormalizedConfig {
   /** TLS settings as given (paths kept, so a restart re-reads renewed files). */
   readonly tls: TlsConfig | undefined
   readonly http2: boolean
+  /** pool.stop() drains groups of listeners by this number, lowest first. */
+  readonly stopOrder: number
   readonly connectionTimeout: number
   readonly keepAliveTimeout: number
   readonly requestTimeout: number
