@@ -236,6 +236,24 @@ test('start fails with exit 1 and names the listener when its port is taken', as
   assert.match(verbose.stdout(), /"stack"/)
 })
 
+test('SIGTERM with shutdownDelay: readiness answers 503 at once while / still answers on new connections, then the drain, exit 0', async (t) => {
+  const dir = project(t, BASIC.replace('defaults:\n', 'defaults:\n  shutdownDelay: 1500\n'))
+  const { child, at } = await startPool(t, dir)
+  assert.equal((await get(`${at.public}/readyz`)).status, 200)
+  const began = Date.now()
+  child.proc.kill('SIGTERM')
+  await child.waitFor(out => /SIGTERM: draining the pool/.test(out))
+  const ready = await get(`${at.public}/readyz`)
+  assert.equal(ready.status, 503)
+  assert.deepEqual(JSON.parse(ready.body), { status: 'draining' })
+  assert.equal((await get(`${at.public}/`)).body, 'public', 'a new connection is still served during the delay')
+  assert.equal((await get(`${at.admin}/`)).body, 'admin')
+  const { code } = await child.exited
+  assert.equal(code, 0)
+  const took = Date.now() - began
+  assert.ok(took >= 1400 && took < 10_000, `exited ${took} ms after SIGTERM (delay 1500, stopTimeout 10000)`)
+})
+
 test('the file can be given as an argument: fastify-pool validate pool.yaml', async (t) => {
   const dir = project(t, BASIC)
   const child = run(t, [BIN, 'validate', 'pool.yaml'], { cwd: dir })
