@@ -41,3 +41,19 @@ test('fastify-pool:listener:state publishes each transition, in order, with a fa
   assert.equal(changes[1]?.listener, pool.load('a'))
   assert.match(String(changes.at(-1)?.error?.message), /EADDRINUSE/)
 })
+
+test('fastify-pool:pool:reload publishes each reload\'s report, or its error', async (t) => {
+  const seen: Array<{ pool: unknown, report?: { added: string[] }, error?: Error }> = []
+  const onReload = (message: unknown): void => { seen.push(message as never) }
+  subscribe('fastify-pool:pool:reload', onReload)
+  t.after(() => unsubscribe('fastify-pool:pool:reload', onReload))
+  const pool = createPool({ servers: [{ name: 'a', listen: '127.0.0.1:0' }] })
+  t.after(() => pool.stop())
+  await pool.start()
+  await pool.reload({ servers: [{ name: 'a', listen: '127.0.0.1:0' }, { name: 'b', listen: '127.0.0.1:0' }] })
+  await pool.reload({ servers: [{ name: 'a', listen: 'nowhere' }] }).catch(() => {})
+  assert.equal(seen.length, 2)
+  assert.equal(seen[0]?.pool, pool)
+  assert.deepEqual(seen[0]?.report?.added, ['b'])
+  assert.equal((seen[1]?.error as { code?: string } | undefined)?.code, 'FST_POOL_VALIDATE')
+})

@@ -1,5 +1,6 @@
 // The pool: listeners keyed by bind address (and found by name too),
 // selected by glob or regex, and started, stopped and restarted together.
+import { channel } from 'node:diagnostics_channel'
 import type { FastifyBaseLogger, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { pino } from 'pino'
 import { bindsOverlap, formatAddress, parseListen } from './address.ts'
@@ -257,8 +258,15 @@ export class Pool implements Iterable<Listener> {
    * An invalid config throws FST_POOL_VALIDATE and changes nothing; a failure
    * while applying is undone and thrown. See reload.ts.
    */
-  reload (options: ReloadOptions): Promise<ReloadReport> {
-    return reloadPool({ listeners: this.#listeners, settings: this.#settings }, options)
+  async reload (options: ReloadOptions): Promise<ReloadReport> {
+    try {
+      const report = await reloadPool({ listeners: this.#listeners, settings: this.#settings }, options)
+      if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: this, report })
+      return report
+    } catch (err) {
+      if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: this, error: err })
+      throw err
+    }
   }
 
   /** True when any listener is running. */
@@ -327,6 +335,13 @@ export class Pool implements Iterable<Listener> {
   /** True while periodic checks run. */
   get monitoring (): boolean { return this.#monitor?.periodic ?? false }
 }
+
+/**
+ * `fastify-pool:pool:reload`, on node:diagnostics_channel: every reload, as
+ * `{ pool, report }` once applied or `{ pool, error }` when it was refused
+ * (FST_POOL_VALIDATE, nothing changed) or failed and was undone.
+ */
+const reloadChannel = channel('fastify-pool:pool:reload')
 
 /** Listeners in groups of equal stopOrder, lowest first. */
 function byStopOrder (listeners: Listener[]): Listener[][] {
