@@ -43,7 +43,7 @@ test('YAML, JSON and JS modules load to the same options', async (t) => {
   for (const name of ['pool.yaml', 'pool.json', 'pool.mjs', 'pool.cjs']) {
     const loaded = await loadConfigFile(join(dir, name))
     assert.equal(loaded.file, join(dir, name))
-    assert.deepEqual(loaded.options.servers, config.servers, name)
+    assert.deepEqual(loaded.options.servers.map(s => s.source), config.servers, name)
     assert.deepEqual(loaded.options.defaults, config.defaults, name)
     assert.equal(loaded.options.baseDir, dir)
     assert.equal(typeof loaded.options.handlers?.main, 'function')
@@ -214,4 +214,30 @@ test('the shipped JSON Schema is generated from the TypeBox schema (run `pnpm --
   assert.deepEqual(schema.required, ['servers'])
   // Numbers and booleans may be written as ${VAR} expressions.
   assert.match(committed, /"pattern": "\^\\\\\$\\\\\{\[\^}\]\+\\\\}\$"/)
+})
+
+test('a file is checked once: its certificate is read once on the way to the socket, and again on restart', async (t) => {
+  const fs = (await import('node:fs')).default
+  const { syncBuiltinESMExports } = await import('node:module')
+  const dir = folder(t, {
+    'pool.yaml': `servers:\n  - name: s\n    listen: 127.0.0.1:0\n    tls:\n      cert: ${join(TLS, 'server.crt')}\n      key: ${join(TLS, 'server.key')}\n`
+  })
+  // Count the reads of the certificate file; the reads themselves are real.
+  const real = fs.readFileSync
+  let reads = 0
+  fs.readFileSync = ((...args: Parameters<typeof real>) => {
+    if (String(args[0]) === join(TLS, 'server.crt')) reads++
+    return real(...args)
+  }) as typeof real
+  syncBuiltinESMExports()
+  t.after(() => { fs.readFileSync = real; syncBuiltinESMExports() })
+
+  const { pool } = await createPoolFromFile(join(dir, 'pool.yaml'))
+  t.after(() => pool.stop({ timeout: 0 }))
+  await pool.start()
+  assert.equal(reads, 1, 'loaded, checked, pooled and started: one read')
+  const res = await get(`${pool.load('s')?.url ?? ''}/healthz`, { ca: readFileSync(join(TLS, 'ca.crt'), 'utf8') })
+  assert.equal(res.status, 200)
+  await pool.restart()
+  assert.equal(reads, 2, 'a restart reads the file again, for a renewed certificate')
 })

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { certificateInfo, errors, EXPIRY_WARNING_DAYS, hasIssues, PoolFileSchema, validateConfig, type Handler, type ListenerConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
+import { certificateInfo, errors, EXPIRY_WARNING_DAYS, hasIssues, PoolFileSchema, validateConfig, type Handler, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
 import { parseDocument } from 'yaml'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { interpolate, type Env } from './interpolate.ts'
@@ -21,7 +21,8 @@ export interface FileIssue extends ValidationIssue {
 
 /** What createPool() and pool.reload() take, read from a file. */
 export interface FilePoolOptions {
-  servers: ListenerConfig[]
+  /** The listeners, checked (validateConfig()'s output): createPool() and reload() do not check them again. */
+  servers: NormalizedConfig[]
   defaults: PoolDefaults
   /** Absent when the file names no handlers: listeners then serve only their health routes. */
   handlers?: Record<string, Handler>
@@ -86,26 +87,7 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   const { value, whole } = interpolate({ ...rest, ...(handlerPaths === undefined ? {} : { handlers: handlerPaths }) }, env, issues)
   const doc = convertWhole(value as Record<string, unknown>, whole)
 
-  // The file's own fields; servers and defaults are checked by validateConfig below.
-  const known = Object.keys(PoolFileSchema.properties)
-  for (const key of Object.keys(doc)) {
-    if (!known.includes(key)) issues.push({ path: key, message: `is not a known field (expected ${known.join(', ')})` })
-  }
-  if (doc.servers === undefined) issues.push({ path: 'servers', message: 'is required: a list of listeners' })
-  else if (!Array.isArray(doc.servers)) issues.push({ path: 'servers', message: `must be a list of listeners (got ${typeof doc.servers})` })
-  if (doc.defaults !== undefined && (doc.defaults === null || typeof doc.defaults !== 'object' || Array.isArray(doc.defaults))) {
-    issues.push({ path: 'defaults', message: 'must be an object' })
-  }
-  if (doc.$schema !== undefined && typeof doc.$schema !== 'string') issues.push({ path: '$schema', message: 'must be a string' })
-  if (doc.handlers !== undefined) {
-    if (doc.handlers === null || typeof doc.handlers !== 'object' || Array.isArray(doc.handlers)) {
-      issues.push({ path: 'handlers', message: 'must map handler keys to module paths' })
-    } else {
-      for (const [key, spec] of Object.entries(doc.handlers)) {
-        if (typeof spec !== 'string' || spec === '') issues.push({ path: `handlers.${key}`, message: `must be a module path, relative to this file (got ${JSON.stringify(spec)})` })
-      }
-    }
-  }
+  checkFileFields(doc, issues)
 
   const handlers: Record<string, Handler> = { ...inline }
   const modules: Record<string, string> = {}
@@ -127,14 +109,40 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   const servers = (doc.servers ?? []) as ListenerConfig[]
   const defaults = (doc.defaults ?? {}) as PoolDefaults
   const given = rawHandlers === undefined ? undefined : handlers
+  let checked: NormalizedConfig[] = []
   try {
-    validateConfig({ servers, defaults, handlers: given, baseDir })
+    // The checked configs go to createPool() and reload() as they are: the
+    // file is checked once, and its certificates read once on the way to the socket.
+    checked = validateConfig({ servers, defaults, handlers: given, baseDir })
   } catch (err) {
     if (!hasIssues(err)) throw err
     for (const i of err.errors) if (!issues.some(o => o.path === i.path)) issues.push(i)
   }
   if (issues.length > 0) fail(issues)
-  return { file: path, options: { servers, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir }, modules }
+  return { file: path, options: { servers: checked, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir }, modules }
+}
+
+/** The file's own fields; servers and defaults are checked in depth by validateConfig(). */
+function checkFileFields (doc: Record<string, unknown>, issues: ValidationIssue[]): void {
+  const known = Object.keys(PoolFileSchema.properties)
+  for (const key of Object.keys(doc)) {
+    if (!known.includes(key)) issues.push({ path: key, message: `is not a known field (expected ${known.join(', ')})` })
+  }
+  if (doc.servers === undefined) issues.push({ path: 'servers', message: 'is required: a list of listeners' })
+  else if (!Array.isArray(doc.servers)) issues.push({ path: 'servers', message: `must be a list of listeners (got ${typeof doc.servers})` })
+  if (doc.defaults !== undefined && (doc.defaults === null || typeof doc.defaults !== 'object' || Array.isArray(doc.defaults))) {
+    issues.push({ path: 'defaults', message: 'must be an object' })
+  }
+  if (doc.$schema !== undefined && typeof doc.$schema !== 'string') issues.push({ path: '$schema', message: 'must be a string' })
+  if (doc.handlers !== undefined) {
+    if (doc.handlers === null || typeof doc.handlers !== 'object' || Array.isArray(doc.handlers)) {
+      issues.push({ path: 'handlers', message: 'must map handler keys to module paths' })
+    } else {
+      for (const [key, spec] of Object.entries(doc.handlers)) {
+        if (typeof spec !== 'string' || spec === '') issues.push({ path: `handlers.${key}`, message: `must be a module path, relative to this file (got ${JSON.stringify(spec)})` })
+      }
+    }
+  }
 }
 
 async function parse (path: string): Promise<unknown> {

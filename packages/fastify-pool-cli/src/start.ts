@@ -30,100 +30,48 @@ export function signalExitCode (signal: NodeJS.Signals): number {
   return 128 + (osConstants.signals[signal] ?? 15)
 }
 
+/** What the running command keeps between its handlers. */
+interface Session {
+  running: FilePool
+  logger: Logger
+  shown: string
+  pretty: boolean
+  /** The drain deadline; a reload may change it. */
+  timeout: number
+  closing: boolean
+  started: boolean
+  reloadAsked: boolean
+}
+
 export async function start ({ file, pretty, devCert = false, verbose = false }: StartOptions): Promise<number> {
   const shown = displayPath(file)
   const logger = createLogger({ pretty, level: 'info' })
-  // Until the drain handlers are in, a SIGINT or SIGTERM is remembered, and
-  // the command stops before it starts anything (Node's default would kill
-  // the process in the middle of loading).
-  let early: NodeJS.Signals | undefined
-  const onEarly = (signal: NodeJS.Signals): void => { early ??= signal }
-  process.on('SIGINT', onEarly)
-  process.on('SIGTERM', onEarly)
-  const endEarly = (): void => {
-    process.removeListener('SIGINT', onEarly)
-    process.removeListener('SIGTERM', onEarly)
-  }
-  if (devCert) {
-    for (const pair of await missingCertificates(file)) {
-      await writeDevCertificate(pair.cert, pair.key)
-      logger.warn({ cert: displayPath(pair.cert), key: displayPath(pair.key) }, 'wrote a self-signed development certificate for localhost (never use it in production)')
-    }
-  }
+  const early = holdEarlySignals()
+  if (devCert) await writeDevCertificates(file, logger)
   let running: FilePool
   try {
     running = await createPoolFromFile(file, { logger })
   } catch (err) {
-    endEarly()
+    early.release()
     if (!printIssues(err, shown)) throw err
     return 1
   }
-  if (early !== undefined) {
-    endEarly()
-    logger.info({ signal: early }, `${early} before the pool started: nothing was started`)
-    return signalExitCode(early)
+  if (early.signal !== undefined) {
+    early.release()
+    logger.info({ signal: early.signal }, `${early.signal} before the pool started: nothing was started`)
+    return signalExitCode(early.signal)
   }
   const { pool } = running
-  logger.level = commandLevel(logger, running.loaded.options.defaults.logLevel)
-  logger.debug({ file: shown, servers: running.loaded.options.servers, handlers: running.loaded.modules }, 'configuration loaded')
-  let timeout = running.loaded.options.defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
+  const defaults = running.loaded.options.defaults
+  logger.level = commandLevel(logger, defaults.logLevel)
+  logger.debug({ file: shown, servers: running.loaded.options.servers.map(s => s.source), handlers: running.loaded.modules }, 'configuration loaded')
+  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: false }
 
   // Signal handlers go in before anything is announced: until then a SIGTERM
   // or SIGHUP would kill the process outright (their default action).
-  // An object, so that the reload loop sees the close fn set it.
-  const state = { closing: false, started: false, reloadAsked: false }
-  endEarly()
-  closeWithGrace({
-    // The drain deadline can change on reload, so the backstop is set when closing starts.
-    delay: null,
-    // SIGHUP reloads instead of closing.
-    skip: ['SIGHUP', 'beforeExit'],
-    logger: { error: (message: unknown) => logger.error(message) },
-    onSecondSignal: (signal) => logger.warn({ signal }, `second ${signal}: exiting now without waiting for the drain`)
-  }, async ({ signal, err }) => {
-    state.closing = true
-    const backstop = setTimeout(() => {
-      logger.error(`closing took longer than the drain deadline (${timeout} ms) + ${CLOSE_MARGIN} ms: exiting`)
-      process.exit(1)
-    }, timeout + CLOSE_MARGIN)
-    backstop.unref()
-    if (err !== undefined) logger.error({ err }, 'uncaught error: draining the pool, then exiting')
-    else logger.info({ signal, timeout }, `${signal ?? 'close'}: draining the pool`)
-    const reports = await pool.stop({ timeout })
-    clearTimeout(backstop)
-    logger.info({ cut: reports.reduce((n, r) => n + r.cut, 0) }, 'pool stopped')
-    // Stopped while starting: what had started is closed; say so in the exit code.
-    if (!state.started && signal !== undefined) process.exit(signalExitCode(signal as NodeJS.Signals))
-  })
-
-  let reloading: Promise<void> | undefined
-  let again = false
-  const reload = async (): Promise<void> => {
-    logger.info({ file: shown }, 'SIGHUP: reloading the configuration')
-    try {
-      const report = await running.reload()
-      const defaults = running.loaded.options.defaults
-      timeout = defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
-      logger.level = commandLevel(logger, defaults.logLevel)
-      if (pretty) process.stderr.write(listenerTable(pool))
-      logger.info({ ...report, ...(pretty ? {} : { listeners: listeners() }) }, 'configuration reloaded')
-    } catch (err) {
-      if (isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err)) {
-        logger.error({ problems: err.errors.map(i => formatIssue(i, shown)) }, 'reload rejected: the file is invalid; still serving the previous configuration')
-      } else {
-        logger.error({ err }, 'reload failed and was undone; still serving the previous configuration')
-      }
-    }
-  }
-  const onHangup = (): void => {
-    if (state.closing) return
-    if (!state.started) { state.reloadAsked = true; return }
-    // Signals during a reload are folded into one more reload after it.
-    if (reloading !== undefined) { again = true; return }
-    reloading = (async () => {
-      do { again = false; await reload() } while (again && !state.closing)
-    })().finally(() => { reloading = undefined })
-  }
+  early.release()
+  closeOnSignals(session)
+  const onHangup = hangupHandler(session)
   process.on('SIGHUP', onHangup)
 
   try {
@@ -140,13 +88,103 @@ export async function start ({ file, pretty, devCert = false, verbose = false }:
   // on stdout and stderr is JSON, for log collectors that merge the two; the
   // 'pool started' entry carries the listeners instead.
   if (pretty) process.stderr.write(listenerTable(pool))
-  const listeners = (): unknown => pool.status().map(s => ({ name: s.name, bind: s.bind, url: s.url, handler: s.handler, state: s.state }))
-  // Readable logs follow the table, which says it all; JSON logs carry the listeners for tools.
-  logger.info({ file: shown, ...(pretty ? {} : { listeners: listeners() }) }, 'pool started')
-  state.started = true
-  if (state.reloadAsked) onHangup()
-
+  logger.info({ file: shown, ...(pretty ? {} : { listeners: listenerSummary(session) }) }, 'pool started')
+  session.started = true
+  if (session.reloadAsked) onHangup()
   return 0
+}
+
+/**
+ * Until the drain handlers are in, a SIGINT or SIGTERM is remembered, and
+ * the command stops before it starts anything (Node's default would kill
+ * the process in the middle of loading).
+ */
+function holdEarlySignals (): { readonly signal: NodeJS.Signals | undefined, release: () => void } {
+  let signal: NodeJS.Signals | undefined
+  const onEarly = (s: NodeJS.Signals): void => { signal ??= s }
+  process.on('SIGINT', onEarly)
+  process.on('SIGTERM', onEarly)
+  return {
+    get signal () { return signal },
+    release () {
+      process.removeListener('SIGINT', onEarly)
+      process.removeListener('SIGTERM', onEarly)
+    }
+  }
+}
+
+async function writeDevCertificates (file: string, logger: Logger): Promise<void> {
+  for (const pair of await missingCertificates(file)) {
+    await writeDevCertificate(pair.cert, pair.key)
+    logger.warn({ cert: displayPath(pair.cert), key: displayPath(pair.key) }, 'wrote a self-signed development certificate for localhost (never use it in production)')
+  }
+}
+
+/** SIGTERM, SIGINT and uncaught errors run the pool's shutdown sequence, then exit; a second signal exits at once. */
+function closeOnSignals (session: Session): void {
+  const { logger } = session
+  closeWithGrace({
+    // The drain deadline can change on reload, so the backstop is set when closing starts.
+    delay: null,
+    // SIGHUP reloads instead of closing.
+    skip: ['SIGHUP', 'beforeExit'],
+    logger: { error: (message: unknown) => logger.error(message) },
+    onSecondSignal: (signal) => logger.warn({ signal }, `second ${signal}: exiting now without waiting for the drain`)
+  }, async ({ signal, err }) => {
+    session.closing = true
+    const timeout = session.timeout
+    const backstop = setTimeout(() => {
+      logger.error(`closing took longer than the drain deadline (${timeout} ms) + ${CLOSE_MARGIN} ms: exiting`)
+      process.exit(1)
+    }, timeout + CLOSE_MARGIN)
+    backstop.unref()
+    if (err !== undefined) logger.error({ err }, 'uncaught error: draining the pool, then exiting')
+    else logger.info({ signal, timeout }, `${signal ?? 'close'}: draining the pool`)
+    const reports = await session.running.pool.stop({ timeout })
+    clearTimeout(backstop)
+    logger.info({ cut: reports.reduce((n, r) => n + r.cut, 0) }, 'pool stopped')
+    // Stopped while starting: what had started is closed; say so in the exit code.
+    if (!session.started && signal !== undefined) process.exit(signalExitCode(signal as NodeJS.Signals))
+  })
+}
+
+/** Re-read the file and apply it; a file that is invalid or a reload that fails leaves the pool as it was. */
+async function reloadFile (session: Session): Promise<void> {
+  const { logger, running, pretty, shown } = session
+  logger.info({ file: shown }, 'SIGHUP: reloading the configuration')
+  try {
+    const report = await running.reload()
+    const defaults = running.loaded.options.defaults
+    session.timeout = defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
+    logger.level = commandLevel(logger, defaults.logLevel)
+    if (pretty) process.stderr.write(listenerTable(running.pool))
+    logger.info({ ...report, ...(pretty ? {} : { listeners: listenerSummary(session) }) }, 'configuration reloaded')
+  } catch (err) {
+    if (isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err)) {
+      logger.error({ problems: err.errors.map(i => formatIssue(i, shown)) }, 'reload rejected: the file is invalid; still serving the previous configuration')
+    } else {
+      logger.error({ err }, 'reload failed and was undone; still serving the previous configuration')
+    }
+  }
+}
+
+/** SIGHUP: one reload at a time; signals during a reload fold into one more after it; before the start, one after it. */
+function hangupHandler (session: Session): () => void {
+  let reloading: Promise<void> | undefined
+  let again = false
+  const onHangup = (): void => {
+    if (session.closing) return
+    if (!session.started) { session.reloadAsked = true; return }
+    if (reloading !== undefined) { again = true; return }
+    reloading = (async () => {
+      do { again = false; await reloadFile(session) } while (again && !session.closing)
+    })().finally(() => { reloading = undefined })
+  }
+  return onHangup
+}
+
+function listenerSummary (session: Session): unknown {
+  return session.running.pool.status().map(s => ({ name: s.name, bind: s.bind, url: s.url, handler: s.handler, state: s.state }))
 }
 
 /** Print a file's validation problems to stderr; false if `err` is not one. */

@@ -1,11 +1,11 @@
 // Parsing and printing of listen addresses: `localhost:8080`, `[::1]:8080`,
 // `:8080` and `unix:/run/app.sock` all keep what the user wrote (the host, and
 // the brackets of an IPv6 literal).
-import { isIP, isIPv6, SocketAddress } from 'node:net'
+import { isIP, isIPv6, SocketAddress, type AddressInfo } from 'node:net'
 import { isAbsolute, resolve } from 'node:path'
 
 import { quote } from './errors.ts'
-import type { ListenAddress } from './types.ts'
+import type { ListenAddress, NormalizedConfig } from './types.ts'
 
 export type { ListenAddress } from './types.ts'
 
@@ -117,4 +117,19 @@ export function bindsOverlap (a: ListenAddress, b: ListenAddress): boolean {
 export function urlHost (host: string | undefined): string {
   if (WILDCARDS.has(host)) return 'localhost'
   return isIPv6(host as string) ? `[${host}]` : host as string
+}
+
+/** The URL of the address a listener bound (undefined for a unix socket). */
+export function boundUrl (config: Pick<NormalizedConfig, 'address' | 'tls'>, bound: AddressInfo | string | undefined): string | undefined {
+  if (typeof bound !== 'object') return undefined
+  const host = config.address.kind === 'tcp' ? config.address.host : undefined
+  return deriveExpose({ kind: 'tcp', host, port: 0 }, config.tls !== undefined, bound.port)
+}
+
+/** The public URL of a TCP address (undefined for unix sockets and port 0 unless the bound port is given). */
+export function deriveExpose (address: ListenAddress, secure: boolean, port?: number): string | undefined {
+  if (address.kind === 'unix') return undefined
+  const p = port ?? address.port
+  if (p === 0) return undefined
+  return `${secure ? 'https' : 'http'}://${urlHost(address.host)}:${p}`
 }

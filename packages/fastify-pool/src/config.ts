@@ -1,10 +1,10 @@
 // Validation and normalisation of listener configurations. Every problem is
 // collected, with its field path, before anything is built.
-import { bindsOverlap, formatAddress, parseListen, urlHost } from './address.ts'
+import { bindsOverlap, deriveExpose, formatAddress, parseListen } from './address.ts'
 import { hasIssues, quote, validationError, type ValidationIssue } from './errors.ts'
 import { ListenerConfigSchema, PoolDefaultsSchema } from './schema.ts'
 import { schemaIssues } from './schema-issues.ts'
-import { loadTls, type ServerTlsOptions } from './tls.ts'
+import { filesStamp, loadTls, type ServerTlsOptions } from './tls.ts'
 import type { ListenAddress, ListenerConfig, NormalizedConfig, PoolDefaults, TlsConfig } from './types.ts'
 
 export type { ListenerConfig, NormalizedConfig, PassThroughOptions, PoolDefaults } from './types.ts'
@@ -29,7 +29,8 @@ export const BUILTIN_DEFAULTS = Object.freeze({
 })
 
 export interface ValidateOptions {
-  servers?: readonly ListenerConfig[]
+  /** Listener configs; one that validateConfig() returned is taken as checked (only names, binds and handler keys are checked again). */
+  servers?: ReadonlyArray<ListenerConfig | NormalizedConfig>
   defaults?: PoolDefaults
   /** A plugin for every listener, or handler key -> anything (only the keys are checked). */
   handlers?: unknown
@@ -72,7 +73,8 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
   }
   const out: NormalizedConfig[] = []
   servers.forEach((server, i) => {
-    const config = normaliseListener(server, `${pathPrefix}[${i}]`, i, ctx)
+    const at = `${pathPrefix}[${i}]`
+    const config = CHECKED.has(server as NormalizedConfig) ? recheck(server as NormalizedConfig, at, i, ctx) : normaliseListener(server as ListenerConfig, at, i, ctx)
     if (config !== undefined) out.push(config)
   })
   if (issues.length > 0) throw validationError(issues)
@@ -136,7 +138,8 @@ function normaliseListener (server: ListenerConfig, at: string, index: number, c
   const address = parsed.ok ? parsed.address : undefined
   const bind = address === undefined ? undefined : formatAddress(address)
   checkUnique(name, address, bind, at, index, ctx)
-  const tls = resolveTls(server, at, ctx)
+  const resolved = resolveTls(server, at, ctx)
+  const tls = resolved?.tls
   const expose = resolveExpose(server, address, tls !== undefined, at, issues)
   const handler = server.handler ?? 'default'
   checkHandlerKey(server, handler, at, ctx)
@@ -148,7 +151,7 @@ function normaliseListener (server: ListenerConfig, at: string, index: number, c
   const health = server.health === false || (server.health === undefined && defaults.health === false)
     ? false
     : { ...(defaults.health === false ? {} : defaults.health), ...server.health }
-  return Object.freeze({
+  const config: NormalizedConfig = Object.freeze({
     name,
     listen: server.listen,
     address,
@@ -175,6 +178,34 @@ function normaliseListener (server: ListenerConfig, at: string, index: number, c
     baseDir,
     source: server
   })
+  CHECKED.add(config)
+  if (resolved?.material !== undefined) FIRST_TLS.set(config, resolved.material)
+  return config
+}
+
+/**
+ * Configs this module made. Given back (by the command, which checked its
+ * file, or by a caller of validateConfig()), they are not checked again:
+ * only what depends on their neighbours (unique names and binds, handler
+ * keys) is.
+ */
+const CHECKED = new WeakSet<NormalizedConfig>()
+
+/**
+ * The TLS material read while checking a config, handed to the first start
+ * (or reconfigure) that serves it if the files have not changed since (same
+ * inode, size and modification time), so they are read once on the way to
+ * the socket. Later starts and restarts read them again (renewed certificates).
+ */
+const FIRST_TLS = new WeakMap<NormalizedConfig, ReadTls>()
+interface ReadTls { options: ServerTlsOptions, stamp: string, files: string[] }
+
+/** A config this module made, checked again only against its neighbours. */
+function recheck (config: NormalizedConfig, at: string, index: number, ctx: Context): NormalizedConfig | undefined {
+  const before = ctx.issues.length
+  checkUnique(config.name, config.address, config.bind, at, index, ctx)
+  checkHandlerKey(config.source, config.handler, at, ctx)
+  return ctx.issues.length > before ? undefined : config
 }
 
 /** A name used twice, or an address that another listener already binds. */
@@ -193,7 +224,7 @@ function checkUnique (name: string | undefined, address: ListenAddress | undefin
 }
 
 /** The listener's TLS settings merged over defaults.tls, with their files checked; undefined for plain HTTP. */
-function resolveTls (server: ListenerConfig, at: string, ctx: Context): TlsConfig | undefined {
+function resolveTls (server: ListenerConfig, at: string, ctx: Context): { tls: TlsConfig, material: ReadTls | undefined } | undefined {
   const { issues } = ctx
   const defaultTls = ctx.defaults.tls
   // A tls value of the wrong type was reported by the schema; it turns nothing on.
@@ -202,14 +233,16 @@ function resolveTls (server: ListenerConfig, at: string, ctx: Context): TlsConfi
   if (ownTls === undefined && defaultTls === undefined) return undefined
   const tls: TlsConfig = { ...defaultTls, ...ownTls }
   // Nothing is read from disk for TLS settings the schema already refused.
-  if (issues.some(i => i.path.startsWith(`${at}.tls`) || i.path.startsWith('defaults.tls'))) return tls
-  loadTls(tls, ctx.baseDir, (field, message) => {
+  if (issues.some(i => i.path.startsWith(`${at}.tls`) || i.path.startsWith('defaults.tls'))) return { tls, material: undefined }
+  const files: string[] = []
+  const read = loadTls(tls, ctx.baseDir, (field, message) => {
     // Blame the listener when it set the field (or has TLS of its own and no default fills it).
     const key = field.split('[')[0] as keyof TlsConfig
     const path = ownTls !== undefined && (key in ownTls || defaultTls?.[key] === undefined) ? `${at}.tls.${field}` : `defaults.tls.${field}`
     if (!issues.some(i => i.path === path && i.message === message)) issues.push({ path, message })
-  })
-  return tls
+  }, files)
+  const stamp = filesStamp(files)
+  return { tls, material: read === undefined || stamp === undefined ? undefined : { options: read, stamp, files } }
 }
 
 /** The public URL: as configured (checked), or derived from the bind. */
@@ -273,16 +306,12 @@ function stringifyTls<T extends { tls?: unknown }> (config: T): T {
   return { ...config, tls: copy }
 }
 
-export function deriveExpose (address: ListenAddress, secure: boolean, port?: number): string | undefined {
-  if (address.kind === 'unix') return undefined
-  const p = port ?? address.port
-  if (p === 0) return undefined
-  return `${secure ? 'https' : 'http'}://${urlHost(address.host)}:${p}`
-}
-
 /** Server TLS options for a normalised config (re-reads files). Throws on a problem. */
 export function serverTls (config: NormalizedConfig): ServerTlsOptions | undefined {
   if (config.tls === undefined) return undefined
+  const first = FIRST_TLS.get(config)
+  FIRST_TLS.delete(config)
+  if (first !== undefined && filesStamp(first.files) === first.stamp) return first.options
   const problems: string[] = []
   const options = loadTls(config.tls, config.baseDir, (field, message) => problems.push(`tls.${field}: ${message}`))
   if (options === undefined) throw new Error(problems.join('; '))

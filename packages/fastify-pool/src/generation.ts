@@ -234,3 +234,34 @@ export function fastifyOptions (c: NormalizedConfig, log: FastifyBaseLogger | un
     ...(serverFactory === undefined ? {} : { serverFactory })
   } as FastifyServerOptions
 }
+
+/** The generations of one listener that a swap left finishing their requests, each with its retirement. */
+export class Retiring {
+  #map = new Map<Generation, Promise<RetireReport>>()
+
+  /** Retire `gen` under `timeout`; its report resolves once it is closed. */
+  add (gen: Generation, timeout: number, onCut: (cut: number) => void, onCloseError: (err: Error) => void): Promise<RetireReport> {
+    const retired = retire(gen, timeout, onCut, onCloseError).finally(() => this.#map.delete(gen))
+    this.#map.set(gen, retired)
+    return retired
+  }
+
+  /** The generations still retiring. */
+  generations (): IterableIterator<Generation> { return this.#map.keys() }
+
+  /** Resolves once every generation retiring now is closed. */
+  async settled (): Promise<void> { await Promise.all(this.#map.values()) }
+}
+
+/** An instance for inject() while a listener is not running: it has a server of its own that never listens. */
+export class MemoryApp {
+  #pending: Promise<FastifyInstance> | undefined
+
+  get (build: () => Promise<FastifyInstance>): Promise<FastifyInstance> { return (this.#pending ??= build()) }
+
+  async close (): Promise<void> {
+    const pending = this.#pending
+    this.#pending = undefined
+    if (pending !== undefined) await (await pending.catch(() => undefined))?.close()
+  }
+}

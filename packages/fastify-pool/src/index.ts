@@ -1,6 +1,7 @@
 export { createPool, Pool, type WalkFunction } from './pool.ts'
 export type { ReloadOptions, ReloadReport } from './reload.ts'
-export { Listener, type StateChange } from './listener.ts'
+export { Listener } from './listener.ts'
+export type { StateChange } from './state.ts'
 export { isPool, isListener } from './brand.ts'
 export { HEALTH_RESPONSE_SCHEMA } from './health.ts'
 export { REDACT_PATHS } from './redact.ts'

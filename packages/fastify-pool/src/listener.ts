@@ -1,59 +1,21 @@
 // A listener: one address, one Node server it owns for its whole running life
 // (server.ts), and the Fastify generations that serve it (generation.ts).
 // Lifecycle calls are queued (queue.ts); state changes in one place, which
-// publishes them. Over 350 lines: it is the documented public surface of the
-// lifecycle; the work is in server.ts, generation.ts and drain.ts.
-import { channel } from 'node:diagnostics_channel'
+// publishes them (state.ts). The work is in server.ts, generation.ts and drain.ts.
 import type { AddressInfo } from 'node:net'
 import type { FastifyBaseLogger, FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
-import { deriveExpose, liveChangeRefusal, serverTls, withTls, type NormalizedConfig } from './config.ts'
+import { boundUrl } from './address.ts'
+import { liveChangeRefusal, serverTls, withTls, type NormalizedConfig } from './config.ts'
 import { owed } from './connections.ts'
 import { drain } from './drain.ts'
 import { failureOf, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
-import { buildGeneration, fastifyOptions, makeInstance, retire, type Generation, type RetireReport } from './generation.ts'
+import { buildGeneration, fastifyOptions, makeInstance, MemoryApp, Retiring, type Generation } from './generation.ts'
 import { brand } from './brand.ts'
 import { CallQueue } from './queue.ts'
+import { checkTransition, stateChannel, type StateChange } from './state.ts'
 import { ServerHandle, type NodeServer } from './server.ts'
-import { certificateInfo, expiryWarning, loadTls, type CertificateInfo, type ServerTlsOptions, type TlsConfig } from './tls.ts'
-import type { Factory, Handlers, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
-
-/** What a listener takes from the pool that made it. */
-export interface ListenerContext {
-  handlers: Handlers | undefined
-  factory: Factory | undefined
-  logger: FastifyBaseLogger | undefined
-  stopTimeout: number
-}
-
-/**
- * `fastify-pool:listener:state`, on node:diagnostics_channel: every state
- * change of every listener, as `{ listener, name, bind, from, to,
- * generation, error? }` (see docs/lifecycle.md). Publishing costs nothing
- * while nobody subscribes.
- */
-const stateChannel = channel('fastify-pool:listener:state')
-
-/** What `fastify-pool:listener:state` publishes. */
-export interface StateChange {
-  listener: Listener
-  name: string
-  bind: string
-  from: ListenerState
-  to: ListenerState
-  /** The generation serving when the change was made (0 when none does). */
-  generation: number
-  /** Why it failed, on a change to `failed`. */
-  error?: Error
-}
-
-/** The state changes a listener may make; #setState refuses any other. */
-const TRANSITIONS: Readonly<Record<ListenerState, readonly ListenerState[]>> = {
-  stopped: ['starting', 'stopped'],
-  starting: ['running', 'failed'],
-  running: ['draining'],
-  draining: ['stopped'],
-  failed: ['starting', 'stopped']
-}
+import { loadMerged, noteCertificate, type CertificateInfo, type ServerTlsOptions, type TlsConfig } from './tls.ts'
+import type { Handlers, ListenerContext, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
 
 export class Listener {
   #config: NormalizedConfig
@@ -62,14 +24,14 @@ export class Listener {
   #state: ListenerState = 'stopped'
   #handle: ServerHandle | undefined
   #gen: Generation | undefined
-  /** Old generations still finishing their requests after a swap, and their retirement. */
-  #retiring = new Map<Generation, Promise<RetireReport>>()
+  /** Old generations still finishing their requests after a swap. */
+  #retiring = new Retiring()
   #generations = 0
   #startedAt: number | undefined
   #lastError: Error | undefined
   #url: string | undefined
   #address: AddressInfo | string | undefined
-  #memoryApp: Promise<FastifyInstance> | undefined
+  #memoryApp = new MemoryApp()
   #queue = new CallQueue()
   #lastStop: StopReport | undefined
   #readinessHeld = false
@@ -107,7 +69,7 @@ export class Listener {
   get inflight (): number {
     let n = 0
     for (const socket of this.#handle?.http1 ?? []) n += owed(socket)
-    for (const gen of [this.#gen, ...this.#retiring.keys()]) n += gen?.streams?.size ?? 0
+    for (const gen of [this.#gen, ...this.#retiring.generations()]) n += gen?.streams?.size ?? 0
     return n
   }
 
@@ -194,7 +156,7 @@ export class Listener {
 
   /** Run a request through this listener's Fastify instance, without a socket. */
   async inject (request: InjectOptions | string): Promise<LightMyRequestResponse> {
-    const app = this.#gen?.app ?? await (this.#memoryApp ??= this.#buildInMemory())
+    const app = this.#gen?.app ?? await this.#memoryApp.get(() => this.#buildInMemory())
     return app.inject(request)
   }
 
@@ -204,7 +166,7 @@ export class Listener {
   /** The one writer of #state, and the one place that publishes state changes. */
   #setState (to: ListenerState, error?: Error): void {
     const from = this.#state
-    if (!TRANSITIONS[from].includes(to)) throw new Error(`fastify-pool internal error: listener "${this.name}" cannot go from ${from} to ${to}`)
+    checkTransition(this.name, from, to)
     this.#state = to
     if (stateChannel.hasSubscribers && from !== to) {
       const change: StateChange = { listener: this, name: this.name, bind: this.bind, from, to, generation: this.#gen?.number ?? 0 }
@@ -222,9 +184,9 @@ export class Listener {
     let handle: ServerHandle | undefined
     let gen: Generation | undefined
     try {
-      await this.#closeMemoryApp()
+      await this.#memoryApp.close()
       const tls = serverTls(config)
-      this.#noteCertificate(tls, true)
+      this.#certificate = noteCertificate(tls, undefined, this.#log)
       handle = new ServerHandle(config, tls, (socket) => {
         this.#log?.warn({ remoteAddress: socket.remoteAddress }, `send timeout (${this.#config.sendTimeout} ms): the client stopped reading; connection closed`)
         socket.destroy()
@@ -244,9 +206,7 @@ export class Listener {
     this.#gen = gen
     this.#startedAt = Date.now()
     this.#address = handle.server.address() ?? undefined
-    this.#url = typeof this.#address === 'object' && this.#address !== null
-      ? deriveExpose({ kind: 'tcp', host: config.address.kind === 'tcp' ? config.address.host : undefined, port: 0 }, config.tls !== undefined, this.#address.port)
-      : undefined
+    this.#url = boundUrl(config, this.#address)
     this.#setState('running')
     this.#log?.info({ url: this.#url ?? this.#address }, 'listener started')
     return true
@@ -281,14 +241,14 @@ export class Listener {
     }
     // From here on nothing awaits: the switch is atomic for incoming requests.
     if (tls !== undefined) handle.applyTls(tls)
-    this.#noteCertificate(tls, config !== this.#config)
+    this.#certificate = noteCertificate(tls, config !== this.#config ? undefined : this.#certificate, log)
     handle.applyTimeouts(config)
     server.removeListener('request', old.dispatch)
     server.on('request', next.dispatch)
     // A connection's parse errors concern the socket, not a generation: only
     // the serving instance answers them (two handlers would both write).
     for (const listener of old.clientErrorListeners) server.removeListener('clientError', listener)
-    old.seal(handle, this.#retiring.keys())
+    old.seal(handle, this.#retiring.generations())
     this.#gen = next
     this.#config = config
     this.#log = log
@@ -302,7 +262,7 @@ export class Listener {
     const refuse = (why: string): never => { throw listenerFailures(FST_POOL_RESTART, [this.#failure(new Error(why))]) }
     if (config.name !== current.name) refuse(`reconfigure() cannot rename listener "${current.name}" to "${config.name}"; the name is its key in the pool`)
     if (this.#state !== 'running') {
-      await this.#closeMemoryApp()
+      await this.#memoryApp.close()
       this.#config = config
       this.#log = this.#logFor(config)
       return undefined
@@ -313,15 +273,12 @@ export class Listener {
   }
 
   #setTls (tls: TlsConfig): void {
-    const merged: TlsConfig = { ...this.#config.tls, ...tls }
-    const problems: string[] = []
-    const options = loadTls(merged, this.#config.baseDir, (field, message) => problems.push(`tls.${field}: ${message}`))
-    if (options === undefined) throw new FST_POOL_TLS(this.name, problems.join('; '))
+    const { merged, options } = loadMerged(this.name, this.#config.tls, tls, this.#config.baseDir)
     const handle = this.#handle
     if (handle !== undefined) {
       if (this.#config.tls === undefined) throw new FST_POOL_TLS(this.name, 'it serves plain HTTP on a live socket; stop it, set TLS, then start it again')
       handle.applyTls(options)
-      this.#noteCertificate(options, true)
+      this.#certificate = noteCertificate(options, undefined, this.#log)
     }
     this.#config = withTls(this.#config, merged)
     this.#log?.info('TLS settings replaced')
@@ -331,14 +288,13 @@ export class Listener {
   #report (old: Generation | undefined, timeout: number): RestartReport {
     const report = { name: this.name, bind: this.bind, generation: this.#gen?.number ?? 0 }
     if (old === undefined) return { ...report, retired: Promise.resolve(undefined) }
-    const retired = retire(old, timeout,
+    const retired = this.#retiring.add(old, timeout,
       (cut) => this.#log?.warn({ cut, generation: old.number }, `restart drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`),
       (err) => {
         // The new generation serves already: the restart succeeded; say what failed.
         this.#lastError = err
         this.#log?.error({ err, generation: old.number }, 'closing the previous generation failed')
-      }).finally(() => this.#retiring.delete(old))
-    this.#retiring.set(old, retired)
+      })
     return { ...report, retired }
   }
 
@@ -346,23 +302,23 @@ export class Listener {
     const handle = this.#handle
     const gen = this.#gen
     if (handle === undefined || gen === undefined || this.#state !== 'running') {
-      await this.#closeMemoryApp()
+      await this.#memoryApp.close()
       this.#setState('stopped')
       return undefined
     }
     const began = Date.now()
     this.#setState('draining')
-    const cut = await drain({ handle, current: gen, retiring: this.#retiring.keys() }, timeout)
+    const cut = await drain({ handle, current: gen, retiring: this.#retiring.generations() }, timeout)
     if (cut > 0) this.#log?.warn({ cut }, `drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`)
     for (const listener of gen.clientErrorListeners) handle.server.removeListener('clientError', listener)
     // Every connection is gone, so older generations are idle and closing.
-    await Promise.all(this.#retiring.values())
+    await this.#retiring.settled()
     let error: Error | undefined
     try {
       // Its onClose hooks run now, after its last response.
       await gen.app.close()
       // An inject() made while the listener was starting built an in-memory instance.
-      await this.#closeMemoryApp()
+      await this.#memoryApp.close()
     } catch (err) {
       error = err as Error
     }
@@ -382,19 +338,6 @@ export class Listener {
     return report
   }
 
-  /**
-   * Keep what the served certificate says for the status, and warn when it
-   * has expired or expires soon: at start, on reconfigure and setTls, and on
-   * a restart whose re-read files hold another certificate.
-   */
-  #noteCertificate (tls: ServerTlsOptions | undefined, always: boolean): void {
-    const before = this.#certificate
-    const info = tls === undefined ? undefined : certificateInfo(tls.cert)
-    this.#certificate = info
-    const warning = expiryWarning(info, always ? undefined : before)
-    if (warning !== undefined && info !== undefined) this.#log?.warn({ subject: info.subject, notAfter: info.notAfter }, warning)
-  }
-
   #logFor (config: NormalizedConfig): FastifyBaseLogger | undefined {
     return this.#ctx.logger?.child({ listener: config.name, bind: config.bind }, config.logLevel === undefined ? {} : { level: config.logLevel })
   }
@@ -406,20 +349,15 @@ export class Listener {
       (serverFactory) => makeInstance(this.#ctx, config, fastifyOptions(config, log, serverFactory, number), this))
   }
 
-  /** An instance for inject() while the listener is not running; it has a server of its own that never listens. */
   async #buildInMemory (): Promise<FastifyInstance> {
     const app = await makeInstance(this.#ctx, this.#config, fastifyOptions(this.#config, this.#log, undefined, 0), this)
     await app.ready()
     return app
   }
 
-  async #closeMemoryApp (): Promise<void> {
-    const pending = this.#memoryApp
-    this.#memoryApp = undefined
-    if (pending !== undefined) await (await pending.catch(() => undefined))?.close()
-  }
-
   #failure (error: Error): { name: string, bind: string, error: Error } {
     return { name: this.name, bind: this.bind, error }
   }
 }
+
+export type { ListenerContext } from './types.ts'

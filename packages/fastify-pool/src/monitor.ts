@@ -5,6 +5,7 @@ import { notRunning, probe, type CheckResult } from './check.ts'
 import { FST_POOL_MONITOR, listenerFailures, validationError, type ListenerFailure, type ValidationIssue } from './errors.ts'
 import type { Listener } from './listener.ts'
 import type { ListenerState } from './types.ts'
+import { defaultsOf, MonitorCallSchema, optionIssues, PeriodicMonitorSchema, VersionArgumentSchema, withDefaults } from './options.ts'
 
 export type MonitorStatus = 'ok' | 'warn' | 'ko'
 
@@ -92,7 +93,8 @@ export interface PeriodicMonitorOptions {
 /** A monitor error: FST_POOL_MONITOR with one entry per failed listener, and every report. */
 export type MonitorError = Error & { errors: ListenerFailure[], reports: MonitorReport[] }
 
-export const MONITOR_DEFAULTS = Object.freeze({ interval: 5000, timeout: 2000, rise: 2, fall: 3, history: 10 })
+/** The periodic monitor's defaults, as its options schema declares them (options.ts). */
+export const MONITOR_DEFAULTS = defaultsOf(PeriodicMonitorSchema) as Readonly<{ interval: number, timeout: number, rise: number, fall: number, history: number }>
 
 const RUNTIME = `node ${process.version}`
 
@@ -158,14 +160,7 @@ export class PoolMonitor {
     const issues = checkPeriodicOptions(options, 'options')
     if (issues.length > 0) throw validationError(issues)
     this.stop()
-    const settings: Settings = {
-      interval: options.interval ?? MONITOR_DEFAULTS.interval,
-      timeout: options.timeout ?? MONITOR_DEFAULTS.timeout,
-      rise: options.rise ?? MONITOR_DEFAULTS.rise,
-      fall: options.fall ?? MONITOR_DEFAULTS.fall,
-      history: options.history ?? MONITOR_DEFAULTS.history,
-      onChange: options.onChange
-    }
+    const settings = withDefaults(PeriodicMonitorSchema, options) as Settings
     this.#settings = settings
     const loop = new AbortController()
     this.#loop = loop
@@ -259,36 +254,13 @@ export class PoolMonitor {
   }
 }
 
-type Kind = 'ms' | 'count' | 'boolean' | 'function'
-
-function checkOptions (options: unknown, at: string, known: Record<string, Kind>): ValidationIssue[] {
-  if (options === undefined) return []
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) return [{ path: at, message: `must be an object (got ${Array.isArray(options) ? 'array' : typeof options})` }]
-  const issues: ValidationIssue[] = []
-  for (const [key, value] of Object.entries(options)) {
-    const kind = known[key]
-    const path = `${at}.${key}`
-    if (kind === undefined) issues.push({ path, message: `is not a known option (known: ${Object.keys(known).join(', ')})` })
-    else if (value === undefined) continue
-    else if (kind === 'ms' && !(Number.isInteger(value) && (value as number) > 0)) issues.push({ path, message: `must be a positive integer number of milliseconds (got ${String(value)})` })
-    else if (kind === 'count' && !(Number.isInteger(value) && (value as number) >= 1)) issues.push({ path, message: `must be an integer >= 1 (got ${String(value)})` })
-    else if (kind === 'boolean' && typeof value !== 'boolean') issues.push({ path, message: `must be a boolean (got ${typeof value})` })
-    else if (kind === 'function' && typeof value !== 'function') issues.push({ path, message: `must be a function (got ${typeof value})` })
-  }
-  return issues
-}
-
-function checkVersion (version: unknown): ValidationIssue[] {
-  if (version === undefined || (typeof version === 'object' && version !== null && !Array.isArray(version))) return []
-  return [{ path: 'version', message: `must be an object such as { name, release, build } (got ${typeof version})` }]
-}
-
 /** Check the arguments of monitor() without checking anything; option paths start with `at`. */
 export function checkMonitorArguments (version: unknown, options: unknown, at: string): ValidationIssue[] {
-  return [...checkVersion(version), ...checkOptions(options, at, { fresh: 'boolean', strict: 'boolean', timeout: 'ms' })]
+  const issues = optionIssues(VersionArgumentSchema, { version }, '')
+  return [...issues, ...optionIssues(MonitorCallSchema, options, at)]
 }
 
 /** Check periodic monitor options without starting anything; paths start with `at`. */
 export function checkPeriodicOptions (options: unknown, at: string): ValidationIssue[] {
-  return checkOptions(options, at, { interval: 'ms', timeout: 'ms', rise: 'count', fall: 'count', history: 'count', onChange: 'function' })
+  return optionIssues(PeriodicMonitorSchema, options, at)
 }

@@ -4,7 +4,8 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { hasIssues, isPoolError, validationError, type ValidationIssue } from './errors.ts'
-import { checkPeriodicOptions, type PeriodicMonitorOptions } from './monitor.ts'
+import type { PeriodicMonitorOptions } from './monitor.ts'
+import { optionIssues, PluginOptionsSchema, POOL_OPTION_NAMES, withDefaults } from './options.ts'
 import { createPool, type Pool } from './pool.ts'
 import type { PoolOptions } from './types.ts'
 
@@ -26,27 +27,14 @@ declare module 'fastify' {
   }
 }
 
-// Fastify's own register() options, which reach the plugin with ours.
-const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
-const PLUGIN_OPTIONS = new Set(['drainDelay', 'monitor'])
-const POOL_OPTIONS = new Set(['servers', 'defaults', 'handlers', 'factory', 'logger', 'baseDir'])
-
 async function plugin (app: FastifyInstance, options: FastifyPoolOptions): Promise<void> {
   if (typeof options !== 'object' || options === null) {
     throw validationError([{ path: 'options', message: `must be an object with servers, handlers, defaults... (got ${typeof options})` }])
   }
-  const issues: ValidationIssue[] = []
+  const issues: ValidationIssue[] = optionIssues(PluginOptionsSchema, options, '')
   const poolOptions: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(options)) {
-    if (PLUGIN_OPTIONS.has(key) || REGISTER_OPTIONS.has(key)) continue
-    if (POOL_OPTIONS.has(key)) poolOptions[key] = value
-    else issues.push({ path: key, message: `is not a known option (known: ${[...POOL_OPTIONS, ...PLUGIN_OPTIONS].join(', ')})` })
-  }
-  const { drainDelay = 0, monitor } = options
-  if (!Number.isInteger(drainDelay) || drainDelay < 0) {
-    issues.push({ path: 'drainDelay', message: `must be an integer number of milliseconds >= 0 (got ${JSON.stringify(drainDelay)})` })
-  }
-  if (monitor !== undefined && typeof monitor !== 'boolean') issues.push(...checkPeriodicOptions(monitor, 'monitor'))
+  for (const key of POOL_OPTION_NAMES) if (key in options) poolOptions[key] = options[key as keyof PoolOptions]
+  const { drainDelay, monitor } = withDefaults(PluginOptionsSchema, options) as FastifyPoolOptions & { drainDelay: number }
 
   let pool: Pool | undefined
   try {
@@ -54,7 +42,8 @@ async function plugin (app: FastifyInstance, options: FastifyPoolOptions): Promi
     pool = createPool({ ...poolOptions, logger: options.logger ?? app.log } as PoolOptions)
   } catch (err) {
     if (!hasIssues(err) || !isPoolError(err, 'FST_POOL_VALIDATE')) throw err
-    issues.unshift(...err.errors.filter(i => !issues.some(mine => mine.path === i.path)))
+    // The pool checks its own fields again: each problem is said once.
+    issues.push(...err.errors.filter(i => !issues.some(mine => mine.path === i.path)))
   }
   if (issues.length > 0 || pool === undefined) throw validationError(issues)
   const started = pool

@@ -7,14 +7,14 @@ import { bindsOverlap, formatAddress, parseListen } from './address.ts'
 import { collectConfig, validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
 import { brand, isListener, isPool } from './brand.ts'
 import { REDACT } from './redact.ts'
-import {
-  FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_PARAM_EMPTY, FST_POOL_RESTART, FST_POOL_START,
-  FST_POOL_STOP, failureOf, hasIssues, listenerFailures, settleAll, validationError, type ListenerFailure
-} from './errors.ts'
+import { FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_PARAM_EMPTY, FST_POOL_RESTART, hasIssues, settleAll, validationError } from './errors.ts'
 import { checkHandlers } from './handlers.ts'
 import { Listener, type ListenerContext } from './listener.ts'
 import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './monitor.ts'
-import { reloadPool, type ReloadOptions, type ReloadReport } from './reload.ts'
+import { optionIssues, PoolOptionsSchema } from './options.ts'
+import { CallQueue } from './queue.ts'
+import { startTogether, stopInSequence } from './sequence.ts'
+import { reload, type ReloadOptions, type ReloadOutcome, type ReloadReport } from './reload.ts'
 import { checkField, matcher } from './select.ts'
 import type { Field, Handlers, ListenerStatus, PoolOptions, RestartReport, StopOptions, StopReport } from './types.ts'
 
@@ -29,6 +29,7 @@ export type WalkFunction = (listener: Listener, bind: string) => boolean | void
 export class Pool implements Iterable<Listener> {
   #listeners = new Map<string, Listener>()
   #settings: PoolSettings
+  #reloads = new CallQueue()
 
   /** @internal use createPool() */
   constructor (settings: PoolSettings, listeners: Iterable<Listener> = []) {
@@ -188,21 +189,7 @@ export class Pool implements Iterable<Listener> {
   async start (): Promise<void> {
     // Not filtered on isRunning: a running listener may have a stop queued;
     // its start queues behind it (and is a no-op if it is still running then).
-    const targets = [...this.#listeners.values()].filter(l => !l.config.disabled)
-    const results = await Promise.allSettled(targets.map(l => l.launch()))
-    const failures: ListenerFailure[] = []
-    let required = false
-    results.forEach((r, i) => {
-      if (r.status === 'fulfilled') return
-      const l = targets[i] as Listener
-      failures.push(failureOf(l.name, l.bind, r.reason))
-      if (!l.config.optional) required = true
-      else this.logger?.warn({ listener: l.name, bind: l.bind, err: r.reason }, 'optional listener failed to start')
-    })
-    if (!required) return
-    const started = targets.filter((l, i) => { const r = results[i]; return r?.status === 'fulfilled' && r.value })
-    await Promise.allSettled(started.map(l => l.stop()))
-    throw listenerFailures(FST_POOL_START, failures)
+    await startTogether([...this.#listeners.values()].filter(l => !l.config.disabled), this.logger)
   }
 
   /**
@@ -215,30 +202,9 @@ export class Pool implements Iterable<Listener> {
    */
   async stop (options: StopOptions = {}): Promise<StopReport[]> {
     this.stopMonitor()
-    const began = Date.now()
     const timeout = options.timeout ?? this.#settings.ctx.stopTimeout
-    const delay = Math.min(options.delay ?? this.#settings.defaults.shutdownDelay ?? 0, timeout)
-    const listeners = [...this.#listeners.values()]
-    const held = delay > 0 ? listeners.filter(l => l.isRunning) : []
-    for (const l of held) l.holdReadiness()
-    try {
-      if (held.length > 0) await new Promise<void>(resolve => setTimeout(resolve, delay).unref())
-      const reports: Array<StopReport | undefined> = []
-      const failures: ListenerFailure[] = []
-      for (const group of byStopOrder(listeners)) {
-        const left = Math.max(0, timeout - (Date.now() - began))
-        try {
-          reports.push(...await settleAll(group, l => l.stop({ timeout: left }), FST_POOL_STOP))
-        } catch (err) {
-          if (!hasIssues<ListenerFailure>(err)) throw err
-          failures.push(...err.errors)
-        }
-      }
-      if (failures.length > 0) throw listenerFailures(FST_POOL_STOP, failures)
-      return reports.filter((r): r is StopReport => r !== undefined)
-    } finally {
-      for (const l of held) l.releaseReadiness()
-    }
+    const delay = options.delay ?? this.#settings.defaults.shutdownDelay ?? 0
+    return stopInSequence([...this.#listeners.values()], timeout, delay)
   }
 
   /**
@@ -259,14 +225,28 @@ export class Pool implements Iterable<Listener> {
    * while applying is undone and thrown. See reload.ts.
    */
   async reload (options: ReloadOptions): Promise<ReloadReport> {
-    try {
-      const report = await reloadPool({ listeners: this.#listeners, settings: this.#settings }, options)
-      if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: this, report })
-      return report
-    } catch (err) {
-      if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: this, error: err })
-      throw err
-    }
+    // One reload at a time: each diffs against what the previous one left.
+    return this.#reloads.add('reload', 'never', async () => {
+      try {
+        const outcome = await reload(this.#listeners.values(), this.#settings, options)
+        this.#adopt(outcome)
+        if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: this, report: outcome.report })
+        return outcome.report
+      } catch (err) {
+        if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: this, error: err })
+        throw err
+      }
+    })
+  }
+
+  /** Take what an applied reload left: its listeners, handlers and defaults. */
+  #adopt (outcome: ReloadOutcome): void {
+    this.#listeners = new Map(outcome.listeners.map(l => [l.name, l]))
+    const settings = this.#settings
+    settings.ctx.handlers = outcome.handlers
+    settings.ctx.stopTimeout = outcome.stopTimeout
+    settings.defaults = outcome.defaults
+    settings.baseDir = outcome.baseDir
   }
 
   /** True when any listener is running. */
@@ -343,17 +323,6 @@ export class Pool implements Iterable<Listener> {
  */
 const reloadChannel = channel('fastify-pool:pool:reload')
 
-/** Listeners in groups of equal stopOrder, lowest first. */
-function byStopOrder (listeners: Listener[]): Listener[][] {
-  const groups = new Map<number, Listener[]>()
-  for (const l of listeners) {
-    const group = groups.get(l.config.stopOrder)
-    if (group === undefined) groups.set(l.config.stopOrder, [l])
-    else group.push(l)
-  }
-  return [...groups.keys()].sort((a, b) => a - b).map(k => groups.get(k) as Listener[])
-}
-
 function boundKey (l: Listener): string | undefined {
   const a = l.address
   if (a === undefined) return undefined
@@ -368,22 +337,11 @@ function makeLogger (logger: PoolOptions['logger'], level: string | undefined): 
   return pino({ ...(level === undefined ? {} : { level }), redact: { ...REDACT, paths: [...REDACT.paths] }, ...(logger as object) })
 }
 
-const POOL_OPTIONS = new Set(['servers', 'defaults', 'handlers', 'factory', 'logger', 'baseDir'])
-
 /** Build a pool from listener configs. Throws FST_POOL_VALIDATE listing every problem; builds nothing then. */
 export function createPool (options: PoolOptions = {}): Pool {
   if (typeof options !== 'object' || options === null) throw new FST_POOL_INVALID_ARGUMENT(`createPool() takes an options object, got ${typeof options}`)
-  const issues = checkHandlers(options.handlers)
-  for (const key of Object.keys(options)) {
-    if (!POOL_OPTIONS.has(key)) issues.push({ path: key, message: `is not a known option (known: ${[...POOL_OPTIONS].join(', ')})` })
-  }
-  if (options.factory !== undefined && typeof options.factory !== 'function') {
-    issues.push({ path: 'factory', message: `must be a function (config, options) => FastifyInstance (got ${typeof options.factory})` })
-  }
+  const issues = [...optionIssues(PoolOptionsSchema, options, ''), ...checkHandlers(options.handlers)]
   const logger = options.logger
-  if (logger !== undefined && typeof logger !== 'boolean' && (typeof logger !== 'object' || logger === null)) {
-    issues.push({ path: 'logger', message: `must be a boolean, pino options or a pino logger (got ${typeof logger})` })
-  }
   const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers: options.handlers, baseDir: options.baseDir }, issues)
   if (issues.length > 0) throw validationError(issues)
   const defaults = options.defaults ?? {}

@@ -5,7 +5,7 @@
 const SECRETS = ['key', 'passphrase', 'pfx']
 const HOLDERS = [
   'tls', '*.tls',
-  'servers[*].tls', 'defaults.tls',
+  'servers[*].tls', 'servers[*].source.tls', 'defaults.tls',
   'config.tls', 'config.source.tls', 'source.tls',
   'options.servers[*].tls', 'options.defaults.tls'
 ]

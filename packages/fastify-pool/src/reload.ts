@@ -2,8 +2,10 @@
 // one: unchanged listeners are left alone, changed ones are reconfigured on
 // their socket, moved ones start on the new address before the old one
 // drains, removed ones drain, added ones start. A failure undoes what was done.
+// The pool queues reloads and adopts the outcome; nothing here touches it.
 import { bindsOverlap } from './address.ts'
 import { collectConfig, protocolOf, type NormalizedConfig, type PoolDefaults, type ValidateOptions } from './config.ts'
+import { optionIssues, ReloadOptionsSchema } from './options.ts'
 import { failureOf, FST_POOL_RELOAD, listenerFailures, validationError, type ListenerFailure } from './errors.ts'
 import { checkHandlers, handlerFor } from './handlers.ts'
 import { Listener, type ListenerContext } from './listener.ts'
@@ -30,125 +32,129 @@ export interface ReloadReport {
   unchanged: string[]
 }
 
-/** The parts of a pool a reload works on; pool.ts hands them over. */
-export interface ReloadTarget {
-  listeners: Map<string, Listener>
-  settings: { ctx: ListenerContext, defaults: PoolDefaults, baseDir: string | undefined }
+/** What to do for one listener name; `next` is the listener that serves it afterwards. */
+type Step =
+  | { kind: 'add', name: string, config: NormalizedConfig, next: Listener }
+  | { kind: 'move', name: string, old: Listener, config: NormalizedConfig, next: Listener }
+  | { kind: 'keep', name: string, old: Listener, config: NormalizedConfig, next: Listener }
+  | { kind: 'change', name: string, old: Listener, config: NormalizedConfig, next: Listener | undefined }
+  | { kind: 'remove', name: string, old: Listener }
+
+type ChangeStep = Extract<Step, { kind: 'change' }>
+type Undo = () => Promise<unknown>
+
+/** What the pool adopts once a reload has been applied: reload.ts never touches the pool itself. */
+export interface ReloadOutcome {
+  report: ReloadReport
+  /** The pool's listeners afterwards, in the new configuration's order (removed ones last dropped). */
+  listeners: Listener[]
+  handlers: Handlers | undefined
+  stopTimeout: number
+  defaults: PoolDefaults
+  baseDir: string | undefined
 }
 
-interface Step {
-  kind: 'add' | 'move' | 'change' | 'remove' | 'keep'
-  name: string
-  old: Listener | undefined
-  config: NormalizedConfig | undefined
-  /** The listener that serves this name after the reload. */
-  next: Listener | undefined
-}
+/** The pool's settings a reload starts from. */
+export interface ReloadSettings { ctx: ListenerContext, defaults: PoolDefaults, baseDir: string | undefined }
 
-// One reload at a time per pool: each diffs against what the previous one left.
-const queues = new WeakMap<object, Promise<unknown>>()
-
-export function reloadPool (target: ReloadTarget, options: ReloadOptions): Promise<ReloadReport> {
-  const tail = queues.get(target.listeners) ?? Promise.resolve()
-  const run = tail.then(() => reload(target, options))
-  queues.set(target.listeners, run.catch(() => {}))
-  return run
-}
-
-async function reload (target: ReloadTarget, options: ReloadOptions): Promise<ReloadReport> {
-  if (typeof options !== 'object' || options === null) throw validationError([{ path: 'options', message: 'must be an object with servers' }])
-  const { listeners, settings } = target
+/**
+ * Check the new configuration against nothing but itself (FST_POOL_VALIDATE,
+ * nothing changed), plan each listener's step, apply the steps with an undo
+ * for each, and say what the pool is to adopt. A failure runs the undos in
+ * reverse order and rethrows; the pool then keeps what it had.
+ */
+export async function reload (current: Iterable<Listener>, settings: ReloadSettings, options: ReloadOptions): Promise<ReloadOutcome> {
+  const issues = optionIssues(ReloadOptionsSchema, options, '')
+  if (options === undefined || issues.some(i => i.path === 'options')) throw validationError(issues.length > 0 ? issues : [{ path: 'options', message: 'must be an object with servers' }])
   const handlers = options.handlers ?? settings.ctx.handlers
-  const issues = checkHandlers(handlers)
-  const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers, baseDir: options.baseDir ?? settings.baseDir }, issues)
+  issues.push(...checkHandlers(handlers))
+  const baseDir = options.baseDir ?? settings.baseDir
+  const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers, baseDir }, issues)
   if (issues.length > 0) throw validationError(issues)
 
   const defaults = options.defaults ?? {}
   const stopTimeout = defaults.stopTimeout ?? settings.ctx.stopTimeout
-  const timeout: StopOptions = { timeout: options.timeout ?? stopTimeout }
   const ctx: ListenerContext = { ...settings.ctx, handlers, stopTimeout }
-  const live = [...listeners.values()].some(l => l.isRunning)
-  const steps = plan(listeners, configs, settings.ctx.handlers, handlers, ctx)
+  const listeners = [...current]
+  const live = listeners.some(l => l.isRunning)
+  const steps = plan(listeners, configs, settings.ctx.handlers, ctx)
+  await apply(steps, { ctx, live, timeout: { timeout: options.timeout ?? stopTimeout }, log: settings.ctx.logger })
 
-  const undo: Array<() => Promise<unknown>> = []
-  const failures: ListenerFailure[] = []
-  const attempt = async (list: Step[], act: (s: Step) => Promise<(() => Promise<unknown>) | undefined>): Promise<void> => {
-    const results = await Promise.allSettled(list.map(act))
-    results.forEach((r, i) => {
-      const s = list[i] as Step
-      if (r.status === 'fulfilled') { if (r.value !== undefined) undo.push(r.value) } else failures.push(failureOf(s.name, s.config?.bind ?? s.old?.bind ?? '', r.reason))
-    })
-    if (failures.length > 0) throw listenerFailures(FST_POOL_RELOAD, failures)
-  }
-  const startNew = async (s: Step): Promise<(() => Promise<unknown>) | undefined> => {
-    const next = s.next as Listener
-    if (!live || next.config.disabled) return undefined
-    await next.start()
-    return async () => next.stop({ timeout: 0 })
-  }
-  // Listeners whose old address is still held until the stop phase start after it.
-  const leaving = steps.filter(s => s.kind === 'remove' || s.kind === 'move').map(s => s.old as Listener)
-  const starting = steps.filter(s => s.kind === 'add' || s.kind === 'move')
-  const blocked = new Set(starting.filter(s => leaving.some(l => l.isRunning && bindsOverlap(l.config.address, (s.config as NormalizedConfig).address))))
-
-  try {
-    await attempt(starting.filter(s => !blocked.has(s)), startNew)
-    await attempt(steps.filter(s => s.kind === 'change'), s => change(s, ctx, live, timeout))
-    await attempt(steps.filter(s => s.kind === 'remove' || s.kind === 'move'), async (s) => {
-      const old = s.old as Listener
-      if (!old.isRunning) return undefined
-      await old.stop(timeout)
-      return async () => old.start()
-    })
-    await attempt(starting.filter(s => blocked.has(s)), startNew)
-  } catch (err) {
-    // Undo in reverse order; whatever cannot be undone is logged, the first error is thrown.
-    for (const fn of undo.reverse()) {
-      await fn().catch((e: unknown) => settings.ctx.logger?.error({ err: e }, 'reload rollback step failed'))
-    }
-    throw err
-  }
-
+  // Listeners kept as they are re-read their certificate files, which may hold a renewed one.
   for (const s of steps) {
-    if (s.kind === 'keep' && s.config?.tls !== undefined && s.old?.isRunning === true) {
-      // Same paths may hold a renewed certificate: serve what the files hold now.
+    if (s.kind === 'keep' && s.config.tls !== undefined && s.old.isRunning) {
       await s.old.setTls(s.config.tls).catch((e: unknown) => settings.ctx.logger?.warn({ err: e, listener: s.name }, 'could not re-read certificate'))
     }
   }
-  listeners.clear()
-  for (const s of steps) if (s.next !== undefined) listeners.set(s.name, s.next)
-  for (const l of listeners.values()) l.setHandlers(handlers)
-  settings.ctx.handlers = handlers
-  settings.ctx.stopTimeout = stopTimeout
-  settings.defaults = defaults
-  if (options.baseDir !== undefined) settings.baseDir = options.baseDir
-
+  const next = steps.flatMap(s => s.kind !== 'remove' && s.next !== undefined ? [s.next] : [])
+  for (const l of next) l.setHandlers(handlers)
   const report: ReloadReport = { added: [], removed: [], changed: [], moved: [], unchanged: [] }
   const key = { add: 'added', remove: 'removed', change: 'changed', move: 'moved', keep: 'unchanged' } as const
   for (const s of steps) report[key[s.kind]].push(s.name)
   settings.ctx.logger?.info(report, 'pool reloaded')
-  return report
+  return { report, listeners: next, handlers, stopTimeout, defaults, baseDir }
+}
+
+interface Apply { ctx: ListenerContext, live: boolean, timeout: StopOptions, log: ListenerContext['logger'] }
+
+/**
+ * Run the steps in phases: start what is new (except where an old listener
+ * still holds the address), reconfigure what changed, stop what leaves or
+ * moves, then start what waited for an address. Each phase runs in parallel.
+ */
+async function apply (steps: Step[], { ctx, live, timeout, log }: Apply): Promise<void> {
+  const undo: Undo[] = []
+  const failures: ListenerFailure[] = []
+  const phase = async <S extends Step> (list: S[], act: (s: S) => Promise<Undo | undefined>): Promise<void> => {
+    const results = await Promise.allSettled(list.map(act))
+    results.forEach((r, i) => {
+      const s = list[i] as S
+      if (r.status === 'fulfilled') { if (r.value !== undefined) undo.push(r.value) } else failures.push(failureOf(s.name, s.kind === 'remove' ? s.old.bind : s.config.bind, r.reason))
+    })
+    if (failures.length > 0) throw listenerFailures(FST_POOL_RELOAD, failures)
+  }
+  const startNew = async (s: Extract<Step, { kind: 'add' | 'move' }>): Promise<Undo | undefined> => {
+    if (!live || s.next.config.disabled) return undefined
+    await s.next.start()
+    return async () => s.next.stop({ timeout: 0 })
+  }
+  const leaving = steps.flatMap(s => s.kind === 'remove' || s.kind === 'move' ? [s] : [])
+  const starting = steps.flatMap(s => s.kind === 'add' || s.kind === 'move' ? [s] : [])
+  // Listeners whose address is still held by one that leaves start after it stopped.
+  const blocked = new Set(starting.filter(s => leaving.some(l => l.old.isRunning && bindsOverlap(l.old.config.address, s.config.address))))
+  try {
+    await phase(starting.filter(s => !blocked.has(s)), startNew)
+    await phase(steps.flatMap(s => s.kind === 'change' ? [s] : []), s => change(s, ctx, live, timeout))
+    await phase(leaving, async (s) => {
+      if (!s.old.isRunning) return undefined
+      await s.old.stop(timeout)
+      return async () => s.old.start()
+    })
+    await phase(starting.filter(s => blocked.has(s)), startNew)
+  } catch (err) {
+    // Undo in reverse order; whatever cannot be undone is logged, the first error is thrown.
+    for (const fn of undo.reverse()) {
+      await fn().catch((e: unknown) => log?.error({ err: e }, 'reload rollback step failed'))
+    }
+    throw err
+  }
 }
 
 /** Match new configs to listeners by name and decide what each one needs. */
-function plan (listeners: Map<string, Listener>, configs: NormalizedConfig[], oldHandlers: Handlers | undefined, handlers: Handlers | undefined, ctx: ListenerContext): Step[] {
-  const steps: Step[] = []
-  for (const config of configs) {
-    const old = listeners.get(config.name)
-    if (old === undefined) {
-      steps.push({ kind: 'add', name: config.name, old, config, next: new Listener(config, ctx) })
-    } else if (old.bind !== config.bind) {
-      steps.push({ kind: 'move', name: config.name, old, config, next: new Listener(config, ctx) })
-    } else if (sameConfig(old.config, config) && handlerFor(oldHandlers, old.config.handler) === handlerFor(handlers, config.handler)) {
-      steps.push({ kind: 'keep', name: config.name, old, config, next: old })
-    } else {
-      steps.push({ kind: 'change', name: config.name, old, config, next: undefined })
+function plan (listeners: Listener[], configs: NormalizedConfig[], oldHandlers: Handlers | undefined, ctx: ListenerContext): Step[] {
+  const byName = new Map(listeners.map(l => [l.name, l]))
+  const steps: Step[] = configs.map((config): Step => {
+    const name = config.name
+    const old = byName.get(name)
+    if (old === undefined) return { kind: 'add', name, config, next: new Listener(config, ctx) }
+    if (old.bind !== config.bind) return { kind: 'move', name, old, config, next: new Listener(config, ctx) }
+    if (sameConfig(old.config, config) && handlerFor(oldHandlers, old.config.handler) === handlerFor(ctx.handlers, config.handler)) {
+      return { kind: 'keep', name, old, config, next: old }
     }
-  }
+    return { kind: 'change', name, old, config, next: undefined }
+  })
   const names = new Set(configs.map(c => c.name))
-  for (const old of listeners.values()) {
-    if (!names.has(old.name)) steps.push({ kind: 'remove', name: old.name, old, config: undefined, next: undefined })
-  }
+  for (const old of listeners) if (!names.has(old.name)) steps.push({ kind: 'remove', name: old.name, old })
   return steps
 }
 
@@ -158,9 +164,8 @@ function plan (listeners: Map<string, Listener>, configs: NormalizedConfig[], ol
  * are not running or are being disabled get a new listener instead, the old
  * one stopped first since the address cannot be bound twice.
  */
-async function change (s: Step, ctx: ListenerContext, live: boolean, timeout: StopOptions): Promise<(() => Promise<unknown>) | undefined> {
-  const old = s.old as Listener
-  const config = s.config as NormalizedConfig
+async function change (s: ChangeStep, ctx: ListenerContext, live: boolean, timeout: StopOptions): Promise<Undo | undefined> {
+  const { old, config } = s
   if (!old.isRunning || config.disabled || old.config.disabled || protocolOf(config) !== protocolOf(old.config)) {
     const wasRunning = old.isRunning
     if (wasRunning) await old.stop(timeout)

@@ -32,6 +32,9 @@ export function schemaIssues (schema: Parameters<typeof Value.Errors>[0], value:
       else issues.push({ path, message: `must be ${expected(error.schema)}${describe(error.value)}` })
       seen.add(path)
       continue
+    } else if (typeof error.schema.expected === 'string') {
+      // A schema that words what it expects (options.ts) is quoted as it is.
+      issues.push({ path, message: `must be ${error.schema.expected as string}${describe(error.value)}` })
     } else issues.push({ path, message: `${error.message.toLowerCase()}${describe(error.value)}` })
   }
 }
@@ -45,6 +48,7 @@ function branchFor (schema: TSchema, value: unknown): TSchema | undefined {
 
 /** "a string or an integer": what a schema accepts, in words. */
 function expected (schema: TSchema): string {
+  if (typeof schema.expected === 'string') return schema.expected
   if (Array.isArray(schema.anyOf)) return (schema.anyOf as TSchema[]).map(expected).join(' or ')
   if (schema.const !== undefined) return JSON.stringify(schema.const)
   switch (schema.type) {

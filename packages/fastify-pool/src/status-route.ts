@@ -2,8 +2,9 @@
 // listener: it names binds and errors, so keep it off public listeners.
 import type { FastifyInstance } from 'fastify'
 import { validationError, type ValidationIssue } from './errors.ts'
-import { checkMonitorArguments, type MonitorReport, type MonitorStatus, type VersionInfo } from './monitor.ts'
+import type { MonitorReport, MonitorStatus, VersionInfo } from './monitor.ts'
 import { isPool } from './brand.ts'
+import { optionIssues, StatusRouteSchema, withDefaults } from './options.ts'
 import type { Pool } from './pool.ts'
 
 export interface PoolStatusRouteOptions {
@@ -55,25 +56,20 @@ export function poolStatus (pool: Pool, reports: MonitorReport[]): MonitorStatus
 }
 
 export async function poolStatusRoute (app: FastifyInstance, options: PoolStatusRouteOptions): Promise<void> {
-  const issues: ValidationIssue[] = []
+  const issues: ValidationIssue[] = optionIssues(StatusRouteSchema, options, '')
   const pool = options.pool ?? (app.hasDecorator('pool') ? app.pool : undefined)
   if (!isPool(pool)) {
-    issues.push({ path: 'pool', message: options.pool === undefined ? 'is required (or register the fastify-pool plugin first, so that app.pool exists)' : 'must be a Pool made by createPool()' })
+    issues.unshift({ path: 'pool', message: options.pool === undefined ? 'is required (or register the fastify-pool plugin first, so that app.pool exists)' : 'must be a Pool made by createPool()' })
   }
-  const path = options.path ?? '/pool'
-  if (typeof path !== 'string' || !path.startsWith('/')) issues.push({ path: 'path', message: `must be a path starting with "/" (got ${JSON.stringify(path)})` })
-  if (options.strict !== undefined && typeof options.strict !== 'boolean') issues.push({ path: 'strict', message: `must be a boolean (got ${typeof options.strict})` })
-  const { version, fresh, timeout } = options
-  const monitorOptions = { ...(fresh === undefined ? {} : { fresh }), ...(timeout === undefined ? {} : { timeout }) }
-  // Wrong monitor arguments fail the registration, not every request.
-  issues.push(...checkMonitorArguments(version, monitorOptions, '').map(i => ({ ...i, path: i.path.replace(/^\./, '') })))
   if (issues.length > 0 || pool === undefined) throw validationError(issues)
+  const { path, version, fresh, timeout, strict } = withDefaults(StatusRouteSchema, options) as PoolStatusRouteOptions & { path: string }
+  const monitorOptions = { ...(fresh === undefined ? {} : { fresh }), ...(timeout === undefined ? {} : { timeout }) }
 
   app.get(path, { logLevel: 'warn', schema: { response: { 200: STATUS_BODY, 503: STATUS_BODY } } }, async (_request, reply): Promise<PoolStatusBody> => {
     const reports = await pool.monitor(version, monitorOptions)
     const status = poolStatus(pool, reports)
     reply.header('cache-control', 'no-store')
-    if (options.strict === true && status === 'ko') reply.code(503)
+    if (strict === true && status === 'ko') reply.code(503)
     return { status, uptime: pool.uptime(), listeners: reports }
   })
 }

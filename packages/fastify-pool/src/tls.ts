@@ -1,10 +1,11 @@
 // TLS material: PEM given inline or as file paths, checked up front and
 // re-read from its files on restart so that renewed certificates are picked up.
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { isAbsolute, resolve } from 'node:path'
 import { constants, X509Certificate } from 'node:crypto'
 import { createSecureContext, type SecureContextOptions } from 'node:tls'
 import type { TlsConfig } from './types.ts'
+import { FST_POOL_TLS } from './errors.ts'
 
 export type { TlsConfig } from './types.ts'
 
@@ -35,7 +36,7 @@ export const DEFAULT_ECDH_CURVE = 'X25519:prime256v1:secp384r1'
 const isPem = (text: string): boolean => text.includes('-----BEGIN ')
 
 /** Read one PEM source; returns the PEM text or a message saying what is wrong. */
-function readPem (source: unknown, baseDir: string, what: string): { pem: string } | { problem: string } {
+function readPem (source: unknown, baseDir: string, what: string, files: string[] | undefined): { pem: string } | { problem: string } {
   if (Buffer.isBuffer(source)) source = source.toString('utf8')
   if (typeof source !== 'string' || source === '') return { problem: `must be PEM text or a path to a PEM file${source === '' ? ' (got an empty string)' : ` (got ${kindOf(source)})`}` }
   if (isPem(source)) return { pem: source }
@@ -43,6 +44,7 @@ function readPem (source: unknown, baseDir: string, what: string): { pem: string
   if (source.includes('\n') || source.length > 1024) return { problem: `is neither PEM text (no "-----BEGIN" line) nor a file path (${source.length} characters, not shown)` }
   const file = isAbsolute(source) ? source : resolve(baseDir, source)
   let text: string
+  files?.push(file)
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
@@ -55,8 +57,9 @@ function readPem (source: unknown, baseDir: string, what: string): { pem: string
 /**
  * Load a listener's TLS material into Node server options.
  * Reports every problem through `report(field, message)` and returns undefined if any.
+ * The paths of the files read are added to `files` when it is given.
  */
-export function loadTls (tls: TlsConfig, baseDir: string, report: (field: string, message: string) => void): ServerTlsOptions | undefined {
+export function loadTls (tls: TlsConfig, baseDir: string, report: (field: string, message: string) => void, files?: string[]): ServerTlsOptions | undefined {
   let failed = false
   const one = (field: 'cert' | 'key', value: string | Buffer | undefined): string | undefined => {
     if (value === undefined || value === '') {
@@ -64,7 +67,7 @@ export function loadTls (tls: TlsConfig, baseDir: string, report: (field: string
       failed = true
       return undefined
     }
-    const got = readPem(value, baseDir, field)
+    const got = readPem(value, baseDir, field, files)
     if ('problem' in got) { report(field, got.problem); failed = true; return undefined }
     return got.pem
   }
@@ -75,7 +78,7 @@ export function loadTls (tls: TlsConfig, baseDir: string, report: (field: string
     ca = []
     const list = Array.isArray(tls.ca) ? tls.ca : [tls.ca]
     list.forEach((source, i) => {
-      const got = readPem(source, baseDir, 'ca')
+      const got = readPem(source, baseDir, 'ca', files)
       if ('problem' in got) { report(Array.isArray(tls.ca) ? `ca[${i}]` : 'ca', got.problem); failed = true } else ca?.push(got.pem)
     })
   }
@@ -152,6 +155,41 @@ export function certificateInfo (pem: unknown, now = Date.now()): CertificateInf
     const x = new X509Certificate(pem)
     const notAfter = new Date(x.validTo)
     return { subject: x.subject.split('\n').join(', '), notAfter: notAfter.toISOString(), daysLeft: Math.floor((notAfter.getTime() - now) / 86_400_000) }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * What the served certificate says, for the status, with a warning logged
+ * when it has expired or expires soon. `before` is what was served until
+ * now: a warning already given for the same certificate is not repeated
+ * (pass undefined to always warn).
+ */
+export function noteCertificate (tls: ServerTlsOptions | undefined, before: CertificateInfo | undefined, log: { warn: (obj: object, msg: string) => void } | undefined): CertificateInfo | undefined {
+  const info = tls === undefined ? undefined : certificateInfo(tls.cert)
+  const warning = expiryWarning(info, before)
+  if (warning !== undefined && info !== undefined) log?.warn({ subject: info.subject, notAfter: info.notAfter }, warning)
+  return info
+}
+
+/** TLS settings merged over `current` and read; throws FST_POOL_TLS naming every problem. */
+export function loadMerged (name: string, current: TlsConfig | undefined, tls: TlsConfig, baseDir: string): { merged: TlsConfig, options: ServerTlsOptions } {
+  const merged: TlsConfig = { ...current, ...tls }
+  const problems: string[] = []
+  const options = loadTls(merged, baseDir, (field, message) => problems.push(`tls.${field}: ${message}`))
+  if (options === undefined) throw new FST_POOL_TLS(name, problems.join('; '))
+  return { merged, options }
+}
+
+/**
+ * What the files are now (inode, size, modification time), to tell whether
+ * material read from them earlier is still what they hold; undefined when
+ * one cannot be looked at.
+ */
+export function filesStamp (files: readonly string[]): string | undefined {
+  try {
+    return files.map(f => { const s = statSync(f, { bigint: true }); return `${s.ino}:${s.size}:${s.mtimeNs}` }).join('|')
   } catch {
     return undefined
   }

@@ -98,8 +98,8 @@ export interface ListenerStatus {
 }
 
 export interface PoolOptions {
-  /** The listeners. */
-  servers?: ListenerConfig[]
+  /** The listeners; a config that validateConfig() returned is taken as checked. */
+  servers?: Array<ListenerConfig | NormalizedConfig>
   /** Settings every listener inherits (TLS, timeouts, limits, logLevel, health, stopTimeout). */
   defaults?: PoolDefaults
   /** One plugin for every listener, or handler key -> plugin. */
@@ -169,4 +169,12 @@ export interface NormalizedConfig {
   readonly baseDir: string
   /** The configuration exactly as given, for clone(). */
   readonly source: ListenerConfig
+}
+
+/** What a listener takes from the pool that made it. */
+export interface ListenerContext {
+  handlers: Handlers | undefined
+  factory: Factory | undefined
+  logger: FastifyBaseLogger | undefined
+  stopTimeout: number
 }

@@ -1,0 +1,120 @@
+// The options of the library's functions, as TypeBox schemas with their
+// defaults: createPool(), the plugin, the monitor, the status route and
+// reload(). Each is checked by the same code as the pool file (schema-issues.ts),
+// so every option problem is an issue at its path in one FST_POOL_VALIDATE.
+// The documented TypeScript types stay in the modules that use them; these
+// schemas say what is accepted and what is assumed when a field is left out.
+import { Type, type TObject, type TProperties, type TSchema } from '@sinclair/typebox'
+import type { ValidationIssue } from './errors.ts'
+import { schemaIssues } from './schema-issues.ts'
+
+// `expected` is our own keyword: schema-issues.ts words an issue with it.
+const positiveMs = (fallback?: number) => Type.Integer({ minimum: 1, expected: 'a positive integer number of milliseconds', ...(fallback === undefined ? {} : { default: fallback }) })
+const count = (fallback: number) => Type.Integer({ minimum: 1, expected: 'an integer >= 1', default: fallback })
+const msOrZero = (fallback: number) => Type.Integer({ minimum: 0, expected: 'an integer number of milliseconds >= 0', default: fallback })
+const flag = () => Type.Boolean({ expected: 'a boolean' })
+const fn = (what: string) => Type.Function([], Type.Unknown(), { expected: what })
+
+/** Options of the periodic monitor (pool.startMonitor(), the plugin's `monitor`). */
+export const PeriodicMonitorSchema = Type.Object({
+  interval: Type.Optional(positiveMs(5000)),
+  timeout: Type.Optional(positiveMs(2000)),
+  rise: Type.Optional(count(2)),
+  fall: Type.Optional(count(3)),
+  history: Type.Optional(count(10)),
+  onChange: Type.Optional(fn('a function (report, previous) => void'))
+}, { additionalProperties: false })
+
+/** Options of one pool.monitor() call. */
+export const MonitorCallSchema = Type.Object({
+  fresh: Type.Optional(flag()),
+  timeout: Type.Optional(positiveMs()),
+  strict: Type.Optional(flag())
+}, { additionalProperties: false })
+
+export const VersionSchema = Type.Record(Type.String(), Type.Unknown(), { expected: 'an object such as { name, release, build }' })
+/** monitor()'s first argument, at the path `version`. */
+export const VersionArgumentSchema = Type.Object({ version: Type.Optional(VersionSchema) })
+
+/**
+ * createPool()'s own fields. servers, defaults and handlers are checked in
+ * depth by config.ts and handlers.ts, which know the pool file's rules.
+ */
+export const PoolOptionsSchema = Type.Object({
+  servers: Type.Optional(Type.Unknown()),
+  defaults: Type.Optional(Type.Unknown()),
+  handlers: Type.Optional(Type.Unknown()),
+  factory: Type.Optional(fn('a function (config, options) => FastifyInstance')),
+  logger: Type.Optional(Type.Union([Type.Boolean(), Type.Object({})], { expected: 'a boolean, pino options or a pino logger' })),
+  baseDir: Type.Optional(Type.String({ expected: 'a folder path' }))
+}, { additionalProperties: false })
+
+/** The plugin's options: the pool's, its own, and Fastify's register() options it receives with them. */
+export const PluginOptionsSchema = Type.Object({
+  ...PoolOptionsSchema.properties,
+  drainDelay: Type.Optional(msOrZero(0)),
+  monitor: Type.Optional(Type.Union([Type.Boolean(), PeriodicMonitorSchema], { expected: 'a boolean or periodic monitor options' })),
+  prefix: Type.Optional(Type.Unknown()),
+  logLevel: Type.Optional(Type.Unknown()),
+  logSerializers: Type.Optional(Type.Unknown())
+}, { additionalProperties: false })
+
+/** The status route's options (the pool itself is checked by its brand). */
+export const StatusRouteSchema = Type.Object({
+  pool: Type.Optional(Type.Unknown()),
+  path: Type.Optional(Type.String({ pattern: '^/', default: '/pool' })),
+  version: Type.Optional(VersionSchema),
+  fresh: Type.Optional(flag()),
+  timeout: Type.Optional(positiveMs()),
+  strict: Type.Optional(Type.Boolean({ expected: 'a boolean', default: false }))
+}, { additionalProperties: false })
+
+/** reload()'s fields besides the configuration itself. */
+export const ReloadOptionsSchema = Type.Object({
+  servers: Type.Optional(Type.Unknown()),
+  defaults: Type.Optional(Type.Unknown()),
+  handlers: Type.Optional(Type.Unknown()),
+  baseDir: Type.Optional(Type.String({ expected: 'a folder path' })),
+  timeout: Type.Optional(Type.Integer({ minimum: 0, expected: 'an integer number of milliseconds >= 0' }))
+}, { additionalProperties: false })
+
+/**
+ * Issues of `value` against an options schema, paths prefixed with `at`. An
+ * unknown option's issue lists the known ones, since these are typed by hand.
+ */
+export function optionIssues (schema: TObject, value: unknown, at: string): ValidationIssue[] {
+  if (value === undefined) return []
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return [{ path: at === '' ? 'options' : at, message: `must be an object (got ${Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value})` }]
+  }
+  const issues: ValidationIssue[] = []
+  schemaIssues(schema, value, at, issues)
+  const known = Object.keys(schema.properties).filter(k => !REGISTER_OPTIONS.has(k)).join(', ')
+  return issues.map(i => i.message === 'is not a known option' ? { ...i, message: `is not a known option (known: ${known})` } : i)
+}
+
+// Fastify's own register() options are accepted by the plugin but not named to users.
+const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+/** The defaults a schema declares, as one frozen object. */
+export function defaultsOf<T extends TProperties> (schema: TObject<T>): Readonly<Record<string, unknown>> {
+  const out: Record<string, unknown> = {}
+  for (const [key, property] of Object.entries(schema.properties) as Array<[string, TSchema]>) {
+    if (property.default !== undefined) out[key] = property.default
+  }
+  return Object.freeze(out)
+}
+
+/**
+ * `value` with the schema's top-level defaults filled in where it leaves a
+ * field out (or gives undefined); `value` is not changed. Shallow on purpose:
+ * options carry loggers and plugins, which must be passed on, never cloned.
+ */
+export function withDefaults<V extends object> (schema: TObject, value: V | undefined): V {
+  const out: Record<string, unknown> = { ...value }
+  for (const [key, fallback] of Object.entries(defaultsOf(schema))) out[key] ??= fallback
+  return out as V
+}
+
+/** The option names of createPool(): the plugin hands exactly these to it. */
+export const POOL_OPTION_NAMES: readonly string[] = Object.freeze(Object.keys(PoolOptionsSchema.properties))

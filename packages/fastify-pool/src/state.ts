@@ -1,0 +1,41 @@
+// A listener's lifecycle states: which changes are allowed, and the
+// diagnostics_channel they are published on. Listener#setState is the one
+// writer; this file is the table it obeys.
+import { channel } from 'node:diagnostics_channel'
+import type { Listener } from './listener.ts'
+import type { ListenerState } from './types.ts'
+
+/**
+ * `fastify-pool:listener:state`, on node:diagnostics_channel: every state
+ * change of every listener, as `{ listener, name, bind, from, to,
+ * generation, error? }` (see docs/lifecycle.md). Publishing costs nothing
+ * while nobody subscribes.
+ */
+export const stateChannel = channel('fastify-pool:listener:state')
+
+/** What `fastify-pool:listener:state` publishes. */
+export interface StateChange {
+  listener: Listener
+  name: string
+  bind: string
+  from: ListenerState
+  to: ListenerState
+  /** The generation serving when the change was made (0 when none does). */
+  generation: number
+  /** Why it failed, on a change to `failed`. */
+  error?: Error
+}
+
+/** The state changes a listener may make; #setState refuses any other. */
+export const TRANSITIONS: Readonly<Record<ListenerState, readonly ListenerState[]>> = {
+  stopped: ['starting', 'stopped'],
+  starting: ['running', 'failed'],
+  running: ['draining'],
+  draining: ['stopped'],
+  failed: ['starting', 'stopped']
+}
+
+/** Throws when a listener would make a change the table does not allow (a bug in this library). */
+export function checkTransition (name: string, from: ListenerState, to: ListenerState): void {
+  if (!TRANSITIONS[from].includes(to)) throw new Error(`fastify-pool internal error: listener "${name}" cannot go from ${from} to ${to}`)
+}
