@@ -18,10 +18,14 @@ const VARIANTS: Array<{ id: Variant, label: string }> = [
   { id: 'node', label: '(a) node:http' },
   { id: 'fastify', label: '(b) Fastify' },
   { id: 'pool', label: '(c) pool, defaults' },
-  { id: 'full', label: '(d) pool, all on' }
+  { id: 'full', label: '(d) pool, all on' },
+  { id: 'metrics', label: '(e) pool, metrics' }
 ]
 /** Server CPU per request of a pooled listener ÷ bare Fastify's, at most. */
 const TARGET = 1.02
+/** With metrics on: req/s ÷ bare Fastify's at least, and CPU per request ÷ the pool's without metrics (c) at most. */
+const METRICS_RPS = 0.97
+const METRICS_CPU = 1.05
 
 interface Run extends LoadResult {
   /** Event-loop utilisation of the server and of the load generator during the run (1 = saturated). */
@@ -137,6 +141,15 @@ async function rounds (profile: Profile, count: number, seconds: number, measure
     const cpuRatio = q === undefined ? 1 : median(q.map(x => x.cpu))
     const gated = v.id === 'pool' || v.id === 'full'
     if (gated && cpuRatio > TARGET) missed.push(`${v.label}: ${fmtRatio(cpuRatio)} of bare Fastify's CPU per request (target ≤ ${TARGET})`)
+    let metricsVerdict = ''
+    if (v.id === 'metrics' && q !== undefined) {
+      // Both ratios are to the neighbouring Fastify runs, so their quotient compares (e) with (c).
+      const vsPool = cpuRatio / median((ratios.get('pool') ?? [{ cpu: 1 }]).map(x => x.cpu))
+      const rps = median(q.map(x => x.rps))
+      const ok = rps >= METRICS_RPS && vsPool <= METRICS_CPU
+      if (!ok) missed.push(`${v.label}: ${fmtRatio(rps)} of bare Fastify's req/s (target ≥ ${METRICS_RPS}), ${fmtRatio(vsPool)} of the pool's CPU per request without metrics (target ≤ ${METRICS_CPU})`)
+      metricsVerdict = `${verdict(ok)} (CPU ÷ (c) ${fmtRatio(vsPool)})`
+    }
     return [
       v.label,
       fmt(median(r.map(x => x.cpuPerReq)), 2),
@@ -149,12 +162,12 @@ async function rounds (profile: Profile, count: number, seconds: number, measure
       q === undefined ? '1.000' : fmtRatio(median(q.map(x => x.p99))),
       `${fmt(median(r.map(x => x.serverElu)), 2)} / ${fmt(median(r.map(x => x.clientElu)), 2)}`,
       String(r.reduce((n, x) => n + x.errors, 0)),
-      gated ? verdict(cpuRatio <= TARGET) : ''
+      gated ? verdict(cpuRatio <= TARGET) : metricsVerdict
     ]
   })
   const clientBound = VARIANTS.filter(v => median((runs.get(v.id) as Run[]).map(x => x.serverElu)) < 0.9).map(v => v.label)
   const body = [
-    table(['server', 'CPU µs/req', 'CPU ÷ (b)', 'GC', 'req/s', 'req/s ÷ (b)', 'p50 ms', 'p99 ms', 'p99 ÷ (b)', 'ELU server / client', 'errors', `CPU ≤ ${TARGET}`], rows),
+    table(['server', 'CPU µs/req', 'CPU ÷ (b)', 'GC', 'req/s', 'req/s ÷ (b)', 'p50 ms', 'p99 ms', 'p99 ÷ (b)', 'ELU server / client', 'errors', `target: CPU ≤ ${TARGET}; (e): req/s ≥ ${METRICS_RPS}, CPU ÷ (c) ≤ ${METRICS_CPU}`], rows),
     '',
     clientBound.length > 0
       ? `Warning: the server's event loop was below 90 % busy for ${clientBound.join(', ')}: the load generator set the pace there; the CPU ratio still holds, the req/s ratio understates any difference.`

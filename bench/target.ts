@@ -4,6 +4,7 @@
 //   fastify   bare Fastify 5, listen() on port 0
 //   pool      a pooled listener with the pool's defaults
 //   full      a pooled listener with health routes, monitoring and drain tracking on
+//   metrics   a pooled listener with the pool's Prometheus metrics on (served by the same listener)
 // `pool` and `full` take a listener count (for the restart benchmark).
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -19,7 +20,7 @@ const plugin = async (app: FastifyInstance): Promise<void> => {
   app.get('/', async () => BODY)
 }
 
-export type Variant = 'node' | 'fastify' | 'pool' | 'full'
+export type Variant = 'node' | 'fastify' | 'pool' | 'full' | 'metrics'
 
 export interface TargetInfo {
   urls: string[]
@@ -56,7 +57,7 @@ if (variant === 'node') {
   await app.listen({ port: 0, host: '127.0.0.1' })
   info = { urls: [`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/`], features: 'Fastify() defaults, listen()' }
   stop = () => app.close()
-} else if (variant === 'pool' || variant === 'full') {
+} else if (variant === 'pool' || variant === 'full' || variant === 'metrics') {
   const full = variant === 'full'
   const servers = Array.from({ length: listeners }, (_, i) => ({
     name: `bench-${i}`,
@@ -64,12 +65,19 @@ if (variant === 'node') {
     ...(full ? { health: { liveness: '/healthz', readiness: '/readyz' } } : {})
   }))
   // BENCH_LOG=warn shows the pool's own warnings (a drain deadline reached, say) while diagnosing.
-  pool = createPool({ servers, handlers: plugin, ...(process.env.BENCH_LOG === undefined ? {} : { logger: { level: process.env.BENCH_LOG } }) })
+  pool = createPool({
+    servers,
+    handlers: plugin,
+    ...(variant === 'metrics' ? { metrics: { listener: 'bench-0' } } : {}),
+    ...(process.env.BENCH_LOG === undefined ? {} : { logger: { level: process.env.BENCH_LOG } })
+  })
   await pool.start()
   const monitoring = full ? await startMonitoring(pool) : undefined
   const features = full
     ? `health routes /healthz and /readyz, drain tracking, ${monitoring?.what ?? ''}`
-    : 'createPool() defaults: health routes on, drain tracking (always on), no logger'
+    : variant === 'metrics'
+      ? 'createPool() defaults and metrics: { listener }: the request histogram per listener, method, route and status'
+      : 'createPool() defaults: health routes on, drain tracking (always on), no logger'
   info = { urls: pool.list('name', 'expose').map(u => `${u}/`), features }
   stop = async () => {
     clearInterval(monitoring?.timer)

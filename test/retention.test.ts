@@ -9,10 +9,10 @@ import { fileURLToPath } from 'node:url'
 const child = fileURLToPath(new URL('./fixtures/restart-gc-child.ts', import.meta.url))
 const RESTARTS = 200
 
-for (const protocol of ['http', 'https', 'h2']) {
-  test(`${RESTARTS} restarts with keep-alive requests retain no retired instance (${protocol})`, { timeout: 120_000 }, async () => {
+for (const [protocol, extra] of [['http'], ['https'], ['h2'], ['http', 'metrics']] as Array<[string, string?]>) {
+  test(`${RESTARTS} restarts with keep-alive requests retain no retired instance (${protocol}${extra === undefined ? '' : ` with ${extra}`})`, { timeout: 120_000 }, async () => {
     const { code, stdout, stderr } = await new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve) => {
-      execFile(process.execPath, ['--expose-gc', '--conditions=source', '--import', 'tsx', child, protocol, String(RESTARTS)], { timeout: 100_000 }, (err, stdout, stderr) => {
+      execFile(process.execPath, ['--expose-gc', '--conditions=source', '--import', 'tsx', child, protocol, String(RESTARTS), ...(extra === undefined ? [] : [extra])], { timeout: 100_000 }, (err, stdout, stderr) => {
         resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : null), stdout, stderr })
       })
     })

@@ -49,3 +49,12 @@ test('every listener answers liveness', async (t) => {
     assert.equal((await p.inject(name, '/healthz')).statusCode, 200, name)
   }
 })
+
+test('the admin listener serves Prometheus metrics of every listener', async (t) => {
+  const p = await pool(t)
+  await p.inject('public', '/items/3')
+  const res = await p.inject('admin', '/metrics')
+  assert.equal(res.statusCode, 200)
+  assert.match(res.body, /http_request_duration_seconds_count\{listener="public",method="GET",route="\/items\/:id",status_code="200"\} 1/)
+  assert.equal((await p.inject('public', '/metrics')).statusCode, 404)
+})

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { certificateInfo, errors, EXPIRY_WARNING_DAYS, hasIssues, PoolFileSchema, validateConfig, type Handler, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
+import { certificateInfo, errors, EXPIRY_WARNING_DAYS, hasIssues, metricsIssues, PoolFileSchema, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
 import { parseDocument } from 'yaml'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { interpolate, type Env } from './interpolate.ts'
@@ -28,6 +28,8 @@ export interface FilePoolOptions {
   handlers?: Record<string, Handler>
   /** The file's folder: relative TLS and unix socket paths resolve against it. */
   baseDir: string
+  /** Prometheus metrics, as the file sets them (absent: off). */
+  metrics?: boolean | MetricsOptions
 }
 
 export interface LoadedConfig {
@@ -118,8 +120,10 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
     if (!hasIssues(err)) throw err
     for (const i of err.errors) if (!issues.some(o => o.path === i.path)) issues.push(i)
   }
+  const metrics = doc.metrics as boolean | MetricsOptions | undefined
+  issues.push(...metricsIssues(metrics, servers.map(s => (s as { name?: unknown }).name).filter((n): n is string => typeof n === 'string')))
   if (issues.length > 0) fail(issues)
-  return { file: path, options: { servers: checked, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir }, modules }
+  return { file: path, options: { servers: checked, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir, ...(metrics === undefined ? {} : { metrics }) }, modules }
 }
 
 /** The file's own fields; servers and defaults are checked in depth by validateConfig(). */

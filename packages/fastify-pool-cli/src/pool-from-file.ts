@@ -1,9 +1,12 @@
 // A pool built from a configuration file, with `app.pool` available to its
 // handler modules: what `fastify-pool start` runs, for tests and scripts too.
+import { channel } from 'node:diagnostics_channel'
 import { fileURLToPath } from 'node:url'
 import { createPool, type Pool, type PoolOptions } from 'fastify-pool'
 import { loadConfigFile, type LoadedConfig, type LoadOptions } from './config-file.ts'
 import { wrapHandlers } from './with-pool.ts'
+
+const reloadChannel = channel('fastify-pool:pool:reload')
 
 export interface PoolFromFileOptions extends LoadOptions {
   /** The pool's logger (see PoolOptions.logger). Default: none. */
@@ -26,12 +29,25 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
   // Handlers reach the pool through this, once it exists.
   const current = (): Pool => pool
   const pool: Pool = createPool({ ...loaded.options, handlers: wrapHandlers(loaded.options.handlers, current, owner), ...(logger === undefined ? {} : { logger }) })
+  // A pool's metrics are set when it is made: a reload cannot change them.
+  const metricsAtStart = JSON.stringify(loaded.options.metrics)
   return {
     pool,
     get loaded () { return loaded },
     async reload () {
-      const next = await loadConfigFile(path, loadOptions)
-      const report = await current().reload({ ...next.options, handlers: wrapHandlers(next.options.handlers, current, owner) })
+      let next: LoadedConfig
+      try {
+        next = await loadConfigFile(path, loadOptions)
+      } catch (err) {
+        // Refused before it reaches the pool: published as the pool's failed reload all the same.
+        if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: current(), error: err })
+        throw err
+      }
+      const { metrics, ...options } = next.options
+      if (JSON.stringify(metrics) !== metricsAtStart) {
+        pool.logger?.warn({ metrics }, 'the metrics settings changed: they take effect at the next start; the running pool keeps its own')
+      }
+      const report = await current().reload({ ...options, handlers: wrapHandlers(next.options.handlers, current, owner) })
       loaded = next
       return report
     }

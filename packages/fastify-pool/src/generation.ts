@@ -16,7 +16,7 @@ import { FST_POOL_FACTORY } from './errors.ts'
 import { handlerFor } from './handlers.ts'
 import { healthRoutes, type ReadinessSource } from './health.ts'
 import type { NodeServer, ServerHandle } from './server.ts'
-import type { Factory, Handlers, RetireReport } from './types.ts'
+import type { Factory, Handlers, MetricsSink, RetireReport } from './types.ts'
 
 export type { RetireReport }
 
@@ -190,6 +190,7 @@ function added (server: NodeServer, before: Function[]): Listener[] {
 export interface BuildContext {
   factory: Factory | undefined
   handlers: Handlers | undefined
+  metrics?: MetricsSink | undefined
 }
 
 /**
@@ -200,6 +201,8 @@ export interface BuildContext {
 export async function makeInstance (ctx: BuildContext, config: NormalizedConfig, options: FastifyServerOptions, listener: ReadinessSource): Promise<FastifyInstance> {
   const app = ctx.factory === undefined ? Fastify(options) : await ctx.factory(config, options)
   if (app === null || typeof app !== 'object' || typeof (app as FastifyInstance).register !== 'function') throw new FST_POOL_FACTORY(config.name)
+  // Before the routes, so that its request hook sees all of them (and the 404s).
+  ctx.metrics?.instrument(app, config.name)
   if (config.health.liveness !== false || config.health.readiness !== false) {
     app.register(healthRoutes, { listener, health: config.health })
   }

@@ -12,7 +12,7 @@ import { failureOf, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START,
 import { buildGeneration, fastifyOptions, makeInstance, MemoryApp, Retiring, type Generation } from './generation.ts'
 import { brand } from './brand.ts'
 import { CallQueue } from './queue.ts'
-import { checkTransition, stateChannel, type StateChange } from './state.ts'
+import { checkTransition, cutChannel, generationChannel, stateChannel, type CutEvent, type GenerationEvent, type StateChange } from './state.ts'
 import { ServerHandle, type NodeServer } from './server.ts'
 import { loadMerged, noteCertificate, type CertificateInfo, type ServerTlsOptions, type TlsConfig } from './tls.ts'
 import type { Handlers, ListenerContext, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
@@ -254,6 +254,7 @@ export class Listener {
     this.#log = log
     this.#lastError = undefined
     this.#log?.info({ generation: next.number }, 'listener restarted')
+    if (generationChannel.hasSubscribers) generationChannel.publish({ listener: this, name: this.name, bind: this.bind, generation: next.number, previous: old.number } satisfies GenerationEvent)
     return old
   }
 
@@ -289,7 +290,10 @@ export class Listener {
     const report = { name: this.name, bind: this.bind, generation: this.#gen?.number ?? 0 }
     if (old === undefined) return { ...report, retired: Promise.resolve(undefined) }
     const retired = this.#retiring.add(old, timeout,
-      (cut) => this.#log?.warn({ cut, generation: old.number }, `restart drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`),
+      (cut) => {
+        this.#log?.warn({ cut, generation: old.number }, `restart drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`)
+        this.#publishCut(old.number, cut, 'restart')
+      },
       (err) => {
         // The new generation serves already: the restart succeeded; say what failed.
         this.#lastError = err
@@ -309,7 +313,10 @@ export class Listener {
     const began = Date.now()
     this.#setState('draining')
     const cut = await drain({ handle, current: gen, retiring: this.#retiring.generations() }, timeout)
-    if (cut > 0) this.#log?.warn({ cut }, `drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`)
+    if (cut > 0) {
+      this.#log?.warn({ cut }, `drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`)
+      this.#publishCut(gen.number, cut, 'stop')
+    }
     for (const listener of gen.clientErrorListeners) handle.server.removeListener('clientError', listener)
     // Every connection is gone, so older generations are idle and closing.
     await this.#retiring.settled()
@@ -353,6 +360,10 @@ export class Listener {
     const app = await makeInstance(this.#ctx, this.#config, fastifyOptions(this.#config, this.#log, undefined, 0), this)
     await app.ready()
     return app
+  }
+
+  #publishCut (generation: number, cut: number, during: CutEvent['during']): void {
+    if (cutChannel.hasSubscribers) cutChannel.publish({ listener: this, name: this.name, bind: this.bind, generation, cut, during } satisfies CutEvent)
   }
 
   #failure (error: Error): { name: string, bind: string, error: Error } {

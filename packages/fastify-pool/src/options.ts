@@ -36,6 +36,15 @@ export const VersionSchema = Type.Record(Type.String(), Type.Unknown(), { expect
 /** monitor()'s first argument, at the path `version`. */
 export const VersionArgumentSchema = Type.Object({ version: Type.Optional(VersionSchema) })
 
+/** The `metrics` option: true for the defaults, or where to serve the exposition. */
+export const MetricsObjectSchema = Type.Object({
+  listener: Type.Optional(Type.String({ minLength: 1, default: 'admin' })),
+  path: Type.Optional(Type.String({ pattern: '^/', expected: 'a path starting with "/"', default: '/metrics' })),
+  registry: Type.Optional(Type.Object({}, { expected: 'a prom-client Registry' })),
+  defaultMetrics: Type.Optional(Type.Boolean({ expected: 'a boolean', default: true }))
+}, { additionalProperties: false })
+export const MetricsOptionSchema = Type.Union([Type.Boolean(), MetricsObjectSchema], { expected: 'true, or { listener, path, registry, defaultMetrics }' })
+
 /**
  * createPool()'s own fields. servers, defaults and handlers are checked in
  * depth by config.ts and handlers.ts, which know the pool file's rules.
@@ -46,7 +55,8 @@ export const PoolOptionsSchema = Type.Object({
   handlers: Type.Optional(Type.Unknown()),
   factory: Type.Optional(fn('a function (config, options) => FastifyInstance')),
   logger: Type.Optional(Type.Union([Type.Boolean(), Type.Object({})], { expected: 'a boolean, pino options or a pino logger' })),
-  baseDir: Type.Optional(Type.String({ expected: 'a folder path' }))
+  baseDir: Type.Optional(Type.String({ expected: 'a folder path' })),
+  metrics: Type.Optional(MetricsOptionSchema)
 }, { additionalProperties: false })
 
 /** The plugin's options: the pool's, its own, and Fastify's register() options it receives with them. */
@@ -62,7 +72,7 @@ export const PluginOptionsSchema = Type.Object({
 /** The status route's options (the pool itself is checked by its brand). */
 export const StatusRouteSchema = Type.Object({
   pool: Type.Optional(Type.Unknown()),
-  path: Type.Optional(Type.String({ pattern: '^/', default: '/pool' })),
+  path: Type.Optional(Type.String({ pattern: '^/', expected: 'a path starting with "/"', default: '/pool' })),
   version: Type.Optional(VersionSchema),
   fresh: Type.Optional(flag()),
   timeout: Type.Optional(positiveMs()),
@@ -89,8 +99,26 @@ export function optionIssues (schema: TObject, value: unknown, at: string): Vali
   }
   const issues: ValidationIssue[] = []
   schemaIssues(schema, value, at, issues)
-  const known = Object.keys(schema.properties).filter(k => !REGISTER_OPTIONS.has(k)).join(', ')
-  return issues.map(i => i.message === 'is not a known option' ? { ...i, message: `is not a known option (known: ${known})` } : i)
+  return issues.map(i => {
+    if (i.message !== 'is not a known option') return i
+    const parent = objectAt(schema, i.path.slice(at === '' ? 0 : at.length + 1).split('.').slice(0, -1))
+    return parent === undefined ? i : { ...i, message: `is not a known option (known: ${Object.keys(parent.properties).filter(k => !REGISTER_OPTIONS.has(k)).join(', ')})` }
+  })
+}
+
+/** The object schema at a path of property names (through unions, their object member). */
+function objectAt (schema: TSchema, path: string[]): TObject | undefined {
+  let here: TSchema | undefined = schema
+  for (const key of path) {
+    here = asObject(here)?.properties[key]
+  }
+  return asObject(here)
+}
+
+function asObject (schema: TSchema | undefined): TObject | undefined {
+  if (schema === undefined) return undefined
+  if (schema.type === 'object' && schema.properties !== undefined) return schema as TObject
+  return Array.isArray(schema.anyOf) ? (schema.anyOf as TSchema[]).map(asObject).find(s => s !== undefined) : undefined
 }
 
 // Fastify's own register() options are accepted by the plugin but not named to users.

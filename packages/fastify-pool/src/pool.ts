@@ -11,6 +11,7 @@ import { FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_P
 import { checkHandlers } from './handlers.ts'
 import { Listener, type ListenerContext } from './listener.ts'
 import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './monitor.ts'
+import { metricsSettings, PoolMetrics } from './metrics.ts'
 import { optionIssues, PoolOptionsSchema } from './options.ts'
 import { CallQueue } from './queue.ts'
 import { startTogether, stopInSequence } from './sequence.ts'
@@ -22,6 +23,7 @@ interface PoolSettings {
   ctx: ListenerContext
   defaults: PoolDefaults
   baseDir: string | undefined
+  metrics: PoolMetrics | undefined
 }
 
 export type WalkFunction = (listener: Listener, bind: string) => boolean | void
@@ -36,7 +38,12 @@ export class Pool implements Iterable<Listener> {
     this.#settings = settings
     for (const l of listeners) this.#listeners.set(l.name, l)
     brand(this, 'pool')
+    // Clones and selections count in the same metrics as the pool they came from.
+    settings.metrics?.attach(this)
   }
+
+  /** The pool's Prometheus metrics (`metrics` option): `registry` to add metrics of your own, `exposition()` for the text. */
+  get metrics (): PoolMetrics | undefined { return this.#settings.metrics }
 
   /** Number of listeners. */
   get size (): number { return this.#listeners.size }
@@ -343,13 +350,17 @@ export function createPool (options: PoolOptions = {}): Pool {
   const issues = [...optionIssues(PoolOptionsSchema, options, ''), ...checkHandlers(options.handlers)]
   const logger = options.logger
   const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers: options.handlers, baseDir: options.baseDir }, issues)
+  const names = (options.servers ?? []).map(s => (s as { name?: unknown }).name).filter((n): n is string => typeof n === 'string')
+  const metricsOption = issues.some(i => i.path.startsWith('metrics')) ? undefined : metricsSettings(options.metrics, names, issues)
   if (issues.length > 0) throw validationError(issues)
   const defaults = options.defaults ?? {}
+  const metrics = metricsOption === undefined ? undefined : new PoolMetrics(metricsOption)
   const ctx: ListenerContext = {
     handlers: options.handlers,
     factory: options.factory,
     logger: makeLogger(logger, defaults.logLevel),
-    stopTimeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
+    stopTimeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout,
+    metrics
   }
-  return new Pool({ ctx, defaults, baseDir: options.baseDir }, configs.map(c => new Listener(c, ctx)))
+  return new Pool({ ctx, defaults, baseDir: options.baseDir, metrics }, configs.map(c => new Listener(c, ctx)))
 }

@@ -18,6 +18,14 @@ export interface ReloadOptions extends ValidateOptions {
   timeout?: number
 }
 
+/** What `fastify-pool:pool:reload` publishes: the report once applied, or the error. */
+export interface ReloadEvent {
+  /** The pool reloaded. */
+  pool: object
+  report?: ReloadReport
+  error?: unknown
+}
+
 /** What a reload did, by listener name. */
 export interface ReloadReport {
   /** New listeners, started. */
@@ -55,7 +63,7 @@ export interface ReloadOutcome {
 }
 
 /** The pool's settings a reload starts from. */
-export interface ReloadSettings { ctx: ListenerContext, defaults: PoolDefaults, baseDir: string | undefined }
+export interface ReloadSettings { ctx: ListenerContext, defaults: PoolDefaults, baseDir: string | undefined, metrics: { settings: { listener: string } } | undefined }
 
 /**
  * Check the new configuration against nothing but itself (FST_POOL_VALIDATE,
@@ -70,6 +78,10 @@ export async function reload (current: Iterable<Listener>, settings: ReloadSetti
   issues.push(...checkHandlers(handlers))
   const baseDir = options.baseDir ?? settings.baseDir
   const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers, baseDir }, issues)
+  const metricsListener = settings.metrics?.settings.listener
+  if (metricsListener !== undefined && issues.length === 0 && !configs.some(c => c.name === metricsListener)) {
+    issues.push({ path: 'servers', message: `must keep the listener "${metricsListener}": the pool's metrics are served there` })
+  }
   if (issues.length > 0) throw validationError(issues)
 
   const defaults = options.defaults ?? {}

@@ -57,10 +57,20 @@ export const PoolDefaultsSchema = Type.Object({
   shutdownDelay: Type.Optional(Type.Integer({ minimum: 0, description: 'pool.stop(): milliseconds during which readiness answers 503 while requests are still served, before the drain; within stopTimeout (default 0)' }))
 }, { additionalProperties: false, description: 'Settings every listener inherits and may override' })
 
+export const MetricsFileSchema = Type.Union([
+  Type.Boolean(),
+  Type.Object({
+    listener: Type.Optional(Type.String({ minLength: 1, description: 'The listener that serves the metrics (default admin)' })),
+    path: Type.Optional(Type.String({ pattern: '^/', description: 'Path of the exposition (default /metrics)' })),
+    defaultMetrics: Type.Optional(Type.Boolean({ description: 'Include the process metrics of prom-client (default true)' }))
+  }, { additionalProperties: false })
+], { description: 'Prometheus metrics: true serves them on the listener named admin at /metrics' })
+
 /** The shape of a pool configuration file (pool.yaml / pool.json). */
 export const PoolFileSchema = Type.Object({
   $schema: Type.Optional(Type.String()),
   defaults: Type.Optional(PoolDefaultsSchema),
+  metrics: Type.Optional(MetricsFileSchema),
   handlers: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Handler key -> module path, relative to this file' })),
   servers: Type.Array(ListenerConfigSchema, { description: 'The listeners' })
 }, { additionalProperties: false, title: 'fastify-pool configuration' })

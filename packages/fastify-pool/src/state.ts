@@ -39,3 +39,36 @@ export const TRANSITIONS: Readonly<Record<ListenerState, readonly ListenerState[
 export function checkTransition (name: string, from: ListenerState, to: ListenerState): void {
   if (!TRANSITIONS[from].includes(to)) throw new Error(`fastify-pool internal error: listener "${name}" cannot go from ${from} to ${to}`)
 }
+
+/**
+ * `fastify-pool:listener:generation`: a new generation took over a live
+ * socket (restart, reconfigure, a reload's change), published at the swap.
+ */
+export const GENERATION_CHANNEL = 'fastify-pool:listener:generation'
+export const generationChannel = channel(GENERATION_CHANNEL)
+
+export interface GenerationEvent {
+  listener: Listener
+  name: string
+  bind: string
+  /** The generation now serving. */
+  generation: number
+  /** The one swapped out, retiring. */
+  previous: number
+}
+
+/** `fastify-pool:listener:cut`: a drain or a retiring generation reached its deadline and cut requests. */
+export const CUT_CHANNEL = 'fastify-pool:listener:cut'
+export const cutChannel = channel(CUT_CHANNEL)
+
+export interface CutEvent {
+  listener: Listener
+  name: string
+  bind: string
+  /** The generation whose requests were cut. */
+  generation: number
+  /** How many. */
+  cut: number
+  /** `stop` (the listener's drain) or `restart` (a retiring generation). */
+  during: 'stop' | 'restart'
+}

@@ -3,6 +3,7 @@
 // other packages only.
 import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { LoggerOptions } from 'pino'
+import type { Registry } from 'prom-client'
 import type { Static } from '@sinclair/typebox'
 import type { ListenerConfigSchema, LogLevel, PoolDefaultsSchema, TlsFileConfig } from './schema.ts'
 
@@ -110,6 +111,24 @@ export interface PoolOptions {
   logger?: boolean | FastifyBaseLogger | LoggerOptions
   /** Folder relative TLS and unix socket paths are resolved against (default: the working directory). */
   baseDir?: string
+  /**
+   * Prometheus metrics (off by default): true serves them on the listener
+   * named `admin` at `/metrics`; or say where, and give a prom-client
+   * Registry of your own. See docs/metrics.md.
+   */
+  metrics?: boolean | MetricsOptions
+}
+
+/** The pool's `metrics` option, as an object. */
+export interface MetricsOptions {
+  /** The listener that serves the exposition (default `admin`). */
+  listener?: string
+  /** Its path (default `/metrics`). */
+  path?: string
+  /** The prom-client registry to register in (default: one of the pool's own). */
+  registry?: Registry
+  /** Include prom-client's process metrics, collected once per process (default true). */
+  defaultMetrics?: boolean
 }
 
 // --- Configuration -----------------------------------------------------------
@@ -171,10 +190,20 @@ export interface NormalizedConfig {
   readonly source: ListenerConfig
 }
 
+/** Where a listener's requests and lifecycle are counted (metrics.ts). */
+export interface MetricsSink {
+  /** Add the request hook (and, on the metrics listener, the exposition route) to a generation. */
+  instrument: (app: FastifyInstance, listener: string) => void
+  restarted: (listener: string) => void
+  cut: (listener: string, n: number) => void
+}
+
 /** What a listener takes from the pool that made it. */
 export interface ListenerContext {
   handlers: Handlers | undefined
   factory: Factory | undefined
   logger: FastifyBaseLogger | undefined
   stopTimeout: number
+  /** The pool's metrics, when it has them. */
+  metrics?: MetricsSink | undefined
 }

@@ -1,0 +1,257 @@
+// Prometheus metrics of a pool, with prom-client: per-listener request
+// durations recorded by an onResponse hook on every generation, gauges read
+// from the listeners when scraped, counters moved by the lifecycle events
+// (state.ts, pool.ts), and prom-client's process metrics collected once per
+// process. One set of metrics per registry, whatever the number of pools,
+// restarts and reloads that use it: nothing is ever registered twice.
+import { subscribe } from 'node:diagnostics_channel'
+import { createRequire } from 'node:module'
+import type { FastifyInstance } from 'fastify'
+import type * as PromClient from 'prom-client'
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { isPool } from './brand.ts'
+import { quote, type ValidationIssue } from './errors.ts'
+import { Type } from '@sinclair/typebox'
+import { MetricsObjectSchema, MetricsOptionSchema, optionIssues, withDefaults } from './options.ts'
+import type { Listener } from './listener.ts'
+import type { MetricsOptions, MetricsSink } from './types.ts'
+import type { ReloadEvent } from './reload.ts'
+import { CUT_CHANNEL, GENERATION_CHANNEL, type CutEvent, type GenerationEvent } from './state.ts'
+
+/** The metrics option with its defaults. */
+export interface MetricsSettings { listener: string, path: string, registry: Registry | undefined, defaultMetrics: boolean }
+
+/** The `route` label of a request that matched no route (route labels are URL patterns, which start with "/"). */
+export const UNMATCHED_ROUTE = 'unmatched'
+
+/** Buckets, in seconds, of http_request_duration_seconds. */
+export const DURATION_BUCKETS: readonly number[] = Object.freeze([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+
+/**
+ * The metrics option with its defaults, checked against the listeners'
+ * names (the schema checked its shape); undefined when metrics are off.
+ */
+export function metricsSettings (option: boolean | MetricsOptions | undefined, names: readonly string[], issues: ValidationIssue[]): MetricsSettings | undefined {
+  if (option === undefined || option === false || (typeof option !== 'object' && option !== true)) return undefined
+  const given = option === true ? {} : option
+  const settings = withDefaults(MetricsObjectSchema, given) as MetricsSettings
+  if (!names.includes(settings.listener)) {
+    const known = names.length === 0 ? 'there are no listeners' : `listeners: ${names.join(', ')}`
+    issues.push(given.listener === undefined
+      ? { path: 'metrics', message: `serves on the listener named "admin" by default, and there is none (${known}); name one with metrics.listener` }
+      : { path: 'metrics.listener', message: `names no listener (got ${quote(given.listener)}; ${known})` })
+  }
+  const registry = given.registry as Partial<Registry> | undefined
+  if (registry !== undefined && (typeof registry.metrics !== 'function' || typeof registry.registerMetric !== 'function' || typeof registry.getSingleMetric !== 'function')) {
+    issues.push({ path: 'metrics.registry', message: 'must be a prom-client Registry (new Registry() of prom-client 15)' })
+  }
+  return settings
+}
+
+/** Every problem of a metrics option, its shape and the listener it names, given the listeners' names. */
+export function metricsIssues (option: unknown, names: readonly string[]): ValidationIssue[] {
+  const issues = optionIssues(Type.Object({ metrics: Type.Optional(MetricsOptionSchema) }), { metrics: option }, '')
+  if (issues.length === 0) metricsSettings(option as boolean | MetricsOptions | undefined, names, issues)
+  return issues
+}
+
+let prom: typeof PromClient | undefined
+/** prom-client, loaded the first time a pool has metrics. */
+function promClient (): typeof PromClient {
+  return (prom ??= createRequire(import.meta.url)('prom-client') as typeof PromClient)
+}
+
+// Process metrics: one registry per process, shared by every copy of this
+// package (two copies would otherwise collect them twice).
+const PROCESS_KEY = Symbol.for('fastify-pool.processMetrics')
+function processRegistry (): Registry {
+  const holder = globalThis as { [PROCESS_KEY]?: Registry }
+  let registry = holder[PROCESS_KEY]
+  if (registry === undefined) {
+    const client = promClient()
+    registry = new client.Registry()
+    client.collectDefaultMetrics({ register: registry })
+    holder[PROCESS_KEY] = registry
+  }
+  return registry
+}
+
+interface Family {
+  duration: Histogram<'listener' | 'method' | 'route' | 'status_code'>
+  restarts: Counter<'listener'>
+  cut: Counter<'listener'>
+  reloads: Counter<'result'>
+  /** The sinks whose listeners the gauges read at each scrape. */
+  sinks: Set<WeakRef<PoolMetrics>>
+}
+
+/** One family of metrics per registry. */
+const families = new WeakMap<Registry, Family>()
+
+function family (registry: Registry): Family {
+  const known = families.get(registry)
+  if (known !== undefined) return known
+  const client = promClient()
+  const registers = [registry]
+  const sinks = new Set<WeakRef<PoolMetrics>>()
+  // Gauges are read from the listeners when scraped: nothing to keep up to date per request.
+  const gauge = (name: string, help: string, read: (l: Listener) => number | undefined, merge: (a: number, b: number) => number): void => {
+    const g: Gauge<'listener'> = new client.Gauge({
+      name,
+      help,
+      labelNames: ['listener'],
+      registers,
+      collect () {
+        g.reset()
+        const values = new Map<string, number>()
+        for (const l of listenersOf(sinks)) {
+          const v = read(l)
+          if (v === undefined) continue
+          const before = values.get(l.name)
+          values.set(l.name, before === undefined ? v : merge(before, v))
+        }
+        for (const [listener, v] of values) g.set({ listener }, v)
+      }
+    })
+  }
+  gauge('fastify_pool_requests_in_flight', 'Requests received and not yet answered in full, per listener', l => l.inflight, (a, b) => a + b)
+  gauge('fastify_pool_listener_up', '1 while the listener is running, else 0', l => l.isRunning ? 1 : 0, Math.max)
+  gauge('fastify_pool_listener_generation', 'The generation (Fastify instance) serving the listener; 0 when stopped', l => l.status.generation, Math.max)
+  gauge('fastify_pool_tls_certificate_expiry_timestamp_seconds', 'When the certificate a TLS listener serves expires, in seconds since the epoch', l => {
+    const notAfter = l.status.certificate?.notAfter
+    return notAfter === undefined ? undefined : Date.parse(notAfter) / 1000
+  }, Math.min)
+  const made: Family = {
+    duration: new client.Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'Time from the request to its response, per listener, method, route pattern and status code',
+      labelNames: ['listener', 'method', 'route', 'status_code'],
+      buckets: [...DURATION_BUCKETS],
+      registers
+    }),
+    restarts: new client.Counter({ name: 'fastify_pool_restarts_total', help: 'Generations swapped in on a live socket (restart, reconfigure, reload)', labelNames: ['listener'], registers }),
+    cut: new client.Counter({ name: 'fastify_pool_drain_cut_requests_total', help: 'Requests cut because a drain or a restart reached its deadline', labelNames: ['listener'], registers }),
+    reloads: new client.Counter({ name: 'fastify_pool_reloads_total', help: 'Configuration reloads, by result', labelNames: ['result'], registers }),
+    sinks
+  }
+  for (const result of ['ok', 'failed']) made.reloads.inc({ result }, 0)
+  families.set(registry, made)
+  return made
+}
+
+function * listenersOf (sinks: Set<WeakRef<PoolMetrics>>): Generator<Listener> {
+  const seen = new Set<Listener>()
+  for (const ref of sinks) {
+    const sink = ref.deref()
+    if (sink === undefined) { sinks.delete(ref); continue }
+    for (const l of sink.listeners()) {
+      if (!seen.has(l)) { seen.add(l); yield l }
+    }
+  }
+}
+
+type Observe = (method: string, route: string, status: number, seconds: number) => void
+
+/** The metrics of one pool (and of its clones and selections, which share its listeners' context). */
+export class PoolMetrics implements MetricsSink {
+  readonly settings: MetricsSettings
+  readonly registry: Registry
+  #family: Family
+  #pools = new Set<WeakRef<object & Iterable<Listener>>>()
+  /** Histogram children by listener, then by method, route and status: a request costs a lookup, not a label hash. */
+  #observers = new Map<string, Observe>()
+
+  constructor (settings: MetricsSettings) {
+    this.settings = settings
+    this.registry = settings.registry ?? new (promClient().Registry)()
+    this.#family = family(this.registry)
+    this.#family.sinks.add(new WeakRef(this))
+    if (settings.defaultMetrics) processRegistry()
+    listenToEvents()
+  }
+
+  /** Count the listeners of `pool` in the gauges (the pool, its clones and selections). */
+  attach (pool: object & Iterable<Listener>): void {
+    this.#pools.add(new WeakRef(pool))
+    poolSinks.set(pool, this)
+  }
+
+  * listeners (): Generator<Listener> {
+    for (const ref of this.#pools) {
+      const pool = ref.deref()
+      if (pool === undefined) this.#pools.delete(ref)
+      else yield * pool
+    }
+  }
+
+  /** Instrument one generation of a listener: its requests, and the exposition if it is the metrics listener. */
+  instrument (app: FastifyInstance, listener: string): void {
+    const observe = this.#observer(listener)
+    app.addHook('onResponse', function recordDuration (request, reply, done) {
+      observe(request.method, request.routeOptions.url ?? UNMATCHED_ROUTE, reply.statusCode, reply.elapsedTime / 1000)
+      done()
+    })
+    if (listener !== this.settings.listener) return
+    app.get(this.settings.path, { logLevel: 'warn' }, async (_request, reply) => {
+      reply.header('content-type', this.registry.contentType).header('cache-control', 'no-store')
+      return this.exposition()
+    })
+  }
+
+  /**
+   * The text exposition, as the metrics route serves it: the registry's
+   * metrics, and the process metrics unless the registry has its own.
+   */
+  async exposition (): Promise<string> {
+    const own = await this.registry.metrics()
+    if (!this.settings.defaultMetrics || this.registry.getSingleMetric('process_cpu_user_seconds_total') !== undefined) return own
+    return `${await processRegistry().metrics()}\n${own}`
+  }
+
+  restarted (listener: string): void { this.#family.restarts.inc({ listener }) }
+  cut (listener: string, n: number): void { this.#family.cut.inc({ listener }, n) }
+  reloaded (ok: boolean): void { this.#family.reloads.inc({ result: ok ? 'ok' : 'failed' }) }
+
+  #observer (listener: string): Observe {
+    let observe = this.#observers.get(listener)
+    if (observe !== undefined) return observe
+    const children = new Map<string, { observe: (v: number) => void }>()
+    const duration = this.#family.duration
+    observe = (method, route, status, seconds) => {
+      const key = `${method} ${status} ${route}`
+      let child = children.get(key)
+      if (child === undefined) {
+        child = duration.labels({ listener, method, route, status_code: String(status) })
+        children.set(key, child)
+      }
+      child.observe(seconds)
+    }
+    // Counts start at 0 for every listener, so a rate() has a first sample.
+    this.#family.restarts.inc({ listener }, 0)
+    this.#family.cut.inc({ listener }, 0)
+    this.#observers.set(listener, observe)
+    return observe
+  }
+}
+
+/** The metrics of a pool, for the reload events that name the pool. */
+const poolSinks = new WeakMap<object, PoolMetrics>()
+
+let listening = false
+/** The lifecycle events move the counters; one subscription per process, for every pool. */
+function listenToEvents (): void {
+  if (listening) return
+  listening = true
+  subscribe(GENERATION_CHANNEL, (message) => {
+    const event = message as GenerationEvent
+    event.listener.context.metrics?.restarted(event.name)
+  })
+  subscribe(CUT_CHANNEL, (message) => {
+    const event = message as CutEvent
+    event.listener.context.metrics?.cut(event.name, event.cut)
+  })
+  subscribe('fastify-pool:pool:reload', (message) => {
+    const event = message as ReloadEvent
+    if (isPool(event.pool)) poolSinks.get(event.pool)?.reloaded(event.error === undefined)
+  })
+}
