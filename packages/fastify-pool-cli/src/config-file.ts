@@ -1,12 +1,12 @@
 // Loading a pool configuration file (YAML, JSON, or a JS module exporting an
 // object): parse, interpolate the environment, load the handler modules, and
 // validate everything, reporting every problem with its file and field.
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { certificateInfo, errors, EXPIRY_WARNING_DAYS, hasIssues, metricsIssues, PoolFileSchema, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
+import { certificateInfo, errors, EXPIRY_WARNING_DAYS, controlIssues, hasIssues, metricsIssues, PoolFileSchema, type ControlOptions, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
 import { parseDocument } from 'yaml'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { interpolate, type Env } from './interpolate.ts'
@@ -30,6 +30,8 @@ export interface FilePoolOptions {
   baseDir: string
   /** Prometheus metrics, as the file sets them (absent: off). */
   metrics?: boolean | MetricsOptions
+  /** The control API, as the file sets it (absent: off). */
+  control?: ControlOptions
 }
 
 export interface LoadedConfig {
@@ -50,9 +52,26 @@ export interface LoadOptions {
 export const CONFIG_EXTENSIONS = ['.yaml', '.yml', '.json', '.js', '.mjs', '.cjs'] as const
 
 // JS config modules are re-imported on every load (a reload must see edits);
-// a query string is the only way past the ESM cache. Handler modules are not:
-// their code changes need a restart.
+// a query string is the only way past the ESM cache. Handler modules are
+// re-imported when their file changed (see moduleUrl).
 let generation = 0
+
+/**
+ * Read and interpolate a pool file, checking nothing else and importing
+ * nothing: for the commands that only need to find the running pool (they
+ * must work while the file holds an edit that does not validate yet).
+ */
+export async function readDocument (file: string, options: LoadOptions = {}): Promise<{ file: string, doc: Record<string, unknown> }> {
+  const cwd = options.cwd ?? process.cwd()
+  const path = resolve(cwd, file)
+  const raw = await parse(path).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => { throw fileError(path, cwd, err.issues ?? [{ path: '', message: err.message }]) })
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw fileError(path, cwd, [{ path: '', message: 'must contain an object with a "servers" list' }])
+  const { handlers: _handlers, ...rest } = raw as Record<string, unknown>
+  const issues: ValidationIssue[] = []
+  const { value, whole } = interpolate(rest, options.env ?? process.env, issues)
+  if (issues.length > 0) throw fileError(path, cwd, issues)
+  return { file: path, doc: convertWhole(value as Record<string, unknown>, whole) }
+}
 
 /**
  * Read, interpolate and validate a pool configuration file, and import its
@@ -122,8 +141,14 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   }
   const metrics = doc.metrics as boolean | MetricsOptions | undefined
   issues.push(...metricsIssues(metrics, servers.map(s => (s as { name?: unknown }).name).filter((n): n is string => typeof n === 'string')))
+  const control = doc.control as ControlOptions | undefined
+  if (checked.length > 0 || servers.length === 0) issues.push(...controlIssues(control, checked))
   if (issues.length > 0) fail(issues)
-  return { file: path, options: { servers: checked, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir, ...(metrics === undefined ? {} : { metrics }) }, modules }
+  return {
+    file: path,
+    options: { servers: checked, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir, ...(metrics === undefined ? {} : { metrics }), ...(control === undefined ? {} : { control }) },
+    modules
+  }
 }
 
 /** The file's own fields; servers and defaults are checked in depth by validateConfig(). */
@@ -188,6 +213,28 @@ async function parse (path: string): Promise<unknown> {
   return doc.toJS()
 }
 
+/**
+ * The URL a handler module is imported from: the file as it is on disk now.
+ * Unchanged, it is the same URL, so the same module and the same plugin (a
+ * reload leaves its listeners alone); edited, it is a new one (a reload or
+ * --watch serves the new code). A CommonJS module is cached by its path, so
+ * its cache entry goes when the file changed.
+ */
+const seen = new Map<string, number>()
+function moduleUrl (file: string): string {
+  let mtime = 0
+  try { mtime = statSync(file).mtimeMs } catch {}
+  const before = seen.get(file)
+  if (before !== undefined && before !== mtime) {
+    const cache = createRequire(file).cache
+    if (cache !== undefined) Reflect.deleteProperty(cache, file)
+  }
+  seen.set(file, mtime)
+  const url = pathToFileURL(file)
+  if (mtime !== 0) url.searchParams.set('mtime', String(mtime))
+  return url.href
+}
+
 async function importHandler (spec: string, configFile: string): Promise<{ handler: Handler, file: string } | { problem: string }> {
   let file: string
   if (spec.startsWith('.') || isAbsolute(spec)) {
@@ -202,7 +249,7 @@ async function importHandler (spec: string, configFile: string): Promise<{ handl
   }
   let mod: { default?: unknown }
   try {
-    mod = await import(pathToFileURL(file).href)
+    mod = await import(moduleUrl(file))
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) return { problem: `module not found: ${file}` }

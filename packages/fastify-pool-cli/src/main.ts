@@ -1,6 +1,6 @@
 // Entry point of the `fastify-pool` command: parse the arguments, run a command,
 // turn usage mistakes into a short message and exit code 2.
-import { readFileSync } from 'node:fs'
+import { accessSync, constants, readFileSync } from 'node:fs'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { findConfigFile } from './find-config.ts'
 
@@ -14,17 +14,30 @@ Commands:
   start      Start every listener and serve until SIGTERM or SIGINT (SIGHUP reloads the file)
   validate   Check the configuration file and print every problem
 
+Commands for a running pool (through the control API its file configures):
+  ps                 The state of every listener
+  restart [GLOB]     Restart the listeners whose name matches (all without GLOB)
+  stop GLOB          Drain and stop the listeners whose name matches
+  reload             Re-read the file and apply it in place
+
 The file is the pool configuration, given as an argument or with -c
 (default: pool.yaml, pool.yml, pool.json, pool.mjs or pool.js in the
 working directory).
 
 Options:
   -c, --config <file>  Configuration file (the same as the argument)
+      --env-file <f>   Read environment variables from this file first (KEY=value lines)
       --pretty         Readable logs (the default when stdout is a terminal)
-      --json           JSON logs, one object per line (the default otherwise)
+      --json           JSON logs, one object per line (the default otherwise);
+                       for ps, restart, stop and reload: print the answer as JSON
       --dev-cert       (start) Where the file names TLS certificate and key files
                        that do not exist, write a self-signed certificate for
                        localhost there first. For development only.
+      --watch          (start) Restart the listeners of a handler module when
+                       its file changes. For development only.
+      --bind           (restart, stop) GLOB matches listen addresses, not names
+      --token <token>  (ps, restart, stop, reload) The control token, if not the
+                       file's (also FASTIFY_POOL_TOKEN)
       --verbose        Print stack traces of unexpected errors
   -h, --help           Show this help
   -v, --version        Show the version
@@ -32,21 +45,36 @@ Options:
 Documentation: https://www.npmjs.com/package/fastify-pool-cli
 `
 
+const COMMON = {
+  config: { type: 'string', short: 'c' },
+  'env-file': { type: 'string' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' }
+} as const
+const OPERATE = { ...COMMON, json: { type: 'boolean' }, token: { type: 'string' } } as const
 const COMMANDS = {
-  start: {
-    config: { type: 'string', short: 'c' },
-    pretty: { type: 'boolean' },
-    json: { type: 'boolean' },
-    'dev-cert': { type: 'boolean' },
-    verbose: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' }
-  },
-  validate: {
-    config: { type: 'string', short: 'c' },
-    verbose: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' }
-  }
+  start: { ...COMMON, pretty: { type: 'boolean' }, json: { type: 'boolean' }, 'dev-cert': { type: 'boolean' }, watch: { type: 'boolean' } },
+  validate: COMMON,
+  ps: OPERATE,
+  restart: { ...OPERATE, bind: { type: 'boolean' } },
+  stop: { ...OPERATE, bind: { type: 'boolean' } },
+  reload: OPERATE
 } satisfies Record<string, ParseArgsConfig['options']>
+const NAMES = Object.keys(COMMANDS).join(', ')
+
+/** Values of every command's options (each command accepts only its own). */
+interface Values {
+  config?: string
+  'env-file'?: string
+  pretty?: boolean
+  json?: boolean
+  help?: boolean
+  verbose?: boolean
+  'dev-cert'?: boolean
+  watch?: boolean
+  bind?: boolean
+  token?: string
+}
 
 class UsageError extends Error {}
 
@@ -69,11 +97,11 @@ export async function main (argv: string[]): Promise<number> {
   }
   if (!Object.hasOwn(COMMANDS, first)) {
     throw new UsageError(first.startsWith('-')
-      ? `unknown option "${first}"; a command comes first: start or validate`
-      : `unknown command "${first}"; expected start or validate`)
+      ? `unknown option "${first}"; a command comes first: ${NAMES}`
+      : `unknown command "${first}"; expected one of ${NAMES}`)
   }
   const command = first as keyof typeof COMMANDS
-  let values: { config?: string, pretty?: boolean, json?: boolean, help?: boolean, verbose?: boolean, 'dev-cert'?: boolean }
+  let values: Values
   let positionals: string[]
   try {
     const parsed = parseArgs({ args: rest, options: COMMANDS[command], strict: true, allowPositionals: true })
@@ -83,26 +111,65 @@ export async function main (argv: string[]): Promise<number> {
     throw new UsageError(`${command}: ${usageMessage(err as Error & { code?: string })}`)
   }
   verbose = values.verbose === true
-  // `fastify-pool start pool.yaml`, as `fastify start app.js`; or -c pool.yaml.
-  if (positionals.length > 1) throw new UsageError(`${command}: one configuration file at most (got ${positionals.map(p => `"${p}"`).join(', ')})`)
-  const given = positionals[0]
-  if (given !== undefined && values.config !== undefined && given !== values.config) {
-    throw new UsageError(`${command}: the file is given twice ("${given}" and -c "${values.config}")`)
-  }
   if (values.help === true) {
     process.stdout.write(HELP)
     return 0
   }
+  // restart and stop take a glob besides the file: the file is the argument with a config file's extension.
+  const takesGlob = command === 'restart' || command === 'stop'
+  const files = takesGlob ? positionals.filter(isConfigFileName) : positionals
+  const globs = takesGlob ? positionals.filter(p => !isConfigFileName(p)) : []
+  // `fastify-pool start pool.yaml`, as `fastify start app.js`; or -c pool.yaml.
+  if (files.length > 1) throw new UsageError(`${command}: one configuration file at most (got ${files.map(p => `"${p}"`).join(', ')})`)
+  if (globs.length > 1) throw new UsageError(`${command}: one glob at most (got ${globs.map(p => `"${p}"`).join(', ')}); a glob such as 'public-*' matches several listeners`)
+  if (command === 'stop' && globs.length === 0) throw new UsageError('stop: which listeners? Give a name or a glob (to stop the whole pool, send it SIGTERM)')
+  const given = files[0]
+  if (given !== undefined && values.config !== undefined && given !== values.config) {
+    throw new UsageError(`${command}: the file is given twice ("${given}" and -c "${values.config}")`)
+  }
   if (values.pretty === true && values.json === true) throw new UsageError(`${command}: --pretty and --json cannot be used together`)
+  if (values['env-file'] !== undefined) loadEnvFile(values['env-file'])
   const file = findConfigFile(given ?? values.config)
   // Loaded on demand: --help, --version and usage errors stay fast.
   if (command === 'validate') return (await import('./validate.ts')).validate(file)
+  if (command !== 'start') {
+    return (await import('./operate.ts')).operate({
+      file,
+      command,
+      ...(globs[0] === undefined ? {} : { selector: globs[0] }),
+      field: values.bind === true ? 'bind' : 'name',
+      json: values.json === true,
+      ...(values.token === undefined ? {} : { token: values.token })
+    })
+  }
   return (await import('./start.ts')).start({
     file,
     pretty: values.pretty ?? (values.json === true ? false : process.stdout.isTTY === true),
     devCert: values['dev-cert'] === true,
+    watch: values.watch === true,
     verbose
   })
+}
+
+function isConfigFileName (arg: string): boolean {
+  return /\.(ya?ml|json|m?js|cjs)$/i.test(arg)
+}
+
+/** --env-file: variables from the file, for ${VAR} in the pool file; those already set win, as with node --env-file. */
+function loadEnvFile (file: string): void {
+  // Node 20 ends the process (exit 9) on a file it cannot open, instead of throwing.
+  try {
+    accessSync(file, constants.R_OK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new UsageError(`--env-file: ${code === 'ENOENT' ? `no such file: ${file}` : `cannot read ${file} (${code ?? 'error'})`}`)
+  }
+  try {
+    process.loadEnvFile(file)
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    throw new UsageError(`--env-file: ${e.code === 'ENOENT' ? `no such file: ${file}` : e.message}`)
+  }
 }
 
 function usageMessage (err: Error & { code?: string }): string {

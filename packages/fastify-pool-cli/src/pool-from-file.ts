@@ -28,10 +28,11 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
   const owner = {}
   // Handlers reach the pool through this, once it exists.
   const current = (): Pool => pool
-  const pool: Pool = createPool({ ...loaded.options, handlers: wrapHandlers(loaded.options.handlers, current, owner), ...(logger === undefined ? {} : { logger }) })
-  // A pool's metrics are set when it is made: a reload cannot change them.
-  const metricsAtStart = JSON.stringify(loaded.options.metrics)
-  return {
+  const control = loaded.options.control === undefined ? {} : { control: { ...loaded.options.control, reload: async () => filePool.reload() } }
+  const pool: Pool = createPool({ ...loaded.options, ...control, handlers: wrapHandlers(loaded.options.handlers, current, owner), ...(logger === undefined ? {} : { logger }) })
+  // A pool's metrics and control API are set when it is made: a reload cannot change them.
+  const fixedAtStart = JSON.stringify([loaded.options.metrics, loaded.options.control])
+  const filePool: FilePool = {
     pool,
     get loaded () { return loaded },
     async reload () {
@@ -43,13 +44,14 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
         if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: current(), error: err })
         throw err
       }
-      const { metrics, ...options } = next.options
-      if (JSON.stringify(metrics) !== metricsAtStart) {
-        pool.logger?.warn({ metrics }, 'the metrics settings changed: they take effect at the next start; the running pool keeps its own')
+      const { metrics, control, ...options } = next.options
+      if (JSON.stringify([metrics, control]) !== fixedAtStart) {
+        pool.logger?.warn('the metrics or control settings changed: they take effect at the next start; the running pool keeps its own')
       }
       const report = await current().reload({ ...options, handlers: wrapHandlers(next.options.handlers, current, owner) })
       loaded = next
       return report
     }
   }
+  return filePool
 }

@@ -4,13 +4,15 @@
 // and exits 1; SIGHUP re-reads the file and applies it in place.
 import { constants as osConstants } from 'node:os'
 import closeWithGrace from 'close-with-grace'
-import { BUILTIN_DEFAULTS, hasIssues, isPoolError, type ListenerFailure } from 'fastify-pool'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { BUILTIN_DEFAULTS, hasIssues, isPoolError, type ListenerFailure, type StateChange } from 'fastify-pool'
 import { displayPath, formatIssue, missingCertificates, type FileIssue } from './config-file.ts'
 import { writeDevCertificate } from './dev-cert.ts'
 import type { Logger } from 'pino'
 import { createLogger } from './logger.ts'
 import { createPoolFromFile, type FilePool } from './pool-from-file.ts'
 import { listenerTable } from './table.ts'
+import { watchFiles } from './watch.ts'
 
 export interface StartOptions {
   file: string
@@ -19,6 +21,8 @@ export interface StartOptions {
   verbose?: boolean
   /** Write a self-signed certificate where the file names TLS files that do not exist. */
   devCert?: boolean
+  /** Reload when the pool file or a handler module changes. */
+  watch?: boolean
 }
 
 // Beyond the drain deadline, how long closing may take (app onClose hooks)
@@ -40,10 +44,13 @@ interface Session {
   timeout: number
   closing: boolean
   started: boolean
-  reloadAsked: boolean
+  /** Why a reload was asked for before the pool was up: it runs once it is. */
+  reloadAsked: string | undefined
+  /** What to undo when closing: event subscriptions, the file watcher. */
+  cleanups: Array<() => void>
 }
 
-export async function start ({ file, pretty, devCert = false, verbose = false }: StartOptions): Promise<number> {
+export async function start ({ file, pretty, devCert = false, verbose = false, watch = false }: StartOptions): Promise<number> {
   const shown = displayPath(file)
   const logger = createLogger({ pretty, level: 'info' })
   const early = holdEarlySignals()
@@ -65,14 +72,15 @@ export async function start ({ file, pretty, devCert = false, verbose = false }:
   const defaults = running.loaded.options.defaults
   logger.level = commandLevel(logger, defaults.logLevel)
   logger.debug({ file: shown, servers: running.loaded.options.servers.map(s => s.source), handlers: running.loaded.modules }, 'configuration loaded')
-  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: false }
+  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: undefined, cleanups: [] }
 
   // Signal handlers go in before anything is announced: until then a SIGTERM
   // or SIGHUP would kill the process outright (their default action).
   early.release()
   closeOnSignals(session)
-  const onHangup = hangupHandler(session)
-  process.on('SIGHUP', onHangup)
+  session.cleanups.push(logEvents(session))
+  const askReload = reloader(session)
+  process.on('SIGHUP', () => askReload('SIGHUP'))
 
   try {
     await pool.start()
@@ -90,7 +98,11 @@ export async function start ({ file, pretty, devCert = false, verbose = false }:
   if (pretty) process.stderr.write(listenerTable(pool))
   logger.info({ file: shown, ...(pretty ? {} : { listeners: listenerSummary(session) }) }, 'pool started')
   session.started = true
-  if (session.reloadAsked) onHangup()
+  if (watch) {
+    session.cleanups.push(watchFiles(() => [running.loaded.file, ...Object.values(running.loaded.modules)], (changed) => askReload(`${displayPath(changed)} changed`)))
+    logger.info('watching the pool file and its handler modules: a change reloads the pool (development only)')
+  }
+  if (session.reloadAsked !== undefined) askReload(session.reloadAsked)
   return 0
 }
 
@@ -132,6 +144,7 @@ function closeOnSignals (session: Session): void {
     onSecondSignal: (signal) => logger.warn({ signal }, `second ${signal}: exiting now without waiting for the drain`)
   }, async ({ signal, err }) => {
     session.closing = true
+    for (const undo of session.cleanups.splice(0)) undo()
     const timeout = session.timeout
     const backstop = setTimeout(() => {
       logger.error(`closing took longer than the drain deadline (${timeout} ms) + ${CLOSE_MARGIN} ms: exiting`)
@@ -148,39 +161,69 @@ function closeOnSignals (session: Session): void {
   })
 }
 
-/** Re-read the file and apply it; a file that is invalid or a reload that fails leaves the pool as it was. */
-async function reloadFile (session: Session): Promise<void> {
-  const { logger, running, pretty, shown } = session
-  logger.info({ file: shown }, 'SIGHUP: reloading the configuration')
-  try {
-    const report = await running.reload()
-    const defaults = running.loaded.options.defaults
-    session.timeout = defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
-    logger.level = commandLevel(logger, defaults.logLevel)
-    if (pretty) process.stderr.write(listenerTable(running.pool))
-    logger.info({ ...report, ...(pretty ? {} : { listeners: listenerSummary(session) }) }, 'configuration reloaded')
-  } catch (err) {
-    if (isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err)) {
+/** Re-read the file and apply it; a file that is invalid or a reload that fails leaves the pool as it was (logEvents says which). */
+async function reloadFile (session: Session, reason: string): Promise<void> {
+  session.logger.info({ file: session.shown, reason }, `${reason}: reloading the configuration`)
+  await session.running.reload().catch(() => {})
+}
+
+/**
+ * Reloads asked for by SIGHUP or the watcher: one at a time; asks during a
+ * reload fold into one more after it; before the start, one after it.
+ */
+function reloader (session: Session): (reason: string) => void {
+  let reloading: Promise<void> | undefined
+  let again: string | undefined
+  const ask = (reason: string): void => {
+    if (session.closing) return
+    if (!session.started) { session.reloadAsked = reason; return }
+    if (reloading !== undefined) { again = reason; return }
+    reloading = (async () => {
+      let next: string | undefined = reason
+      while (next !== undefined && !session.closing) {
+        again = undefined
+        await reloadFile(session, next)
+        next = again
+      }
+    })().finally(() => { reloading = undefined })
+  }
+  return ask
+}
+
+/**
+ * The command's log of what happens to its pool, from the pool's events:
+ * every reload (SIGHUP, --watch or the control API) and its outcome, and
+ * each listener's state changes (at debug).
+ */
+function logEvents (session: Session): () => void {
+  const { logger, shown } = session
+  const pool = session.running.pool
+  const onReload = (message: unknown): void => {
+    const event = message as { pool: unknown, report?: Record<string, unknown>, error?: Error & { errors?: unknown[] } }
+    if (event.pool !== pool) return
+    const err = event.error
+    if (err === undefined) {
+      const defaults = session.running.loaded.options.defaults
+      session.timeout = defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
+      logger.level = commandLevel(logger, defaults.logLevel)
+      if (session.pretty) process.stderr.write(listenerTable(pool))
+      logger.info({ ...event.report, ...(session.pretty ? {} : { listeners: listenerSummary(session) }) }, 'configuration reloaded')
+    } else if (isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err)) {
       logger.error({ problems: err.errors.map(i => formatIssue(i, shown)) }, 'reload rejected: the file is invalid; still serving the previous configuration')
     } else {
       logger.error({ err }, 'reload failed and was undone; still serving the previous configuration')
     }
   }
-}
-
-/** SIGHUP: one reload at a time; signals during a reload fold into one more after it; before the start, one after it. */
-function hangupHandler (session: Session): () => void {
-  let reloading: Promise<void> | undefined
-  let again = false
-  const onHangup = (): void => {
-    if (session.closing) return
-    if (!session.started) { session.reloadAsked = true; return }
-    if (reloading !== undefined) { again = true; return }
-    reloading = (async () => {
-      do { again = false; await reloadFile(session) } while (again && !session.closing)
-    })().finally(() => { reloading = undefined })
+  const onState = (message: unknown): void => {
+    const change = message as StateChange
+    if (change.pool === pool) logger.debug({ listener: change.name, from: change.from, to: change.to, generation: change.generation }, `listener ${change.name}: ${change.to}`)
   }
-  return onHangup
+  subscribe('fastify-pool:pool:reload', onReload)
+  subscribe('fastify-pool:listener:state', onState)
+  return () => {
+    unsubscribe('fastify-pool:pool:reload', onReload)
+    unsubscribe('fastify-pool:listener:state', onState)
+  }
 }
 
 function listenerSummary (session: Session): unknown {

@@ -16,7 +16,7 @@ import { FST_POOL_FACTORY } from './errors.ts'
 import { handlerFor } from './handlers.ts'
 import { healthRoutes, type ReadinessSource } from './health.ts'
 import type { NodeServer, ServerHandle } from './server.ts'
-import type { Factory, Handlers, MetricsSink, RetireReport } from './types.ts'
+import type { Extension, Factory, Handlers, MetricsSink, RetireReport } from './types.ts'
 
 export type { RetireReport }
 
@@ -191,6 +191,8 @@ export interface BuildContext {
   factory: Factory | undefined
   handlers: Handlers | undefined
   metrics?: MetricsSink | undefined
+  control?: Extension | undefined
+  owner?: { pool: object | undefined }
 }
 
 /**
@@ -203,6 +205,7 @@ export async function makeInstance (ctx: BuildContext, config: NormalizedConfig,
   if (app === null || typeof app !== 'object' || typeof (app as FastifyInstance).register !== 'function') throw new FST_POOL_FACTORY(config.name)
   // Before the routes, so that its request hook sees all of them (and the 404s).
   ctx.metrics?.instrument(app, config.name)
+  ctx.control?.instrument(app, config.name, ctx.owner)
   if (config.health.liveness !== false || config.health.readiness !== false) {
     app.register(healthRoutes, { listener, health: config.health })
   }

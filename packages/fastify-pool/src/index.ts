@@ -9,7 +9,7 @@ export { validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type NormalizedC
 export { parseListen, formatAddress, type ListenAddress } from './address.ts'
 export { PoolFileSchema, ListenerConfigSchema, PoolDefaultsSchema, TlsSchema, HealthSchema, type PoolFileConfig, type HealthConfig, type LogLevel } from './schema.ts'
 export { certificateInfo, EXPIRY_WARNING_DAYS, DEFAULT_CIPHERS, DEFAULT_ECDH_CURVE, type CertificateInfo, type TlsConfig } from './tls.ts'
-export type { Factory, Field, Handler, Handlers, ListenerState, ListenerStatus, MetricsOptions, PoolOptions, RestartReport, RetireReport, StopOptions, StopReport } from './types.ts'
+export type { ControlOptions, Factory, Field, Handler, Handlers, ListenerState, ListenerStatus, MetricsOptions, PoolOptions, RestartReport, RetireReport, StopOptions, StopReport } from './types.ts'
 export * as errors from './errors.ts'
 export { isPoolError, hasIssues } from './errors.ts'
 export type { ValidationIssue, ListenerFailure } from './errors.ts'
@@ -19,3 +19,4 @@ export { MONITOR_DEFAULTS, type MonitorStatus, type MonitorReport, type MonitorH
 export { PoolMetrics, UNMATCHED_ROUTE, DURATION_BUCKETS, metricsIssues } from './metrics.ts'
 export type { CutEvent, GenerationEvent } from './state.ts'
 export type { ReloadEvent } from './reload.ts'
+export { PoolControl, controlIssues, isLocalOnly, type ControlActionBody, type ControlResult, type ControlStatusBody } from './control.ts'

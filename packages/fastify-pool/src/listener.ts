@@ -169,7 +169,7 @@ export class Listener {
     checkTransition(this.name, from, to)
     this.#state = to
     if (stateChannel.hasSubscribers && from !== to) {
-      const change: StateChange = { listener: this, name: this.name, bind: this.bind, from, to, generation: this.#gen?.number ?? 0 }
+      const change: StateChange = { pool: this.#ctx.owner?.pool, listener: this, name: this.name, bind: this.bind, from, to, generation: this.#gen?.number ?? 0 }
       if (error !== undefined) change.error = error
       stateChannel.publish(change)
     }

@@ -6,9 +6,10 @@
 // restarts and reloads that use it: nothing is ever registered twice.
 import { subscribe } from 'node:diagnostics_channel'
 import { createRequire } from 'node:module'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type * as PromClient from 'prom-client'
-import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { Counter, Gauge, Registry } from 'prom-client'
+import { RouteHistogram, type Series } from './histogram.ts'
 import { isPool } from './brand.ts'
 import { quote, type ValidationIssue } from './errors.ts'
 import { Type } from '@sinclair/typebox'
@@ -77,7 +78,7 @@ function processRegistry (): Registry {
 }
 
 interface Family {
-  duration: Histogram<'listener' | 'method' | 'route' | 'status_code'>
+  duration: RouteHistogram
   restarts: Counter<'listener'>
   cut: Counter<'listener'>
   reloads: Counter<'result'>
@@ -122,18 +123,13 @@ function family (registry: Registry): Family {
     return notAfter === undefined ? undefined : Date.parse(notAfter) / 1000
   }, Math.min)
   const made: Family = {
-    duration: new client.Histogram({
-      name: 'http_request_duration_seconds',
-      help: 'Time from the request to its response, per listener, method, route pattern and status code',
-      labelNames: ['listener', 'method', 'route', 'status_code'],
-      buckets: [...DURATION_BUCKETS],
-      registers
-    }),
+    duration: new RouteHistogram('http_request_duration_seconds', 'Time from the request to its response, per listener, method, route pattern and status code', DURATION_BUCKETS),
     restarts: new client.Counter({ name: 'fastify_pool_restarts_total', help: 'Generations swapped in on a live socket (restart, reconfigure, reload)', labelNames: ['listener'], registers }),
     cut: new client.Counter({ name: 'fastify_pool_drain_cut_requests_total', help: 'Requests cut because a drain or a restart reached its deadline', labelNames: ['listener'], registers }),
     reloads: new client.Counter({ name: 'fastify_pool_reloads_total', help: 'Configuration reloads, by result', labelNames: ['result'], registers }),
     sinks
   }
+  registry.registerMetric(made.duration as unknown as PromClient.Metric)
   for (const result of ['ok', 'failed']) made.reloads.inc({ result }, 0)
   families.set(registry, made)
   return made
@@ -150,16 +146,14 @@ function * listenersOf (sinks: Set<WeakRef<PoolMetrics>>): Generator<Listener> {
   }
 }
 
-type Observe = (method: string, route: string, status: number, seconds: number) => void
-
 /** The metrics of one pool (and of its clones and selections, which share its listeners' context). */
 export class PoolMetrics implements MetricsSink {
   readonly settings: MetricsSettings
   readonly registry: Registry
   #family: Family
   #pools = new Set<WeakRef<object & Iterable<Listener>>>()
-  /** Histogram children by listener, then by method, route and status: a request costs a lookup, not a label hash. */
-  #observers = new Map<string, Observe>()
+  /** The histogram's series of each listener. */
+  #observers = new Map<string, SeriesOf>()
 
   constructor (settings: MetricsSettings) {
     this.settings = settings
@@ -184,12 +178,24 @@ export class PoolMetrics implements MetricsSink {
     }
   }
 
-  /** Instrument one generation of a listener: its requests, and the exposition if it is the metrics listener. */
+  /**
+   * Instrument one generation of a listener: each route gets an onResponse
+   * hook of its own that knows its pattern (reading request.routeOptions
+   * would build an object per request); requests no route matched are
+   * counted by one hook on the instance. The metrics listener also gets the
+   * exposition route.
+   */
   instrument (app: FastifyInstance, listener: string): void {
-    const observe = this.#observer(listener)
-    app.addHook('onResponse', function recordDuration (request, reply, done) {
-      observe(request.method, request.routeOptions.url ?? UNMATCHED_ROUTE, reply.statusCode, reply.elapsedTime / 1000)
-      done()
+    const series = this.#seriesOf(listener)
+    app.addHook('onRoute', (route) => {
+      const hook = routeHook(series, route.url ?? route.path)
+      const own = route.onResponse
+      route.onResponse = own === undefined ? [hook] : [...(Array.isArray(own) ? own : [own]), hook] as typeof route.onResponse
+    })
+    const unmatched = routeHook(series, UNMATCHED_ROUTE)
+    app.addHook('onResponse', function countUnmatched (request, reply, done) {
+      if (request.is404) unmatched.call(this, request, reply, done)
+      else done()
     })
     if (listener !== this.settings.listener) return
     app.get(this.settings.path, { logLevel: 'warn' }, async (_request, reply) => {
@@ -212,25 +218,36 @@ export class PoolMetrics implements MetricsSink {
   cut (listener: string, n: number): void { this.#family.cut.inc({ listener }, n) }
   reloaded (ok: boolean): void { this.#family.reloads.inc({ result: ok ? 'ok' : 'failed' }) }
 
-  #observer (listener: string): Observe {
-    let observe = this.#observers.get(listener)
-    if (observe !== undefined) return observe
-    const children = new Map<string, { observe: (v: number) => void }>()
+  /** The series of one listener: kept per listener name, so that restarts and reloads count on. */
+  #seriesOf (listener: string): SeriesOf {
+    let of = this.#observers.get(listener)
+    if (of !== undefined) return of
     const duration = this.#family.duration
-    observe = (method, route, status, seconds) => {
-      const key = `${method} ${status} ${route}`
-      let child = children.get(key)
-      if (child === undefined) {
-        child = duration.labels({ listener, method, route, status_code: String(status) })
-        children.set(key, child)
-      }
-      child.observe(seconds)
-    }
+    of = (method, route, status) => duration.series({ listener, method, route, status_code: String(status) })
+    of.histogram = duration
     // Counts start at 0 for every listener, so a rate() has a first sample.
     this.#family.restarts.inc({ listener }, 0)
     this.#family.cut.inc({ listener }, 0)
-    this.#observers.set(listener, observe)
-    return observe
+    this.#observers.set(listener, of)
+    return of
+  }
+}
+
+type SeriesOf = ((method: string, route: string, status: number) => Series) & { histogram?: RouteHistogram }
+
+/** The onResponse hook of one route: its series by method and status, found once each. */
+function routeHook (seriesOf: SeriesOf, route: string): (request: FastifyRequest, reply: FastifyReply, done: () => void) => void {
+  const histogram = seriesOf.histogram as RouteHistogram
+  const known = new Map<string, Map<number, Series>>()
+  return function recordDuration (request, reply, done) {
+    const method = request.method
+    let byStatus = known.get(method)
+    if (byStatus === undefined) { byStatus = new Map(); known.set(method, byStatus) }
+    const status = reply.statusCode
+    let series = byStatus.get(status)
+    if (series === undefined) { series = seriesOf(method, route, status); byStatus.set(status, series) }
+    histogram.observe(series, reply.elapsedTime / 1000)
+    done()
   }
 }
 

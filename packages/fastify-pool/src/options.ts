@@ -45,6 +45,16 @@ export const MetricsObjectSchema = Type.Object({
 }, { additionalProperties: false })
 export const MetricsOptionSchema = Type.Union([Type.Boolean(), MetricsObjectSchema], { expected: 'true, or { listener, path, registry, defaultMetrics }' })
 
+/** The `control` option: where the control API is served, and its token. */
+export const ControlObjectSchema = Type.Object({
+  listener: Type.Optional(Type.String({ minLength: 1, default: 'admin' })),
+  token: Type.Optional(Type.String({ minLength: 16, expected: 'a secret of at least 16 characters' })),
+  path: Type.Optional(Type.String({ pattern: '^/', expected: 'a path starting with "/"', default: '/pool' })),
+  reload: Type.Optional(fn('a function () => Promise that reloads the pool'))
+}, { additionalProperties: false })
+
+export const ControlArgumentSchema = Type.Object({ control: Type.Optional(ControlObjectSchema) })
+
 /**
  * createPool()'s own fields. servers, defaults and handlers are checked in
  * depth by config.ts and handlers.ts, which know the pool file's rules.
@@ -56,7 +66,8 @@ export const PoolOptionsSchema = Type.Object({
   factory: Type.Optional(fn('a function (config, options) => FastifyInstance')),
   logger: Type.Optional(Type.Union([Type.Boolean(), Type.Object({})], { expected: 'a boolean, pino options or a pino logger' })),
   baseDir: Type.Optional(Type.String({ expected: 'a folder path' })),
-  metrics: Type.Optional(MetricsOptionSchema)
+  metrics: Type.Optional(MetricsOptionSchema),
+  control: Type.Optional(ControlObjectSchema)
 }, { additionalProperties: false })
 
 /** The plugin's options: the pool's, its own, and Fastify's register() options it receives with them. */

@@ -11,6 +11,7 @@ import { FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_P
 import { checkHandlers } from './handlers.ts'
 import { Listener, type ListenerContext } from './listener.ts'
 import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './monitor.ts'
+import { controlSettings, PoolControl } from './control.ts'
 import { metricsSettings, PoolMetrics } from './metrics.ts'
 import { optionIssues, PoolOptionsSchema } from './options.ts'
 import { CallQueue } from './queue.ts'
@@ -38,6 +39,9 @@ export class Pool implements Iterable<Listener> {
     this.#settings = settings
     for (const l of listeners) this.#listeners.set(l.name, l)
     brand(this, 'pool')
+    // The first pool made with this context owns its listeners; selections of it do not.
+    const owner = settings.ctx.owner
+    if (owner !== undefined && owner.pool === undefined) owner.pool = this
     // Clones and selections count in the same metrics as the pool they came from.
     settings.metrics?.attach(this)
   }
@@ -153,7 +157,10 @@ export class Pool implements Iterable<Listener> {
 
   /** An independent pool: new, unstarted listeners from the same configs and handlers. */
   clone (): Pool {
-    return new Pool(this.#fork(), [...this.#listeners.values()].map(l => new Listener(l.config, l.context)))
+    const settings = this.#fork()
+    const owner = { pool: undefined }
+    settings.ctx.owner = owner
+    return new Pool(settings, [...this.#listeners.values()].map(l => new Listener(l.config, { ...l.context, owner })))
   }
 
   /**
@@ -352,6 +359,7 @@ export function createPool (options: PoolOptions = {}): Pool {
   const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers: options.handlers, baseDir: options.baseDir }, issues)
   const names = (options.servers ?? []).map(s => (s as { name?: unknown }).name).filter((n): n is string => typeof n === 'string')
   const metricsOption = issues.some(i => i.path.startsWith('metrics')) ? undefined : metricsSettings(options.metrics, names, issues)
+  const controlOption = issues.some(i => i.path.startsWith('control') || i.path.startsWith('servers')) ? undefined : controlSettings(options.control, configs, issues)
   if (issues.length > 0) throw validationError(issues)
   const defaults = options.defaults ?? {}
   const metrics = metricsOption === undefined ? undefined : new PoolMetrics(metricsOption)
@@ -360,7 +368,9 @@ export function createPool (options: PoolOptions = {}): Pool {
     factory: options.factory,
     logger: makeLogger(logger, defaults.logLevel),
     stopTimeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout,
-    metrics
+    metrics,
+    control: controlOption === undefined ? undefined : new PoolControl(controlOption),
+    owner: { pool: undefined }
   }
   return new Pool({ ctx, defaults, baseDir: options.baseDir, metrics }, configs.map(c => new Listener(c, ctx)))
 }

@@ -78,9 +78,12 @@ export async function reload (current: Iterable<Listener>, settings: ReloadSetti
   issues.push(...checkHandlers(handlers))
   const baseDir = options.baseDir ?? settings.baseDir
   const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers, baseDir }, issues)
-  const metricsListener = settings.metrics?.settings.listener
-  if (metricsListener !== undefined && issues.length === 0 && !configs.some(c => c.name === metricsListener)) {
-    issues.push({ path: 'servers', message: `must keep the listener "${metricsListener}": the pool's metrics are served there` })
+  const kept = [
+    [settings.metrics?.settings.listener, 'the pool\'s metrics are served there'],
+    [(settings.ctx.control as { listener?: string } | undefined)?.listener, 'the control API is served there']
+  ] as const
+  for (const [name, why] of kept) {
+    if (name !== undefined && issues.length === 0 && !configs.some(c => c.name === name)) issues.push({ path: 'servers', message: `must keep the listener "${name}": ${why}` })
   }
   if (issues.length > 0) throw validationError(issues)
 

@@ -66,11 +66,18 @@ export const MetricsFileSchema = Type.Union([
   }, { additionalProperties: false })
 ], { description: 'Prometheus metrics: true serves them on the listener named admin at /metrics' })
 
+export const ControlFileSchema = Type.Object({
+  listener: Type.Optional(Type.String({ minLength: 1, description: 'The listener that serves the control API (default admin)' })),
+  token: Type.Optional(Type.String({ minLength: 16, description: 'Bearer token, 16 characters at least; required unless the listener is on loopback or a unix socket. Read it from the environment, never write it in the file' })),
+  path: Type.Optional(Type.String({ pattern: '^/', description: 'Where the routes are (default /pool)' }))
+}, { additionalProperties: false, description: 'The control API: GET /pool, POST /pool/restart|stop|start|reload; the fastify-pool ps, restart, stop and reload commands talk to it' })
+
 /** The shape of a pool configuration file (pool.yaml / pool.json). */
 export const PoolFileSchema = Type.Object({
   $schema: Type.Optional(Type.String()),
   defaults: Type.Optional(PoolDefaultsSchema),
   metrics: Type.Optional(MetricsFileSchema),
+  control: Type.Optional(ControlFileSchema),
   handlers: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Handler key -> module path, relative to this file' })),
   servers: Type.Array(ListenerConfigSchema, { description: 'The listeners' })
 }, { additionalProperties: false, title: 'fastify-pool configuration' })

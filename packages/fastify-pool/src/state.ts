@@ -7,7 +7,7 @@ import type { ListenerState } from './types.ts'
 
 /**
  * `fastify-pool:listener:state`, on node:diagnostics_channel: every state
- * change of every listener, as `{ listener, name, bind, from, to,
+ * change of every listener, as `{ pool, listener, name, bind, from, to,
  * generation, error? }` (see docs/lifecycle.md). Publishing costs nothing
  * while nobody subscribes.
  */
@@ -15,6 +15,8 @@ export const stateChannel = channel('fastify-pool:listener:state')
 
 /** What `fastify-pool:listener:state` publishes. */
 export interface StateChange {
+  /** The pool that made the listener (createPool() or clone()); undefined for a listener made otherwise. */
+  pool: object | undefined
   listener: Listener
   name: string
   bind: string

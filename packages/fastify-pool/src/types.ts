@@ -117,6 +117,25 @@ export interface PoolOptions {
    * Registry of your own. See docs/metrics.md.
    */
   metrics?: boolean | MetricsOptions
+  /**
+   * The control API (off by default): `GET /pool`, `POST /pool/restart`,
+   * `/stop`, `/start` (`?name=GLOB` or `?bind=GLOB`) and `/reload` on one
+   * listener. A token is required unless it is on loopback or a unix socket.
+   * See docs/operations.md.
+   */
+  control?: ControlOptions
+}
+
+/** The pool's `control` option. */
+export interface ControlOptions {
+  /** The listener that serves the control API (default `admin`). */
+  listener?: string
+  /** The bearer token (16 characters at least); required unless that listener is on loopback or a unix socket. */
+  token?: string
+  /** Where the routes are (default `/pool`: `GET /pool`, `POST /pool/restart`...). */
+  path?: string
+  /** What `POST <path>/reload` runs (the command re-reads its file); without it that route answers 501. */
+  reload?: () => Promise<unknown>
 }
 
 /** The pool's `metrics` option, as an object. */
@@ -190,10 +209,14 @@ export interface NormalizedConfig {
   readonly source: ListenerConfig
 }
 
+/** What adds hooks or routes to every generation of a pool's listeners (metrics.ts, control.ts). */
+export interface Extension {
+  /** Add them to a new instance of `listener`; `owner` holds the pool that made it. */
+  instrument: (app: FastifyInstance, listener: string, owner?: { pool: object | undefined }) => void
+}
+
 /** Where a listener's requests and lifecycle are counted (metrics.ts). */
-export interface MetricsSink {
-  /** Add the request hook (and, on the metrics listener, the exposition route) to a generation. */
-  instrument: (app: FastifyInstance, listener: string) => void
+export interface MetricsSink extends Extension {
   restarted: (listener: string) => void
   cut: (listener: string, n: number) => void
 }
@@ -206,4 +229,8 @@ export interface ListenerContext {
   stopTimeout: number
   /** The pool's metrics, when it has them. */
   metrics?: MetricsSink | undefined
+  /** The pool that made the listener (createPool() or clone()), for the events it publishes. */
+  owner?: { pool: object | undefined }
+  /** The pool's control API, when it has one. */
+  control?: Extension | undefined
 }

@@ -1,0 +1,114 @@
+// Talking to a running pool through its control API: where it listens and
+// with which token, read from the same pool file the pool was started with.
+import { request as httpRequest, type RequestOptions } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { dirname } from 'node:path'
+import { isLocalOnly, parseListen } from 'fastify-pool'
+import { readDocument } from './config-file.ts'
+
+/** Where the control API of the pool a file describes is, and how to be let in. */
+export interface ControlTarget {
+  /** For messages: `http://127.0.0.1:3790/pool` or `unix:/run/pool.sock /pool`. */
+  where: string
+  path: string
+  options: RequestOptions
+  secure: boolean
+  token: string | undefined
+}
+
+/** Exit codes of the commands that talk to a running pool (docs/cli.md). */
+export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2, notRunning: 3, unauthorized: 4, noMatch: 5 })
+
+export class ControlError extends Error {
+  readonly exitCode: number
+  constructor (message: string, exitCode: number) {
+    super(message)
+    this.exitCode = exitCode
+  }
+}
+
+/**
+ * The control target a pool file names, read without validating the rest
+ * of the file (it may hold an edit not applied yet). A listener bound to every
+ * interface is reached on loopback; its certificate is not checked there
+ * (the file names the process, not a host name), anywhere else it is.
+ */
+export async function controlTarget (file: string, token: string | undefined): Promise<ControlTarget> {
+  const { doc } = await readDocument(file)
+  const control = doc.control as { listener?: unknown, path?: unknown, token?: unknown } | undefined
+  if (control === undefined || control === null || typeof control !== 'object') {
+    throw new ControlError('the file has no control section, so the running pool cannot be reached: add `control: { listener: admin }` (and a token unless it is on loopback), then restart the pool', EXIT.failed)
+  }
+  const name = typeof control.listener === 'string' ? control.listener : 'admin'
+  const servers = Array.isArray(doc.servers) ? doc.servers as Array<Record<string, unknown>> : []
+  const server = servers.find(s => s !== null && typeof s === 'object' && s.name === name)
+  const parsed = server === undefined ? undefined : parseListen(server.listen, dirname(file))
+  if (server === undefined || parsed === undefined || !parsed.ok) {
+    throw new ControlError(`the control listener "${name}" is not a listener of the file with a valid listen address`, EXIT.failed)
+  }
+  const address = parsed.address
+  const path = typeof control.path === 'string' ? control.path : '/pool'
+  const tls = server.tls ?? (doc.defaults as { tls?: unknown } | undefined)?.tls
+  const secure = tls !== undefined && tls !== false
+  const given = token ?? (typeof control.token === 'string' ? control.token : undefined)
+  const base = { headers: given === undefined ? {} : { authorization: `Bearer ${given}` } }
+  if (address.kind === 'unix') {
+    return { where: `unix:${address.path} ${path}`, path, secure, token: given, options: { ...base, socketPath: address.path } }
+  }
+  const host = connectHost(address.host)
+  const local = isLocalOnly({ kind: 'tcp', host, port: address.port })
+  return {
+    where: `${secure ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}${path}`,
+    path,
+    secure,
+    token: given,
+    options: { ...base, host, port: address.port, ...(secure && local ? { rejectUnauthorized: false } : {}) }
+  }
+}
+
+function connectHost (host: string | undefined): string {
+  if (host === undefined || host === '0.0.0.0') return '127.0.0.1'
+  if (host === '::') return '::1'
+  return host
+}
+
+/** One request to the control API; resolves with the status and the parsed JSON body. */
+export function callControl (target: ControlTarget, method: 'GET' | 'POST', subpath: string, query: Record<string, string> = {}): Promise<{ status: number, body: Record<string, unknown> }> {
+  const search = new URLSearchParams(query).toString()
+  const path = `${target.path}${subpath}${search === '' ? '' : `?${search}`}`
+  const send = target.secure ? httpsRequest : httpRequest
+  return new Promise((resolve, reject) => {
+    const req = send({ ...target.options, method, path, timeout: 60_000 }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => { text += chunk })
+      res.on('end', () => {
+        let body: Record<string, unknown>
+        try {
+          body = JSON.parse(text) as Record<string, unknown>
+        } catch {
+          body = { error: text }
+        }
+        resolve({ status: res.statusCode ?? 0, body })
+      })
+    })
+    req.on('timeout', () => req.destroy(new Error('no answer within 60 s')))
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') {
+        reject(new ControlError(`no pool is running at ${target.where} (${err.code}): start it with fastify-pool start`, EXIT.notRunning))
+      } else reject(new ControlError(`cannot reach the pool at ${target.where}: ${err.message}`, EXIT.failed))
+    })
+    if (method === 'POST') req.setHeader('content-length', 0)
+    req.end()
+  })
+}
+
+/** Turn a control answer that is not a success into the command's error and exit code. */
+export function checkAnswer (target: ControlTarget, status: number, body: Record<string, unknown>): void {
+  if (status === 401) {
+    throw new ControlError(target.token === undefined
+      ? `the pool at ${target.where} wants a token: set the one of its control section (or pass --token)`
+      : `the pool at ${target.where} refused the token`, EXIT.unauthorized)
+  }
+  if (status === 404) throw new ControlError(typeof body.error === 'string' ? body.error : `no control API at ${target.where}`, EXIT.noMatch)
+}

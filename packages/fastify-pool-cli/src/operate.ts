@@ -1,0 +1,109 @@
+// `fastify-pool ps | restart | stop | reload`: act on a pool started with
+// `fastify-pool start`, through its control API, found through the same
+// pool file. Results go to stdout (a table, or JSON with --json), problems
+// to stderr, and the exit code says which (see EXIT).
+import type { ControlActionBody, ControlResult, ControlStatusBody, ListenerStatus } from 'fastify-pool'
+import { displayPath } from './config-file.ts'
+import { callControl, checkAnswer, controlTarget, ControlError, EXIT, type ControlTarget } from './control-client.ts'
+
+export interface OperateOptions {
+  file: string
+  command: 'ps' | 'restart' | 'stop' | 'reload'
+  /** A glob of listener names (or of binds with `bind`). */
+  selector?: string
+  field?: 'name' | 'bind'
+  json: boolean
+  token?: string
+}
+
+export async function operate (options: OperateOptions): Promise<number> {
+  const shown = displayPath(options.file)
+  try {
+    const target = await controlTarget(options.file, options.token ?? process.env.FASTIFY_POOL_TOKEN)
+    if (options.command === 'ps') return await ps(target, options.json)
+    if (options.command === 'reload') return await reload(target, options.json)
+    return await act(target, options.command, options)
+  } catch (err) {
+    if (err instanceof ControlError) {
+      process.stderr.write(`${shown}: ${err.message}\n`)
+      return err.exitCode
+    }
+    const e = err as Error & { code?: string }
+    if (e.code === 'FST_POOL_VALIDATE') {
+      process.stderr.write(`${e.message}\n`)
+      return EXIT.failed
+    }
+    throw err
+  }
+}
+
+async function ps (target: ControlTarget, json: boolean): Promise<number> {
+  const { status, body } = await callControl(target, 'GET', '')
+  checkAnswer(target, status, body)
+  if (status !== 200) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? '')}`, EXIT.failed)
+  const listeners = (body as unknown as ControlStatusBody).listeners
+  if (json) process.stdout.write(`${JSON.stringify(body)}\n`)
+  else process.stdout.write(statusTable(listeners))
+  return EXIT.ok
+}
+
+async function act (target: ControlTarget, action: 'restart' | 'stop', options: OperateOptions): Promise<number> {
+  const query = options.selector === undefined ? {} : { [options.field ?? 'name']: options.selector }
+  const { status, body } = await callControl(target, 'POST', `/${action}`, query)
+  checkAnswer(target, status, body)
+  const answer = body as unknown as ControlActionBody
+  if (!Array.isArray(answer.results)) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? '')}`, status === 400 ? EXIT.usage : EXIT.failed)
+  if (options.json) process.stdout.write(`${JSON.stringify(answer)}\n`)
+  else for (const r of answer.results) process.stdout.write(`${resultLine(action, r)}\n`)
+  return answer.ok ? EXIT.ok : EXIT.failed
+}
+
+async function reload (target: ControlTarget, json: boolean): Promise<number> {
+  const { status, body } = await callControl(target, 'POST', '/reload')
+  checkAnswer(target, status, body)
+  if (json) process.stdout.write(`${JSON.stringify(body)}\n`)
+  if (status === 200) {
+    if (!json) {
+      const report = body.report as Record<string, string[]> | undefined
+      process.stdout.write(report === undefined
+        ? 'reload under way (it replaces the control listener)\n'
+        : `reloaded: ${['added', 'removed', 'changed', 'moved', 'unchanged'].map(k => `${k} ${(report[k] ?? []).join(', ') || '-'}`).join('; ')}\n`)
+    }
+    return EXIT.ok
+  }
+  const problems = Array.isArray(body.problems) ? (body.problems as Array<{ path?: string, message?: string }>).map(p => `  ${p.path ?? ''}: ${p.message ?? ''}`).join('\n') : ''
+  throw new ControlError(`reload refused, still serving the previous configuration: ${String(body.error ?? status)}${problems === '' ? '' : `\n${problems}`}`, EXIT.failed)
+}
+
+function resultLine (action: string, r: ControlResult): string {
+  if (!r.ok) return `${r.name} (${r.bind}): ${action} failed: ${r.error ?? 'unknown error'}`
+  if (r.pending === true) return `${r.name} (${r.bind}): ${action} under way (it serves the control API)`
+  return `${r.name} (${r.bind}): ${r.state}${r.generation > 0 ? `, generation ${r.generation}` : ''}`
+}
+
+/** The `ps` table: one line per listener. */
+export function statusTable (listeners: ListenerStatus[]): string {
+  const rows = [['NAME', 'STATE', 'URL', 'GEN', 'UPTIME', 'INFLIGHT', 'CERT EXPIRES', 'LAST ERROR']]
+  for (const l of listeners) {
+    rows.push([
+      l.name,
+      l.disabled ? 'disabled' : l.state,
+      l.url ?? l.expose ?? l.bind,
+      String(l.generation),
+      l.uptime === 0 ? '-' : duration(l.uptime),
+      String(l.inflight),
+      l.certificate === undefined ? '-' : `${l.certificate.notAfter.slice(0, 10)} (${l.certificate.daysLeft} d)`,
+      l.lastError ?? '-'
+    ])
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map(r => r[i]!.length)))
+  return rows.map(r => r.map((cell, i) => i === r.length - 1 ? cell : cell.padEnd(widths[i]!)).join('  ')).join('\n') + '\n'
+}
+
+function duration (ms: number): string {
+  const s = Math.floor(ms / 1000)
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`
+  return `${Math.floor(s / 86400)}d${String(Math.floor(s / 3600) % 24).padStart(2, '0')}h`
+}

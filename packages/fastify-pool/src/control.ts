@@ -1,0 +1,209 @@
+// The control API: routes on one listener (usually the admin one) through
+// which an operator looks at a running pool and acts on it, per listener,
+// chosen by the pool's own selectors (name or bind glob). A bearer token is
+// required unless the listener is reachable only from this machine.
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { isPool } from './brand.ts'
+import { failureOf, quote, type ValidationIssue } from './errors.ts'
+import type { Listener } from './listener.ts'
+import { ControlArgumentSchema, ControlObjectSchema, optionIssues, withDefaults } from './options.ts'
+import type { Pool } from './pool.ts'
+import type { StateChange } from './state.ts'
+import type { ControlOptions, Extension, ListenAddress, ListenerStatus, NormalizedConfig } from './types.ts'
+
+interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined }
+
+/** The body of `GET /pool`. */
+export interface ControlStatusBody {
+  /** Milliseconds the longest-running listener has been up. */
+  uptime: number
+  listeners: ListenerStatus[]
+}
+
+/** What one listener did on a control request. */
+export interface ControlResult {
+  name: string
+  bind: string
+  ok: boolean
+  /** Its state once the action was done (or began, for one still under way). */
+  state: string
+  generation: number
+  /** Why it failed. */
+  error?: string
+  /** The action acts on the listener serving this request: it goes on after the answer. */
+  pending?: boolean
+}
+
+/** The body of `POST /pool/<action>`. */
+export interface ControlActionBody { ok: boolean, action: string, results: ControlResult[], error?: string }
+
+const ACTIONS = ['restart', 'stop', 'start'] as const
+type Action = typeof ACTIONS[number]
+
+/** True for an address only this machine can reach: loopback or a unix socket. */
+export function isLocalOnly (address: ListenAddress): boolean {
+  if (address.kind === 'unix') return true
+  const host = address.host
+  return host !== undefined && (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host))
+}
+
+/**
+ * The control option with its defaults, checked against the listeners (the
+ * schema checked its shape); undefined when the control API is off.
+ */
+export function controlSettings (option: ControlOptions | undefined, configs: readonly NormalizedConfig[], issues: ValidationIssue[]): ControlSettings | undefined {
+  if (option === undefined || typeof option !== 'object' || option === null) return undefined
+  const settings = withDefaults(ControlObjectSchema, option) as ControlSettings
+  const served = configs.find(c => c.name === settings.listener)
+  if (served === undefined) {
+    const known = configs.length === 0 ? 'there are no listeners' : `listeners: ${configs.map(c => c.name).join(', ')}`
+    issues.push(option.listener === undefined
+      ? { path: 'control', message: `serves on the listener named "admin" by default, and there is none (${known}); name one with control.listener` }
+      : { path: 'control.listener', message: `names no listener (got ${quote(option.listener)}; ${known})` })
+  } else if (settings.token === undefined && !isLocalOnly(served.address)) {
+    issues.push({ path: 'control.token', message: `is required: listener "${served.name}" listens on ${served.bind}, which other machines can reach; bind it to 127.0.0.1, ::1 or a unix socket, or set a token` })
+  }
+  return settings
+}
+
+/** Every problem of a control option, its shape and its listener, given the checked listener configs. */
+export function controlIssues (option: unknown, configs: readonly NormalizedConfig[]): ValidationIssue[] {
+  const issues = optionIssues(ControlArgumentSchema, { control: option }, '')
+  if (issues.length === 0) controlSettings(option as ControlOptions | undefined, configs, issues)
+  return issues
+}
+
+/** The control API of a pool; a clone's control listener acts on the clone. */
+export class PoolControl implements Extension {
+  readonly #settings: ControlSettings
+  readonly #digest: Buffer | undefined
+
+  constructor (settings: ControlSettings) {
+    this.#settings = settings
+    this.#digest = settings.token === undefined ? undefined : sha256(settings.token)
+  }
+
+  get listener (): string { return this.#settings.listener }
+
+  /** Add the routes to a generation of the control listener (other listeners get nothing); `owner` holds the pool they act on. */
+  instrument (app: FastifyInstance, listener: string, owner?: { pool: object | undefined }): void {
+    if (listener !== this.#settings.listener) return
+    const { path } = this.#settings
+    const pool = (): Pool | undefined => { const p = owner?.pool; return isPool(p) ? p as Pool : undefined }
+    const routes = async (scope: FastifyInstance): Promise<void> => {
+      scope.addHook('onRequest', async (request, reply) => this.#authorize(request, reply))
+      scope.get(path, async (_request, reply): Promise<ControlStatusBody | undefined> => {
+        const p = pool()
+        reply.header('cache-control', 'no-store')
+        if (p === undefined) return await reply.code(503).send({ error: 'the pool is not ready' })
+        return { uptime: p.uptime(), listeners: p.status() }
+      })
+      for (const action of ACTIONS) {
+        scope.post(`${path}/${action}`, async (request, reply) => this.#act(action, listener, pool(), request, reply))
+      }
+      scope.post(`${path}/reload`, async (_request, reply) => this.#reload(listener, pool(), reply))
+    }
+    app.register(routes)
+  }
+
+  async #authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (this.#digest === undefined) return
+    const header = request.headers.authorization
+    const given = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined
+    // Compared as digests: equal lengths, and no timing difference to learn from.
+    if (given !== undefined && timingSafeEqual(sha256(given), this.#digest)) return
+    reply.header('www-authenticate', 'Bearer realm="fastify-pool"')
+    await reply.code(401).send({ error: 'this control API needs an "Authorization: Bearer <token>" header with the pool\'s control token' })
+  }
+
+  async #act (action: Action, self: string, pool: Pool | undefined, request: FastifyRequest, reply: FastifyReply): Promise<ControlActionBody> {
+    const query = request.query as Record<string, unknown>
+    const selected = select(pool, query)
+    if (typeof selected === 'string') {
+      reply.code(selected.startsWith('no listener') ? 404 : 400)
+      return { ok: false, action, results: [], error: selected }
+    }
+    const run = (l: Listener): Promise<unknown> => action === 'restart' ? l.restart() : action === 'stop' ? l.stop() : l.start()
+    const results = await untilDone(selected, self, pool, run)
+    const ok = results.every(r => r.ok)
+    if (!ok) reply.code(500)
+    return { ok, action, results }
+  }
+
+  async #reload (self: string, pool: Pool | undefined, reply: FastifyReply): Promise<unknown> {
+    const reload = this.#settings.reload
+    if (reload === undefined) {
+      reply.code(501)
+      return { ok: false, error: 'this pool was not started from a file: reload it with pool.reload(options)' }
+    }
+    // A reload that replaces the control listener itself drains it, and this
+    // request with it: answer once that begins rather than wait for ourselves.
+    const outcome = await raceSelfDrain(self, pool, reload().then(report => ({ ok: true, report }), (err: Error & { errors?: unknown[] }) => ({
+      ok: false,
+      error: err.message,
+      ...(Array.isArray(err.errors) ? { problems: err.errors } : {})
+    })))
+    if (outcome === 'draining') return { ok: true, pending: true, note: 'the reload replaces the control listener: it goes on after this answer' }
+    if (!outcome.ok) reply.code(422)
+    return outcome
+  }
+}
+
+function sha256 (text: string): Buffer {
+  return createHash('sha256').update(text).digest()
+}
+
+/** The listeners a request selects (`?name=GLOB` or `?bind=GLOB`; none: every enabled one), or why none. */
+function select (pool: Pool | undefined, query: Record<string, unknown>): Listener[] | string {
+  if (pool === undefined) return 'the pool is not ready'
+  const fields = (['name', 'bind'] as const).filter(f => query[f] !== undefined)
+  if (fields.length > 1) return 'give name or bind, not both'
+  const field = fields[0]
+  if (field === undefined) return [...pool].filter(l => !l.config.disabled)
+  const glob = query[field]
+  if (typeof glob !== 'string' || glob === '') return `${field} must be one glob, such as ${field}=public-*`
+  const chosen = [...pool.filter(field, glob)]
+  return chosen.length === 0 ? `no listener matches ${field}=${glob}` : chosen
+}
+
+/**
+ * Run the action on each listener in parallel, and say what each did. The
+ * listener serving this request is answered for as soon as it starts to
+ * drain (a stop of it waits for this very request to end).
+ */
+async function untilDone (listeners: Listener[], self: string, pool: Pool | undefined, run: (l: Listener) => Promise<unknown>): Promise<ControlResult[]> {
+  const result = (l: Listener, error?: unknown, pending = false): ControlResult => ({
+    name: l.name,
+    bind: l.bind,
+    ok: error === undefined,
+    state: l.state,
+    generation: l.status.generation,
+    ...(error === undefined ? {} : { error: failureOf(l.name, l.bind, error).error.message }),
+    ...(pending ? { pending } : {})
+  })
+  return Promise.all(listeners.map(async (l) => {
+    const done = run(l).then(() => result(l), (err: unknown) => result(l, err))
+    if (l.name !== self) return done
+    const outcome = await raceSelfDrain(self, pool, done)
+    return outcome === 'draining' ? result(l, undefined, true) : outcome
+  }))
+}
+
+/** `work`'s outcome, or 'draining' if the listener named `self` starts to drain first. */
+async function raceSelfDrain<T> (self: string, pool: Pool | undefined, work: Promise<T>): Promise<T | 'draining'> {
+  let onState: ((message: unknown) => void) | undefined
+  const draining = new Promise<'draining'>(resolve => {
+    onState = (message) => {
+      const change = message as StateChange
+      if (change.pool === pool && change.name === self && change.to === 'draining') resolve('draining')
+    }
+    subscribe('fastify-pool:listener:state', onState)
+  })
+  try {
+    return await Promise.race([work, draining])
+  } finally {
+    if (onState !== undefined) unsubscribe('fastify-pool:listener:state', onState)
+  }
+}

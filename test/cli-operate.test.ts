@@ -1,0 +1,170 @@
+// Operating a running pool from the command line: `fastify-pool ps`,
+// `restart`, `stop` and `reload` against a `fastify-pool start` of the same
+// file, `--watch` and `--env-file`. Child processes on real sockets.
+/* eslint-disable no-template-curly-in-string -- ${VAR} expressions are part of the pool files here */
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import { BIN, freePort, get, logLines, run, tempDir, type Child } from './fixtures/cli.ts'
+
+const TOKEN = 'operate-test-token-0123456789'
+const ROUTE = (word: string): string => `export default async function (app) { app.get('/', async () => '${word}') }\n`
+
+function project (t: TestContext, yaml: string, files: Record<string, string> = {}): string {
+  const dir = tempDir(t, 'fastify-pool-operate-')
+  mkdirSync(join(dir, 'routes'))
+  writeFileSync(join(dir, 'routes/public.js'), ROUTE('public'))
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text)
+  writeFileSync(join(dir, 'pool.yaml'), yaml)
+  return dir
+}
+
+const poolFile = (adminPort: number, control = 'control:\n  listener: admin\n  token: ${POOL_TOKEN}\n'): string => `${control}
+handlers:
+  public: ./routes/public.js
+servers:
+  - name: public-a
+    listen: 127.0.0.1:0
+    handler: public
+  - name: public-b
+    listen: 127.0.0.1:0
+    handler: public
+  - name: admin
+    listen: 127.0.0.1:${adminPort}
+    handler: public
+`
+
+async function started (t: TestContext, dir: string, env: Record<string, string> = {}, args: string[] = []): Promise<Child> {
+  const child = run(t, [BIN, 'start', '--json', ...args], { cwd: dir, env: { POOL_TOKEN: TOKEN, ...env } })
+  await child.waitFor(out => /"msg":"pool started"/.test(out))
+  return child
+}
+
+async function command (t: TestContext, dir: string, args: string[], env: Record<string, string | undefined> = { POOL_TOKEN: TOKEN }): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = run(t, [BIN, ...args], { cwd: dir, env })
+  const { code } = await child.exited
+  return { code, stdout: child.stdout(), stderr: child.stderr() }
+}
+
+test('ps prints the table of the running pool; restart \'pub*\' gives exactly those listeners a new generation', async (t) => {
+  const port = await freePort()
+  const dir = project(t, poolFile(port))
+  const pool = await started(t, dir)
+
+  const ps = await command(t, dir, ['ps'])
+  assert.equal(ps.code, 0, ps.stderr)
+  const lines = ps.stdout.trim().split('\n')
+  assert.match(lines[0] ?? '', /^NAME\s+STATE\s+URL\s+GEN\s+UPTIME\s+INFLIGHT\s+CERT EXPIRES\s+LAST ERROR$/)
+  assert.deepEqual(lines.slice(1).map(l => l.split(/\s+/).slice(0, 2)), [['public-a', 'running'], ['public-b', 'running'], ['admin', 'running']])
+
+  const restart = await command(t, dir, ['restart', 'pub*'])
+  assert.equal(restart.code, 0, restart.stderr)
+  assert.match(restart.stdout, /^public-a \(127\.0\.0\.1:0\): running, generation 2$/m)
+  assert.match(restart.stdout, /^public-b \(127\.0\.0\.1:0\): running, generation 2$/m)
+  const json = await command(t, dir, ['ps', '--json', '-c', 'pool.yaml'])
+  const generations = Object.fromEntries((JSON.parse(json.stdout) as { listeners: Array<{ name: string, generation: number }> }).listeners.map(l => [l.name, l.generation]))
+  assert.deepEqual(generations, { 'public-a': 2, 'public-b': 2, admin: 1 })
+
+  const stop = await command(t, dir, ['stop', 'public-b'])
+  assert.equal(stop.code, 0, stop.stderr)
+  assert.match(stop.stdout, /^public-b \(127\.0\.0\.1:0\): stopped$/m)
+  assert.equal((await command(t, dir, ['restart', 'nothing-*'])).code, 5, 'no listener matches')
+  assert.equal((await command(t, dir, ['stop'])).code, 2, 'stop needs a glob')
+
+  pool.proc.kill('SIGTERM')
+  assert.equal((await pool.exited).code, 0)
+})
+
+test('clear errors: nothing running there (exit 3), a wrong or missing token (exit 4), no control section (exit 1)', async (t) => {
+  const port = await freePort()
+  const dir = project(t, poolFile(port))
+  const nothing = await command(t, dir, ['ps'])
+  assert.equal(nothing.code, 3)
+  assert.match(nothing.stderr, new RegExp(`pool\\.yaml: no pool is running at http://127\\.0\\.0\\.1:${port}/pool \\(ECONNREFUSED\\)`))
+
+  const pool = await started(t, dir)
+  const wrong = await command(t, dir, ['ps', '--token', 'not-the-right-token-at-all'])
+  assert.equal(wrong.code, 4)
+  assert.match(wrong.stderr, /refused the token/)
+  const fromEnv = await command(t, dir, ['ps'], { POOL_TOKEN: 'not-the-right-token-at-all' })
+  assert.equal(fromEnv.code, 4)
+  assert.equal((await command(t, dir, ['ps'], { POOL_TOKEN: 'x'.repeat(20), FASTIFY_POOL_TOKEN: TOKEN })).code, 0, 'FASTIFY_POOL_TOKEN overrides the file')
+  pool.proc.kill('SIGTERM')
+  await pool.exited
+
+  const bare = project(t, poolFile(port, ''))
+  const none = await command(t, bare, ['ps'])
+  assert.equal(none.code, 1)
+  assert.match(none.stderr, /has no control section/)
+})
+
+test('fastify-pool reload applies the edited file; a broken file is refused and the pool keeps serving', async (t) => {
+  const port = await freePort()
+  const dir = project(t, poolFile(port), { 'routes/v2.js': ROUTE('v2') })
+  const pool = await started(t, dir)
+  writeFileSync(join(dir, 'pool.yaml'), poolFile(port).replace('public: ./routes/public.js', 'public: ./routes/v2.js'))
+  const reload = await command(t, dir, ['reload'])
+  assert.equal(reload.code, 0, reload.stderr)
+  // The control listener itself changes handler too: the reload that the control API runs reconfigures it and still answers.
+  assert.match(reload.stdout, /^reloaded: added -; removed -; changed public-a, public-b, admin; moved -; unchanged -$/m)
+  const status = JSON.parse((await command(t, dir, ['ps', '--json'])).stdout) as { listeners: Array<{ name: string, url: string }> }
+  const a = status.listeners.find(l => l.name === 'public-a')
+  assert.equal((await get(`${a?.url ?? ''}/`)).body, 'v2')
+  await pool.waitFor(out => /"msg":"configuration reloaded"/.test(out))
+
+  writeFileSync(join(dir, 'pool.yaml'), `${poolFile(port)}  - name: broken\n    listen: nowhere\n`)
+  const refused = await command(t, dir, ['reload'])
+  assert.equal(refused.code, 1)
+  assert.match(refused.stderr, /reload refused, still serving the previous configuration/)
+  assert.equal((await get(`${a?.url ?? ''}/`)).body, 'v2')
+  pool.proc.kill('SIGTERM')
+  assert.equal((await pool.exited).code, 0)
+})
+
+test('--watch: an edited route module serves at the next request with no failed request in between; a syntax error keeps the old code', async (t) => {
+  const dir = project(t, 'handlers:\n  public: ./routes/public.js\nservers:\n  - name: public\n    listen: 127.0.0.1:0\n    handler: public\n')
+  const pool = await started(t, dir, {}, ['--watch'])
+  const url = (logLines(pool.stdout()).find(l => l.msg === 'pool started')?.listeners as Array<{ url: string }>)[0]?.url ?? ''
+  assert.equal((await get(`${url}/`)).body, 'public')
+
+  // Keep-alive load across the edit.
+  let load!: autocannon.Instance
+  const finished = new Promise<autocannon.Result>((resolve, reject) => {
+    load = autocannon({ url: `${url}/`, connections: 4, duration: 60 }, (err, result) => err == null ? resolve(result) : reject(err))
+  })
+  t.after(() => load.stop())
+  writeFileSync(join(dir, 'routes/public.js'), ROUTE('edited'))
+  await pool.waitFor(out => /"msg":"configuration reloaded"/.test(out))
+  assert.equal((await get(`${url}/`)).body, 'edited')
+
+  writeFileSync(join(dir, 'routes/public.js'), 'export default async function (app) { app.get(\'/\', async () => \'broken\' }\n')
+  await pool.waitFor(out => /reload rejected/.test(out))
+  assert.equal((await get(`${url}/`)).body, 'edited', 'the previous code keeps serving')
+  load.stop()
+  const result = await finished
+  assert.ok(result.requests.total > 0)
+  assert.equal(result.errors, 0, 'no failed request')
+  assert.equal(result.non2xx, 0)
+  pool.proc.kill('SIGTERM')
+  assert.equal((await pool.exited).code, 0)
+})
+
+test('--env-file supplies ${VAR} values; variables already set win', async (t) => {
+  const port = await freePort()
+  const dir = project(t, 'servers:\n  - name: a\n    listen: 127.0.0.1:${A_PORT}\n  - name: b\n    listen: ${B_LISTEN}\n')
+  const other = await freePort()
+  writeFileSync(join(dir, 'local.env'), `A_PORT=${port}\nB_LISTEN=127.0.0.1:1\n`)
+  const child = run(t, [BIN, 'start', '--json', '--env-file', 'local.env'], { cwd: dir, env: { B_LISTEN: `127.0.0.1:${other}` } })
+  await child.waitFor(out => /"msg":"pool started"/.test(out))
+  assert.equal((await get(`http://127.0.0.1:${port}/healthz`)).status, 200)
+  assert.equal((await get(`http://127.0.0.1:${other}/healthz`)).status, 200)
+  child.proc.kill('SIGTERM')
+  await child.exited
+  // Node itself checks an --env-file anywhere on its command line, before the command runs.
+  const missing = await command(t, dir, ['validate', '--env-file', 'nope.env'])
+  assert.equal(missing.code, 9)
+  assert.match(missing.stderr, /nope\.env: not found/)
+  assert.doesNotMatch(missing.stderr, /at .*\(/, 'no stack trace')
+})
