@@ -343,7 +343,8 @@ servers:
 test('--pretty prints readable logs and the table of listeners', async (t) => {
   const dir = project(t, BASIC)
   const child = run(t, [BIN, 'start', '--pretty'], { cwd: dir })
-  await child.waitFor(out => /pool started/.test(out))
+  // Two pipes: what the child wrote to each arrives here in no set order.
+  await child.waitFor(out => /pool started/.test(out) && /^admin\s.*running$/m.test(child.stderr()))
   assert.match(child.stdout(), /INFO.*listener started/)
   // The table for people goes to stderr.
   assert.match(child.stderr(), /^NAME\s+BIND\s+URL\s+HANDLER\s+STATE$/m)

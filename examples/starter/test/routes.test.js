@@ -35,12 +35,15 @@ test('items are validated', async (t) => {
   assert.equal((await p.inject('public', '/items/zero')).statusCode, 400)
 })
 
-test('the pool status is served by the admin listener only', async (t) => {
+test('the control API and the health report are served by the admin listener only', async (t) => {
   const p = await pool(t)
   const res = await p.inject('admin', '/pool')
   assert.equal(res.statusCode, 200)
-  assert.deepEqual(res.json().listeners.map((l) => l.name), ['public', 'secure', 'admin'])
+  assert.deepEqual(res.json().listeners.map((l) => [l.name, l.state]), [['public', 'stopped'], ['secure', 'stopped'], ['admin', 'stopped']])
   assert.equal((await p.inject('public', '/pool')).statusCode, 404)
+  const health = await p.inject('admin', '/health')
+  assert.deepEqual(health.json().listeners.map((l) => l.name), ['public', 'secure', 'admin'])
+  assert.equal((await p.inject('public', '/health')).statusCode, 404)
 })
 
 test('every listener answers liveness', async (t) => {

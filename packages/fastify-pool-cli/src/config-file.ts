@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { certificateInfo, errors, EXPIRY_WARNING_DAYS, controlIssues, hasIssues, metricsIssues, PoolFileSchema, type ControlOptions, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
+import { certificateInfo, errors, EXPIRY_WARNING_DAYS, controlIssues, hasIssues, metricsIssues, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
 import { parseDocument } from 'yaml'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { interpolate, type Env } from './interpolate.ts'
@@ -32,6 +32,8 @@ export interface FilePoolOptions {
   metrics?: boolean | MetricsOptions
   /** The control API, as the file sets it (absent: off). */
   control?: ControlOptions
+  /** Periodic health checks, started with the pool by `fastify-pool start` (absent: off). */
+  monitor?: boolean | PeriodicMonitorOptions
 }
 
 export interface LoadedConfig {
@@ -143,10 +145,12 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   issues.push(...metricsIssues(metrics, servers.map(s => (s as { name?: unknown }).name).filter((n): n is string => typeof n === 'string')))
   const control = doc.control as ControlOptions | undefined
   if (checked.length > 0 || servers.length === 0) issues.push(...controlIssues(control, checked))
+  const monitor = doc.monitor as boolean | PeriodicMonitorOptions | undefined
+  issues.push(...monitorIssues(monitor))
   if (issues.length > 0) fail(issues)
   return {
     file: path,
-    options: { servers: checked, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir, ...(metrics === undefined ? {} : { metrics }), ...(control === undefined ? {} : { control }) },
+    options: { servers: checked, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir, ...(metrics === undefined ? {} : { metrics }), ...(control === undefined ? {} : { control }), ...(monitor === undefined ? {} : { monitor }) },
     modules
   }
 }

@@ -29,7 +29,8 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
   // Handlers reach the pool through this, once it exists.
   const current = (): Pool => pool
   const control = loaded.options.control === undefined ? {} : { control: { ...loaded.options.control, reload: async () => filePool.reload() } }
-  const pool: Pool = createPool({ ...loaded.options, ...control, handlers: wrapHandlers(loaded.options.handlers, current, owner), ...(logger === undefined ? {} : { logger }) })
+  const { monitor: _monitor, ...poolOptions } = loaded.options
+  const pool: Pool = createPool({ ...poolOptions, ...control, handlers: wrapHandlers(loaded.options.handlers, current, owner), ...(logger === undefined ? {} : { logger }) })
   // A pool's metrics and control API are set when it is made: a reload cannot change them.
   const fixedAtStart = JSON.stringify([loaded.options.metrics, loaded.options.control])
   const filePool: FilePool = {
@@ -44,7 +45,7 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
         if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: current(), error: err })
         throw err
       }
-      const { metrics, control, ...options } = next.options
+      const { metrics, control, monitor: _monitor, ...options } = next.options
       if (JSON.stringify([metrics, control]) !== fixedAtStart) {
         pool.logger?.warn('the metrics or control settings changed: they take effect at the next start; the running pool keeps its own')
       }

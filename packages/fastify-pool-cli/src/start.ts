@@ -48,6 +48,8 @@ interface Session {
   reloadAsked: string | undefined
   /** What to undo when closing: event subscriptions, the file watcher. */
   cleanups: Array<() => void>
+  /** The monitor settings applied, as JSON ('false' when off). */
+  monitor: string
 }
 
 export async function start ({ file, pretty, devCert = false, verbose = false, watch = false }: StartOptions): Promise<number> {
@@ -72,7 +74,7 @@ export async function start ({ file, pretty, devCert = false, verbose = false, w
   const defaults = running.loaded.options.defaults
   logger.level = commandLevel(logger, defaults.logLevel)
   logger.debug({ file: shown, servers: running.loaded.options.servers.map(s => s.source), handlers: running.loaded.modules }, 'configuration loaded')
-  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: undefined, cleanups: [] }
+  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: undefined, cleanups: [], monitor: 'false' }
 
   // Signal handlers go in before anything is announced: until then a SIGTERM
   // or SIGHUP would kill the process outright (their default action).
@@ -92,6 +94,7 @@ export async function start ({ file, pretty, devCert = false, verbose = false, w
     for (const f of err.errors) process.stderr.write(`${shown}: listener "${f.name}" (${f.bind}): ${f.error.message}\n`)
     return 1
   }
+  await applyMonitor(session)
   // The table is for people (--pretty, or a terminal). With --json every line
   // on stdout and stderr is JSON, for log collectors that merge the two; the
   // 'pool started' entry carries the listeners instead.
@@ -203,6 +206,7 @@ function logEvents (session: Session): () => void {
     if (event.pool !== pool) return
     const err = event.error
     if (err === undefined) {
+      applyMonitor(session).catch((e: unknown) => logger.error({ err: e }, 'could not restart the periodic health checks'))
       const defaults = session.running.loaded.options.defaults
       session.timeout = defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
       logger.level = commandLevel(logger, defaults.logLevel)
@@ -224,6 +228,17 @@ function logEvents (session: Session): () => void {
     unsubscribe('fastify-pool:pool:reload', onReload)
     unsubscribe('fastify-pool:listener:state', onState)
   }
+}
+
+/** The file's `monitor` section: periodic checks (and auto-restart) started, changed or stopped to match it. */
+async function applyMonitor (session: Session): Promise<void> {
+  const wanted = session.running.loaded.options.monitor
+  const text = JSON.stringify(wanted ?? false)
+  if (text === session.monitor) return
+  session.monitor = text
+  const pool = session.running.pool
+  if (wanted === undefined || wanted === false) pool.stopMonitor()
+  else await pool.startMonitor(wanted === true ? {} : wanted)
 }
 
 function listenerSummary (session: Session): unknown {

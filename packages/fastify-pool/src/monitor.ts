@@ -5,6 +5,7 @@ import { notRunning, probe, type CheckResult } from './check.ts'
 import { FST_POOL_MONITOR, listenerFailures, validationError, type ListenerFailure, type ValidationIssue } from './errors.ts'
 import type { Listener } from './listener.ts'
 import type { ListenerState } from './types.ts'
+import { AutoRestart, autoRestartSettings, type AutoRestartOptions, type AutoRestartStatus } from './auto-restart.ts'
 import { defaultsOf, MonitorCallSchema, optionIssues, PeriodicMonitorSchema, VersionArgumentSchema, withDefaults } from './options.ts'
 
 export type MonitorStatus = 'ok' | 'warn' | 'ko'
@@ -64,6 +65,8 @@ export interface MonitorReport {
   version: VersionInfo | undefined
   /** The runtime serving the listener, e.g. `node v20.19.0`. */
   runtime: string
+  /** Health-driven restarts, when the periodic monitor has them on. */
+  autoRestart?: AutoRestartStatus
 }
 
 export interface MonitorOptions {
@@ -88,6 +91,8 @@ export interface PeriodicMonitorOptions {
   history?: number
   /** Called after a listener's status changed. */
   onChange?: (report: MonitorReport, previous: MonitorStatus | undefined) => void
+  /** Restart a listener whose checks keep failing (off by default); true for the defaults. See auto-restart.ts. */
+  autoRestart?: boolean | AutoRestartOptions
 }
 
 /** A monitor error: FST_POOL_MONITOR with one entry per failed listener, and every report. */
@@ -112,7 +117,7 @@ interface State {
   history: MonitorHistoryEntry[]
 }
 
-type Settings = Required<Omit<PeriodicMonitorOptions, 'onChange'>> & Pick<PeriodicMonitorOptions, 'onChange'>
+type Settings = Required<Omit<PeriodicMonitorOptions, 'onChange' | 'autoRestart'>> & Pick<PeriodicMonitorOptions, 'onChange'>
 
 /** The checks, counters and periodic timer of one pool. */
 export class PoolMonitor {
@@ -120,6 +125,7 @@ export class PoolMonitor {
   #states = new WeakMap<Listener, State>()
   #settings: Settings = { ...MONITOR_DEFAULTS }
   #timer: NodeJS.Timeout | undefined
+  #restarts: AutoRestart | undefined
   // Aborts the checks of the periodic loop in flight when it stops.
   #loop: AbortController | undefined
 
@@ -162,6 +168,8 @@ export class PoolMonitor {
     this.stop()
     const settings = withDefaults(PeriodicMonitorSchema, options) as Settings
     this.#settings = settings
+    const restarts = autoRestartSettings(options.autoRestart)
+    this.#restarts = restarts === undefined ? undefined : new AutoRestart(restarts)
     const loop = new AbortController()
     this.#loop = loop
     const round = async (): Promise<void> => {
@@ -180,6 +188,7 @@ export class PoolMonitor {
     this.#timer = undefined
     this.#loop?.abort()
     this.#loop = undefined
+    this.#restarts = undefined
   }
 
   #state (listener: Listener): State {
@@ -213,6 +222,9 @@ export class PoolMonitor {
     s.history.push({ at: new Date(result.at).toISOString(), ok: result.ok, status: s.status, latency: result.latency, message: result.message })
     const keep = this.#settings.history
     if (s.history.length > keep) s.history.splice(0, s.history.length - keep)
+    // Periodic checks only (one asked for by monitor() restarts nothing); a
+    // restart makes the failures count afresh, towards the next attempt.
+    if (this.periodic && this.#restarts?.afterCheck(listener, result.ok, s.bad, listener.logger) === true) s.bad = 0
     if (s.status === before) return
     const log = listener.logger
     if (s.status === 'ok') log?.info({ status: s.status, previous: before }, 'health check passed')
@@ -249,7 +261,8 @@ export class PoolMonitor {
       fall: s.bad,
       history: s.history.map(h => ({ ...h })),
       version: version === undefined ? undefined : { ...version },
-      runtime: RUNTIME
+      runtime: RUNTIME,
+      ...(this.#restarts === undefined ? {} : { autoRestart: this.#restarts.status(listener) })
     }
   }
 }
@@ -258,6 +271,11 @@ export class PoolMonitor {
 export function checkMonitorArguments (version: unknown, options: unknown, at: string): ValidationIssue[] {
   const issues = optionIssues(VersionArgumentSchema, { version }, '')
   return [...issues, ...optionIssues(MonitorCallSchema, options, at)]
+}
+
+/** Every problem of a `monitor` option (true, false or periodic options), at the path `monitor`. */
+export function monitorIssues (option: unknown): ValidationIssue[] {
+  return option === undefined || typeof option === 'boolean' ? [] : checkPeriodicOptions(option, 'monitor')
 }
 
 /** Check periodic monitor options without starting anything; paths start with `at`. */

@@ -22,7 +22,16 @@ export const PeriodicMonitorSchema = Type.Object({
   rise: Type.Optional(count(2)),
   fall: Type.Optional(count(3)),
   history: Type.Optional(count(10)),
-  onChange: Type.Optional(fn('a function (report, previous) => void'))
+  onChange: Type.Optional(fn('a function (report, previous) => void')),
+  autoRestart: Type.Optional(Type.Union([Type.Boolean(), Type.Object({
+    after: Type.Optional(Type.Integer({ minimum: 1, expected: 'an integer >= 1' })),
+    backoff: Type.Optional(Type.Object({
+      min: Type.Optional(Type.Integer({ minimum: 0, expected: 'an integer number of milliseconds >= 0' })),
+      max: Type.Optional(Type.Integer({ minimum: 0, expected: 'an integer number of milliseconds >= 0' }))
+    }, { additionalProperties: false })),
+    max: Type.Optional(Type.Integer({ minimum: 1, expected: 'an integer >= 1' })),
+    window: Type.Optional(Type.Integer({ minimum: 1, expected: 'a positive integer number of milliseconds' }))
+  }, { additionalProperties: false })], { expected: 'true, or { after, backoff: { min, max }, max, window }' }))
 }, { additionalProperties: false })
 
 /** Options of one pool.monitor() call. */

@@ -72,12 +72,34 @@ export const ControlFileSchema = Type.Object({
   path: Type.Optional(Type.String({ pattern: '^/', description: 'Where the routes are (default /pool)' }))
 }, { additionalProperties: false, description: 'The control API: GET /pool, POST /pool/restart|stop|start|reload; the fastify-pool ps, restart, stop and reload commands talk to it' })
 
+const positive = (description: string) => Type.Optional(Type.Integer({ minimum: 1, description }))
+export const MonitorFileSchema = Type.Union([
+  Type.Boolean(),
+  Type.Object({
+    interval: positive('Milliseconds between two rounds of checks (default 5000)'),
+    timeout: positive('Milliseconds a check may take (default 2000)'),
+    rise: positive('Passed checks in a row that make a listener ok (default 2)'),
+    fall: positive('Failed checks in a row that make a listener ko (default 3)'),
+    history: positive('Checks kept per listener (default 10)'),
+    autoRestart: Type.Optional(Type.Union([Type.Boolean(), Type.Object({
+      after: positive('Failed checks in a row that restart the listener (default 3)'),
+      backoff: Type.Optional(Type.Object({
+        min: Type.Optional(Type.Integer({ minimum: 0, description: 'First wait between attempts, doubled at each (default 1000 ms)' })),
+        max: Type.Optional(Type.Integer({ minimum: 0, description: 'Longest wait between attempts (default 60000 ms)' }))
+      }, { additionalProperties: false })),
+      max: positive('Attempts within the window before giving up (default 5)'),
+      window: positive('Milliseconds over which attempts are counted (default 600000)')
+    }, { additionalProperties: false })], { description: 'Restart a listener whose checks keep failing' }))
+  }, { additionalProperties: false })
+], { description: 'Periodic health checks of every listener (true for the defaults), started with the pool' })
+
 /** The shape of a pool configuration file (pool.yaml / pool.json). */
 export const PoolFileSchema = Type.Object({
   $schema: Type.Optional(Type.String()),
   defaults: Type.Optional(PoolDefaultsSchema),
   metrics: Type.Optional(MetricsFileSchema),
   control: Type.Optional(ControlFileSchema),
+  monitor: Type.Optional(MonitorFileSchema),
   handlers: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Handler key -> module path, relative to this file' })),
   servers: Type.Array(ListenerConfigSchema, { description: 'The listeners' })
 }, { additionalProperties: false, title: 'fastify-pool configuration' })
