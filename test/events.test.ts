@@ -39,7 +39,35 @@ test('fastify-pool:listener:state publishes each transition, in order, with a fa
   assert.equal(changes[1]?.generation, 1)
   assert.equal(changes[1]?.bind, '127.0.0.1:0')
   assert.equal(changes[1]?.listener, pool.load('a'))
+  assert.equal(changes[1]?.pool, pool, 'the pool that made the listener')
+  assert.equal(changes.at(-1)?.pool, busy)
   assert.match(String(changes.at(-1)?.error?.message), /EADDRINUSE/)
+})
+
+test('generation swaps and cut requests have channels of their own', async (t) => {
+  const swaps: Array<{ name: string, generation: number, previous: number }> = []
+  const cuts: Array<{ name: string, cut: number, during: string }> = []
+  const onSwap = (m: unknown): void => { swaps.push(m as typeof swaps[number]) }
+  const onCut = (m: unknown): void => { cuts.push(m as typeof cuts[number]) }
+  subscribe('fastify-pool:listener:generation', onSwap)
+  subscribe('fastify-pool:listener:cut', onCut)
+  t.after(() => { unsubscribe('fastify-pool:listener:generation', onSwap); unsubscribe('fastify-pool:listener:cut', onCut) })
+  let arrived!: () => void
+  const hanging = new Promise<void>(resolve => { arrived = resolve })
+  const pool = createPool({
+    servers: [{ name: 'e', listen: '127.0.0.1:0' }],
+    handlers: async (app) => { app.get('/hang', async () => { arrived(); await new Promise(() => {}) }) }
+  })
+  t.after(() => pool.stop({ timeout: 0 }))
+  await pool.start()
+  const url = pool.load('e')?.url ?? ''
+  const request = fetch(`${url}/hang`).catch(() => 'reset')
+  await within(5_000, hanging, 'the hanging request')
+  const [report] = await pool.restart({ timeout: 50 })
+  await report?.retired
+  assert.equal(await request, 'reset')
+  assert.deepEqual(swaps.filter(s => s.name === 'e').map(s => [s.generation, s.previous]), [[2, 1]])
+  assert.deepEqual(cuts.filter(c => c.name === 'e').map(c => [c.cut, c.during]), [[1, 'restart']])
 })
 
 test('fastify-pool:pool:reload publishes each reload\'s report, or its error', async (t) => {
