@@ -85,7 +85,7 @@ async function stop (child: Child): Promise<void> {
 
 test('every example has a README and a test here', () => {
   const folders = readdirSync(EXAMPLES, { withFileTypes: true }).filter(d => d.isDirectory()).map(d => d.name).sort()
-  assert.deepEqual(folders, ['admin-public', 'blue-green', 'environments', 'gateway', 'multi-port', 'starter'])
+  assert.deepEqual(folders, ['admin-public', 'blue-green', 'environments', 'gateway', 'kubernetes', 'multi-port', 'starter'])
   for (const f of folders) assert.ok(existsSync(join(EXAMPLES, f, 'README.md')), `${f}/README.md`)
 })
 
