@@ -34,6 +34,8 @@ export interface FilePoolOptions {
   control?: ControlOptions
   /** Periodic health checks, started with the pool by `fastify-pool start` (absent: off). */
   monitor?: boolean | PeriodicMonitorOptions
+  /** `fastify-pool start`: how many processes run the pool (absent: one). */
+  workers?: number | 'auto'
 }
 
 export interface LoadedConfig {
@@ -147,10 +149,14 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   if (checked.length > 0 || servers.length === 0) issues.push(...controlIssues(control, checked))
   const monitor = doc.monitor as boolean | PeriodicMonitorOptions | undefined
   issues.push(...monitorIssues(monitor))
+  const workers = doc.workers as number | 'auto' | undefined
+  if (workers !== undefined && workers !== 'auto' && !(Number.isInteger(workers) && workers >= 1)) {
+    issues.push({ path: 'workers', message: `must be a whole number of processes >= 1, or "auto" for one per core (got ${JSON.stringify(workers)})` })
+  }
   if (issues.length > 0) fail(issues)
   return {
     file: path,
-    options: { servers: checked, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir, ...(metrics === undefined ? {} : { metrics }), ...(control === undefined ? {} : { control }), ...(monitor === undefined ? {} : { monitor }) },
+    options: { servers: checked, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir, ...(metrics === undefined ? {} : { metrics }), ...(control === undefined ? {} : { control }), ...(monitor === undefined ? {} : { monitor }), ...(workers === undefined ? {} : { workers }) },
     modules
   }
 }

@@ -2,7 +2,9 @@
 // turn usage mistakes into a short message and exit code 2.
 import { accessSync, constants, readFileSync } from 'node:fs'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import cluster from 'node:cluster'
 import { findConfigFile } from './find-config.ts'
+import { UsageError } from './usage-error.ts'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -35,6 +37,8 @@ Options:
                        localhost there first. For development only.
       --watch          (start) Restart the listeners of a handler module when
                        its file changes. For development only.
+      --workers <n>    (start) Run the pool in n processes sharing its sockets
+                       (node:cluster), or "auto" for one per core
       --bind           (restart, stop) GLOB matches listen addresses, not names
       --token <token>  (ps, restart, stop, reload) The control token, if not the
                        file's (also FASTIFY_POOL_TOKEN)
@@ -53,7 +57,7 @@ const COMMON = {
 } as const
 const OPERATE = { ...COMMON, json: { type: 'boolean' }, token: { type: 'string' } } as const
 const COMMANDS = {
-  start: { ...COMMON, pretty: { type: 'boolean' }, json: { type: 'boolean' }, 'dev-cert': { type: 'boolean' }, watch: { type: 'boolean' } },
+  start: { ...COMMON, pretty: { type: 'boolean' }, json: { type: 'boolean' }, 'dev-cert': { type: 'boolean' }, watch: { type: 'boolean' }, workers: { type: 'string' } },
   validate: COMMON,
   ps: OPERATE,
   restart: { ...OPERATE, bind: { type: 'boolean' } },
@@ -74,9 +78,8 @@ interface Values {
   watch?: boolean
   bind?: boolean
   token?: string
+  workers?: string
 }
-
-class UsageError extends Error {}
 
 // Set from --verbose: unexpected errors print their stack.
 let verbose = false
@@ -142,11 +145,17 @@ export async function main (argv: string[]): Promise<number> {
       ...(values.token === undefined ? {} : { token: values.token })
     })
   }
+  let workers: number | 'auto' | undefined
+  if (values.workers !== undefined) {
+    workers = values.workers === 'auto' ? 'auto' : Number(values.workers)
+    if (workers !== 'auto' && !(Number.isInteger(workers) && workers >= 1)) throw new UsageError(`start: --workers takes a whole number >= 1 or "auto" (got "${values.workers}")`)
+  }
   return (await import('./start.ts')).start({
     file,
     pretty: values.pretty ?? (values.json === true ? false : process.stdout.isTTY === true),
     devCert: values['dev-cert'] === true,
     watch: values.watch === true,
+    ...(workers === undefined ? {} : { workers }),
     verbose
   })
 }
@@ -185,6 +194,8 @@ function usageMessage (err: Error & { code?: string }): string {
 
 try {
   process.exitCode = await main(process.argv.slice(2))
+  // A cluster worker's IPC channel would keep it alive after a failed start.
+  if (cluster.isWorker && process.exitCode !== 0) process.exit(process.exitCode)
 } catch (err) {
   if (err instanceof UsageError) {
     process.stderr.write(`fastify-pool: ${err.message}\nRun "fastify-pool --help" for usage.\n`)

@@ -41,9 +41,10 @@ async function ps (target: ControlTarget, json: boolean): Promise<number> {
   const { status, body } = await callControl(target, 'GET', '')
   checkAnswer(target, status, body)
   if (status !== 200) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? '')}`, EXIT.failed)
-  const listeners = (body as unknown as ControlStatusBody).listeners
+  const answer = body as unknown as ControlStatusBody
   if (json) process.stdout.write(`${JSON.stringify(body)}\n`)
-  else process.stdout.write(statusTable(listeners))
+  else if (Array.isArray(answer.workers)) process.stdout.write(statusTable(answer.workers.flatMap(w => w.listeners.map(l => ({ ...l, worker: `${w.id} (${w.pid ?? '?'})` })))))
+  else process.stdout.write(statusTable(answer.listeners))
   return EXIT.ok
 }
 
@@ -81,11 +82,13 @@ function resultLine (action: string, r: ControlResult): string {
   return `${r.name} (${r.bind}): ${r.state}${r.generation > 0 ? `, generation ${r.generation}` : ''}`
 }
 
-/** The `ps` table: one line per listener. */
-export function statusTable (listeners: ListenerStatus[]): string {
-  const rows = [['NAME', 'STATE', 'URL', 'GEN', 'UPTIME', 'INFLIGHT', 'CERT EXPIRES', 'LAST ERROR']]
+/** The `ps` table: one line per listener (per worker and listener with --workers). */
+export function statusTable (listeners: Array<ListenerStatus & { worker?: string }>): string {
+  const workers = listeners.some(l => l.worker !== undefined)
+  const rows = [[...(workers ? ['WORKER'] : []), 'NAME', 'STATE', 'URL', 'GEN', 'UPTIME', 'INFLIGHT', 'CERT EXPIRES', 'LAST ERROR']]
   for (const l of listeners) {
     rows.push([
+      ...(workers ? [l.worker ?? '-'] : []),
       l.name,
       l.disabled ? 'disabled' : l.state,
       l.url ?? l.expose ?? l.bind,

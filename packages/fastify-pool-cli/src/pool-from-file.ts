@@ -2,7 +2,7 @@
 // handler modules: what `fastify-pool start` runs, for tests and scripts too.
 import { channel } from 'node:diagnostics_channel'
 import { fileURLToPath } from 'node:url'
-import { createPool, type Pool, type PoolOptions } from 'fastify-pool'
+import { createPool, type ControlOptions, type Pool, type PoolOptions } from 'fastify-pool'
 import { loadConfigFile, type LoadedConfig, type LoadOptions } from './config-file.ts'
 import { wrapHandlers } from './with-pool.ts'
 
@@ -11,6 +11,10 @@ const reloadChannel = channel('fastify-pool:pool:reload')
 export interface PoolFromFileOptions extends LoadOptions {
   /** The pool's logger (see PoolOptions.logger). Default: none. */
   logger?: PoolOptions['logger']
+  /** Overrides of the file's control section (its reload and status: the command's workers ask the primary). */
+  control?: Pick<ControlOptions, 'reload' | 'status'>
+  /** What the metrics route serves instead of the pool's own (the command's workers: the cluster's sum). */
+  metricsExposition?: () => Promise<string>
 }
 
 export interface FilePool {
@@ -23,14 +27,17 @@ export interface FilePool {
 /** Load a configuration file and build its pool (not started). */
 export async function createPoolFromFile (file: string | URL, options: PoolFromFileOptions = {}): Promise<FilePool> {
   const path = file instanceof URL ? fileURLToPath(file) : file
-  const { logger, ...loadOptions } = options
+  const { logger, control: _control, metricsExposition: _exposition, ...loadOptions } = options
   let loaded = await loadConfigFile(path, loadOptions)
   const owner = {}
   // Handlers reach the pool through this, once it exists.
   const current = (): Pool => pool
-  const control = loaded.options.control === undefined ? {} : { control: { ...loaded.options.control, reload: async () => filePool.reload() } }
-  const { monitor: _monitor, ...poolOptions } = loaded.options
-  const pool: Pool = createPool({ ...poolOptions, ...control, handlers: wrapHandlers(loaded.options.handlers, current, owner), ...(logger === undefined ? {} : { logger }) })
+  const control = loaded.options.control === undefined ? {} : { control: { reload: async () => filePool.reload(), ...loaded.options.control, ...options.control } }
+  const metrics = loaded.options.metrics === undefined || loaded.options.metrics === false || options.metricsExposition === undefined
+    ? {}
+    : { metrics: { ...(loaded.options.metrics === true ? {} : loaded.options.metrics), exposition: options.metricsExposition } }
+  const { monitor: _monitor, workers: _workers, ...poolOptions } = loaded.options
+  const pool: Pool = createPool({ ...poolOptions, ...control, ...metrics, handlers: wrapHandlers(loaded.options.handlers, current, owner), ...(logger === undefined ? {} : { logger }) })
   // A pool's metrics and control API are set when it is made: a reload cannot change them.
   const fixedAtStart = JSON.stringify([loaded.options.metrics, loaded.options.control])
   const filePool: FilePool = {
@@ -45,7 +52,7 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
         if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: current(), error: err })
         throw err
       }
-      const { metrics, control, monitor: _monitor, ...options } = next.options
+      const { metrics, control, monitor: _monitor, workers: _workers, ...options } = next.options
       if (JSON.stringify([metrics, control]) !== fixedAtStart) {
         pool.logger?.warn('the metrics or control settings changed: they take effect at the next start; the running pool keeps its own')
       }

@@ -4,15 +4,19 @@
 // and exits 1; SIGHUP re-reads the file and applies it in place.
 import { constants as osConstants } from 'node:os'
 import closeWithGrace from 'close-with-grace'
+import cluster from 'node:cluster'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { BUILTIN_DEFAULTS, hasIssues, isPoolError, type ListenerFailure, type StateChange } from 'fastify-pool'
-import { displayPath, formatIssue, missingCertificates, type FileIssue } from './config-file.ts'
+import { displayPath, formatIssue, missingCertificates, readDocument, type FileIssue } from './config-file.ts'
 import { writeDevCertificate } from './dev-cert.ts'
 import type { Logger } from 'pino'
 import { createLogger } from './logger.ts'
 import { createPoolFromFile, type FilePool } from './pool-from-file.ts'
 import { listenerTable } from './table.ts'
 import { watchFiles } from './watch.ts'
+import { askPrimary, type ClusterMessage } from './worker-messages.ts'
+import { runPrimary, workerCount } from './workers.ts'
+import { UsageError } from './usage-error.ts'
 
 export interface StartOptions {
   file: string
@@ -23,6 +27,8 @@ export interface StartOptions {
   devCert?: boolean
   /** Reload when the pool file or a handler module changes. */
   watch?: boolean
+  /** Run the pool in this many processes (node:cluster); default: the file's `workers`, else one. */
+  workers?: number | 'auto'
 }
 
 // Beyond the drain deadline, how long closing may take (app onClose hooks)
@@ -50,16 +56,41 @@ interface Session {
   cleanups: Array<() => void>
   /** The monitor settings applied, as JSON ('false' when off). */
   monitor: string
+  /** A cluster worker leaving a rolling reload: the others take its clients. */
+  handOff: boolean
 }
 
-export async function start ({ file, pretty, devCert = false, verbose = false, watch = false }: StartOptions): Promise<number> {
+export async function start (options: StartOptions): Promise<number> {
+  const { file, pretty, devCert = false, watch = false } = options
+  if (!cluster.isWorker) {
+    const workers = options.workers ?? await fileWorkers(file)
+    if (workers !== undefined && workerCount(workers) > 1) {
+      if (watch) throw new UsageError('start: --watch runs one process; it cannot be used with workers')
+      if (devCert) await writeDevCertificates(file, createLogger({ pretty, level: 'info' }))
+      return runPrimary({ file, workers, pretty })
+    }
+  }
+  return startPool(options)
+}
+
+/** The `workers` a pool file asks for, read without checking the rest (the pool's start checks it). */
+async function fileWorkers (file: string): Promise<number | 'auto' | undefined> {
+  const doc = await readDocument(file).then(r => r.doc, () => undefined)
+  const w = doc?.workers
+  return w === 'auto' || (typeof w === 'number' && Number.isInteger(w) && w >= 1) ? w : undefined
+}
+
+async function startPool ({ file, pretty, devCert = false, verbose = false, watch = false }: StartOptions): Promise<number> {
   const shown = displayPath(file)
-  const logger = createLogger({ pretty, level: 'info' })
+  const worker = cluster.isWorker ? cluster.worker : undefined
+  const base = createLogger({ pretty, level: 'info' })
+  // In a cluster every line says which worker wrote it.
+  const logger = worker === undefined ? base : base.child({ worker: worker.id })
   const early = holdEarlySignals()
-  if (devCert) await writeDevCertificates(file, logger)
+  if (devCert && worker === undefined) await writeDevCertificates(file, logger)
   let running: FilePool
   try {
-    running = await createPoolFromFile(file, { logger })
+    running = await createPoolFromFile(file, { logger, ...(worker === undefined ? {} : askingThePrimary()) })
   } catch (err) {
     early.release()
     if (!printIssues(err, shown)) throw err
@@ -74,15 +105,17 @@ export async function start ({ file, pretty, devCert = false, verbose = false, w
   const defaults = running.loaded.options.defaults
   logger.level = commandLevel(logger, defaults.logLevel)
   logger.debug({ file: shown, servers: running.loaded.options.servers.map(s => s.source), handlers: running.loaded.modules }, 'configuration loaded')
-  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: undefined, cleanups: [], monitor: 'false' }
+  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: undefined, cleanups: [], monitor: 'false', handOff: false }
 
   // Signal handlers go in before anything is announced: until then a SIGTERM
   // or SIGHUP would kill the process outright (their default action).
   early.release()
-  closeOnSignals(session)
+  const close = closeOnSignals(session)
   session.cleanups.push(logEvents(session))
   const askReload = reloader(session)
-  process.on('SIGHUP', () => askReload('SIGHUP'))
+  // In a cluster the primary rolls the workers on SIGHUP; a worker ignores it.
+  process.on('SIGHUP', () => { if (worker === undefined) askReload('SIGHUP') })
+  if (worker !== undefined) session.cleanups.push(answerThePrimary(session, close))
 
   try {
     await pool.start()
@@ -106,6 +139,7 @@ export async function start ({ file, pretty, devCert = false, verbose = false, w
     logger.info('watching the pool file and its handler modules: a change reloads the pool (development only)')
   }
   if (session.reloadAsked !== undefined) askReload(session.reloadAsked)
+  if (worker !== undefined) process.send?.({ 'fastify-pool': 'ready' } satisfies ClusterMessage)
   return 0
 }
 
@@ -135,10 +169,10 @@ async function writeDevCertificates (file: string, logger: Logger): Promise<void
   }
 }
 
-/** SIGTERM, SIGINT and uncaught errors run the pool's shutdown sequence, then exit; a second signal exits at once. */
-function closeOnSignals (session: Session): void {
+/** SIGTERM, SIGINT and uncaught errors run the pool's shutdown sequence, then exit; a second signal exits at once. Returns what closes the same way. */
+function closeOnSignals (session: Session): () => void {
   const { logger } = session
-  closeWithGrace({
+  const handle = closeWithGrace({
     // The drain deadline can change on reload, so the backstop is set when closing starts.
     delay: null,
     // SIGHUP reloads instead of closing.
@@ -156,12 +190,42 @@ function closeOnSignals (session: Session): void {
     backstop.unref()
     if (err !== undefined) logger.error({ err }, 'uncaught error: draining the pool, then exiting')
     else logger.info({ signal, timeout }, `${signal ?? 'close'}: draining the pool`)
-    const reports = await session.running.pool.stop({ timeout })
+    const reports = await session.running.pool.stop({ timeout, handOff: session.handOff })
     clearTimeout(backstop)
     logger.info({ cut: reports.reduce((n, r) => n + r.cut, 0) }, 'pool stopped')
     // Stopped while starting: what had started is closed; say so in the exit code.
     if (!session.started && signal !== undefined) process.exit(signalExitCode(signal as NodeJS.Signals))
   })
+  return () => { if (!session.closing) handle.close() }
+}
+
+/** A worker's pool asks the primary for what spans every worker: the status, the summed metrics, a rolling reload. */
+function askingThePrimary (): { control: { status: () => Promise<Record<string, unknown>>, reload: () => Promise<unknown> }, metricsExposition: () => Promise<string> } {
+  return {
+    control: {
+      status: async () => ({ workers: (await askPrimary('status')).workers }),
+      reload: async () => {
+        const answer = await askPrimary('roll', 300_000)
+        if (!answer.ok) throw new Error(answer.error ?? 'the rolling reload failed')
+        return { rolled: true }
+      }
+    },
+    metricsExposition: async () => (await askPrimary('metrics')).text
+  }
+}
+
+/** A worker answers the primary: its listeners when asked, and a stop as SIGTERM would. */
+function answerThePrimary (session: Session, close: () => void): () => void {
+  const on = (message: ClusterMessage): void => {
+    const kind = message?.['fastify-pool']
+    if (kind === 'stop') {
+      if (message.handOff === true) session.handOff = true
+      close()
+    }
+    else if (kind === 'listeners-request') process.send?.({ 'fastify-pool': 'listeners', id: message.id, listeners: session.running.pool.status() } satisfies ClusterMessage)
+  }
+  process.on('message', on)
+  return () => { process.removeListener('message', on) }
 }
 
 /** Re-read the file and apply it; a file that is invalid or a reload that fails leaves the pool as it was (logEvents says which). */

@@ -13,13 +13,15 @@ import type { Pool } from './pool.ts'
 import type { StateChange } from './state.ts'
 import type { ControlOptions, Extension, ListenAddress, ListenerStatus, NormalizedConfig } from './types.ts'
 
-interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined }
+interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined, status: (() => Promise<Record<string, unknown>>) | undefined }
 
 /** The body of `GET /pool`. */
 export interface ControlStatusBody {
   /** Milliseconds the longest-running listener has been up. */
   uptime: number
   listeners: ListenerStatus[]
+  /** With `fastify-pool start --workers`: every worker's listeners. */
+  workers?: Array<{ id: number, pid: number | undefined, listeners: ListenerStatus[] }>
 }
 
 /** What one listener did on a control request. */
@@ -98,7 +100,8 @@ export class PoolControl implements Extension {
         const p = pool()
         reply.header('cache-control', 'no-store')
         if (p === undefined) return await reply.code(503).send({ error: 'the pool is not ready' })
-        return { uptime: p.uptime(), listeners: p.status() }
+        const more = this.#settings.status === undefined ? {} : await this.#settings.status().catch((err: Error) => ({ statusError: err.message }))
+        return { uptime: p.uptime(), listeners: p.status(), ...more }
       })
       for (const action of ACTIONS) {
         scope.post(`${path}/${action}`, async (request, reply) => this.#act(action, listener, pool(), request, reply))

@@ -32,13 +32,19 @@ export interface DrainSubject {
  * number of requests still owed at the deadline (their connections are
  * destroyed), as soon as the last connection is gone.
  */
-export async function drain ({ handle, current, retiring }: DrainSubject, timeout: number): Promise<number> {
+export async function drain ({ handle, current, retiring }: DrainSubject, timeout: number, handOff = false): Promise<number> {
   const server = handle.server
   const generations = [current, ...retiring]
   // 1. Refuse. A request that arrives from now on, on a connection still open,
   //    is answered 503 with Connection: close, so the client goes elsewhere.
-  server.removeListener('request', current.dispatch)
-  server.on('request', refuse)
+  //    Handing off (another process serves the same port), it is served,
+  //    with Connection: close: the client's next connection goes to the other.
+  const late = handOff ? serveThenClose : refuse
+  if (handOff) server.prependListener('request', late)
+  else {
+    server.removeListener('request', current.dispatch)
+    server.on('request', late)
+  }
   handle.draining = true
   // 2. No new connections; the handle's close() closes none of the open ones.
   const closed = handle.close()
@@ -69,9 +75,15 @@ export async function drain ({ handle, current, retiring }: DrainSubject, timeou
     clearTimeout(deadline)
     clearTimeout(grace)
     handle.onHttp1 = undefined
-    server.removeListener('request', refuse)
+    server.removeListener('request', late)
+    if (handOff) server.removeListener('request', current.dispatch)
   }
   return cut
+}
+
+/** Handing off: the request is served by the listener's instance (the next listener), and its connection then closes. */
+function serveThenClose (req: Request, res: Response): void {
+  if (req.httpVersionMajor === 1) (res as ServerResponse).setHeader('connection', 'close')
 }
 
 /** Let a connection finish what it owes, then close it with a lingering close. */

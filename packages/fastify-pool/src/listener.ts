@@ -114,7 +114,7 @@ export class Listener {
 
   /** Drain and close. Resolves once the last connection is gone (or the deadline cut it); undefined when it was not running. */
   stop (options: StopOptions = {}): Promise<StopReport | undefined> {
-    return this.#queue.add('stop', 'always', () => this.#stop(options.timeout ?? this.#ctx.stopTimeout))
+    return this.#queue.add('stop', 'always', () => this.#stop(options.timeout ?? this.#ctx.stopTimeout, options.handOff === true))
   }
 
   /**
@@ -302,7 +302,7 @@ export class Listener {
     return { ...report, retired }
   }
 
-  async #stop (timeout: number): Promise<StopReport | undefined> {
+  async #stop (timeout: number, handOff: boolean): Promise<StopReport | undefined> {
     const handle = this.#handle
     const gen = this.#gen
     if (handle === undefined || gen === undefined || this.#state !== 'running') {
@@ -312,7 +312,7 @@ export class Listener {
     }
     const began = Date.now()
     this.#setState('draining')
-    const cut = await drain({ handle, current: gen, retiring: this.#retiring.generations() }, timeout)
+    const cut = await drain({ handle, current: gen, retiring: this.#retiring.generations() }, timeout, handOff)
     if (cut > 0) {
       this.#log?.warn({ cut }, `drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`)
       this.#publishCut(gen.number, cut, 'stop')

@@ -4,6 +4,7 @@
 // (state.ts, pool.ts), and prom-client's process metrics collected once per
 // process. One set of metrics per registry, whatever the number of pools,
 // restarts and reloads that use it: nothing is ever registered twice.
+import cluster from 'node:cluster'
 import { subscribe } from 'node:diagnostics_channel'
 import { createRequire } from 'node:module'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -20,7 +21,7 @@ import type { ReloadEvent } from './reload.ts'
 import { CUT_CHANNEL, GENERATION_CHANNEL, type CutEvent, type GenerationEvent } from './state.ts'
 
 /** The metrics option with its defaults. */
-export interface MetricsSettings { listener: string, path: string, registry: Registry | undefined, defaultMetrics: boolean }
+export interface MetricsSettings { listener: string, path: string, registry: Registry | undefined, defaultMetrics: boolean, exposition: (() => Promise<string>) | undefined }
 
 /** The `route` label of a request that matched no route (route labels are URL patterns, which start with "/"). */
 export const UNMATCHED_ROUTE = 'unmatched'
@@ -96,12 +97,14 @@ function family (registry: Registry): Family {
   const registers = [registry]
   const sinks = new Set<WeakRef<PoolMetrics>>()
   // Gauges are read from the listeners when scraped: nothing to keep up to date per request.
-  const gauge = (name: string, help: string, read: (l: Listener) => number | undefined, merge: (a: number, b: number) => number): void => {
+  const gauge = (name: string, help: string, read: (l: Listener) => number | undefined, merge: (a: number, b: number) => number, aggregator: 'sum' | 'min' | 'max'): void => {
     const g: Gauge<'listener'> = new client.Gauge({
       name,
       help,
       labelNames: ['listener'],
       registers,
+      // How the cluster's primary adds up the workers' values.
+      aggregator,
       collect () {
         g.reset()
         const values = new Map<string, number>()
@@ -115,13 +118,13 @@ function family (registry: Registry): Family {
       }
     })
   }
-  gauge('fastify_pool_requests_in_flight', 'Requests received and not yet answered in full, per listener', l => l.inflight, (a, b) => a + b)
-  gauge('fastify_pool_listener_up', '1 while the listener is running, else 0', l => l.isRunning ? 1 : 0, Math.max)
-  gauge('fastify_pool_listener_generation', 'The generation (Fastify instance) serving the listener; 0 when stopped', l => l.status.generation, Math.max)
+  gauge('fastify_pool_requests_in_flight', 'Requests received and not yet answered in full, per listener', l => l.inflight, (a, b) => a + b, 'sum')
+  gauge('fastify_pool_listener_up', '1 while the listener is running, else 0', l => l.isRunning ? 1 : 0, Math.max, 'min')
+  gauge('fastify_pool_listener_generation', 'The generation (Fastify instance) serving the listener; 0 when stopped', l => l.status.generation, Math.max, 'max')
   gauge('fastify_pool_tls_certificate_expiry_timestamp_seconds', 'When the certificate a TLS listener serves expires, in seconds since the epoch', l => {
     const notAfter = l.status.certificate?.notAfter
     return notAfter === undefined ? undefined : Date.parse(notAfter) / 1000
-  }, Math.min)
+  }, Math.min, 'min')
   const made: Family = {
     duration: new RouteHistogram('http_request_duration_seconds', 'Time from the request to its response, per listener, method, route pattern and status code', DURATION_BUCKETS),
     restarts: new client.Counter({ name: 'fastify_pool_restarts_total', help: 'Generations swapped in on a live socket (restart, reconfigure, reload)', labelNames: ['listener'], registers }),
@@ -162,6 +165,13 @@ export class PoolMetrics implements MetricsSink {
     this.#family.sinks.add(new WeakRef(this))
     if (settings.defaultMetrics) processRegistry()
     listenToEvents()
+    // In a cluster worker, what the primary's AggregatorRegistry collects
+    // (making one installs the worker's answer to the primary's requests).
+    if (cluster.isWorker) {
+      const { AggregatorRegistry } = promClient()
+      aggregator ??= new AggregatorRegistry()
+      AggregatorRegistry.setRegistries(settings.defaultMetrics ? [this.registry, processRegistry()] : [this.registry])
+    }
   }
 
   /** Count the listeners of `pool` in the gauges (the pool, its clones and selections). */
@@ -198,9 +208,10 @@ export class PoolMetrics implements MetricsSink {
       else done()
     })
     if (listener !== this.settings.listener) return
+    const custom = this.settings.exposition
     app.get(this.settings.path, { logLevel: 'warn' }, async (_request, reply) => {
       reply.header('content-type', this.registry.contentType).header('cache-control', 'no-store')
-      return this.exposition()
+      return custom === undefined ? this.exposition() : custom()
     })
   }
 
@@ -250,6 +261,18 @@ function routeHook (seriesOf: SeriesOf, route: string): (request: FastifyRequest
     done()
   }
 }
+
+/**
+ * In a cluster's primary: the metrics of every worker's pool, summed by
+ * prom-client's AggregatorRegistry (counters and histograms add up; gauges
+ * by their aggregator: in flight summed, up the lowest, generation the
+ * highest).
+ */
+export async function clusterMetrics (): Promise<string> {
+  aggregator ??= new (promClient().AggregatorRegistry)()
+  return aggregator.clusterMetrics()
+}
+let aggregator: InstanceType<typeof PromClient.AggregatorRegistry> | undefined
 
 /** The metrics of a pool, for the reload events that name the pool. */
 const poolSinks = new WeakMap<object, PoolMetrics>()

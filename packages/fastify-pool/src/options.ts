@@ -50,7 +50,8 @@ export const MetricsObjectSchema = Type.Object({
   listener: Type.Optional(Type.String({ minLength: 1, default: 'admin' })),
   path: Type.Optional(Type.String({ pattern: '^/', expected: 'a path starting with "/"', default: '/metrics' })),
   registry: Type.Optional(Type.Object({}, { expected: 'a prom-client Registry' })),
-  defaultMetrics: Type.Optional(Type.Boolean({ expected: 'a boolean', default: true }))
+  defaultMetrics: Type.Optional(Type.Boolean({ expected: 'a boolean', default: true })),
+  exposition: Type.Optional(fn('a function () => Promise<string> that gives the text to serve'))
 }, { additionalProperties: false })
 export const MetricsOptionSchema = Type.Union([Type.Boolean(), MetricsObjectSchema], { expected: 'true, or { listener, path, registry, defaultMetrics }' })
 
@@ -59,7 +60,8 @@ export const ControlObjectSchema = Type.Object({
   listener: Type.Optional(Type.String({ minLength: 1, default: 'admin' })),
   token: Type.Optional(Type.String({ minLength: 16, expected: 'a secret of at least 16 characters' })),
   path: Type.Optional(Type.String({ pattern: '^/', expected: 'a path starting with "/"', default: '/pool' })),
-  reload: Type.Optional(fn('a function () => Promise that reloads the pool'))
+  reload: Type.Optional(fn('a function () => Promise that reloads the pool')),
+  status: Type.Optional(fn('a function () => Promise<object> whose fields GET /pool adds'))
 }, { additionalProperties: false })
 
 export const ControlArgumentSchema = Type.Object({ control: Type.Optional(ControlObjectSchema) })

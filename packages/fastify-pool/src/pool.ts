@@ -218,7 +218,7 @@ export class Pool implements Iterable<Listener> {
     this.stopMonitor()
     const timeout = options.timeout ?? this.#settings.ctx.stopTimeout
     const delay = options.delay ?? this.#settings.defaults.shutdownDelay ?? 0
-    return stopInSequence([...this.#listeners.values()], timeout, delay)
+    return stopInSequence([...this.#listeners.values()], timeout, delay, options.handOff === true)
   }
 
   /**

@@ -100,6 +100,7 @@ export const PoolFileSchema = Type.Object({
   metrics: Type.Optional(MetricsFileSchema),
   control: Type.Optional(ControlFileSchema),
   monitor: Type.Optional(MonitorFileSchema),
+  workers: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Literal('auto')], { description: 'fastify-pool start: run the pool in this many processes (node:cluster) sharing the listening sockets; auto: one per core (default 1)' })),
   handlers: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Handler key -> module path, relative to this file' })),
   servers: Type.Array(ListenerConfigSchema, { description: 'The listeners' })
 }, { additionalProperties: false, title: 'fastify-pool configuration' })

@@ -35,7 +35,7 @@ export async function startTogether (targets: Listener[], log: FastifyBaseLogger
  * first, each group in parallel with what is left of the deadline. Every
  * listener is stopped even when one fails; the failures are thrown together.
  */
-export async function stopInSequence (listeners: Listener[], timeout: number, delay: number): Promise<StopReport[]> {
+export async function stopInSequence (listeners: Listener[], timeout: number, delay: number, handOff = false): Promise<StopReport[]> {
   const began = Date.now()
   const wait = Math.min(delay, timeout)
   const held = wait > 0 ? listeners.filter(l => l.isRunning) : []
@@ -47,7 +47,7 @@ export async function stopInSequence (listeners: Listener[], timeout: number, de
     for (const group of byStopOrder(listeners)) {
       const left = Math.max(0, timeout - (Date.now() - began))
       try {
-        reports.push(...await settleAll(group, l => l.stop({ timeout: left }), FST_POOL_STOP))
+        reports.push(...await settleAll(group, l => l.stop({ timeout: left, handOff }), FST_POOL_STOP))
       } catch (err) {
         if (!hasIssues<ListenerFailure>(err)) throw err
         failures.push(...err.errors)

@@ -39,6 +39,13 @@ export interface StopOptions {
    * `defaults.shutdownDelay`, else 0.
    */
   delay?: number
+  /**
+   * Another process serves the same port (a cluster's rolling reload): a
+   * request that arrives on an open connection while the drain runs is
+   * served, with `Connection: close`, instead of refused with 503, so that
+   * the client's next connection goes to the other process. Default false.
+   */
+  handOff?: boolean
 }
 
 /** What a listener's stop did. */
@@ -136,6 +143,8 @@ export interface ControlOptions {
   path?: string
   /** What `POST <path>/reload` runs (the command re-reads its file); without it that route answers 501. */
   reload?: () => Promise<unknown>
+  /** Fields `GET <path>` adds to its answer (the command's workers add every worker's listeners). */
+  status?: () => Promise<Record<string, unknown>>
 }
 
 /** The pool's `metrics` option, as an object. */
@@ -148,6 +157,8 @@ export interface MetricsOptions {
   registry?: Registry
   /** Include prom-client's process metrics, collected once per process (default true). */
   defaultMetrics?: boolean
+  /** What the metrics route serves instead of the pool's own exposition (the command's workers serve the cluster's sum). */
+  exposition?: () => Promise<string>
 }
 
 // --- Configuration -----------------------------------------------------------

@@ -1,0 +1,2 @@
+// A mistake in how the command was called: main.ts prints it in one line and exits 2.
+export class UsageError extends Error {}

@@ -1,0 +1,45 @@
+// What the primary and its workers say to each other over the cluster's IPC
+// channel, and the worker's side of it: asking the primary for the status of
+// every worker, for the metrics summed over them, or for a rolling reload.
+import cluster from 'node:cluster'
+import { clusterMetrics, type ListenerStatus } from 'fastify-pool'
+
+export type ListenerStatusLike = ListenerStatus
+
+/** Every message carries `fastify-pool` with its kind; requests and answers carry an id. */
+export type ClusterMessage =
+  | { 'fastify-pool': 'ready' }
+  | { 'fastify-pool': 'stop', handOff?: boolean }
+  | { 'fastify-pool': 'listeners-request', id: string }
+  | { 'fastify-pool': 'listeners', id: string, listeners: ListenerStatusLike[] }
+  | { 'fastify-pool': 'status-request', id: string }
+  | { 'fastify-pool': 'status-answer', id: string, workers: Array<{ id: number, pid: number | undefined, listeners: ListenerStatusLike[] }> }
+  | { 'fastify-pool': 'metrics-request', id: string }
+  | { 'fastify-pool': 'metrics-answer', id: string, text: string }
+  | { 'fastify-pool': 'roll-request', id: string }
+  | { 'fastify-pool': 'roll-answer', id: string, ok: boolean, error?: string }
+
+/** The primary's side: the metrics of every worker, summed (prom-client's AggregatorRegistry). */
+export function clusterMetricsText (): Promise<string> {
+  return clusterMetrics()
+}
+
+let sequence = 0
+
+/** A worker's request to the primary; resolves with its answer (rejects after `ms`). */
+export function askPrimary<K extends 'status' | 'metrics' | 'roll'> (kind: K, ms = 10_000): Promise<Extract<ClusterMessage, { 'fastify-pool': `${K}-answer` }>> {
+  return new Promise((resolve, reject) => {
+    if (!cluster.isWorker || process.send === undefined) { reject(new Error('not a cluster worker')); return }
+    const id = `${process.pid}-${++sequence}`
+    const timer = setTimeout(() => { process.removeListener('message', on); reject(new Error(`the primary did not answer the ${kind} request within ${ms} ms`)) }, ms)
+    timer.unref()
+    const on = (message: ClusterMessage): void => {
+      if (message?.['fastify-pool'] !== `${kind}-answer` || (message as { id?: string }).id !== id) return
+      clearTimeout(timer)
+      process.removeListener('message', on)
+      resolve(message as Extract<ClusterMessage, { 'fastify-pool': `${K}-answer` }>)
+    }
+    process.on('message', on)
+    process.send({ 'fastify-pool': `${kind}-request`, id })
+  })
+}

@@ -1,0 +1,268 @@
+// Every core: the primary forks N workers with node:cluster, each running the
+// whole pool on the listening sockets they share, and owns the signals.
+// SIGTERM/SIGINT: every worker runs its shutdown sequence under the one
+// deadline; exit 0 once all are done. SIGHUP: a rolling reload, one worker
+// at a time: a new one with the new configuration starts and reports every
+// listener up, then the old one drains. A worker that dies is replaced, with
+// a backoff; one that keeps dying ends the whole with exit 1.
+import cluster, { type Worker } from 'node:cluster'
+import { availableParallelism } from 'node:os'
+import { BUILTIN_DEFAULTS, hasIssues, isPoolError } from 'fastify-pool'
+import type { Logger } from 'pino'
+import { displayPath, formatIssue, loadConfigFile, type FileIssue, type LoadedConfig } from './config-file.ts'
+import { createLogger } from './logger.ts'
+import { clusterMetricsText, type ClusterMessage, type ListenerStatusLike } from './worker-messages.ts'
+
+export interface WorkersOptions {
+  /** The pool file. */
+  file: string
+  /** How many workers: a number, or 'auto' for one per core. Default: the file's `workers`, else 'auto'. */
+  workers?: number | 'auto'
+  pretty?: boolean
+  /** Arguments the workers are started with (default: this process's). */
+  args?: string[]
+}
+
+/** Deaths within this many milliseconds that make a crash loop. */
+const CRASH_WINDOW = 60_000
+const CRASH_LIMIT = 5
+const BACKOFF_MIN = 100
+const BACKOFF_MAX = 10_000
+// Beyond the drain deadline, how long the workers may take before they are killed.
+const CLOSE_MARGIN = 5_000
+
+interface Slot {
+  worker: Worker
+  /** Set once the worker said every listener is up. */
+  ready: boolean
+  /** The primary asked it to stop (a shutdown or a roll): its exit is expected. */
+  leaving: boolean
+}
+
+/** The number of workers a `workers` value asks for. */
+export function workerCount (value: number | 'auto' | undefined): number {
+  if (value === undefined || value === 'auto') return availableParallelism()
+  return value
+}
+
+/** Why a configuration cannot run in several workers, if it cannot. */
+export function workersRefusal (loaded: LoadedConfig): string[] {
+  return loaded.options.servers
+    .filter(s => s.address.kind === 'unix')
+    .map(s => `listener "${s.name}" listens on ${s.bind}: a unix socket cannot be shared by several workers (node:cluster shares TCP sockets only); give it a TCP address or run one worker`)
+}
+
+/**
+ * Run the primary: fork the workers and supervise them until a signal.
+ * Resolves with the exit code once every worker is gone.
+ */
+export async function runPrimary (options: WorkersOptions): Promise<number> {
+  const shown = displayPath(options.file)
+  const logger = createLogger({ pretty: options.pretty ?? false, level: 'info' })
+  let loaded: LoadedConfig
+  try {
+    loaded = await loadConfigFile(options.file)
+  } catch (err) {
+    if (!isPoolError(err, 'FST_POOL_VALIDATE') || !hasIssues<FileIssue>(err)) throw err
+    for (const issue of err.errors) process.stderr.write(`${formatIssue(issue, shown)}\n`)
+    process.stderr.write(`${shown}: ${err.errors.length} problem${err.errors.length === 1 ? '' : 's'}; nothing was started\n`)
+    return 1
+  }
+  const count = workerCount(options.workers ?? loaded.options.workers)
+  const refusals = count > 1 ? workersRefusal(loaded) : []
+  if (refusals.length > 0) {
+    for (const r of refusals) process.stderr.write(`${shown}: ${r}\n`)
+    return 1
+  }
+  cluster.setupPrimary({ args: options.args ?? process.argv.slice(2) })
+  return new Supervisor(logger, shown, count, loaded).run()
+}
+
+class Supervisor {
+  #logger: Logger
+  #shown: string
+  #count: number
+  #loaded: LoadedConfig
+  #slots = new Set<Slot>()
+  #deaths: number[] = []
+  #closing = false
+  #respawns = new Set<NodeJS.Timeout>()
+  #rolling: Promise<void> | undefined
+  #rollAgain = false
+  #done!: (code: number) => void
+  #exitCode = 0
+
+  constructor (logger: Logger, shown: string, count: number, loaded: LoadedConfig) {
+    this.#logger = logger
+    this.#shown = shown
+    this.#count = count
+    this.#loaded = loaded
+  }
+
+  get #timeout (): number { return this.#loaded.options.defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout }
+
+  async run (): Promise<number> {
+    const finished = new Promise<number>(resolve => { this.#done = resolve })
+    const onStop = (signal: NodeJS.Signals): void => { this.#stop(signal) }
+    process.on('SIGTERM', onStop)
+    process.on('SIGINT', onStop)
+    process.on('SIGHUP', () => { this.roll('SIGHUP') })
+    process.on('message', () => {})
+    const started = await Promise.all(Array.from({ length: this.#count }, () => this.#fork()))
+    if (started.some(s => !s.ready)) {
+      this.#logger.error('a worker could not start its pool; stopping the others')
+      this.#exitCode = 1
+      this.#stop(undefined)
+    } else if (!this.#closing) {
+      this.#logger.info({ file: this.#shown, workers: started.map(s => ({ id: s.worker.id, pid: s.worker.process.pid })) }, `pool started in ${this.#count} workers`)
+    }
+    const code = await finished
+    process.removeListener('SIGTERM', onStop)
+    process.removeListener('SIGINT', onStop)
+    return code
+  }
+
+  /** Fork one worker; resolves once it reports its listeners up, or has failed. */
+  #fork (): Promise<Slot> {
+    const worker = cluster.fork()
+    const slot: Slot = { worker, ready: false, leaving: false }
+    this.#slots.add(slot)
+    return new Promise<Slot>((resolve) => {
+      worker.on('message', (message: ClusterMessage) => {
+        if (message?.['fastify-pool'] === 'ready') { slot.ready = true; resolve(slot) } else this.#answer(slot, message).catch((err: unknown) => this.#logger.error({ err }, 'a worker request failed'))
+      })
+      worker.once('exit', (code, signal) => {
+        this.#slots.delete(slot)
+        resolve(slot)
+        this.#exited(slot, code, signal)
+      })
+    })
+  }
+
+  #exited (slot: Slot, code: number | null, signal: string | null): void {
+    if (this.#closing) {
+      if (code !== 0) this.#exitCode = 1
+      if (this.#slots.size === 0) this.#done(this.#exitCode)
+      return
+    }
+    if (slot.leaving) return
+    // Died on its own: replace it, unless they keep dying.
+    const now = Date.now()
+    this.#deaths = [...this.#deaths.filter(at => now - at < CRASH_WINDOW), now]
+    if (this.#deaths.length >= CRASH_LIMIT) {
+      this.#logger.error({ deaths: this.#deaths.length, window: CRASH_WINDOW }, `workers died ${this.#deaths.length} times within ${CRASH_WINDOW / 1000} s: giving up`)
+      this.#exitCode = 1
+      this.#stop(undefined)
+      return
+    }
+    const delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (this.#deaths.length - 1))
+    this.#logger.warn({ worker: slot.worker.id, pid: slot.worker.process.pid, code, signal, restartIn: delay }, 'a worker died; starting another')
+    // Not unref'd: with every worker gone, this timer is what keeps the primary
+    // alive until the replacement starts; a stop clears it.
+    const timer = setTimeout(() => { this.#respawns.delete(timer); if (!this.#closing) this.#fork().catch(() => {}) }, delay)
+    this.#respawns.add(timer)
+  }
+
+  /** SIGTERM, SIGINT (or a failure): every worker stops under the one deadline. A second signal kills them. */
+  #stop (signal: NodeJS.Signals | undefined): void {
+    if (this.#closing) {
+      if (signal !== undefined) {
+        this.#logger.warn({ signal }, `second ${signal}: exiting now without waiting for the drain`)
+        for (const s of this.#slots) s.worker.process.kill('SIGKILL')
+        this.#exitCode = 1
+      }
+      return
+    }
+    this.#closing = true
+    for (const timer of this.#respawns) clearTimeout(timer)
+    this.#respawns.clear()
+    if (signal !== undefined) this.#logger.info({ signal, timeout: this.#timeout, workers: this.#slots.size }, `${signal}: draining every worker`)
+    if (this.#slots.size === 0) { this.#done(this.#exitCode); return }
+    for (const s of this.#slots) this.#leave(s, false)
+    const backstop = setTimeout(() => {
+      this.#logger.error(`the workers took longer than the drain deadline (${this.#timeout} ms) + ${CLOSE_MARGIN} ms: killing them`)
+      this.#exitCode = 1
+      for (const s of this.#slots) s.worker.process.kill('SIGKILL')
+    }, this.#timeout + CLOSE_MARGIN)
+    backstop.unref()
+  }
+
+  /** Ask a worker to stop; `handOff`: the others keep serving, so requests on its open connections are served, not refused. */
+  #leave (slot: Slot, handOff: boolean): void {
+    slot.leaving = true
+    if (slot.worker.isConnected()) slot.worker.send({ 'fastify-pool': 'stop', handOff } satisfies ClusterMessage)
+    else slot.worker.process.kill('SIGTERM')
+  }
+
+  /** A rolling reload, one worker at a time; asks during a roll fold into one more after it. */
+  roll (reason: string): Promise<{ ok: boolean, error?: string }> {
+    if (this.#closing) return Promise.resolve({ ok: false, error: 'the pool is stopping' })
+    if (this.#rolling !== undefined) { this.#rollAgain = true; return this.#rolling.then(() => ({ ok: true })) }
+    let outcome: { ok: boolean, error?: string } = { ok: true }
+    this.#rolling = (async () => {
+      do {
+        this.#rollAgain = false
+        outcome = await this.#rollOnce(reason)
+      } while (this.#rollAgain && !this.#closing)
+    })().finally(() => { this.#rolling = undefined })
+    return this.#rolling.then(() => outcome)
+  }
+
+  async #rollOnce (reason: string): Promise<{ ok: boolean, error?: string }> {
+    this.#logger.info({ reason, workers: this.#slots.size }, `${reason}: rolling reload, one worker at a time`)
+    let next: LoadedConfig
+    try {
+      next = await loadConfigFile(this.#loaded.file)
+    } catch (err) {
+      const problems = isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err) ? err.errors.map(i => formatIssue(i, this.#shown)) : [(err as Error).message]
+      this.#logger.error({ problems }, 'reload rejected: the file is invalid; every worker keeps the previous configuration')
+      return { ok: false, error: problems.join('; ') }
+    }
+    for (const old of [...this.#slots].filter(s => !s.leaving)) {
+      if (this.#closing) break
+      const fresh = await this.#fork()
+      if (!fresh.ready) {
+        this.#logger.error('a new worker could not start its pool: the roll stops; the other workers keep the previous configuration')
+        return { ok: false, error: 'a new worker could not start its pool' }
+      }
+      const gone = new Promise<void>(resolve => old.worker.once('exit', () => resolve()))
+      this.#leave(old, true)
+      await gone
+    }
+    this.#loaded = next
+    this.#logger.info({ workers: [...this.#slots].map(s => s.worker.id) }, 'rolling reload done: every worker runs the new configuration')
+    return { ok: true }
+  }
+
+  /** A worker's request to the primary: the status of every worker, the summed metrics, a roll. */
+  async #answer (from: Slot, message: ClusterMessage): Promise<void> {
+    const kind = message?.['fastify-pool']
+    if (kind === 'status-request') {
+      const statuses = await Promise.all([...this.#slots].filter(s => s.ready && s.worker.isConnected()).map(s => this.#ask(s)))
+      from.worker.send({ 'fastify-pool': 'status-answer', id: message.id, workers: statuses.filter(s => s !== undefined) } satisfies ClusterMessage)
+    } else if (kind === 'metrics-request') {
+      const text = await clusterMetricsText().catch((err: Error) => `# metrics of the workers could not be collected: ${err.message}\n`)
+      from.worker.send({ 'fastify-pool': 'metrics-answer', id: message.id, text } satisfies ClusterMessage)
+    } else if (kind === 'roll-request') {
+      const outcome = await this.roll('control API')
+      if (from.worker.isConnected()) from.worker.send({ 'fastify-pool': 'roll-answer', id: message.id, ...outcome } satisfies ClusterMessage)
+    }
+  }
+
+  /** One worker's listeners, asked over IPC (bounded: a busy worker is left out). */
+  #ask (slot: Slot): Promise<{ id: number, pid: number | undefined, listeners: ListenerStatusLike[] } | undefined> {
+    return new Promise(resolve => {
+      const id = Math.random().toString(36).slice(2)
+      const timer = setTimeout(() => { slot.worker.removeListener('message', on); resolve(undefined) }, 2000)
+      timer.unref()
+      const on = (m: ClusterMessage): void => {
+        if (m?.['fastify-pool'] !== 'listeners' || m.id !== id) return
+        clearTimeout(timer)
+        slot.worker.removeListener('message', on)
+        resolve({ id: slot.worker.id, pid: slot.worker.process.pid, listeners: m.listeners })
+      }
+      slot.worker.on('message', on)
+      slot.worker.send({ 'fastify-pool': 'listeners-request', id } satisfies ClusterMessage)
+    })
+  }
+}
