@@ -125,12 +125,13 @@ test('behind HAProxy: SIGTERM to one replica and a rolling restart of both fail 
     load = autocannon({ url: `http://127.0.0.1:${front}/`, connections: 8, duration: 90, timeout: 10 }, (err, result) => err == null ? resolve(result) : reject(err))
   })
   t.after(() => load.stop())
-  let responses = 0
-  load.on('response', () => { responses++ })
+  const seen = { responses: 0 }
+  load.on('response', () => { seen.responses++ })
+  /** Lets `n` more responses through (bounded), so that each step happens under load. */
   const traffic = async (n: number): Promise<void> => {
-    const target = responses + n
+    const target = seen.responses + n
     const deadline = Date.now() + 20_000
-    while (responses < target && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+    while (seen.responses < target && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
   }
   await traffic(500)
 

@@ -221,8 +221,7 @@ function answerThePrimary (session: Session, close: () => void): () => void {
     if (kind === 'stop') {
       if (message.handOff === true) session.handOff = true
       close()
-    }
-    else if (kind === 'listeners-request') process.send?.({ 'fastify-pool': 'listeners', id: message.id, listeners: session.running.pool.status() } satisfies ClusterMessage)
+    } else if (kind === 'listeners-request') process.send?.({ 'fastify-pool': 'listeners', id: message.id, listeners: session.running.pool.status() } satisfies ClusterMessage)
   }
   process.on('message', on)
   return () => { process.removeListener('message', on) }
