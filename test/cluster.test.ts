@@ -5,7 +5,7 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BIN, freePort, get, logLines, run, tempDir, type Child } from './fixtures/cli.ts'
+import { BIN, ROOT, freePort, get, logLines, run, tempDir, type Child } from './fixtures/cli.ts'
 import { keepAliveLoad } from './fixtures/load.ts'
 
 const ROUTES = (version: string): string => `
@@ -162,4 +162,15 @@ test('a unix socket listener cannot be shared by workers: a clear error, nothing
   const usage = run(t, [BIN, 'start', '--workers', 'two'], { cwd: dir })
   assert.equal((await usage.exited).code, 2)
   assert.match(usage.stderr(), /--workers takes a whole number >= 1 or "auto"/)
+})
+
+test('runWorkers() from a script: the same two workers, the script run again in each', async (t) => {
+  const p = await project(t)
+  const entry = join(ROOT, 'packages/fastify-pool-cli/src/index.ts')
+  writeFileSync(join(p.dir, 'main.mjs'), `import { runWorkers } from ${JSON.stringify(entry)}\nprocess.exitCode = await runWorkers({ file: 'pool.yaml', workers: 2 })\n`)
+  const child = run(t, ['--conditions=source', '--import', import.meta.resolve('tsx'), join(p.dir, 'main.mjs')], { cwd: p.dir })
+  await child.waitFor(out => /"msg":"pool started in 2 workers"/.test(out))
+  assert.equal((await pids(p.port)).size, 2)
+  child.proc.kill('SIGTERM')
+  assert.equal((await child.exited).code, 0)
 })
