@@ -12,6 +12,7 @@ export interface BenchOptions {
   scale: { sizes: number[], runs: number, holdMs: number, selectSizes: number[] }
   drain: { idle: number[], holds: number[], runs: number }
   modes: { processes: number, warmup: number, duration: number }
+  workers: { rounds: number, duration: number, warmup: number, connections: number, pipelining: number }
 }
 
 export const PRESETS: Record<'quick' | 'full', Omit<BenchOptions, 'mode' | 'pin' | 'profileDir'>> = {
@@ -21,14 +22,16 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchOptions, 'mode' | 'pin'
     restart: { rounds: 1, duration: 1.5, listeners: 2, gap: 200, deadline: 5000, connections: 100, pipelining: 10 },
     scale: { sizes: [1, 10, 100], runs: 1, holdMs: 200, selectSizes: [100, 1000, 10_000] },
     drain: { idle: [0, 10, 100, 1000], holds: [200], runs: 2 },
-    modes: { processes: 2, warmup: 0.5, duration: 1 }
+    modes: { processes: 2, warmup: 0.5, duration: 1 },
+    workers: { rounds: 1, duration: 1, warmup: 0.5, connections: 100, pipelining: 10 }
   },
   full: {
     overhead: { rounds: 5, duration: 5, warmup: 2, connections: 100, pipelining: 10 },
     restart: { rounds: 3, duration: 5, listeners: 2, gap: 200, deadline: 5000, connections: 100, pipelining: 10 },
     scale: { sizes: [1, 10, 100, 500], runs: 5, holdMs: 200, selectSizes: [100, 1000, 10_000] },
     drain: { idle: [0, 10, 100, 1000], holds: [200, 1000], runs: 5 },
-    modes: { processes: 12, warmup: 1.5, duration: 2 }
+    modes: { processes: 12, warmup: 1.5, duration: 2 },
+    workers: { rounds: 4, duration: 5, warmup: 1, connections: 100, pipelining: 10 }
   }
 }
 

@@ -1,4 +1,4 @@
-// `pnpm bench [--quick] [--only overhead,scale,restart,drain,modes] [--loads autocannon,wrk] [--rounds N] [--duration S] [--no-write] [--no-pin] [--profile]`
+// `pnpm bench [--quick] [--only overhead,scale,restart,drain,modes,workers] [--loads autocannon,wrk] [--rounds N] [--duration S] [--no-write] [--no-pin] [--profile]`
 // Runs the benchmark suites, prints their tables and writes them into
 // BENCHMARKS.md between the result markers (the prose around them is kept).
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
@@ -13,9 +13,10 @@ import { overhead } from './overhead.ts'
 import { restart } from './restart.ts'
 import { scale } from './scale.ts'
 import { modes } from './modes.ts'
+import { workers } from './workers.ts'
 import { fmt } from './stats.ts'
 
-const SUITES = { overhead, scale, restart, drain, modes } as const
+const SUITES = { overhead, scale, restart, drain, modes, workers } as const
 type SuiteName = keyof typeof SUITES
 
 const BEGIN = '<!-- bench:results:begin (written by `pnpm bench`; edit outside these markers) -->'
@@ -67,6 +68,7 @@ for (const [flag, key] of [['rounds', 'rounds'], ['duration', 'duration']] as co
   }
   options.overhead[key] = value
   options.restart[key] = value
+  options.workers[key] = value
 }
 
 if (values.loads !== undefined) options.overhead.loads = values.loads.split(',').map(s => s.trim())
