@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
 import { Counter, Registry } from 'prom-client'
 import fastifyMetrics from 'fastify-metrics'
 import { createPool, fastifyPool, UNMATCHED_ROUTE, type Pool, type PoolOptions } from 'fastify-pool'
-import { certPath, deferred, keepAliveAgent, pem, send, within } from './fixtures/lifecycle.ts'
+import { certPath, deferred, keepAliveAgent, memoryLogger, pem, send, within } from './fixtures/lifecycle.ts'
 import { declared, samples, value } from './fixtures/metrics.ts'
 
 const routes = async (app: FastifyInstance): Promise<void> => {
@@ -200,7 +200,7 @@ test('the metrics option is checked with the rest of the configuration', () => {
   assert.deepEqual(issues({ metrics: true, servers: [{ name: 'api', listen: ':0' }] }), ['metrics: serves on the listener named "admin" by default, and there is none (listeners: api); name one with metrics.listener'])
   assert.deepEqual(issues({ metrics: { listener: 'ops' }, servers: [{ name: 'api', listen: ':0' }] }), ['metrics.listener: names no listener (got "ops"; listeners: api)'])
   assert.deepEqual(issues({ metrics: { listener: 'api', path: 'metrics', colour: 1 } as never, servers: [{ name: 'api', listen: ':0' }] }).sort(), [
-    'metrics.colour: is not a known option (known: listener, path, registry, defaultMetrics)',
+    'metrics.colour: is not a known option (known: listener, path, registry, defaultMetrics, exposition)',
     'metrics.path: must be a path starting with "/" (got "metrics")'
   ])
   assert.deepEqual(issues({ metrics: 'yes' as never, servers: [] }), ['metrics: must be true, or { listener, path, registry, defaultMetrics } (got "yes")'])
@@ -228,4 +228,17 @@ test('fastify-metrics inside the factory keeps working across restarts with clea
   const reply = await send(`${api}/metrics`)
   assert.equal(reply.status, 200)
   assert.ok(samples(reply.body).some(s => s.name === 'http_request_duration_seconds_count'), 'fastify-metrics serves its route metrics')
+})
+
+test('with a logger, responses are recorded as Fastify logs them, and still logged', async (t) => {
+  const { logger, lines } = memoryLogger('info')
+  const p = pool(t, twoListeners({ logger }))
+  await p.start()
+  const api = p.load('api')?.url ?? ''
+  for (const path of ['/items/1', '/items/2', '/nowhere', '/boom']) await send(`${api}${path}`)
+  const text = await scrape(p)
+  assert.equal(count(text, { listener: 'api', route: '/items/:id', status_code: '200' }), 2)
+  assert.equal(count(text, { listener: 'api', route: UNMATCHED_ROUTE, status_code: '404' }), 1)
+  assert.equal(count(text, { listener: 'api', route: '/boom', status_code: '500' }), 1)
+  assert.equal(lines.filter(l => l.msg === 'request completed' && l.listener === 'api').length, 4, 'Fastify still logs every response')
 })

@@ -200,11 +200,14 @@ export interface BuildContext {
  * add its health routes and its handler plugin. `listener` is what the
  * readiness route reads its state from.
  */
-export async function makeInstance (ctx: BuildContext, config: NormalizedConfig, options: FastifyServerOptions, listener: ReadinessSource): Promise<FastifyInstance> {
+export async function makeInstance (ctx: BuildContext, config: NormalizedConfig, given: FastifyServerOptions, listener: ReadinessSource): Promise<FastifyInstance> {
+  // Metrics: the log controller records responses when this library makes the instance.
+  const recording = ctx.factory === undefined ? ctx.metrics?.recordingOptions(given, config.name) : undefined
+  const options = recording ?? given
   const app = ctx.factory === undefined ? Fastify(options) : await ctx.factory(config, options)
   if (app === null || typeof app !== 'object' || typeof (app as FastifyInstance).register !== 'function') throw new FST_POOL_FACTORY(config.name)
   // Before the routes, so that its request hook sees all of them (and the 404s).
-  ctx.metrics?.instrument(app, config.name)
+  ctx.metrics?.instrument(app, config.name, ctx.owner, recording !== undefined)
   ctx.control?.instrument(app, config.name, ctx.owner)
   if (config.health.liveness !== false || config.health.readiness !== false) {
     app.register(healthRoutes, { listener, health: config.health })

@@ -7,7 +7,7 @@
 import cluster from 'node:cluster'
 import { subscribe } from 'node:diagnostics_channel'
 import { createRequire } from 'node:module'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type * as PromClient from 'prom-client'
 import type { Counter, Gauge, Registry } from 'prom-client'
 import { RouteHistogram, type Series } from './histogram.ts'
@@ -195,8 +195,53 @@ export class PoolMetrics implements MetricsSink {
    * counted by one hook on the instance. The metrics listener also gets the
    * exposition route.
    */
-  instrument (app: FastifyInstance, listener: string): void {
+  instrument (app: FastifyInstance, listener: string, _owner?: unknown, recorded = false): void {
     const series = this.#seriesOf(listener)
+    if (!recorded) this.#addHooks(app, series)
+    if (listener !== this.settings.listener) return
+    const custom = this.settings.exposition
+    app.get(this.settings.path, { logLevel: 'warn' }, async (_request, reply) => {
+      reply.header('content-type', this.registry.contentType).header('cache-control', 'no-store')
+      return custom === undefined ? this.exposition() : custom()
+    })
+  }
+
+  /**
+   * Fastify options whose log controller records each response as Fastify
+   * logs its completion: no onResponse hook, whose runner costs more than
+   * the recording. Only where Fastify calls it anyway: with a logger (without
+   * one Fastify does not watch for the end of responses unless a hook asks),
+   * a Fastify that has LogController (5.12 and later), an instance this
+   * library makes (a factory may use another copy of Fastify, whose check
+   * of the class would fail) and no log controller of the user's. Undefined
+   * otherwise: the hooks record.
+   */
+  recordingOptions (options: FastifyServerOptions, listener: string): FastifyServerOptions | undefined {
+    const Base = (Fastify as unknown as { LogController?: new (options: object) => LogControllerLike }).LogController
+    if (typeof Base !== 'function' || (options as { logController?: unknown }).logController !== undefined) return undefined
+    if ((options as { loggerInstance?: unknown }).loggerInstance === undefined) return undefined
+    const series = this.#seriesOf(listener)
+    const histogram = series.histogram as RouteHistogram
+    const byRoute = new Map<string, Map<string, Map<number, Series>>>()
+    class RecordingController extends Base {
+      override requestCompleted (error: unknown, request: FastifyRequest, reply: FastifyReply, metadata?: unknown): void {
+        const route = request.is404 ? UNMATCHED_ROUTE : request.routeOptions.url ?? UNMATCHED_ROUTE
+        const method = request.method
+        const status = reply.statusCode
+        let byMethod = byRoute.get(route)
+        if (byMethod === undefined) { byMethod = new Map(); byRoute.set(route, byMethod) }
+        let byStatus = byMethod.get(method)
+        if (byStatus === undefined) { byStatus = new Map(); byMethod.set(method, byStatus) }
+        let one = byStatus.get(status)
+        if (one === undefined) { one = series(method, route, status); byStatus.set(status, one) }
+        histogram.observe(one, reply.elapsedTime / 1000)
+        super.requestCompleted(error, request, reply, metadata)
+      }
+    }
+    return { ...options, logController: new RecordingController(options) } as FastifyServerOptions
+  }
+
+  #addHooks (app: FastifyInstance, series: SeriesOf): void {
     app.addHook('onRoute', (route) => {
       const hook = routeHook(series, route.url ?? route.path)
       const own = route.onResponse
@@ -206,12 +251,6 @@ export class PoolMetrics implements MetricsSink {
     app.addHook('onResponse', function countUnmatched (request, reply, done) {
       if (request.is404) unmatched.call(this, request, reply, done)
       else done()
-    })
-    if (listener !== this.settings.listener) return
-    const custom = this.settings.exposition
-    app.get(this.settings.path, { logLevel: 'warn' }, async (_request, reply) => {
-      reply.header('content-type', this.registry.contentType).header('cache-control', 'no-store')
-      return custom === undefined ? this.exposition() : custom()
     })
   }
 
@@ -243,6 +282,8 @@ export class PoolMetrics implements MetricsSink {
     return of
   }
 }
+
+interface LogControllerLike { requestCompleted (error: unknown, request: FastifyRequest, reply: FastifyReply, metadata?: unknown): void }
 
 type SeriesOf = ((method: string, route: string, status: number) => Series) & { histogram?: RouteHistogram }
 
