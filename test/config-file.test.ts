@@ -174,7 +174,7 @@ test('file-level problems: missing file, unknown fields, no servers, wrong exten
   })
   assert.deepEqual((await problems(join(dir, 'nope.yaml'))).errors.map(e => e.message), ['file not found'])
   assert.deepEqual((await problems(join(dir, 'fields.yaml'))).errors.map(e => `${e.path}: ${e.message}`), [
-    'listeners: is not a known field (expected $schema, defaults, metrics, control, monitor, handlers, servers)',
+    'listeners: is not a known field (expected $schema, defaults, metrics, control, monitor, workers, handlers, servers)',
     'servers: is required: a list of listeners',
     'defaults: must be an object'
   ])
@@ -210,7 +210,7 @@ test('the shipped JSON Schema is generated from the TypeBox schema (run `pnpm --
   const committed = readFileSync(join(ROOT, 'packages/fastify-pool-cli/schema/pool.schema.json'), 'utf8')
   assert.equal(committed, poolJsonSchemaText())
   const schema = JSON.parse(committed) as { properties: Record<string, unknown>, required: string[] }
-  assert.deepEqual(Object.keys(schema.properties), ['$schema', 'defaults', 'metrics', 'control', 'monitor', 'handlers', 'servers'])
+  assert.deepEqual(Object.keys(schema.properties), ['$schema', 'defaults', 'metrics', 'control', 'monitor', 'workers', 'handlers', 'servers'])
   assert.deepEqual(schema.required, ['servers'])
   // Numbers and booleans may be written as ${VAR} expressions.
   assert.match(committed, /"pattern": "\^\\\\\$\\\\\{\[\^}\]\+\\\\}\$"/)
