@@ -1,14 +1,14 @@
 // Loading a pool configuration file (YAML, JSON, or a JS module exporting an
 // object): parse, interpolate the environment, load the handler modules, and
 // validate everything, reporting every problem with its file and field.
-import { existsSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { certificateInfo, errors, EXPIRY_WARNING_DAYS, controlIssues, hasIssues, metricsIssues, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
 import { parseDocument } from 'yaml'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
+import { importHandlers } from './handler-modules.ts'
 import { interpolate, type Env } from './interpolate.ts'
 
 /** A problem in a configuration file. `path` is the field (empty for the file as a whole). */
@@ -114,22 +114,9 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
 
   checkFileFields(doc, issues)
 
-  const handlers: Record<string, Handler> = { ...inline }
-  const modules: Record<string, string> = {}
-  if (handlerPaths !== null && typeof handlerPaths === 'object') {
-    await Promise.all(Object.entries(doc.handlers as Record<string, unknown> ?? {}).map(async ([key, spec]) => {
-      if (typeof spec !== 'string' || spec === '') return // reported by the schema
-      const got = await importHandler(spec, path)
-      if ('problem' in got) {
-        issues.push({ path: `handlers.${key}`, message: got.problem })
-        // Keep the key so listeners using it are not also blamed.
-        handlers[key] = async () => {}
-      } else {
-        handlers[key] = got.handler
-        modules[key] = got.file
-      }
-    }))
-  }
+  const { handlers, modules } = handlerPaths !== null && typeof handlerPaths === 'object'
+    ? await importHandlers(doc.handlers as Record<string, unknown> ?? {}, path, inline, issues)
+    : { handlers: { ...inline }, modules: {} }
 
   const servers = (doc.servers ?? []) as ListenerConfig[]
   const defaults = (doc.defaults ?? {}) as PoolDefaults
@@ -221,57 +208,6 @@ async function parse (path: string): Promise<unknown> {
     throw Object.assign(new Error(issues[0]?.message), { issues })
   }
   return doc.toJS()
-}
-
-/**
- * The URL a handler module is imported from: the file as it is on disk now.
- * Unchanged, it is the same URL, so the same module and the same plugin (a
- * reload leaves its listeners alone); edited, it is a new one (a reload or
- * --watch serves the new code). A CommonJS module is cached by its path, so
- * its cache entry goes when the file changed.
- */
-const seen = new Map<string, number>()
-function moduleUrl (file: string): string {
-  let mtime = 0
-  try { mtime = statSync(file).mtimeMs } catch {}
-  const before = seen.get(file)
-  if (before !== undefined && before !== mtime) {
-    const cache = createRequire(file).cache
-    if (cache !== undefined) Reflect.deleteProperty(cache, file)
-  }
-  seen.set(file, mtime)
-  const url = pathToFileURL(file)
-  if (mtime !== 0) url.searchParams.set('mtime', String(mtime))
-  return url.href
-}
-
-async function importHandler (spec: string, configFile: string): Promise<{ handler: Handler, file: string } | { problem: string }> {
-  let file: string
-  if (spec.startsWith('.') || isAbsolute(spec)) {
-    file = resolve(dirname(configFile), spec)
-  } else {
-    // A package name: found from the config file's folder, as Node would from a module there.
-    try {
-      file = createRequire(configFile).resolve(spec)
-    } catch {
-      return { problem: `module "${spec}" not found from ${dirname(configFile)}` }
-    }
-  }
-  let mod: { default?: unknown }
-  try {
-    mod = await import(moduleUrl(file))
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException
-    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) return { problem: `module not found: ${file}` }
-    return { problem: `cannot import ${file}: ${e.message.split('\n')[0]}` }
-  }
-  let plugin = mod.default
-  // A CommonJS module compiled from `export default` nests it once more.
-  if (plugin !== null && typeof plugin === 'object' && typeof (plugin as { default?: unknown }).default === 'function') plugin = (plugin as { default: unknown }).default
-  if (typeof plugin !== 'function') {
-    return { problem: `${file} must export a Fastify plugin as default (got ${plugin === undefined ? 'no default export' : typeof plugin})` }
-  }
-  return { handler: plugin as Handler, file }
 }
 
 /** Values that were one whole `${VAR}` become numbers or booleans where the schema wants them. */

@@ -118,21 +118,7 @@ export async function main (argv: string[]): Promise<number> {
     process.stdout.write(HELP)
     return 0
   }
-  // restart and stop take a glob besides the file: the file is the argument with a config file's extension.
-  const takesGlob = command === 'restart' || command === 'stop'
-  const files = takesGlob ? positionals.filter(isConfigFileName) : positionals
-  const globs = takesGlob ? positionals.filter(p => !isConfigFileName(p)) : []
-  // `fastify-pool start pool.yaml`, as `fastify start app.js`; or -c pool.yaml.
-  if (files.length > 1) throw new UsageError(`${command}: one configuration file at most (got ${files.map(p => `"${p}"`).join(', ')})`)
-  if (globs.length > 1) throw new UsageError(`${command}: one glob at most (got ${globs.map(p => `"${p}"`).join(', ')}); a glob such as 'public-*' matches several listeners`)
-  if (command === 'stop' && globs.length === 0) throw new UsageError('stop: which listeners? Give a name or a glob (to stop the whole pool, send it SIGTERM)')
-  const given = files[0]
-  if (given !== undefined && values.config !== undefined && given !== values.config) {
-    throw new UsageError(`${command}: the file is given twice ("${given}" and -c "${values.config}")`)
-  }
-  if (values.pretty === true && values.json === true) throw new UsageError(`${command}: --pretty and --json cannot be used together`)
-  if (values['env-file'] !== undefined) loadEnvFile(values['env-file'])
-  const file = findConfigFile(given ?? values.config)
+  const { file, globs } = fileAndGlobs(command, positionals, values)
   // Loaded on demand: --help, --version and usage errors stay fast.
   if (command === 'validate') return (await import('./validate.ts')).validate(file)
   if (command !== 'start') {
@@ -158,6 +144,26 @@ export async function main (argv: string[]): Promise<number> {
     ...(workers === undefined ? {} : { workers }),
     verbose
   })
+}
+
+/**
+ * The file (an argument, as `fastify start app.js`, or -c) and, for restart
+ * and stop, the glob: the file is the argument with a config file's extension.
+ */
+function fileAndGlobs (command: keyof typeof COMMANDS, positionals: string[], values: Values): { file: string, globs: string[] } {
+  const takesGlob = command === 'restart' || command === 'stop'
+  const files = takesGlob ? positionals.filter(isConfigFileName) : positionals
+  const globs = takesGlob ? positionals.filter(p => !isConfigFileName(p)) : []
+  if (files.length > 1) throw new UsageError(`${command}: one configuration file at most (got ${files.map(p => `"${p}"`).join(', ')})`)
+  if (globs.length > 1) throw new UsageError(`${command}: one glob at most (got ${globs.map(p => `"${p}"`).join(', ')}); a glob such as 'public-*' matches several listeners`)
+  if (command === 'stop' && globs.length === 0) throw new UsageError('stop: which listeners? Give a name or a glob (to stop the whole pool, send it SIGTERM)')
+  const given = files[0]
+  if (given !== undefined && values.config !== undefined && given !== values.config) {
+    throw new UsageError(`${command}: the file is given twice ("${given}" and -c "${values.config}")`)
+  }
+  if (values.pretty === true && values.json === true) throw new UsageError(`${command}: --pretty and --json cannot be used together`)
+  if (values['env-file'] !== undefined) loadEnvFile(values['env-file'])
+  return { file: findConfigFile(given ?? values.config), globs }
 }
 
 function isConfigFileName (arg: string): boolean {

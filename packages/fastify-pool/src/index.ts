@@ -1,4 +1,5 @@
-export { createPool, Pool, type WalkFunction } from './pool.ts'
+export { Pool, type WalkFunction } from './pool.ts'
+export { createPool } from './create.ts'
 export type { ReloadOptions, ReloadReport } from './reload.ts'
 export { Listener } from './listener.ts'
 export type { StateChange } from './state.ts'

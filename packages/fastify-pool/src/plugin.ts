@@ -6,7 +6,8 @@ import fp from 'fastify-plugin'
 import { hasIssues, isPoolError, validationError, type ValidationIssue } from './errors.ts'
 import type { PeriodicMonitorOptions } from './monitor.ts'
 import { optionIssues, PluginOptionsSchema, POOL_OPTION_NAMES, withDefaults } from './options.ts'
-import { createPool, type Pool } from './pool.ts'
+import { createPool } from './create.ts'
+import type { Pool } from './pool.ts'
 import type { PoolOptions } from './types.ts'
 
 export interface FastifyPoolOptions extends PoolOptions {

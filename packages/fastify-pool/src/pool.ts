@@ -2,23 +2,19 @@
 // selected by glob or regex, and started, stopped and restarted together.
 import { channel } from 'node:diagnostics_channel'
 import type { FastifyBaseLogger, InjectOptions, LightMyRequestResponse } from 'fastify'
-import { pino } from 'pino'
 import { bindsOverlap, formatAddress, parseListen } from './address.ts'
-import { collectConfig, validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
+import { validateConfig, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
 import { brand, isListener, isPool } from './brand.ts'
-import { REDACT } from './redact.ts'
 import { FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_PARAM_EMPTY, FST_POOL_RESTART, hasIssues, settleAll, validationError } from './errors.ts'
 import { checkHandlers } from './handlers.ts'
 import { Listener, type ListenerContext } from './listener.ts'
+import type { PoolMetrics } from './metrics.ts'
 import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './monitor.ts'
-import { controlSettings, PoolControl } from './control.ts'
-import { metricsSettings, PoolMetrics } from './metrics.ts'
-import { optionIssues, PoolOptionsSchema } from './options.ts'
 import { CallQueue } from './queue.ts'
 import { startTogether, stopInSequence } from './sequence.ts'
 import { reload, type ReloadOptions, type ReloadOutcome, type ReloadReport } from './reload.ts'
 import { checkField, matcher } from './select.ts'
-import type { Field, Handlers, ListenerStatus, PoolOptions, RestartReport, StopOptions, StopReport } from './types.ts'
+import type { Field, Handlers, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
 
 interface PoolSettings {
   ctx: ListenerContext
@@ -342,35 +338,4 @@ function boundKey (l: Listener): string | undefined {
   if (a === undefined) return undefined
   if (typeof a === 'string') return `unix:${a}`
   return formatAddress({ kind: 'tcp', host: a.address, port: a.port })
-}
-
-function makeLogger (logger: PoolOptions['logger'], level: string | undefined): FastifyBaseLogger | undefined {
-  if (logger === undefined || logger === false) return undefined
-  if (logger === true) return pino({ level: level ?? 'info', redact: { ...REDACT, paths: [...REDACT.paths] } })
-  if (typeof (logger as FastifyBaseLogger).child === 'function') return logger as FastifyBaseLogger
-  return pino({ ...(level === undefined ? {} : { level }), redact: { ...REDACT, paths: [...REDACT.paths] }, ...(logger as object) })
-}
-
-/** Build a pool from listener configs. Throws FST_POOL_VALIDATE listing every problem; builds nothing then. */
-export function createPool (options: PoolOptions = {}): Pool {
-  if (typeof options !== 'object' || options === null) throw new FST_POOL_INVALID_ARGUMENT(`createPool() takes an options object, got ${typeof options}`)
-  const issues = [...optionIssues(PoolOptionsSchema, options, ''), ...checkHandlers(options.handlers)]
-  const logger = options.logger
-  const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers: options.handlers, baseDir: options.baseDir }, issues)
-  const names = (options.servers ?? []).map(s => (s as { name?: unknown }).name).filter((n): n is string => typeof n === 'string')
-  const metricsOption = issues.some(i => i.path.startsWith('metrics')) ? undefined : metricsSettings(options.metrics, names, issues)
-  const controlOption = issues.some(i => i.path.startsWith('control') || i.path.startsWith('servers')) ? undefined : controlSettings(options.control, configs, issues)
-  if (issues.length > 0) throw validationError(issues)
-  const defaults = options.defaults ?? {}
-  const metrics = metricsOption === undefined ? undefined : new PoolMetrics(metricsOption)
-  const ctx: ListenerContext = {
-    handlers: options.handlers,
-    factory: options.factory,
-    logger: makeLogger(logger, defaults.logLevel),
-    stopTimeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout,
-    metrics,
-    control: controlOption === undefined ? undefined : new PoolControl(controlOption),
-    owner: { pool: undefined }
-  }
-  return new Pool({ ctx, defaults, baseDir: options.baseDir, metrics }, configs.map(c => new Listener(c, ctx)))
 }

@@ -74,3 +74,19 @@ export interface CutEvent {
   /** `stop` (the listener's drain) or `restart` (a retiring generation). */
   during: 'stop' | 'restart'
 }
+
+/** Publish a state change (nothing is built while nobody subscribes). */
+export function publishState (pool: object | undefined, listener: Listener, from: ListenerState, to: ListenerState, generation: number, error: Error | undefined): void {
+  if (!stateChannel.hasSubscribers) return
+  const change: StateChange = { pool, listener, name: listener.name, bind: listener.bind, from, to, generation }
+  if (error !== undefined) change.error = error
+  stateChannel.publish(change)
+}
+
+export function publishGeneration (listener: Listener, generation: number, previous: number): void {
+  if (generationChannel.hasSubscribers) generationChannel.publish({ listener, name: listener.name, bind: listener.bind, generation, previous } satisfies GenerationEvent)
+}
+
+export function publishCut (listener: Listener, generation: number, cut: number, during: CutEvent['during']): void {
+  if (cutChannel.hasSubscribers) cutChannel.publish({ listener, name: listener.name, bind: listener.bind, generation, cut, during } satisfies CutEvent)
+}

@@ -1,0 +1,82 @@
+// Importing the handler modules a pool file names: each path resolved
+// against the file (or found as a package from its folder), its default
+// export checked to be a Fastify plugin, and imported again only when its
+// file changed, so that a reload or --watch serves edited code.
+import { statSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { Handler, ValidationIssue } from 'fastify-pool'
+
+/**
+ * Import every handler module; a problem is an issue at `handlers.<key>`
+ * (the key is kept, with an empty plugin, so listeners using it are not
+ * also blamed). Returns the plugins by key and the file each came from.
+ */
+export async function importHandlers (specs: Record<string, unknown>, configFile: string, inline: Record<string, Handler>, issues: ValidationIssue[]): Promise<{ handlers: Record<string, Handler>, modules: Record<string, string> }> {
+  const handlers: Record<string, Handler> = { ...inline }
+  const modules: Record<string, string> = {}
+  await Promise.all(Object.entries(specs).map(async ([key, spec]) => {
+    if (typeof spec !== 'string' || spec === '') return // reported by the schema
+    const got = await importHandler(spec, configFile)
+    if ('problem' in got) {
+      issues.push({ path: `handlers.${key}`, message: got.problem })
+      handlers[key] = async () => {}
+    } else {
+      handlers[key] = got.handler
+      modules[key] = got.file
+    }
+  }))
+  return { handlers, modules }
+}
+
+/**
+ * The URL a handler module is imported from: the file as it is on disk now.
+ * Unchanged, it is the same URL, so the same module and the same plugin (a
+ * reload leaves its listeners alone); edited, it is a new one (a reload or
+ * --watch serves the new code). A CommonJS module is cached by its path, so
+ * its cache entry goes when the file changed.
+ */
+const seen = new Map<string, number>()
+function moduleUrl (file: string): string {
+  let mtime = 0
+  try { mtime = statSync(file).mtimeMs } catch {}
+  const before = seen.get(file)
+  if (before !== undefined && before !== mtime) {
+    const cache = createRequire(file).cache
+    if (cache !== undefined) Reflect.deleteProperty(cache, file)
+  }
+  seen.set(file, mtime)
+  const url = pathToFileURL(file)
+  if (mtime !== 0) url.searchParams.set('mtime', String(mtime))
+  return url.href
+}
+
+async function importHandler (spec: string, configFile: string): Promise<{ handler: Handler, file: string } | { problem: string }> {
+  let file: string
+  if (spec.startsWith('.') || isAbsolute(spec)) {
+    file = resolve(dirname(configFile), spec)
+  } else {
+    // A package name: found from the config file's folder, as Node would from a module there.
+    try {
+      file = createRequire(configFile).resolve(spec)
+    } catch {
+      return { problem: `module "${spec}" not found from ${dirname(configFile)}` }
+    }
+  }
+  let mod: { default?: unknown }
+  try {
+    mod = await import(moduleUrl(file))
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) return { problem: `module not found: ${file}` }
+    return { problem: `cannot import ${file}: ${e.message.split('\n')[0]}` }
+  }
+  let plugin = mod.default
+  // A CommonJS module compiled from `export default` nests it once more.
+  if (plugin !== null && typeof plugin === 'object' && typeof (plugin as { default?: unknown }).default === 'function') plugin = (plugin as { default: unknown }).default
+  if (typeof plugin !== 'function') {
+    return { problem: `${file} must export a Fastify plugin as default (got ${plugin === undefined ? 'no default export' : typeof plugin})` }
+  }
+  return { handler: plugin as Handler, file }
+}

@@ -1,0 +1,46 @@
+// createPool(): check every option at once (FST_POOL_VALIDATE, nothing
+// built), then make the listeners, the logger, the metrics and the control
+// API, and the pool that holds them.
+import type { FastifyBaseLogger } from 'fastify'
+import { pino } from 'pino'
+import { collectConfig, BUILTIN_DEFAULTS } from './config.ts'
+import { controlSettings, PoolControl } from './control.ts'
+import { FST_POOL_INVALID_ARGUMENT, validationError } from './errors.ts'
+import { checkHandlers } from './handlers.ts'
+import { Listener, type ListenerContext } from './listener.ts'
+import { metricsSettings, PoolMetrics } from './metrics.ts'
+import { optionIssues, PoolOptionsSchema } from './options.ts'
+import { Pool } from './pool.ts'
+import { REDACT } from './redact.ts'
+import type { PoolOptions } from './types.ts'
+
+function makeLogger (logger: PoolOptions['logger'], level: string | undefined): FastifyBaseLogger | undefined {
+  if (logger === undefined || logger === false) return undefined
+  if (logger === true) return pino({ level: level ?? 'info', redact: { ...REDACT, paths: [...REDACT.paths] } })
+  if (typeof (logger as FastifyBaseLogger).child === 'function') return logger as FastifyBaseLogger
+  return pino({ ...(level === undefined ? {} : { level }), redact: { ...REDACT, paths: [...REDACT.paths] }, ...(logger as object) })
+}
+
+/** Build a pool from listener configs. Throws FST_POOL_VALIDATE listing every problem; builds nothing then. */
+export function createPool (options: PoolOptions = {}): Pool {
+  if (typeof options !== 'object' || options === null) throw new FST_POOL_INVALID_ARGUMENT(`createPool() takes an options object, got ${typeof options}`)
+  const issues = [...optionIssues(PoolOptionsSchema, options, ''), ...checkHandlers(options.handlers)]
+  const logger = options.logger
+  const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers: options.handlers, baseDir: options.baseDir }, issues)
+  const names = (options.servers ?? []).map(s => (s as { name?: unknown }).name).filter((n): n is string => typeof n === 'string')
+  const metricsOption = issues.some(i => i.path.startsWith('metrics')) ? undefined : metricsSettings(options.metrics, names, issues)
+  const controlOption = issues.some(i => i.path.startsWith('control') || i.path.startsWith('servers')) ? undefined : controlSettings(options.control, configs, issues)
+  if (issues.length > 0) throw validationError(issues)
+  const defaults = options.defaults ?? {}
+  const metrics = metricsOption === undefined ? undefined : new PoolMetrics(metricsOption)
+  const ctx: ListenerContext = {
+    handlers: options.handlers,
+    factory: options.factory,
+    logger: makeLogger(logger, defaults.logLevel),
+    stopTimeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout,
+    metrics,
+    control: controlOption === undefined ? undefined : new PoolControl(controlOption),
+    owner: { pool: undefined }
+  }
+  return new Pool({ ctx, defaults, baseDir: options.baseDir, metrics }, configs.map(c => new Listener(c, ctx)))
+}
