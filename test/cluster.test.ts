@@ -174,3 +174,23 @@ test('runWorkers() from a script: the same two workers, the script run again in 
   child.proc.kill('SIGTERM')
   assert.equal((await child.exited).code, 0)
 })
+
+test('fastify-pool reload against workers rolls them all, as SIGHUP does', async (t) => {
+  const p = await project(t)
+  const child = await started(t, p)
+  const before = workerPids(child)
+  writeFileSync(join(p.dir, 'routes.js'), ROUTES('v3'))
+  const reload = run(t, [BIN, 'reload'], { cwd: p.dir })
+  const { code } = await reload.exited
+  assert.equal(code, 0, reload.stderr())
+  await child.waitFor(out => /"msg":"rolling reload done/.test(out), 40_000)
+  const seen = new Map<number, string>()
+  for (let i = 0; i < 30; i++) {
+    const body = JSON.parse((await get(`http://127.0.0.1:${p.port}/`)).body) as { pid: number, version: string }
+    seen.set(body.pid, body.version)
+  }
+  assert.deepEqual([...new Set(seen.values())], ['v3'])
+  for (const pid of seen.keys()) assert.ok(!before.includes(pid))
+  child.proc.kill('SIGTERM')
+  assert.equal((await child.exited).code, 0)
+})
