@@ -44,8 +44,12 @@ export async function stopInSequence (listeners: Listener[], timeout: number, de
     if (held.length > 0) await new Promise<void>(resolve => setTimeout(resolve, wait).unref())
     const reports: Array<StopReport | undefined> = []
     const failures: ListenerFailure[] = []
+    let waited = held.length > 0
     for (const group of byStopOrder(listeners)) {
-      const left = Math.max(0, timeout - (Date.now() - began))
+      // What is left of the deadline after the delay and the groups before;
+      // the first group of a stop with no delay has all of it.
+      const left = waited ? Math.max(0, timeout - (Date.now() - began)) : timeout
+      waited = true
       try {
         reports.push(...await settleAll(group, l => l.stop({ timeout: left, handOff }), FST_POOL_STOP))
       } catch (err) {
