@@ -242,3 +242,23 @@ test('with a logger, responses are recorded as Fastify logs them, and still logg
   assert.equal(count(text, { listener: 'api', route: '/boom', status_code: '500' }), 1)
   assert.equal(lines.filter(l => l.msg === 'request completed' && l.listener === 'api').length, 4, 'Fastify still logs every response')
 })
+
+test('an HTTP/2 listener is counted too', async (t) => {
+  const { connect } = await import('node:http2')
+  const p = pool(t, twoListeners({ servers: [{ name: 'api', listen: '127.0.0.1:0', http2: true }, { name: 'admin', listen: '127.0.0.1:0' }] }))
+  await p.start()
+  const session = connect(p.load('api')?.url ?? '')
+  t.after(() => session.close())
+  for (let i = 0; i < 3; i++) {
+    await new Promise<void>((resolve, reject) => {
+      const stream = session.request({ ':path': `/items/${i + 1}` })
+      stream.on('response', () => {})
+      stream.resume()
+      stream.on('end', resolve)
+      stream.on('error', reject)
+      stream.end()
+    })
+  }
+  const text = await scrape(p)
+  assert.equal(count(text, { listener: 'api', route: '/items/:id', status_code: '200' }), 3)
+})

@@ -6,6 +6,7 @@
 // restarts and reloads that use it: nothing is ever registered twice.
 import cluster from 'node:cluster'
 import { subscribe } from 'node:diagnostics_channel'
+import { performance } from 'node:perf_hooks'
 import { createRequire } from 'node:module'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type * as PromClient from 'prom-client'
@@ -195,9 +196,12 @@ export class PoolMetrics implements MetricsSink {
    * counted by one hook on the instance. The metrics listener also gets the
    * exposition route.
    */
-  instrument (app: FastifyInstance, listener: string, _owner?: unknown, recorded = false): void {
+  instrument (app: FastifyInstance, listener: string, _owner?: unknown, recorded = false, http2 = false): void {
     const series = this.#seriesOf(listener)
-    if (!recorded) this.#addHooks(app, series)
+    if (!recorded) {
+      if (http2) this.#addHooks(app, series)
+      else markRequests(app, series)
+    }
     if (listener !== this.settings.listener) return
     const custom = this.settings.exposition
     app.get(this.settings.path, { logLevel: 'warn' }, async (_request, reply) => {
@@ -286,6 +290,62 @@ export class PoolMetrics implements MetricsSink {
 interface LogControllerLike { requestCompleted (error: unknown, request: FastifyRequest, reply: FastifyReply, metadata?: unknown): void }
 
 type SeriesOf = ((method: string, route: string, status: number) => Series) & { histogram?: RouteHistogram }
+
+/**
+ * HTTP/1 without a logger: each request is marked when Fastify has routed
+ * it (an onRequest hook per route, which knows its pattern, and one for the
+ * requests no route matched), and recorded when Node has finished its
+ * response (the `http.server.response.finish` channel). That costs about half
+ * of an onResponse hook, for which Fastify adds two listeners per response.
+ */
+function markRequests (app: FastifyInstance, series: SeriesOf): void {
+  listenToResponses()
+  const histogram = series.histogram as RouteHistogram
+  const recorderFor = (route: string): Recorder => {
+    const known = new Map<string, Map<number, Series>>()
+    return (method, status, seconds) => {
+      let byStatus = known.get(method)
+      if (byStatus === undefined) { byStatus = new Map(); known.set(method, byStatus) }
+      let one = byStatus.get(status)
+      if (one === undefined) { one = series(method, route, status); byStatus.set(status, one) }
+      histogram.observe(one, seconds)
+    }
+  }
+  const markHook = (record: Recorder) => function markRoute (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+    const raw = request.raw as MarkedRequest
+    raw[kRecord] = record
+    raw[kStart] = performance.now()
+    done()
+  }
+  app.addHook('onRoute', (route) => {
+    const hook = markHook(recorderFor(route.url ?? route.path))
+    const own = route.onRequest
+    route.onRequest = own === undefined ? [hook] : [hook, ...(Array.isArray(own) ? own : [own])] as typeof route.onRequest
+  })
+  const unmatched = markHook(recorderFor(UNMATCHED_ROUTE))
+  app.addHook('onRequest', function markUnmatched (request, reply, done) {
+    if (request.is404) unmatched(request, reply, done)
+    else done()
+  })
+}
+
+type Recorder = (method: string, status: number, seconds: number) => void
+const kRecord = Symbol('fastify-pool.metrics.record')
+const kStart = Symbol('fastify-pool.metrics.start')
+type MarkedRequest = FastifyRequest['raw'] & { [kRecord]?: Recorder, [kStart]?: number }
+
+let listeningToResponses = false
+/** One subscription per process: a finished response of a marked request is recorded. */
+function listenToResponses (): void {
+  if (listeningToResponses) return
+  listeningToResponses = true
+  subscribe('http.server.response.finish', (message) => {
+    const { request, response } = message as { request: MarkedRequest, response: { statusCode: number } }
+    const record = request[kRecord]
+    if (record === undefined) return
+    record(request.method ?? 'GET', response.statusCode, (performance.now() - (request[kStart] ?? 0)) / 1000)
+  })
+}
 
 /** The onResponse hook of one route: its series by method and status, found once each. */
 function routeHook (seriesOf: SeriesOf, route: string): (request: FastifyRequest, reply: FastifyReply, done: () => void) => void {
