@@ -262,3 +262,24 @@ test('an HTTP/2 listener is counted too', async (t) => {
   const text = await scrape(p)
   assert.equal(count(text, { listener: 'api', route: '/items/:id', status_code: '200' }), 3)
 })
+
+test('a request that a hook rejects before its handler is counted under its route', async (t) => {
+  const p = pool(t, twoListeners({
+    handlers: async (app) => {
+      app.addHook('onRequest', async (request, reply) => { if (request.headers.authorization === undefined) await reply.code(401).send({ error: 'who are you' }) })
+      app.get('/private/:id', async () => 'secret')
+      app.post('/typed', { schema: { body: { type: 'object', required: ['n'], properties: { n: { type: 'integer' } } } } }, async () => 'ok')
+    }
+  }))
+  await p.start()
+  const api = p.load('api')?.url ?? ''
+  assert.equal((await send(`${api}/private/1`)).status, 401)
+  assert.equal((await send(`${api}/private/2`, { headers: { authorization: 'x' } })).status, 200)
+  const typed = await fetch(`${api}/typed`, { method: 'POST', headers: { authorization: 'x', 'content-type': 'application/json' }, body: '{"n":"no"}' })
+  assert.equal(typed.status, 400)
+  await typed.text()
+  const text = await scrape(p)
+  assert.equal(count(text, { listener: 'api', route: '/private/:id', status_code: '401' }), 1)
+  assert.equal(count(text, { listener: 'api', route: '/private/:id', status_code: '200' }), 1)
+  assert.equal(count(text, { listener: 'api', route: '/typed', status_code: '400' }), 1)
+})

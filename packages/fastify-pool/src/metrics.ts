@@ -292,40 +292,36 @@ interface LogControllerLike { requestCompleted (error: unknown, request: Fastify
 type SeriesOf = ((method: string, route: string, status: number) => Series) & { histogram?: RouteHistogram }
 
 /**
- * HTTP/1 without a logger: each request is marked when Fastify has routed
- * it (an onRequest hook per route, which knows its pattern, and one for the
- * requests no route matched), and recorded when Node has finished its
- * response (the `http.server.response.finish` channel). That costs about half
- * of an onResponse hook, for which Fastify adds two listeners per response.
+ * HTTP/1 without a logger: each request is marked as soon as Fastify has
+ * routed it (the instance's first onRequest hook, so a request that a later
+ * hook or validation rejects is still counted under its route), and
+ * recorded when Node has finished its response (the
+ * `http.server.response.finish` channel). That costs about half of an
+ * onResponse hook, for which Fastify adds two listeners per response.
  */
 function markRequests (app: FastifyInstance, series: SeriesOf): void {
   listenToResponses()
   const histogram = series.histogram as RouteHistogram
+  const recorders = new Map<string, Recorder>()
   const recorderFor = (route: string): Recorder => {
+    let record = recorders.get(route)
+    if (record !== undefined) return record
     const known = new Map<string, Map<number, Series>>()
-    return (method, status, seconds) => {
+    record = (method, status, seconds) => {
       let byStatus = known.get(method)
       if (byStatus === undefined) { byStatus = new Map(); known.set(method, byStatus) }
       let one = byStatus.get(status)
       if (one === undefined) { one = series(method, route, status); byStatus.set(status, one) }
       histogram.observe(one, seconds)
     }
+    recorders.set(route, record)
+    return record
   }
-  const markHook = (record: Recorder) => function markRoute (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  app.addHook('onRequest', function markRoute (request, _reply, done) {
     const raw = request.raw as MarkedRequest
-    raw[kRecord] = record
+    raw[kRecord] = recorderFor(request.is404 ? UNMATCHED_ROUTE : request.routeOptions.url ?? UNMATCHED_ROUTE)
     raw[kStart] = performance.now()
     done()
-  }
-  app.addHook('onRoute', (route) => {
-    const hook = markHook(recorderFor(route.url ?? route.path))
-    const own = route.onRequest
-    route.onRequest = own === undefined ? [hook] : [hook, ...(Array.isArray(own) ? own : [own])] as typeof route.onRequest
-  })
-  const unmatched = markHook(recorderFor(UNMATCHED_ROUTE))
-  app.addHook('onRequest', function markUnmatched (request, reply, done) {
-    if (request.is404) unmatched(request, reply, done)
-    else done()
   })
 }
 
