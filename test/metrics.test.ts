@@ -283,3 +283,12 @@ test('a request that a hook rejects before its handler is counted under its rout
   assert.equal(count(text, { listener: 'api', route: '/private/:id', status_code: '200' }), 1)
   assert.equal(count(text, { listener: 'api', route: '/typed', status_code: '400' }), 1)
 })
+
+test('requests made with inject() are counted too', async (t) => {
+  const p = pool(t, twoListeners())
+  await p.inject('api', '/items/1')
+  await p.inject('api', '/nope')
+  const text = await p.metrics?.exposition() ?? ''
+  assert.equal(count(text, { listener: 'api', route: '/items/:id', status_code: '200' }), 1)
+  assert.equal(count(text, { listener: 'api', route: UNMATCHED_ROUTE, status_code: '404' }), 1)
+})

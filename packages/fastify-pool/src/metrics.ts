@@ -6,6 +6,7 @@
 // restarts and reloads that use it: nothing is ever registered twice.
 import cluster from 'node:cluster'
 import { subscribe } from 'node:diagnostics_channel'
+import { IncomingMessage } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { createRequire } from 'node:module'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
@@ -317,10 +318,17 @@ function markRequests (app: FastifyInstance, series: SeriesOf): void {
     recorders.set(route, record)
     return record
   }
-  app.addHook('onRequest', function markRoute (request, _reply, done) {
+  app.addHook('onRequest', function markRoute (request, reply, done) {
+    const record = recorderFor(request.is404 ? UNMATCHED_ROUTE : request.routeOptions.url ?? UNMATCHED_ROUTE)
     const raw = request.raw as MarkedRequest
-    raw[kRecord] = recorderFor(request.is404 ? UNMATCHED_ROUTE : request.routeOptions.url ?? UNMATCHED_ROUTE)
-    raw[kStart] = performance.now()
+    if (raw instanceof IncomingMessage) {
+      raw[kRecord] = record
+      raw[kStart] = performance.now()
+    } else {
+      // inject(): no socket, so Node publishes nothing; its response says when it is done.
+      const start = performance.now()
+      reply.raw.once('finish', () => { record(request.method, reply.raw.statusCode, (performance.now() - start) / 1000) })
+    }
     done()
   })
 }
