@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
-import { BIN, freePort, get, logLines, run, tempDir, type Child } from './fixtures/cli.ts'
+import { BIN, TLS, freePort, get, logLines, run, tempDir, type Child } from './fixtures/cli.ts'
 
 const TOKEN = 'operate-test-token-0123456789'
 const ROUTE = (word: string): string => `export default async function (app) { app.get('/', async () => '${word}') }\n`
@@ -167,4 +167,44 @@ test('--env-file supplies ${VAR} values; variables already set win', async (t) =
   assert.equal(missing.code, 9)
   assert.match(missing.stderr, /nope\.env: not found/)
   assert.doesNotMatch(missing.stderr, /at .*\(/, 'no stack trace')
+})
+
+test('ps reaches a control listener on a unix socket, and one over HTTPS on loopback', async (t) => {
+  const dir = tempDir(t, 'fastify-pool-operate-')
+  writeFileSync(join(dir, 'pool.yaml'), [
+    'control:',
+    '  listener: admin',
+    'servers:',
+    '  - name: web',
+    '    listen: 127.0.0.1:0',
+    '  - name: admin',
+    `    listen: unix:${join(dir, 'admin.sock')}`,
+    ''
+  ].join('\n'))
+  const pool = await started(t, dir)
+  const ps = await command(t, dir, ['ps', '--json'])
+  assert.equal(ps.code, 0, ps.stderr)
+  assert.deepEqual((JSON.parse(ps.stdout) as { listeners: Array<{ name: string }> }).listeners.map(l => l.name), ['web', 'admin'])
+  pool.proc.kill('SIGTERM')
+  assert.equal((await pool.exited).code, 0)
+
+  const secure = tempDir(t, 'fastify-pool-operate-')
+  const port = await freePort()
+  writeFileSync(join(secure, 'pool.yaml'), [
+    'control:',
+    '  listener: admin',
+    'servers:',
+    '  - name: admin',
+    `    listen: 127.0.0.1:${port}`,
+    '    tls:',
+    `      cert: ${join(TLS, 'server.crt')}`,
+    `      key: ${join(TLS, 'server.key')}`,
+    ''
+  ].join('\n'))
+  const tlsPool = await started(t, secure)
+  const tlsPs = await command(t, secure, ['ps'])
+  assert.equal(tlsPs.code, 0, tlsPs.stderr)
+  assert.match(tlsPs.stdout, new RegExp(`^admin\\s+running\\s+https://127\\.0\\.0\\.1:${port}`, 'm'))
+  tlsPool.proc.kill('SIGTERM')
+  assert.equal((await tlsPool.exited).code, 0)
 })
