@@ -2,11 +2,11 @@
 // handler modules: what `fastify-pool start` runs, for tests and scripts too.
 import { channel } from 'node:diagnostics_channel'
 import { fileURLToPath } from 'node:url'
-import { createPool, type ControlOptions, type Pool, type PoolOptions } from 'fastify-pool'
+import { CHANNELS, createPool, type ControlOptions, type Pool, type PoolOptions } from 'fastify-pool'
 import { loadConfigFile, type LoadedConfig, type LoadOptions } from './config-file.ts'
 import { wrapHandlers } from './with-pool.ts'
 
-const reloadChannel = channel('fastify-pool:pool:reload')
+const reloadChannel = channel(CHANNELS.reload)
 
 export interface PoolFromFileOptions extends LoadOptions {
   /** The pool's logger (see PoolOptions.logger). Default: none. */

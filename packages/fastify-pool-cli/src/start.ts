@@ -6,7 +6,7 @@ import { constants as osConstants } from 'node:os'
 import closeWithGrace from 'close-with-grace'
 import cluster from 'node:cluster'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { BUILTIN_DEFAULTS, hasIssues, isPoolError, type ListenerFailure, type StateChange } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, CHANNELS, hasIssues, isPoolError, type ListenerFailure, type StateChange } from 'fastify-pool'
 import { displayPath, formatIssue, missingCertificates, readDocument, type FileIssue } from './config-file.ts'
 import { writeDevCertificate } from './dev-cert.ts'
 import type { Logger } from 'pino'
@@ -285,11 +285,11 @@ function logEvents (session: Session): () => void {
     const change = message as StateChange
     if (change.pool === pool) logger.debug({ listener: change.name, from: change.from, to: change.to, generation: change.generation }, `listener ${change.name}: ${change.to}`)
   }
-  subscribe('fastify-pool:pool:reload', onReload)
-  subscribe('fastify-pool:listener:state', onState)
+  subscribe(CHANNELS.reload, onReload)
+  subscribe(CHANNELS.state, onState)
   return () => {
-    unsubscribe('fastify-pool:pool:reload', onReload)
-    unsubscribe('fastify-pool:listener:state', onState)
+    unsubscribe(CHANNELS.reload, onReload)
+    unsubscribe(CHANNELS.state, onState)
   }
 }
 

@@ -2,27 +2,20 @@
 // channel, and the worker's side of it: asking the primary for the status of
 // every worker, for the metrics summed over them, or for a rolling reload.
 import cluster from 'node:cluster'
-import { clusterMetrics, type ListenerStatus } from 'fastify-pool'
-
-export type ListenerStatusLike = ListenerStatus
+import type { ListenerStatus } from 'fastify-pool'
 
 /** Every message carries `fastify-pool` with its kind; requests and answers carry an id. */
 export type ClusterMessage =
   | { 'fastify-pool': 'ready' }
   | { 'fastify-pool': 'stop', handOff?: boolean }
   | { 'fastify-pool': 'listeners-request', id: string }
-  | { 'fastify-pool': 'listeners', id: string, listeners: ListenerStatusLike[] }
+  | { 'fastify-pool': 'listeners', id: string, listeners: ListenerStatus[] }
   | { 'fastify-pool': 'status-request', id: string }
-  | { 'fastify-pool': 'status-answer', id: string, workers: Array<{ id: number, pid: number | undefined, listeners: ListenerStatusLike[] }> }
+  | { 'fastify-pool': 'status-answer', id: string, workers: Array<{ id: number, pid: number | undefined, listeners: ListenerStatus[] }> }
   | { 'fastify-pool': 'metrics-request', id: string }
   | { 'fastify-pool': 'metrics-answer', id: string, text: string }
   | { 'fastify-pool': 'roll-request', id: string }
   | { 'fastify-pool': 'roll-answer', id: string, ok: boolean, error?: string }
-
-/** The primary's side: the metrics of every worker, summed (prom-client's AggregatorRegistry). */
-export function clusterMetricsText (): Promise<string> {
-  return clusterMetrics()
-}
 
 let sequence = 0
 

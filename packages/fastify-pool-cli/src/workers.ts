@@ -7,11 +7,11 @@
 // a backoff; one that keeps dying ends the whole with exit 1.
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
-import { BUILTIN_DEFAULTS, hasIssues, isPoolError } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, clusterMetrics, hasIssues, isPoolError, type ListenerStatus } from 'fastify-pool'
 import type { Logger } from 'pino'
 import { displayPath, formatIssue, loadConfigFile, type FileIssue, type LoadedConfig } from './config-file.ts'
 import { createLogger } from './logger.ts'
-import { clusterMetricsText, type ClusterMessage, type ListenerStatusLike } from './worker-messages.ts'
+import type { ClusterMessage } from './worker-messages.ts'
 
 export interface WorkersOptions {
   /** The pool file. */
@@ -118,7 +118,6 @@ class Supervisor {
     process.on('SIGTERM', onStop)
     process.on('SIGINT', onStop)
     process.on('SIGHUP', () => { this.roll('SIGHUP') })
-    process.on('message', () => {})
     const started = await Promise.all(Array.from({ length: this.#count }, () => this.#fork()))
     if (started.some(s => !s.ready)) {
       this.#logger.error('a worker could not start its pool; stopping the others')
@@ -252,7 +251,7 @@ class Supervisor {
       const statuses = await Promise.all([...this.#slots].filter(s => s.ready && s.worker.isConnected()).map(s => this.#ask(s)))
       from.worker.send({ 'fastify-pool': 'status-answer', id: message.id, workers: statuses.filter(s => s !== undefined) } satisfies ClusterMessage)
     } else if (kind === 'metrics-request') {
-      const text = await clusterMetricsText().catch((err: Error) => `# metrics of the workers could not be collected: ${err.message}\n`)
+      const text = await clusterMetrics().catch((err: Error) => `# metrics of the workers could not be collected: ${err.message}\n`)
       from.worker.send({ 'fastify-pool': 'metrics-answer', id: message.id, text } satisfies ClusterMessage)
     } else if (kind === 'roll-request') {
       const outcome = await this.roll('control API')
@@ -261,7 +260,7 @@ class Supervisor {
   }
 
   /** One worker's listeners, asked over IPC (bounded: a busy worker is left out). */
-  #ask (slot: Slot): Promise<{ id: number, pid: number | undefined, listeners: ListenerStatusLike[] } | undefined> {
+  #ask (slot: Slot): Promise<{ id: number, pid: number | undefined, listeners: ListenerStatus[] } | undefined> {
     return new Promise(resolve => {
       const id = Math.random().toString(36).slice(2)
       const timer = setTimeout(() => { slot.worker.removeListener('message', on); resolve(undefined) }, 2000)

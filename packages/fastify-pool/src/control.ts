@@ -10,7 +10,7 @@ import { failureOf, quote, type ValidationIssue } from './errors.ts'
 import type { Listener } from './listener.ts'
 import { ControlArgumentSchema, ControlObjectSchema, optionIssues, withDefaults } from './options.ts'
 import type { Pool } from './pool.ts'
-import type { StateChange } from './state.ts'
+import { CHANNELS, type StateChange } from './state.ts'
 import type { ControlOptions, Extension, ListenAddress, ListenerStatus, NormalizedConfig } from './types.ts'
 
 interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined, status: (() => Promise<Record<string, unknown>>) | undefined }
@@ -202,11 +202,11 @@ async function raceSelfDrain<T> (self: string, pool: Pool | undefined, work: Pro
       const change = message as StateChange
       if (change.pool === pool && change.name === self && change.to === 'draining') resolve('draining')
     }
-    subscribe('fastify-pool:listener:state', onState)
+    subscribe(CHANNELS.state, onState)
   })
   try {
     return await Promise.race([work, draining])
   } finally {
-    if (onState !== undefined) unsubscribe('fastify-pool:listener:state', onState)
+    if (onState !== undefined) unsubscribe(CHANNELS.state, onState)
   }
 }

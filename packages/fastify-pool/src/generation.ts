@@ -207,7 +207,7 @@ export async function makeInstance (ctx: BuildContext, config: NormalizedConfig,
   const app = ctx.factory === undefined ? Fastify(options) : await ctx.factory(config, options)
   if (app === null || typeof app !== 'object' || typeof (app as FastifyInstance).register !== 'function') throw new FST_POOL_FACTORY(config.name)
   // Before the routes, so that its request hook sees all of them (and the 404s).
-  ctx.metrics?.instrument(app, config.name, ctx.owner, recording !== undefined, config.http2)
+  ctx.metrics?.instrument(app, config.name, ctx.owner, { recorded: recording !== undefined, http2: config.http2 })
   ctx.control?.instrument(app, config.name, ctx.owner)
   if (config.health.liveness !== false || config.health.readiness !== false) {
     app.register(healthRoutes, { listener, health: config.health })

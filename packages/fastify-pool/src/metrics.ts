@@ -6,13 +6,12 @@
 // restarts and reloads that use it: nothing is ever registered twice.
 import cluster from 'node:cluster'
 import { subscribe } from 'node:diagnostics_channel'
-import { IncomingMessage } from 'node:http'
-import { performance } from 'node:perf_hooks'
 import { createRequire } from 'node:module'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type * as PromClient from 'prom-client'
 import type { Counter, Gauge, Registry } from 'prom-client'
-import { RouteHistogram, type Series } from './histogram.ts'
+import { RouteHistogram } from './histogram.ts'
+import { ListenerRecorder, recordingOptions, recordWithHooks } from './recording.ts'
 import { isPool } from './brand.ts'
 import { quote, type ValidationIssue } from './errors.ts'
 import { Type } from '@sinclair/typebox'
@@ -20,13 +19,10 @@ import { MetricsObjectSchema, MetricsOptionSchema, optionIssues, withDefaults } 
 import type { Listener } from './listener.ts'
 import type { MetricsOptions, MetricsSink } from './types.ts'
 import type { ReloadEvent } from './reload.ts'
-import { CUT_CHANNEL, GENERATION_CHANNEL, type CutEvent, type GenerationEvent } from './state.ts'
+import { CHANNELS, type CutEvent, type GenerationEvent } from './state.ts'
 
 /** The metrics option with its defaults. */
 export interface MetricsSettings { listener: string, path: string, registry: Registry | undefined, defaultMetrics: boolean, exposition: (() => Promise<string>) | undefined }
-
-/** The `route` label of a request that matched no route (route labels are URL patterns, which start with "/"). */
-export const UNMATCHED_ROUTE = 'unmatched'
 
 /** Buckets, in seconds, of http_request_duration_seconds. */
 export const DURATION_BUCKETS: readonly number[] = Object.freeze([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
@@ -157,8 +153,8 @@ export class PoolMetrics implements MetricsSink {
   readonly registry: Registry
   #family: Family
   #pools = new Set<WeakRef<object & Iterable<Listener>>>()
-  /** The histogram's series of each listener. */
-  #observers = new Map<string, SeriesOf>()
+  /** Each listener's recorder of request durations. */
+  #recorders = new Map<string, ListenerRecorder>()
 
   constructor (settings: MetricsSettings) {
     this.settings = settings
@@ -191,18 +187,12 @@ export class PoolMetrics implements MetricsSink {
   }
 
   /**
-   * Instrument one generation of a listener: each route gets an onResponse
-   * hook of its own that knows its pattern (reading request.routeOptions
-   * would build an object per request); requests no route matched are
-   * counted by one hook on the instance. The metrics listener also gets the
-   * exposition route.
+   * Instrument one generation of a listener: its responses are recorded
+   * (unless its log controller does: `recorded`, see recording.ts), and the
+   * metrics listener gets the exposition route.
    */
-  instrument (app: FastifyInstance, listener: string, _owner?: unknown, recorded = false, http2 = false): void {
-    const series = this.#seriesOf(listener)
-    if (!recorded) {
-      if (http2) this.#addHooks(app, series)
-      else markRequests(app, series)
-    }
+  instrument (app: FastifyInstance, listener: string, _owner?: unknown, how: { recorded?: boolean, http2?: boolean } = {}): void {
+    if (how.recorded !== true) recordWithHooks(app, this.#recorderOf(listener), how.http2 === true)
     if (listener !== this.settings.listener) return
     const custom = this.settings.exposition
     app.get(this.settings.path, { logLevel: 'warn' }, async (_request, reply) => {
@@ -211,52 +201,9 @@ export class PoolMetrics implements MetricsSink {
     })
   }
 
-  /**
-   * Fastify options whose log controller records each response as Fastify
-   * logs its completion: no onResponse hook, whose runner costs more than
-   * the recording. Only where Fastify calls it anyway: with a logger (without
-   * one Fastify does not watch for the end of responses unless a hook asks),
-   * a Fastify that has LogController (5.12 and later), an instance this
-   * library makes (a factory may use another copy of Fastify, whose check
-   * of the class would fail) and no log controller of the user's. Undefined
-   * otherwise: the hooks record.
-   */
+  /** Fastify options whose log controller records the listener's responses, when possible (recording.ts). */
   recordingOptions (options: FastifyServerOptions, listener: string): FastifyServerOptions | undefined {
-    const Base = (Fastify as unknown as { LogController?: new (options: object) => LogControllerLike }).LogController
-    if (typeof Base !== 'function' || (options as { logController?: unknown }).logController !== undefined) return undefined
-    if ((options as { loggerInstance?: unknown }).loggerInstance === undefined) return undefined
-    const series = this.#seriesOf(listener)
-    const histogram = series.histogram as RouteHistogram
-    const byRoute = new Map<string, Map<string, Map<number, Series>>>()
-    class RecordingController extends Base {
-      override requestCompleted (error: unknown, request: FastifyRequest, reply: FastifyReply, metadata?: unknown): void {
-        const route = request.is404 ? UNMATCHED_ROUTE : request.routeOptions.url ?? UNMATCHED_ROUTE
-        const method = request.method
-        const status = reply.statusCode
-        let byMethod = byRoute.get(route)
-        if (byMethod === undefined) { byMethod = new Map(); byRoute.set(route, byMethod) }
-        let byStatus = byMethod.get(method)
-        if (byStatus === undefined) { byStatus = new Map(); byMethod.set(method, byStatus) }
-        let one = byStatus.get(status)
-        if (one === undefined) { one = series(method, route, status); byStatus.set(status, one) }
-        histogram.observe(one, reply.elapsedTime / 1000)
-        super.requestCompleted(error, request, reply, metadata)
-      }
-    }
-    return { ...options, logController: new RecordingController(options) } as FastifyServerOptions
-  }
-
-  #addHooks (app: FastifyInstance, series: SeriesOf): void {
-    app.addHook('onRoute', (route) => {
-      const hook = routeHook(series, route.url ?? route.path)
-      const own = route.onResponse
-      route.onResponse = own === undefined ? [hook] : [...(Array.isArray(own) ? own : [own]), hook] as typeof route.onResponse
-    })
-    const unmatched = routeHook(series, UNMATCHED_ROUTE)
-    app.addHook('onResponse', function countUnmatched (request, reply, done) {
-      if (request.is404) unmatched.call(this, request, reply, done)
-      else done()
-    })
+    return recordingOptions(options, this.#recorderOf(listener))
   }
 
   /**
@@ -273,97 +220,16 @@ export class PoolMetrics implements MetricsSink {
   cut (listener: string, n: number): void { this.#family.cut.inc({ listener }, n) }
   reloaded (ok: boolean): void { this.#family.reloads.inc({ result: ok ? 'ok' : 'failed' }) }
 
-  /** The series of one listener: kept per listener name, so that restarts and reloads count on. */
-  #seriesOf (listener: string): SeriesOf {
-    let of = this.#observers.get(listener)
-    if (of !== undefined) return of
-    const duration = this.#family.duration
-    of = (method, route, status) => duration.series({ listener, method, route, status_code: String(status) })
-    of.histogram = duration
+  /** The recorder of one listener: kept per listener name, so that restarts and reloads count on. */
+  #recorderOf (listener: string): ListenerRecorder {
+    let recorder = this.#recorders.get(listener)
+    if (recorder !== undefined) return recorder
+    recorder = new ListenerRecorder(this.#family.duration, listener)
     // Counts start at 0 for every listener, so a rate() has a first sample.
     this.#family.restarts.inc({ listener }, 0)
     this.#family.cut.inc({ listener }, 0)
-    this.#observers.set(listener, of)
-    return of
-  }
-}
-
-interface LogControllerLike { requestCompleted (error: unknown, request: FastifyRequest, reply: FastifyReply, metadata?: unknown): void }
-
-type SeriesOf = ((method: string, route: string, status: number) => Series) & { histogram?: RouteHistogram }
-
-/**
- * HTTP/1 without a logger: each request is marked as soon as Fastify has
- * routed it (the instance's first onRequest hook, so a request that a later
- * hook or validation rejects is still counted under its route), and
- * recorded when Node has finished its response (the
- * `http.server.response.finish` channel). That costs about half of an
- * onResponse hook, for which Fastify adds two listeners per response.
- */
-function markRequests (app: FastifyInstance, series: SeriesOf): void {
-  listenToResponses()
-  const histogram = series.histogram as RouteHistogram
-  const recorders = new Map<string, Recorder>()
-  const recorderFor = (route: string): Recorder => {
-    let record = recorders.get(route)
-    if (record !== undefined) return record
-    const known = new Map<string, Map<number, Series>>()
-    record = (method, status, seconds) => {
-      let byStatus = known.get(method)
-      if (byStatus === undefined) { byStatus = new Map(); known.set(method, byStatus) }
-      let one = byStatus.get(status)
-      if (one === undefined) { one = series(method, route, status); byStatus.set(status, one) }
-      histogram.observe(one, seconds)
-    }
-    recorders.set(route, record)
-    return record
-  }
-  app.addHook('onRequest', function markRoute (request, reply, done) {
-    const record = recorderFor(request.is404 ? UNMATCHED_ROUTE : request.routeOptions.url ?? UNMATCHED_ROUTE)
-    const raw = request.raw as MarkedRequest
-    if (raw instanceof IncomingMessage) {
-      raw[kRecord] = record
-      raw[kStart] = performance.now()
-    } else {
-      // inject(): no socket, so Node publishes nothing; its response says when it is done.
-      const start = performance.now()
-      reply.raw.once('finish', () => { record(request.method, reply.raw.statusCode, (performance.now() - start) / 1000) })
-    }
-    done()
-  })
-}
-
-type Recorder = (method: string, status: number, seconds: number) => void
-const kRecord = Symbol('fastify-pool.metrics.record')
-const kStart = Symbol('fastify-pool.metrics.start')
-type MarkedRequest = FastifyRequest['raw'] & { [kRecord]?: Recorder, [kStart]?: number }
-
-let listeningToResponses = false
-/** One subscription per process: a finished response of a marked request is recorded. */
-function listenToResponses (): void {
-  if (listeningToResponses) return
-  listeningToResponses = true
-  subscribe('http.server.response.finish', (message) => {
-    const { request, response } = message as { request: MarkedRequest, response: { statusCode: number } }
-    const record = request[kRecord]
-    if (record === undefined) return
-    record(request.method ?? 'GET', response.statusCode, (performance.now() - (request[kStart] ?? 0)) / 1000)
-  })
-}
-
-/** The onResponse hook of one route: its series by method and status, found once each. */
-function routeHook (seriesOf: SeriesOf, route: string): (request: FastifyRequest, reply: FastifyReply, done: () => void) => void {
-  const histogram = seriesOf.histogram as RouteHistogram
-  const known = new Map<string, Map<number, Series>>()
-  return function recordDuration (request, reply, done) {
-    const method = request.method
-    let byStatus = known.get(method)
-    if (byStatus === undefined) { byStatus = new Map(); known.set(method, byStatus) }
-    const status = reply.statusCode
-    let series = byStatus.get(status)
-    if (series === undefined) { series = seriesOf(method, route, status); byStatus.set(status, series) }
-    histogram.observe(series, reply.elapsedTime / 1000)
-    done()
+    this.#recorders.set(listener, recorder)
+    return recorder
   }
 }
 
@@ -387,15 +253,15 @@ let listening = false
 function listenToEvents (): void {
   if (listening) return
   listening = true
-  subscribe(GENERATION_CHANNEL, (message) => {
+  subscribe(CHANNELS.generation, (message) => {
     const event = message as GenerationEvent
     event.listener.context.metrics?.restarted(event.name)
   })
-  subscribe(CUT_CHANNEL, (message) => {
+  subscribe(CHANNELS.cut, (message) => {
     const event = message as CutEvent
     event.listener.context.metrics?.cut(event.name, event.cut)
   })
-  subscribe('fastify-pool:pool:reload', (message) => {
+  subscribe(CHANNELS.reload, (message) => {
     const event = message as ReloadEvent
     if (isPool(event.pool)) poolSinks.get(event.pool)?.reloaded(event.error === undefined)
   })

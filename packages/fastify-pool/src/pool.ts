@@ -1,6 +1,5 @@
 // The pool: listeners keyed by bind address (and found by name too),
 // selected by glob or regex, and started, stopped and restarted together.
-import { channel } from 'node:diagnostics_channel'
 import type { FastifyBaseLogger, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { bindsOverlap, formatAddress, parseListen } from './address.ts'
 import { validateConfig, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
@@ -12,6 +11,7 @@ import type { PoolMetrics } from './metrics.ts'
 import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './monitor.ts'
 import { CallQueue } from './queue.ts'
 import { startTogether, stopInSequence } from './sequence.ts'
+import { reloadChannel } from './state.ts'
 import { reload, type ReloadOptions, type ReloadOutcome, type ReloadReport } from './reload.ts'
 import { checkField, matcher } from './select.ts'
 import type { Field, Handlers, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
@@ -325,13 +325,6 @@ export class Pool implements Iterable<Listener> {
   /** True while periodic checks run. */
   get monitoring (): boolean { return this.#monitor?.periodic ?? false }
 }
-
-/**
- * `fastify-pool:pool:reload`, on node:diagnostics_channel: every reload, as
- * `{ pool, report }` once applied or `{ pool, error }` when it was refused
- * (FST_POOL_VALIDATE, nothing changed) or failed and was undone.
- */
-const reloadChannel = channel('fastify-pool:pool:reload')
 
 function boundKey (l: Listener): string | undefined {
   const a = l.address

@@ -1,17 +1,28 @@
-// A listener's lifecycle states: which changes are allowed, and the
-// diagnostics_channel they are published on. Listener#setState is the one
-// writer; this file is the table it obeys.
+// The lifecycle's events: a listener's states and which changes are allowed
+// (Listener#setState is the one writer; this is the table it obeys), and
+// the node:diagnostics_channel channels that states, generation swaps, cut
+// requests and reloads are published on. Publishing costs nothing while
+// nobody subscribes.
 import { channel } from 'node:diagnostics_channel'
 import type { Listener } from './listener.ts'
 import type { ListenerState } from './types.ts'
 
+/** The names of the channels, as subscribers write them (docs/operations.md, "Events"). */
+export const CHANNELS = Object.freeze({
+  state: 'fastify-pool:listener:state',
+  generation: 'fastify-pool:listener:generation',
+  cut: 'fastify-pool:listener:cut',
+  reload: 'fastify-pool:pool:reload'
+})
+
+/** Every state change of every listener, as a StateChange (see docs/lifecycle.md). */
+export const stateChannel = channel(CHANNELS.state)
+
 /**
- * `fastify-pool:listener:state`, on node:diagnostics_channel: every state
- * change of every listener, as `{ pool, listener, name, bind, from, to,
- * generation, error? }` (see docs/lifecycle.md). Publishing costs nothing
- * while nobody subscribes.
+ * Every reload, as `{ pool, report }` once applied or `{ pool, error }` when
+ * it was refused (FST_POOL_VALIDATE, nothing changed) or failed and was undone.
  */
-export const stateChannel = channel('fastify-pool:listener:state')
+export const reloadChannel = channel(CHANNELS.reload)
 
 /** What `fastify-pool:listener:state` publishes. */
 export interface StateChange {
@@ -46,8 +57,7 @@ export function checkTransition (name: string, from: ListenerState, to: Listener
  * `fastify-pool:listener:generation`: a new generation took over a live
  * socket (restart, reconfigure, a reload's change), published at the swap.
  */
-export const GENERATION_CHANNEL = 'fastify-pool:listener:generation'
-export const generationChannel = channel(GENERATION_CHANNEL)
+export const generationChannel = channel(CHANNELS.generation)
 
 export interface GenerationEvent {
   listener: Listener
@@ -60,8 +70,7 @@ export interface GenerationEvent {
 }
 
 /** `fastify-pool:listener:cut`: a drain or a retiring generation reached its deadline and cut requests. */
-export const CUT_CHANNEL = 'fastify-pool:listener:cut'
-export const cutChannel = channel(CUT_CHANNEL)
+export const cutChannel = channel(CHANNELS.cut)
 
 export interface CutEvent {
   listener: Listener

@@ -228,8 +228,8 @@ export interface Extension {
 
 /** Where a listener's requests and lifecycle are counted (metrics.ts). */
 export interface MetricsSink extends Extension {
-  /** Add the request hook unless `recorded` (the instance's log controller records), and the exposition route. */
-  instrument: (app: FastifyInstance, listener: string, owner?: { pool: object | undefined }, recorded?: boolean, http2?: boolean) => void
+  /** Record the instance's responses unless `recorded` (its log controller does), and add the exposition route. */
+  instrument: (app: FastifyInstance, listener: string, owner?: { pool: object | undefined }, how?: { recorded?: boolean, http2?: boolean }) => void
   /** Fastify options that record each response without a hook, when possible. */
   recordingOptions: (options: FastifyServerOptions, listener: string) => FastifyServerOptions | undefined
   restarted: (listener: string) => void
