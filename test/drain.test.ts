@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import { createPool, type Handlers, type Pool, type PoolOptions } from 'fastify-pool'
 import { deferred, keepAliveAgent, memoryLogger, RawClient, send, tick, tryConnect, within } from './fixtures/lifecycle.ts'
+import { owned, track } from './fixtures/owned.ts'
 
 function makePool (t: TestContext, handlers: Handlers, options: Partial<PoolOptions> = {}, server: Record<string, unknown> = {}): Pool {
   const pool = createPool({
@@ -218,9 +219,9 @@ test('stop() with nothing in flight resolves at once and frees the port', async 
 test('a process that stopped its pool exits by itself (no handle outlives stop())', async () => {
   const script = fileURLToPath(new URL('./fixtures/stop-and-exit.ts', import.meta.url))
   const { code, stdout, stderr } = await new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve) => {
-    execFile(process.execPath, ['--conditions=source', '--import', 'tsx', script], { timeout: 30_000 }, (err, stdout, stderr) => {
+    track(execFile(...owned(process.execPath, ['--conditions=source', '--import', 'tsx', script]), { timeout: 30_000 }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : null), stdout, stderr })
-    })
+    }))
   })
   assert.equal(code, 0, `the child did not exit cleanly on its own: ${stderr}`)
   assert.match(stdout, /stopped cut=1/)

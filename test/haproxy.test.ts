@@ -11,6 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { BIN, freePort, get, run, tempDir, type Child } from './fixtures/cli.ts'
+import { owned, track } from './fixtures/owned.ts'
 
 function haproxyBinary (): string | undefined {
   for (const path of ['haproxy', '/usr/sbin/haproxy']) {
@@ -109,7 +110,7 @@ test('behind HAProxy: SIGTERM to one replica and a rolling restart of both fail 
   ].join('\n'))
 
   for (const r of replicas) await startReplica(t, dir, r)
-  const haproxy = spawn(HAPROXY as string, ['-db', '-f', join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const haproxy = track(spawn(...owned(HAPROXY as string, ['-db', '-f', join(dir, 'haproxy.cfg')]), { stdio: ['ignore', 'ignore', 'pipe'] }))
   let haproxyLog = ''
   haproxy.stderr?.on('data', (c: Buffer) => { haproxyLog += c.toString() })
   t.after(async () => {

@@ -6,6 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { owned, track } from './fixtures/owned.ts'
 
 const child = fileURLToPath(new URL('./fixtures/leak-child.ts', import.meta.url))
 // Generous: the child compiles TypeScript on start, and CI runs test files in parallel on 2 cores.
@@ -15,7 +16,7 @@ interface Outcome { code: number | null, signal: NodeJS.Signals | null, stdout: 
 
 function run (mode: string): Promise<Outcome> {
   const began = Date.now()
-  const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', child, mode], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = track(spawn(...owned(process.execPath, ['--conditions=source', '--import', 'tsx', child, mode]), { stdio: ['ignore', 'pipe', 'pipe'] }))
   let stdout = ''
   let stderr = ''
   proc.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { createPool, type Pool } from 'fastify-pool'
 import { freePort } from './fixtures/cli.ts'
 import { send } from './fixtures/lifecycle.ts'
+import { owned, track } from './fixtures/owned.ts'
 
 function binary (name: string): string | undefined {
   for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/bin', '/usr/sbin']) {
@@ -88,12 +89,12 @@ test('a real Prometheus scrapes the metrics listener and counts what each listen
     ''
   ].join('\n'))
   const port = await freePort()
-  const child: ChildProcess = spawn(prometheus as string, [
+  const child: ChildProcess = track(spawn(...owned(prometheus as string, [
     `--config.file=${config}`,
     `--storage.tsdb.path=${join(dir, 'data')}`,
     `--web.listen-address=127.0.0.1:${port}`,
     '--log.level=warn'
-  ], { stdio: ['ignore', 'ignore', 'pipe'] })
+  ]), { stdio: ['ignore', 'ignore', 'pipe'] }))
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   t.after(async () => {

@@ -5,6 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { owned, track } from './fixtures/owned.ts'
 
 const child = fileURLToPath(new URL('./fixtures/restart-gc-child.ts', import.meta.url))
 const RESTARTS = 200
@@ -12,9 +13,9 @@ const RESTARTS = 200
 for (const [protocol, extra] of [['http'], ['https'], ['h2'], ['http', 'metrics']] as Array<[string, string?]>) {
   test(`${RESTARTS} restarts with keep-alive requests retain no retired instance (${protocol}${extra === undefined ? '' : ` with ${extra}`})`, { timeout: 120_000 }, async () => {
     const { code, stdout, stderr } = await new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve) => {
-      execFile(process.execPath, ['--expose-gc', '--conditions=source', '--import', 'tsx', child, protocol, String(RESTARTS), ...(extra === undefined ? [] : [extra])], { timeout: 100_000 }, (err, stdout, stderr) => {
+      track(execFile(...owned(process.execPath, ['--expose-gc', '--conditions=source', '--import', 'tsx', child, protocol, String(RESTARTS), ...(extra === undefined ? [] : [extra])]), { timeout: 100_000 }, (err, stdout, stderr) => {
         resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : null), stdout, stderr })
-      })
+      }))
     })
     assert.equal(code, 0, `the child failed: ${stderr}`)
     const r = JSON.parse(stdout.trim().split('\n').pop() ?? '{}')
