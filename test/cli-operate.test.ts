@@ -1,52 +1,13 @@
 // Operating a running pool from the command line: `fastify-pool ps`,
 // `restart`, `stop` and `reload` against a `fastify-pool start` of the same
 // file, `--watch` and `--env-file`. Child processes on real sockets.
-/* eslint-disable no-template-curly-in-string -- ${VAR} expressions are part of the pool files here */
-import { test, type TestContext } from 'node:test'
+
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import autocannon from 'autocannon'
-import { BIN, TLS, freePort, get, logLines, run, tempDir, type Child } from './fixtures/cli.ts'
-
-const TOKEN = 'operate-test-token-0123456789'
-const ROUTE = (word: string): string => `export default async function (app) { app.get('/', async () => '${word}') }\n`
-
-function project (t: TestContext, yaml: string, files: Record<string, string> = {}): string {
-  const dir = tempDir(t, 'fastify-pool-operate-')
-  mkdirSync(join(dir, 'routes'))
-  writeFileSync(join(dir, 'routes/public.js'), ROUTE('public'))
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text)
-  writeFileSync(join(dir, 'pool.yaml'), yaml)
-  return dir
-}
-
-const poolFile = (adminPort: number, control = 'control:\n  listener: admin\n  token: ${POOL_TOKEN}\n'): string => `${control}
-handlers:
-  public: ./routes/public.js
-servers:
-  - name: public-a
-    listen: 127.0.0.1:0
-    handler: public
-  - name: public-b
-    listen: 127.0.0.1:0
-    handler: public
-  - name: admin
-    listen: 127.0.0.1:${adminPort}
-    handler: public
-`
-
-async function started (t: TestContext, dir: string, env: Record<string, string> = {}, args: string[] = []): Promise<Child> {
-  const child = run(t, [BIN, 'start', '--json', ...args], { cwd: dir, env: { POOL_TOKEN: TOKEN, ...env } })
-  await child.waitFor(out => /"msg":"pool started"/.test(out))
-  return child
-}
-
-async function command (t: TestContext, dir: string, args: string[], env: Record<string, string | undefined> = { POOL_TOKEN: TOKEN }): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = run(t, [BIN, ...args], { cwd: dir, env })
-  const { code } = await child.exited
-  return { code, stdout: child.stdout(), stderr: child.stderr() }
-}
+import { TLS, freePort, get, tempDir } from './fixtures/cli.ts'
+import { ROUTE, TOKEN, command, poolFile, project, started } from './fixtures/operate.ts'
 
 test('ps prints the table of the running pool; restart \'pub*\' gives exactly those listeners a new generation', async (t) => {
   const port = await freePort()
@@ -121,52 +82,6 @@ test('fastify-pool reload applies the edited file; a broken file is refused and 
   assert.equal((await get(`${a?.url ?? ''}/`)).body, 'v2')
   pool.proc.kill('SIGTERM')
   assert.equal((await pool.exited).code, 0)
-})
-
-test('--watch: an edited route module serves at the next request with no failed request in between; a syntax error keeps the old code', async (t) => {
-  const dir = project(t, 'handlers:\n  public: ./routes/public.js\nservers:\n  - name: public\n    listen: 127.0.0.1:0\n    handler: public\n')
-  const pool = await started(t, dir, {}, ['--watch'])
-  const url = (logLines(pool.stdout()).find(l => l.msg === 'pool started')?.listeners as Array<{ url: string }>)[0]?.url ?? ''
-  assert.equal((await get(`${url}/`)).body, 'public')
-
-  // Keep-alive load across the edit.
-  let load!: autocannon.Instance
-  const finished = new Promise<autocannon.Result>((resolve, reject) => {
-    load = autocannon({ url: `${url}/`, connections: 4, duration: 60 }, (err, result) => err == null ? resolve(result) : reject(err))
-  })
-  t.after(() => load.stop())
-  writeFileSync(join(dir, 'routes/public.js'), ROUTE('edited'))
-  await pool.waitFor(out => /"msg":"configuration reloaded"/.test(out))
-  assert.equal((await get(`${url}/`)).body, 'edited')
-
-  writeFileSync(join(dir, 'routes/public.js'), 'export default async function (app) { app.get(\'/\', async () => \'broken\' }\n')
-  await pool.waitFor(out => /reload rejected/.test(out))
-  assert.equal((await get(`${url}/`)).body, 'edited', 'the previous code keeps serving')
-  load.stop()
-  const result = await finished
-  assert.ok(result.requests.total > 0)
-  assert.equal(result.errors, 0, 'no failed request')
-  assert.equal(result.non2xx, 0)
-  pool.proc.kill('SIGTERM')
-  assert.equal((await pool.exited).code, 0)
-})
-
-test('--env-file supplies ${VAR} values; variables already set win', async (t) => {
-  const port = await freePort()
-  const dir = project(t, 'servers:\n  - name: a\n    listen: 127.0.0.1:${A_PORT}\n  - name: b\n    listen: ${B_LISTEN}\n')
-  const other = await freePort()
-  writeFileSync(join(dir, 'local.env'), `A_PORT=${port}\nB_LISTEN=127.0.0.1:1\n`)
-  const child = run(t, [BIN, 'start', '--json', '--env-file', 'local.env'], { cwd: dir, env: { B_LISTEN: `127.0.0.1:${other}` } })
-  await child.waitFor(out => /"msg":"pool started"/.test(out))
-  assert.equal((await get(`http://127.0.0.1:${port}/healthz`)).status, 200)
-  assert.equal((await get(`http://127.0.0.1:${other}/healthz`)).status, 200)
-  child.proc.kill('SIGTERM')
-  await child.exited
-  // Node itself checks an --env-file anywhere on its command line, before the command runs.
-  const missing = await command(t, dir, ['validate', '--env-file', 'nope.env'])
-  assert.equal(missing.code, 9)
-  assert.match(missing.stderr, /nope\.env: not found/)
-  assert.doesNotMatch(missing.stderr, /at .*\(/, 'no stack trace')
 })
 
 test('ps reaches a control listener on a unix socket, and one over HTTPS on loopback', async (t) => {

@@ -1,11 +1,12 @@
 // Self-signed development certificates, so that the starter's HTTPS listener
 // works on first run without openssl. Built with the `selfsigned` package:
-// X.509 encoding is easy to get subtly wrong by hand.
+// X.509 encoding is easy to get subtly wrong by hand. It is imported when a
+// certificate is made, not when this module loads: every command start would
+// otherwise pay for its dependencies (about 140 ms), which only --dev-cert needs.
 import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { isIP } from 'node:net'
-import { generate } from 'selfsigned'
 
 /** The organisation of every certificate --dev-cert makes: how it recognises its own when renewing. */
 export const DEV_CERT_ORGANIZATION = 'fastify-pool development certificate'
@@ -27,6 +28,7 @@ export async function createDevCertificate (options: DevCertificateOptions = {})
   const hosts = options.hosts ?? ['localhost', '127.0.0.1', '::1']
   const days = options.days ?? 30
   if (hosts.length === 0) throw new TypeError('hosts must name at least one host')
+  const { generate } = await import('selfsigned')
   const now = Date.now()
   const pems = await generate([
     { name: 'organizationName', value: DEV_CERT_ORGANIZATION },
