@@ -6,7 +6,8 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isPool } from './brand.ts'
-import { failureOf, quote, type ValidationIssue } from './errors.ts'
+import { browserRefusal } from './control-guard.ts'
+import { failureOf, isPoolError, quote, type ValidationIssue } from './errors.ts'
 import type { Listener } from './listener.ts'
 import { ControlArgumentSchema, ControlObjectSchema, optionIssues, withDefaults } from './options.ts'
 import type { Pool } from './pool.ts'
@@ -112,9 +113,15 @@ export class PoolControl implements Extension {
   }
 
   async #authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (this.#digest === undefined) return
+    if (this.#digest === undefined) {
+      // No token: the listener is reachable from this machine only, and what a browser here could forge is refused.
+      const refusal = browserRefusal(request)
+      if (refusal !== undefined) await reply.code(refusal.status).header('cache-control', 'no-store').send({ error: refusal.message })
+      return
+    }
     const header = request.headers.authorization
-    const given = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    const given = typeof header === 'string' && /^bearer /i.test(header) ? header.slice(7).trim() : undefined
     // Compared as digests: equal lengths, and no timing difference to learn from.
     if (given !== undefined && timingSafeEqual(sha256(given), this.#digest)) return
     reply.header('www-authenticate', 'Bearer realm="fastify-pool"')
@@ -167,7 +174,13 @@ function select (pool: Pool | undefined, query: Record<string, unknown>): Listen
   if (field === undefined) return [...pool].filter(l => !l.config.disabled)
   const glob = query[field]
   if (typeof glob !== 'string' || glob === '') return `${field} must be one glob, such as ${field}=public-*`
-  const chosen = [...pool.filter(field, glob)]
+  let chosen: Listener[]
+  try {
+    chosen = [...pool.filter(field, glob)]
+  } catch (err) {
+    if (isPoolError(err, 'FST_POOL_GLOB')) return `${field}: ${err.message}`
+    throw err
+  }
   return chosen.length === 0 ? `no listener matches ${field}=${glob}` : chosen
 }
 

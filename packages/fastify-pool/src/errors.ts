@@ -40,6 +40,8 @@ export const FST_POOL_PARAM_EMPTY: PoolErrorClass<'FST_POOL_PARAM_EMPTY', [strin
 
 export const FST_POOL_INVALID_ARGUMENT: PoolErrorClass<'FST_POOL_INVALID_ARGUMENT', [string]> = define('FST_POOL_INVALID_ARGUMENT', 'Invalid argument: %s', TypeError)
 
+/** A glob too long, or whose braces expand to too many alternatives (glob.ts). */
+export const FST_POOL_GLOB: PoolErrorClass<'FST_POOL_GLOB', [string]> = define('FST_POOL_GLOB', 'Glob refused: %s', TypeError)
 export const FST_POOL_NOT_FOUND: PoolErrorClass<'FST_POOL_NOT_FOUND', [string]> = define('FST_POOL_NOT_FOUND', 'No listener named or bound to "%s" in this pool')
 
 // --- Configuration -----------------------------------------------------------

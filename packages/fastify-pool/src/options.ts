@@ -58,7 +58,7 @@ export const MetricsOptionSchema = Type.Union([Type.Boolean(), MetricsObjectSche
 /** The `control` option: where the control API is served, and its token. */
 export const ControlObjectSchema = Type.Object({
   listener: Type.Optional(Type.String({ minLength: 1, default: 'admin' })),
-  token: Type.Optional(Type.String({ minLength: 16, expected: 'a secret of at least 16 characters' })),
+  token: Type.Optional(Type.String({ minLength: 16, writeOnly: true, expected: 'a secret of at least 16 characters' })),
   path: Type.Optional(Type.String({ pattern: '^/', expected: 'a path starting with "/"', default: '/pool' })),
   reload: Type.Optional(fn('a function () => Promise that reloads the pool')),
   status: Type.Optional(fn('a function () => Promise<object> whose fields GET /pool adds'))

@@ -29,13 +29,13 @@ export function schemaIssues (schema: Parameters<typeof Value.Errors>[0], value:
       // it, at their own paths, as they are for a field that is not a union.
       const branch = branchFor(error.schema, error.value)
       if (branch !== undefined) schemaIssues(branch, error.value, path, issues)
-      else issues.push({ path, message: `must be ${expected(error.schema)}${describe(error.value)}` })
+      else issues.push({ path, message: `must be ${expected(error.schema)}${describe(error.value, error.schema)}` })
       seen.add(path)
       continue
     } else if (typeof error.schema.expected === 'string') {
       // A schema that words what it expects (options.ts) is quoted as it is.
-      issues.push({ path, message: `must be ${error.schema.expected as string}${describe(error.value)}` })
-    } else issues.push({ path, message: `${error.message.toLowerCase()}${describe(error.value)}` })
+      issues.push({ path, message: `must be ${error.schema.expected as string}${describe(error.value, error.schema)}` })
+    } else issues.push({ path, message: `${error.message.toLowerCase()}${describe(error.value, error.schema)}` })
   }
 }
 
@@ -60,7 +60,9 @@ function expected (schema: TSchema): string {
   }
 }
 
-function describe (value: unknown): string {
+/** What was given, quoted short; a secret (a schema marked `writeOnly`, as the control token is) is never quoted, only measured. */
+function describe (value: unknown, schema?: TSchema): string {
   if (value === undefined) return ''
+  if (schema?.writeOnly === true) return typeof value === 'string' ? ` (got ${value.length} characters)` : ` (got ${typeof value})`
   return ` (got ${quote(value)})`
 }

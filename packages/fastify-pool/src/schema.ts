@@ -68,7 +68,7 @@ export const MetricsFileSchema = Type.Union([
 
 export const ControlFileSchema = Type.Object({
   listener: Type.Optional(Type.String({ minLength: 1, description: 'The listener that serves the control API (default admin)' })),
-  token: Type.Optional(Type.String({ minLength: 16, description: 'Bearer token, 16 characters at least; required unless the listener is on loopback or a unix socket. Read it from the environment, never write it in the file' })),
+  token: Type.Optional(Type.String({ minLength: 16, writeOnly: true, description: 'Bearer token, 16 characters at least; required unless the listener is on loopback or a unix socket. Read it from the environment, never write it in the file' })),
   path: Type.Optional(Type.String({ pattern: '^/', description: 'Where the routes are (default /pool)' }))
 }, { additionalProperties: false, description: 'The control API: GET /pool, POST /pool/restart|stop|start|reload; the fastify-pool ps, restart, stop and reload commands talk to it' })
 

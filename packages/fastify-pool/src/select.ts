@@ -1,6 +1,6 @@
 // Matching listeners by name, bind address or public URL.
-import picomatch from 'picomatch'
 import { FST_POOL_INVALID_ARGUMENT, FST_POOL_PARAM_EMPTY } from './errors.ts'
+import { compileGlob } from './glob.ts'
 import type { Field } from './types.ts'
 
 export const FIELDS: readonly Field[] = ['name', 'bind', 'expose']
@@ -12,9 +12,10 @@ export function checkField (field: unknown, argument: string): asserts field is 
 }
 
 /**
- * A string is a case-insensitive glob in which `*` also crosses `/` (URLs and
- * socket paths have slashes); an exact match always counts, so binds such as
- * `[::1]:8080` need no escaping. A RegExp is used as given.
+ * A string is a case-insensitive glob (glob.ts) in which `*` also crosses `/`
+ * (URLs and socket paths have slashes); an exact match always counts, so
+ * binds such as `[::1]:8080` need no escaping. A RegExp is used as given: it
+ * comes from code, never from a request.
  */
 export function matcher (match: string | RegExp): (value: string | undefined) => boolean {
   if (match instanceof RegExp) {
@@ -25,6 +26,6 @@ export function matcher (match: string | RegExp): (value: string | undefined) =>
   if (typeof match !== 'string') throw new FST_POOL_INVALID_ARGUMENT(`match must be a glob string or a RegExp, got ${typeof match}`)
   if (match === '') throw new FST_POOL_PARAM_EMPTY('match')
   const lower = match.toLowerCase()
-  const glob = picomatch(match, { nocase: true, dot: true, bash: true })
+  const glob = compileGlob(match)
   return value => value !== undefined && (value.toLowerCase() === lower || glob(value))
 }
