@@ -33,6 +33,12 @@ test('ps prints the table of the running pool; restart \'pub*\' gives exactly th
   assert.match(stop.stdout, /^public-b \(127\.0\.0\.1:0\): stopped$/m)
   assert.equal((await command(t, dir, ['restart', 'nothing-*'])).code, 5, 'no listener matches')
   assert.equal((await command(t, dir, ['stop'])).code, 2, 'stop needs a glob')
+  for (const args of [['stop', 'admin'], ['stop', '*']]) {
+    const refused = await command(t, dir, args)
+    assert.equal(refused.code, 1, `${args.join(' ')} is refused: ${refused.stderr}`)
+    assert.match(refused.stderr, /listener "admin" serves this control API.*fastify-pool stop --force/)
+  }
+  assert.equal((await command(t, dir, ['ps'])).code, 0, 'the control listener still answers')
 
   pool.proc.kill('SIGTERM')
   assert.equal((await pool.exited).code, 0)

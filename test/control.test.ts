@@ -96,7 +96,7 @@ test('stop and start by glob; a failure is reported per listener with a 500', as
   assert.equal(p.load('public-a')?.isRunning, true)
 })
 
-test('a control request may restart, and even stop, the listener that serves it, and gets its answer', async (t) => {
+test('a control request may restart, and (forced) stop, the listener that serves it, and gets its answer', async (t) => {
   const p = pool(t, { listener: 'admin' })
   await p.start()
   const restarted = await call(p, 'POST', '/pool/restart?name=admin')
@@ -109,7 +109,14 @@ test('a control request may restart, and even stop, the listener that serves it,
     const check = (): void => { if (admin?.state === 'stopped') resolve(); else setImmediate(check) }
     check()
   })
-  const stop = await call(p, 'POST', '/pool/stop?name=admin')
+  // Refused unless forced, by name or by a glob that includes it: it would cut every command off.
+  for (const query of ['name=admin', 'name=*', 'bind=127.0.0.1:*']) {
+    const refused = await call(p, 'POST', `/pool/stop?${query}`)
+    assert.equal(refused.status, 409, query)
+    assert.match(refused.body.error, /listener "admin" serves this control API.*force=1/)
+  }
+  assert.equal(p.load('public-a')?.isRunning, true, 'a refused stop stops nothing')
+  const stop = await call(p, 'POST', '/pool/stop?name=admin&force=1')
   assert.equal(stop.status, 200)
   assert.deepEqual(stop.body.results.map((r: { name: string, pending?: boolean }) => [r.name, r.pending]), [['admin', true]])
   await stopped

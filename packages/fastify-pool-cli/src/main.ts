@@ -40,6 +40,8 @@ Options:
       --workers <n>    (start) Run the pool in n processes sharing its sockets
                        (node:cluster), or "auto" for one per core
       --bind           (restart, stop) GLOB matches listen addresses, not names
+      --force          (stop) Stop the listener that serves the control API too;
+                       every command is cut off from the pool until a restart
       --token <token>  (ps, restart, stop, reload) The control token, if not the
                        file's (also FASTIFY_POOL_TOKEN)
       --verbose        Print stack traces of unexpected errors
@@ -61,7 +63,7 @@ const COMMANDS = {
   validate: COMMON,
   ps: OPERATE,
   restart: { ...OPERATE, bind: { type: 'boolean' } },
-  stop: { ...OPERATE, bind: { type: 'boolean' } },
+  stop: { ...OPERATE, bind: { type: 'boolean' }, force: { type: 'boolean' } },
   reload: OPERATE
 } satisfies Record<string, ParseArgsConfig['options']>
 const NAMES = Object.keys(COMMANDS).join(', ')
@@ -77,6 +79,7 @@ interface Values {
   'dev-cert'?: boolean
   watch?: boolean
   bind?: boolean
+  force?: boolean
   token?: string
   workers?: string
 }
@@ -128,6 +131,7 @@ export async function main (argv: string[]): Promise<number> {
       ...(globs[0] === undefined ? {} : { selector: globs[0] }),
       field: values.bind === true ? 'bind' : 'name',
       json: values.json === true,
+      force: values.force === true,
       ...(values.token === undefined ? {} : { token: values.token })
     })
   }

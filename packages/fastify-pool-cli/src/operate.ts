@@ -13,6 +13,8 @@ export interface OperateOptions {
   selector?: string
   field?: 'name' | 'bind'
   json: boolean
+  /** stop: the control listener too. */
+  force?: boolean
   token?: string
 }
 
@@ -49,10 +51,12 @@ async function ps (target: ControlTarget, json: boolean): Promise<number> {
 }
 
 async function act (target: ControlTarget, action: 'restart' | 'stop', options: OperateOptions): Promise<number> {
-  const query = options.selector === undefined ? {} : { [options.field ?? 'name']: options.selector }
+  const query: Record<string, string> = options.selector === undefined ? {} : { [options.field ?? 'name']: options.selector }
+  if (options.force === true) query.force = '1'
   const { status, body } = await callControl(target, 'POST', `/${action}`, query)
   checkAnswer(target, status, body)
   const answer = body as unknown as ControlActionBody
+  if (status === 409) throw new ControlError(`${String(body.error ?? 'refused')}`, EXIT.failed)
   if (!Array.isArray(answer.results)) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? '')}`, status === 400 ? EXIT.usage : EXIT.failed)
   if (options.json) process.stdout.write(`${JSON.stringify(answer)}\n`)
   else for (const r of answer.results) process.stdout.write(`${resultLine(action, r)}\n`)

@@ -135,6 +135,11 @@ export class PoolControl implements Extension {
       reply.code(selected.startsWith('no listener') ? 404 : 400)
       return { ok: false, action, results: [], error: selected }
     }
+    const force = query.force === '1' || query.force === 'true'
+    if (action === 'stop' && !force && selected.some(l => l.name === self)) {
+      reply.code(409)
+      return { ok: false, action, results: [], error: `listener "${self}" serves this control API: stopping it would cut every command off from the pool until the process restarts. Leave it out of the glob, or add force=1 (fastify-pool stop --force) to stop it anyway` }
+    }
     const run = (l: Listener): Promise<unknown> => action === 'restart' ? l.restart() : action === 'stop' ? l.stop() : l.start()
     const results = await untilDone(selected, self, pool, run)
     const ok = results.every(r => r.ok)
