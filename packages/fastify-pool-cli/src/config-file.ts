@@ -44,6 +44,8 @@ export interface LoadedConfig {
   options: FilePoolOptions
   /** Handler key -> absolute path of the module it came from (functions given in a JS config are absent). */
   modules: Record<string, string>
+  /** The text that was parsed (YAML and JSON files). */
+  text?: string
 }
 
 export interface LoadOptions {
@@ -51,6 +53,13 @@ export interface LoadOptions {
   env?: Env
   /** Folder a relative `file` is resolved against (default: the working directory). */
   cwd?: string
+  /**
+   * The file's text, read before (YAML and JSON; a JS config is imported
+   * again): a cluster worker gets the text its primary validated, so that a
+   * worker replaced while the file holds an unfinished edit starts from the
+   * configuration in force, not from the disk.
+   */
+  text?: string
 }
 
 export const CONFIG_EXTENSIONS = ['.yaml', '.yml', '.json', '.js', '.mjs', '.cjs'] as const
@@ -92,7 +101,8 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   const issues: ValidationIssue[] = []
   const fail = (more: Array<Omit<FileIssue, 'file'>>): never => { throw fileError(path, cwd, more) }
 
-  const raw = await parse(path).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => fail(err.issues ?? [{ path: '', message: err.message }]))
+  let text: string | undefined
+  const raw = await parse(path, options.text, read => { text = read }).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => fail(err.issues ?? [{ path: '', message: err.message }]))
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     fail([{ path: '', message: `must contain an object with a "servers" list (got ${raw === null || raw === undefined ? 'nothing' : Array.isArray(raw) ? 'a list' : typeof raw})` }])
   }
@@ -144,7 +154,8 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   return {
     file: path,
     options: { servers: checked, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir, ...(metrics === undefined ? {} : { metrics }), ...(control === undefined ? {} : { control }), ...(monitor === undefined ? {} : { monitor }), ...(workers === undefined ? {} : { workers }) },
-    modules
+    modules,
+    ...(text === undefined ? {} : { text })
   }
 }
 
@@ -171,7 +182,7 @@ function checkFileFields (doc: Record<string, unknown>, issues: ValidationIssue[
   }
 }
 
-async function parse (path: string): Promise<unknown> {
+async function parse (path: string, given?: string, onText?: (text: string) => void): Promise<unknown> {
   const ext = extname(path).toLowerCase()
   if (!(CONFIG_EXTENSIONS as readonly string[]).includes(ext)) {
     throw new Error(`unsupported file type "${ext || '(none)'}"; expected ${CONFIG_EXTENSIONS.join(', ')}`)
@@ -191,7 +202,8 @@ async function parse (path: string): Promise<unknown> {
   }
   let text: string
   try {
-    text = await readFile(path, 'utf8')
+    text = given ?? await readFile(path, 'utf8')
+    onText?.(text)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     throw new Error(code === 'ENOENT' ? 'file not found' : `cannot be read: ${(err as Error).message}`)

@@ -27,8 +27,9 @@ export interface FilePool {
 /** Load a configuration file and build its pool (not started). */
 export async function createPoolFromFile (file: string | URL, options: PoolFromFileOptions = {}): Promise<FilePool> {
   const path = file instanceof URL ? fileURLToPath(file) : file
-  const { logger, control: _control, metricsExposition: _exposition, ...loadOptions } = options
-  let loaded = await loadConfigFile(path, loadOptions)
+  const { logger, control: _control, metricsExposition: _exposition, text, ...loadOptions } = options
+  // A text given is for the first load only: a reload reads the file.
+  let loaded = await loadConfigFile(path, { ...loadOptions, ...(text === undefined ? {} : { text }) })
   const owner = {}
   // Handlers reach the pool through this, once it exists.
   const current = (): Pool => pool

@@ -14,7 +14,7 @@ import { createLogger } from './logger.ts'
 import { createPoolFromFile, type FilePool } from './pool-from-file.ts'
 import { listenerTable } from './table.ts'
 import { watchFiles } from './watch.ts'
-import { askPrimary, type ClusterMessage } from './worker-messages.ts'
+import { askPrimary, sourceFromPrimary, type ClusterMessage } from './worker-messages.ts'
 import { runPrimary, workerCount } from './workers.ts'
 import { UsageError } from './usage-error.ts'
 
@@ -90,7 +90,7 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   if (devCert && worker === undefined) await writeDevCertificates(file, logger)
   let running: FilePool
   try {
-    running = await createPoolFromFile(file, { logger, ...(worker === undefined ? {} : askingThePrimary()) })
+    running = await createPoolFromFile(file, { logger, ...(worker === undefined ? {} : { ...askingThePrimary(), ...sourceFromPrimary() }) })
   } catch (err) {
     early.release()
     if (!printIssues(err, shown)) throw err

@@ -36,3 +36,14 @@ export function askPrimary<K extends 'status' | 'metrics' | 'roll'> (kind: K, ms
     process.send({ 'fastify-pool': `${kind}-request`, id })
   })
 }
+
+/** The variable that carries the pool file the primary validated (base64) to a worker. */
+export const SOURCE_ENV = 'FASTIFY_POOL_SOURCE'
+
+/** In a worker: the text of the pool file its primary validated, taken out of the environment (its own children must not inherit it). */
+export function sourceFromPrimary (): { text?: string } {
+  const encoded = process.env[SOURCE_ENV]
+  if (encoded === undefined) return {}
+  delete process.env[SOURCE_ENV]
+  return { text: Buffer.from(encoded, 'base64').toString('utf8') }
+}

@@ -11,7 +11,7 @@ import { BUILTIN_DEFAULTS, clusterMetrics, hasIssues, isPoolError, type Listener
 import type { Logger } from 'pino'
 import { displayPath, formatIssue, loadConfigFile, type FileIssue, type LoadedConfig } from './config-file.ts'
 import { createLogger } from './logger.ts'
-import type { ClusterMessage } from './worker-messages.ts'
+import { SOURCE_ENV, type ClusterMessage } from './worker-messages.ts'
 
 export interface WorkersOptions {
   /** The pool file. */
@@ -41,6 +41,8 @@ const BACKOFF_MIN = 100
 const BACKOFF_MAX = 10_000
 // Beyond the drain deadline, how long the workers may take before they are killed.
 const CLOSE_MARGIN = 5_000
+// One environment string may be 128 KiB at most (Linux); a larger file is read from disk by the worker.
+const SOURCE_LIMIT = 64 * 1024
 
 interface Slot {
   worker: Worker
@@ -48,6 +50,8 @@ interface Slot {
   ready: boolean
   /** The primary asked it to stop (a shutdown or a roll): its exit is expected. */
   leaving: boolean
+  /** Started by a roll and not ready yet: a failure is the roll's, not a crash. */
+  trial: boolean
 }
 
 /** The number of workers a `workers` value asks for. */
@@ -132,14 +136,21 @@ class Supervisor {
     return code
   }
 
-  /** Fork one worker; resolves once it reports its listeners up, or has failed. */
-  #fork (): Promise<Slot> {
-    const worker = cluster.fork()
-    const slot: Slot = { worker, ready: false, leaving: false }
+  /**
+   * Fork one worker of `config` (default: the one in force); resolves once it
+   * reports its listeners up, or has failed. The worker gets the text the
+   * primary validated, not the file on disk, which may hold an unfinished
+   * edit. A `trial` worker (a roll's) that fails is the roll's failure: its
+   * death is not a crash, and it is not replaced.
+   */
+  #fork (config: LoadedConfig = this.#loaded, trial = false): Promise<Slot> {
+    const text = config.text
+    const worker = cluster.fork(text !== undefined && text.length <= SOURCE_LIMIT ? { [SOURCE_ENV]: Buffer.from(text).toString('base64') } : {})
+    const slot: Slot = { worker, ready: false, leaving: false, trial }
     this.#slots.add(slot)
     return new Promise<Slot>((resolve) => {
       worker.on('message', (message: ClusterMessage) => {
-        if (message?.['fastify-pool'] === 'ready') { slot.ready = true; resolve(slot) } else this.#answer(slot, message).catch((err: unknown) => this.#logger.error({ err }, 'a worker request failed'))
+        if (message?.['fastify-pool'] === 'ready') { slot.ready = true; slot.trial = false; resolve(slot) } else this.#answer(slot, message).catch((err: unknown) => this.#logger.error({ err }, 'a worker request failed'))
       })
       worker.once('exit', (code, signal) => {
         this.#slots.delete(slot)
@@ -155,7 +166,7 @@ class Supervisor {
       if (this.#slots.size === 0) this.#done(this.#exitCode)
       return
     }
-    if (slot.leaving) return
+    if (slot.leaving || slot.trial) return
     // Died on its own: replace it, unless they keep dying.
     const now = Date.now()
     this.#deaths = [...this.#deaths.filter(at => now - at < CRASH_WINDOW), now]
@@ -230,7 +241,7 @@ class Supervisor {
     }
     for (const old of [...this.#slots].filter(s => !s.leaving)) {
       if (this.#closing) break
-      const fresh = await this.#fork()
+      const fresh = await this.#fork(next, true)
       if (!fresh.ready) {
         this.#logger.error('a new worker could not start its pool: the roll stops; the other workers keep the previous configuration')
         return { ok: false, error: 'a new worker could not start its pool' }

@@ -1,0 +1,57 @@
+// `fastify-pool start --workers 2` recovers from what it can: a worker that
+// dies while the pool file holds an unfinished edit is replaced from the
+// configuration in force, and a reload whose new worker cannot start is the
+// reload's failure (the others keep serving), not a crash loop.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { once } from 'node:events'
+import { createServer, type AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { BIN, get, logLines, run } from './fixtures/cli.ts'
+import { pids, project, started, workerPids } from './fixtures/cluster.ts'
+
+const versions = async (port: number): Promise<Set<string>> => {
+  const seen = new Set<string>()
+  for (let i = 0; i < 20; i++) seen.add((JSON.parse((await get(`http://127.0.0.1:${port}/`)).body) as { version: string }).version)
+  return seen
+}
+
+test('kill -9 of a worker while the pool file holds invalid YAML: the replacement starts from the configuration in force', async (t) => {
+  const p = await project(t)
+  const child = await started(t, p)
+  writeFileSync(join(p.dir, 'pool.yaml'), 'workers: 2\nservers: [ { name: public, listen: \n')
+  const [victim] = workerPids(child) as [number, number]
+  process.kill(victim, 'SIGKILL')
+  await child.waitFor(out => /"msg":"a worker died; starting another"/.test(out))
+  await child.waitFor(out => logLines(out).filter(l => l.msg === 'pool started' && l.worker !== undefined).length >= 3)
+  const answering = await pids(p.port)
+  assert.equal(answering.size, 2, 'two workers serve again')
+  assert.ok(!answering.has(victim))
+  assert.doesNotMatch(child.stdout(), /giving up/)
+  child.proc.kill('SIGTERM')
+  assert.equal((await child.exited).code, 0)
+})
+
+test('a reload whose new worker cannot start (a busy port) is refused; the workers keep the previous configuration, and nothing counts as a crash', async (t) => {
+  const p = await project(t)
+  const child = await started(t, p)
+  const before = workerPids(child)
+  const holder = createServer()
+  holder.listen(0, '127.0.0.1')
+  await once(holder, 'listening')
+  t.after(() => new Promise(resolve => holder.close(resolve)))
+  const busy = (holder.address() as AddressInfo).port
+  const yaml = readFileSync(join(p.dir, 'pool.yaml'), 'utf8').trimEnd()
+  writeFileSync(join(p.dir, 'pool.yaml'), `${yaml}\n  - name: extra\n    listen: 127.0.0.1:${busy}\n    handler: main\n`)
+  const reload = run(t, [BIN, 'reload'], { cwd: p.dir })
+  const { code } = await reload.exited
+  assert.equal(code, 1, `the reload is refused: ${reload.stdout()} ${reload.stderr()}`)
+  assert.match(reload.stderr(), /could not start its pool/)
+  await child.waitFor(out => /the roll stops; the other workers keep the previous configuration/.test(out))
+  assert.deepEqual([...await versions(p.port)], ['v1'])
+  assert.deepEqual(new Set(await pids(p.port)), new Set(before), 'the same two workers serve')
+  assert.doesNotMatch(child.stdout(), /a worker died|giving up/)
+  child.proc.kill('SIGTERM')
+  assert.equal((await child.exited).code, 0)
+})
