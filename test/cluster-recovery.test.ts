@@ -55,3 +55,38 @@ test('a reload whose new worker cannot start (a busy port) is refused; the worke
   child.proc.kill('SIGTERM')
   assert.equal((await child.exited).code, 0)
 })
+
+// The fixture's stopTimeout (8 s) plus the primary's margin (5 s): past it the primary kills its workers and exits 1.
+const BOUND = 13_000
+
+test('SIGTERM at any moment of the start (before, while and after the workers load): exit 0, nothing left serving', async (t) => {
+  for (const after of [300, 900, 1500]) {
+    const p = await project(t)
+    const child = run(t, [BIN, 'start', '--json'], { cwd: p.dir })
+    await new Promise(resolve => setTimeout(resolve, after))
+    const began = Date.now()
+    child.proc.kill('SIGTERM')
+    const { code, signal } = await child.exited
+    // Before the command's own code runs (Node still loading it), SIGTERM's default action ends it;
+    // while it reads the file, nothing is started and it exits 143; from the fork on, the workers drain: 0.
+    const before = child.stdout() === '' && signal === 'SIGTERM'
+    assert.ok(before || code === 0 || (code === 143 && !/pool started/.test(child.stdout())), `SIGTERM ${after} ms after the start: exit ${code ?? signal} ${child.stdout().slice(-2000)}`)
+    assert.ok(Date.now() - began < BOUND, `exited ${Date.now() - began} ms after the SIGTERM`)
+    assert.doesNotMatch(child.stdout(), /killing them/)
+    await assert.rejects(get(`http://127.0.0.1:${p.port}/`), 'nothing serves afterwards')
+  }
+})
+
+test('SIGTERM 0.3 s after SIGHUP (during the roll): exit 0 within the deadline, the new worker stops too', async (t) => {
+  const p = await project(t)
+  const child = await started(t, p)
+  child.proc.kill('SIGHUP')
+  await new Promise(resolve => setTimeout(resolve, 300))
+  const began = Date.now()
+  child.proc.kill('SIGTERM')
+  const { code } = await child.exited
+  assert.equal(code, 0, child.stdout().slice(-2000))
+  assert.ok(Date.now() - began < BOUND, `exited ${Date.now() - began} ms after the SIGTERM`)
+  assert.doesNotMatch(child.stdout(), /killing them/)
+  await assert.rejects(get(`http://127.0.0.1:${p.port}/`), 'nothing serves afterwards')
+})

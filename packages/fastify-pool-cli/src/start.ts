@@ -86,7 +86,7 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   const base = createLogger({ pretty, level: 'info' })
   // In a cluster every line says which worker wrote it.
   const logger = worker === undefined ? base : base.child({ worker: worker.id })
-  const early = holdEarlySignals()
+  const early = holdEarlySignals(worker !== undefined)
   if (devCert && worker === undefined) await writeDevCertificates(file, logger)
   let running: FilePool
   try {
@@ -100,6 +100,13 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
     early.release()
     logger.info({ signal: early.signal }, `${early.signal} before the pool started: nothing was started`)
     return signalExitCode(early.signal)
+  }
+  if (early.primaryStop) {
+    early.release()
+    logger.info('the primary asked this worker to stop before its pool started: nothing was started')
+    // The IPC channel would keep the process alive.
+    worker?.disconnect()
+    return 0
   }
   const { pool } = running
   const defaults = running.loaded.options.defaults
@@ -148,16 +155,24 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
  * the command stops before it starts anything (Node's default would kill
  * the process in the middle of loading).
  */
-function holdEarlySignals (): { readonly signal: NodeJS.Signals | undefined, release: () => void } {
+function holdEarlySignals (worker: boolean): { readonly signal: NodeJS.Signals | undefined, readonly primaryStop: boolean, release: () => void } {
   let signal: NodeJS.Signals | undefined
+  // A worker's primary may ask it to stop while it loads (a SIGTERM to the
+  // primary during a start or a roll); dropped, the worker would start and
+  // serve on alone until the primary's backstop killed it.
+  let primaryStop = false
   const onEarly = (s: NodeJS.Signals): void => { signal ??= s }
+  const onMessage = (message: ClusterMessage): void => { if (message?.['fastify-pool'] === 'stop') primaryStop = true }
   process.on('SIGINT', onEarly)
   process.on('SIGTERM', onEarly)
+  if (worker) process.on('message', onMessage)
   return {
     get signal () { return signal },
+    get primaryStop () { return primaryStop },
     release () {
       process.removeListener('SIGINT', onEarly)
       process.removeListener('SIGTERM', onEarly)
+      process.removeListener('message', onMessage)
     }
   }
 }

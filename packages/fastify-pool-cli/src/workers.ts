@@ -75,6 +75,11 @@ export async function runPrimary (options: WorkersOptions): Promise<number> {
   const shown = displayPath(options.file)
   const logger = createLogger({ pretty: options.pretty ?? false, level: 'info' })
   let loaded: LoadedConfig
+  // A SIGTERM or SIGINT while the file loads: nothing is forked, and the exit says which signal.
+  let early: NodeJS.Signals | undefined
+  const onEarly = (signal: NodeJS.Signals): void => { early ??= signal }
+  process.on('SIGTERM', onEarly)
+  process.on('SIGINT', onEarly)
   try {
     loaded = await loadConfigFile(options.file)
   } catch (err) {
@@ -82,6 +87,13 @@ export async function runPrimary (options: WorkersOptions): Promise<number> {
     for (const issue of err.errors) process.stderr.write(`${formatIssue(issue, shown)}\n`)
     process.stderr.write(`${shown}: ${err.errors.length} problem${err.errors.length === 1 ? '' : 's'}; nothing was started\n`)
     return 1
+  } finally {
+    process.removeListener('SIGTERM', onEarly)
+    process.removeListener('SIGINT', onEarly)
+  }
+  if (early !== undefined) {
+    logger.info({ signal: early }, `${early} before the workers started: nothing was started`)
+    return early === 'SIGINT' ? 130 : 143
   }
   const count = workerCount(options.workers ?? loaded.options.workers)
   const refusals = count > 1 ? workersRefusal(loaded) : []
@@ -162,7 +174,8 @@ class Supervisor {
 
   #exited (slot: Slot, code: number | null, signal: string | null): void {
     if (this.#closing) {
-      if (code !== 0) this.#exitCode = 1
+      // A worker stopped before it was ready exits by SIGTERM or 143, having served nothing.
+      if (code !== 0 && slot.ready) this.#exitCode = 1
       if (this.#slots.size === 0) this.#done(this.#exitCode)
       return
     }
@@ -211,7 +224,10 @@ class Supervisor {
   /** Ask a worker to stop; `handOff`: the others keep serving, so requests on its open connections are served, not refused. */
   #leave (slot: Slot, handOff: boolean): void {
     slot.leaving = true
-    if (slot.worker.isConnected()) slot.worker.send({ 'fastify-pool': 'stop', handOff } satisfies ClusterMessage)
+    // A worker that is not ready may still be loading its code, with no one
+    // listening for messages yet: a signal reaches it wherever it is (it
+    // drains what it started, or exits having started nothing).
+    if (slot.ready && slot.worker.isConnected()) slot.worker.send({ 'fastify-pool': 'stop', handOff } satisfies ClusterMessage)
     else slot.worker.process.kill('SIGTERM')
   }
 
