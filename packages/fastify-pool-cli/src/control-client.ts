@@ -2,6 +2,7 @@
 // with which token, read from the same pool file the pool was started with.
 import { request as httpRequest, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
+import { connect as netConnect } from 'node:net'
 import { dirname } from 'node:path'
 import { isLocalOnly, parseListen } from 'fastify-pool'
 import { readDocument } from './config-file.ts'
@@ -14,6 +15,9 @@ export interface ControlTarget {
   options: RequestOptions
   secure: boolean
   token: string | undefined
+  /** The control listener's name, and the file's other listeners at fixed addresses: probed when the control listener does not answer. */
+  name: string
+  others: Array<{ name: string, connect: { host: string, port: number } | { path: string } }>
 }
 
 /** Exit codes of the commands that talk to a running pool (docs/cli.md). */
@@ -47,13 +51,20 @@ export async function controlTarget (file: string, token: string | undefined): P
     throw new ControlError(`the control listener "${name}" is not a listener of the file with a valid listen address`, EXIT.failed)
   }
   const address = parsed.address
+  const others = servers.flatMap((s): ControlTarget['others'] => {
+    if (s === null || typeof s !== 'object' || s.name === name || typeof s.name !== 'string') return []
+    const p = parseListen(s.listen, dirname(file))
+    if (p === undefined || !p.ok) return []
+    if (p.address.kind === 'unix') return [{ name: s.name, connect: { path: p.address.path } }]
+    return p.address.port === 0 ? [] : [{ name: s.name, connect: { host: connectHost(p.address.host), port: p.address.port } }]
+  })
   const path = typeof control.path === 'string' ? control.path : '/pool'
   const tls = server.tls ?? (doc.defaults as { tls?: unknown } | undefined)?.tls
   const secure = tls !== undefined && tls !== false
   const given = token ?? (typeof control.token === 'string' ? control.token : undefined)
   const base = { headers: given === undefined ? {} : { authorization: `Bearer ${given}` } }
   if (address.kind === 'unix') {
-    return { where: `unix:${address.path} ${path}`, path, secure, token: given, options: { ...base, socketPath: address.path } }
+    return { where: `unix:${address.path} ${path}`, path, secure, token: given, name, others, options: { ...base, socketPath: address.path } }
   }
   const host = connectHost(address.host)
   const local = isLocalOnly({ kind: 'tcp', host, port: address.port })
@@ -62,6 +73,8 @@ export async function controlTarget (file: string, token: string | undefined): P
     path,
     secure,
     token: given,
+    name,
+    others,
     options: { ...base, host, port: address.port, ...(secure && local ? { rejectUnauthorized: false } : {}) }
   }
 }
@@ -95,11 +108,41 @@ export function callControl (target: ControlTarget, method: 'GET' | 'POST', subp
     req.on('timeout', () => req.destroy(new Error('no answer within 60 s')))
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') {
-        reject(new ControlError(`no pool is running at ${target.where} (${err.code}): start it with fastify-pool start`, EXIT.notRunning))
+        notAnswering(target, err.code).then(reject, reject)
       } else reject(new ControlError(`cannot reach the pool at ${target.where}: ${err.message}`, EXIT.failed))
     })
     if (method === 'POST') req.setHeader('content-length', 0)
     req.end()
+  })
+}
+
+/**
+ * Why the control listener did not answer: no pool runs there, or (another of
+ * the file's listeners accepts connections) its control listener was stopped.
+ */
+async function notAnswering (target: ControlTarget, code: string): Promise<ControlError> {
+  const alive = await firstAccepting(target.others)
+  if (alive === undefined) return new ControlError(`no pool is running at ${target.where} (${code}): start it with fastify-pool start`, EXIT.notRunning)
+  return new ControlError(`the control listener "${target.name}" is stopped (${target.where}: ${code}), but the pool is running: listener "${alive}" accepts connections. A reload starts the control listener again: send the process SIGHUP (kill -HUP <pid>)`, EXIT.notRunning)
+}
+
+/** The name of the first listener that accepts a TCP or unix socket connection within a second, if any. */
+function firstAccepting (others: ControlTarget['others']): Promise<string | undefined> {
+  if (others.length === 0) return Promise.resolve(undefined)
+  return new Promise(resolve => {
+    let pending = others.length
+    for (const other of others) {
+      const socket = netConnect(other.connect)
+      socket.setTimeout(1000)
+      const done = (ok: boolean): void => {
+        socket.destroy()
+        if (ok) resolve(other.name)
+        else if (--pending === 0) resolve(undefined)
+      }
+      socket.once('connect', () => done(true))
+      socket.once('error', () => done(false))
+      socket.once('timeout', () => done(false))
+    }
   })
 }
 

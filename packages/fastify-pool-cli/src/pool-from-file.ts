@@ -59,8 +59,22 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
       }
       const report = await current().reload({ ...options, handlers: wrapHandlers(next.options.handlers, current, owner) })
       loaded = next
+      await restartControlListener(current(), loaded)
       return report
     }
   }
   return filePool
+}
+
+/**
+ * A reload never leaves the control listener stopped: after `fastify-pool
+ * stop --force` it is the one way back in short of a new process (SIGHUP).
+ */
+async function restartControlListener (pool: Pool, loaded: LoadedConfig): Promise<void> {
+  const control = loaded.options.control
+  if (control === undefined) return
+  const listener = pool.load(control.listener ?? 'admin')
+  if (listener === undefined || listener.config.disabled === true || listener.state !== 'stopped') return
+  pool.logger?.info({ listener: listener.name }, 'the reload starts the control listener again')
+  await listener.start()
 }
