@@ -10,6 +10,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { BIN, get, logLines, run } from './fixtures/cli.ts'
 import { pids, project, started, workerPids } from './fixtures/cluster.ts'
+import { keepAliveLoad } from './fixtures/load.ts'
 
 const versions = async (port: number): Promise<Set<string>> => {
   const seen = new Set<string>()
@@ -42,6 +43,8 @@ test('a reload whose new worker cannot start (a busy port) is refused; the worke
   await once(holder, 'listening')
   t.after(() => new Promise(resolve => holder.close(resolve)))
   const busy = (holder.address() as AddressInfo).port
+  const load = keepAliveLoad(`http://127.0.0.1:${p.port}/`, 4)
+  t.after(() => load.stop())
   const yaml = readFileSync(join(p.dir, 'pool.yaml'), 'utf8').trimEnd()
   writeFileSync(join(p.dir, 'pool.yaml'), `${yaml}\n  - name: extra\n    listen: 127.0.0.1:${busy}\n    handler: main\n`)
   const reload = run(t, [BIN, 'reload'], { cwd: p.dir })
@@ -52,6 +55,10 @@ test('a reload whose new worker cannot start (a busy port) is refused; the worke
   assert.deepEqual([...await versions(p.port)], ['v1'])
   assert.deepEqual(new Set(await pids(p.port)), new Set(before), 'the same two workers serve')
   assert.doesNotMatch(child.stdout(), /a worker died|giving up/)
+  const result = await load.stop()
+  assert.ok(result.total > 20, `${result.total} requests`)
+  assert.deepEqual(result.errors, [], 'no failed request')
+  assert.equal(result.non2xx, 0)
   child.proc.kill('SIGTERM')
   assert.equal((await child.exited).code, 0)
 })
