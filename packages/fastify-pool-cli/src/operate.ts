@@ -56,7 +56,7 @@ async function act (target: ControlTarget, action: 'restart' | 'stop', options: 
   const { status, body } = await callControl(target, 'POST', `/${action}`, query)
   checkAnswer(target, status, body)
   const answer = body as unknown as ControlActionBody
-  if (status === 409) throw new ControlError(`${String(body.error ?? 'refused')}`, EXIT.failed)
+  if (status === 409) throw new ControlError(String(body.error ?? 'refused'), EXIT.failed)
   if (!Array.isArray(answer.results)) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? '')}`, status === 400 ? EXIT.usage : EXIT.failed)
   if (options.json) process.stdout.write(`${JSON.stringify(answer)}\n`)
   else for (const r of answer.results) process.stdout.write(`${resultLine(action, r)}\n`)

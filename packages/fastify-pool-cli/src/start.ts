@@ -2,7 +2,6 @@
 // listens where, then serve until a signal. SIGTERM/SIGINT drain within the
 // deadline and exit 0 (a second one exits at once); an uncaught error drains
 // and exits 1; SIGHUP re-reads the file and applies it in place.
-import { constants as osConstants } from 'node:os'
 import closeWithGrace from 'close-with-grace'
 import cluster from 'node:cluster'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
@@ -14,6 +13,7 @@ import { createLogger } from './logger.ts'
 import { createPoolFromFile, type FilePool } from './pool-from-file.ts'
 import { listenerTable } from './table.ts'
 import { watchFiles } from './watch.ts'
+import { holdEarlySignals, signalExitCode } from './early-signals.ts'
 import { askPrimary, sourceFromPrimary, type ClusterMessage } from './worker-messages.ts'
 import { runPrimary, workerCount } from './workers.ts'
 import { UsageError } from './usage-error.ts'
@@ -36,10 +36,6 @@ export interface StartOptions {
 const CLOSE_MARGIN = 5_000
 
 /** The exit code of a process ended by a signal before its pool was up: 128 + the signal's number, as a shell reports it. */
-export function signalExitCode (signal: NodeJS.Signals): number {
-  return 128 + (osConstants.signals[signal] ?? 15)
-}
-
 /** What the running command keeps between its handlers. */
 interface Session {
   running: FilePool
@@ -86,7 +82,7 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   const base = createLogger({ pretty, level: 'info' })
   // In a cluster every line says which worker wrote it.
   const logger = worker === undefined ? base : base.child({ worker: worker.id })
-  const early = holdEarlySignals(worker !== undefined)
+  const early = holdEarlySignals()
   if (devCert && worker === undefined) await writeDevCertificates(file, logger)
   let running: FilePool
   try {
@@ -100,13 +96,6 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
     early.release()
     logger.info({ signal: early.signal }, `${early.signal} before the pool started: nothing was started`)
     return signalExitCode(early.signal)
-  }
-  if (early.primaryStop) {
-    early.release()
-    logger.info('the primary asked this worker to stop before its pool started: nothing was started')
-    // The IPC channel would keep the process alive.
-    worker?.disconnect()
-    return 0
   }
   const { pool } = running
   const defaults = running.loaded.options.defaults
@@ -148,33 +137,6 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   if (session.reloadAsked !== undefined) askReload(session.reloadAsked)
   if (worker !== undefined) process.send?.({ 'fastify-pool': 'ready' } satisfies ClusterMessage)
   return 0
-}
-
-/**
- * Until the drain handlers are in, a SIGINT or SIGTERM is remembered, and
- * the command stops before it starts anything (Node's default would kill
- * the process in the middle of loading).
- */
-function holdEarlySignals (worker: boolean): { readonly signal: NodeJS.Signals | undefined, readonly primaryStop: boolean, release: () => void } {
-  let signal: NodeJS.Signals | undefined
-  // A worker's primary may ask it to stop while it loads (a SIGTERM to the
-  // primary during a start or a roll); dropped, the worker would start and
-  // serve on alone until the primary's backstop killed it.
-  let primaryStop = false
-  const onEarly = (s: NodeJS.Signals): void => { signal ??= s }
-  const onMessage = (message: ClusterMessage): void => { if (message?.['fastify-pool'] === 'stop') primaryStop = true }
-  process.on('SIGINT', onEarly)
-  process.on('SIGTERM', onEarly)
-  if (worker) process.on('message', onMessage)
-  return {
-    get signal () { return signal },
-    get primaryStop () { return primaryStop },
-    release () {
-      process.removeListener('SIGINT', onEarly)
-      process.removeListener('SIGTERM', onEarly)
-      process.removeListener('message', onMessage)
-    }
-  }
 }
 
 async function writeDevCertificates (file: string, logger: Logger): Promise<void> {

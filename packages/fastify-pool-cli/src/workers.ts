@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os'
 import { BUILTIN_DEFAULTS, clusterMetrics, hasIssues, isPoolError, type ListenerStatus } from 'fastify-pool'
 import type { Logger } from 'pino'
 import { displayPath, formatIssue, loadConfigFile, type FileIssue, type LoadedConfig } from './config-file.ts'
+import { holdEarlySignals, signalExitCode } from './early-signals.ts'
 import { createLogger } from './logger.ts'
 import { SOURCE_ENV, type ClusterMessage } from './worker-messages.ts'
 
@@ -76,10 +77,7 @@ export async function runPrimary (options: WorkersOptions): Promise<number> {
   const logger = createLogger({ pretty: options.pretty ?? false, level: 'info' })
   let loaded: LoadedConfig
   // A SIGTERM or SIGINT while the file loads: nothing is forked, and the exit says which signal.
-  let early: NodeJS.Signals | undefined
-  const onEarly = (signal: NodeJS.Signals): void => { early ??= signal }
-  process.on('SIGTERM', onEarly)
-  process.on('SIGINT', onEarly)
+  const early = holdEarlySignals()
   try {
     loaded = await loadConfigFile(options.file)
   } catch (err) {
@@ -88,12 +86,11 @@ export async function runPrimary (options: WorkersOptions): Promise<number> {
     process.stderr.write(`${shown}: ${err.errors.length} problem${err.errors.length === 1 ? '' : 's'}; nothing was started\n`)
     return 1
   } finally {
-    process.removeListener('SIGTERM', onEarly)
-    process.removeListener('SIGINT', onEarly)
+    early.release()
   }
-  if (early !== undefined) {
-    logger.info({ signal: early }, `${early} before the workers started: nothing was started`)
-    return early === 'SIGINT' ? 130 : 143
+  if (early.signal !== undefined) {
+    logger.info({ signal: early.signal }, `${early.signal} before the workers started: nothing was started`)
+    return signalExitCode(early.signal)
   }
   const count = workerCount(options.workers ?? loaded.options.workers)
   const refusals = count > 1 ? workersRefusal(loaded) : []
