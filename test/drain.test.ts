@@ -183,6 +183,35 @@ test('a new request arriving on a kept-alive connection during the drain gets 50
   assert.equal(reports[0]?.cut, 0)
 })
 
+test('handing off, a request arriving on a kept-alive connection during the drain is served, with Connection: close, after the preClose hooks ran', async (t) => {
+  let served = 0
+  const hooks: string[] = []
+  const pool = makePool(t, async (app) => {
+    app.addHook('preClose', async () => { hooks.push(app.poolClosing?.reason ?? '-') })
+    app.get('/hello', async () => { served++; return 'hello' })
+  })
+  await pool.start()
+  const listener = pool.load('a')!
+  const client = new RawClient(portOf(pool))
+  t.after(() => client.destroy())
+  await client.connected()
+  await client.write('GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\nGET /hello HTTP/1.1\r\nHost: localhost\r\n')
+  assert.equal((await within(10_000, client.response(), 'first response')).status, 200)
+
+  const stopping = listener.stop({ handOff: true })
+  await tick()
+  assert.equal(listener.state, 'draining')
+  await client.write('\r\n')
+  const second = await within(10_000, client.response(), 'response during the drain')
+  assert.equal(second.status, 200)
+  assert.equal(second.body, 'hello')
+  assert.equal(second.headers.connection, 'close')
+  assert.equal(served, 2)
+  assert.deepEqual(hooks, ['handoff'])
+  await within(10_000, client.closed, 'the server closing the connection')
+  assert.equal((await within(10_000, stopping, 'stop()'))?.cut, 0)
+})
+
 test('readiness answers 200 while running and 503 during the drain', async (t) => {
   const pool = makePool(t, async () => {})
   await pool.start()

@@ -9,6 +9,8 @@ import { join } from 'node:path'
 import { createPool } from 'fastify-pool'
 import { blueGreen, v1, v2 } from '../examples/blue-green/blue-green.ts'
 import { BIN, ROOT, TLS, get, logLines, run, tempDir, type Child } from './fixtures/cli.ts'
+import { send } from './fixtures/lifecycle.ts'
+import { openClient } from './fixtures/websocket.ts'
 
 const EXAMPLES = join(ROOT, 'examples')
 
@@ -85,7 +87,7 @@ async function stop (child: Child): Promise<void> {
 
 test('every example has a README and a test here', () => {
   const folders = readdirSync(EXAMPLES, { withFileTypes: true }).filter(d => d.isDirectory()).map(d => d.name).sort()
-  assert.deepEqual(folders, ['admin-public', 'blue-green', 'environments', 'gateway', 'kubernetes', 'multi-port', 'starter'])
+  assert.deepEqual(folders, ['admin-public', 'blue-green', 'environments', 'gateway', 'kubernetes', 'multi-port', 'starter', 'websocket'])
   for (const f of folders) assert.ok(existsSync(join(EXAMPLES, f, 'README.md')), `${f}/README.md`)
 })
 
@@ -206,3 +208,18 @@ function post (url: string, body: unknown): Promise<{ status: number, body: stri
     req.end(JSON.stringify(body))
   })
 }
+
+test('websocket: a chat client stays connected through a restart of its listener; new clients reach the new code; SIGTERM says 1001', async (t) => {
+  const { child, at } = await start(t, join(EXAMPLES, 'websocket/pool.yaml'), { CHAT_LISTEN: '127.0.0.1:0', ADMIN_LISTEN: '127.0.0.1:0' })
+  const url = `${at.chat!.replace(/^http/, 'ws')}/chat`
+  const old = await openClient(url)
+  assert.equal(old.generation, 1)
+  const restarted = await send(`${at.admin}/pool/restart?name=chat`, { method: 'POST' })
+  assert.equal(restarted.status, 200, restarted.body)
+  assert.equal(await old.echo('still here'), 1, 'the old client talks to the generation that accepted it')
+  const fresh = await openClient(url)
+  assert.equal(fresh.generation, 2)
+  child.proc.kill('SIGTERM')
+  assert.deepEqual([(await old.closed).code, (await fresh.closed).code], [1001, 1001])
+  assert.equal((await child.exited).code, 0)
+})

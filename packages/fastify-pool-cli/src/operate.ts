@@ -89,22 +89,28 @@ function resultLine (action: string, r: ControlResult): string {
 /** The `ps` table: one line per listener (per worker and listener with --workers). */
 export function statusTable (listeners: Array<ListenerStatus & { worker?: string }>): string {
   const workers = listeners.some(l => l.worker !== undefined)
-  const rows = [[...(workers ? ['WORKER'] : []), 'NAME', 'STATE', 'URL', 'GEN', 'UPTIME', 'INFLIGHT', 'CERT EXPIRES', 'LAST ERROR']]
+  const rows = [[...(workers ? ['WORKER'] : []), 'NAME', 'STATE', 'URL', 'GEN', 'UPTIME', 'INFLIGHT', 'UPGRADED', 'CERT EXPIRES', 'LAST ERROR']]
   for (const l of listeners) {
     rows.push([
       ...(workers ? [l.worker ?? '-'] : []),
       l.name,
       l.disabled ? 'disabled' : l.state,
       l.url ?? l.expose ?? l.bind,
-      String(l.generation),
+      generations(l),
       l.uptime === 0 ? '-' : duration(l.uptime),
       String(l.inflight),
+      String(l.upgraded),
       l.certificate === undefined ? '-' : `${l.certificate.notAfter.slice(0, 10)} (${l.certificate.daysLeft} d)`,
       l.lastError ?? '-'
     ])
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map(r => r[i]!.length)))
   return rows.map(r => r.map((cell, i) => i === r.length - 1 ? cell : cell.padEnd(widths[i]!)).join('  ')).join('\n') + '\n'
+}
+
+/** The generation serving, and how many older ones still finish requests or keep upgraded connections. */
+function generations (l: ListenerStatus): string {
+  return l.retiring.length === 0 ? String(l.generation) : `${l.generation} (+${l.retiring.length} retiring)`
 }
 
 function duration (ms: number): string {

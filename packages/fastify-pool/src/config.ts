@@ -22,6 +22,12 @@ export const BUILTIN_DEFAULTS = Object.freeze({
   headersTimeout: 30_000,
   // nginx's send_timeout: a client that stops reading cannot hold a socket for minutes.
   sendTimeout: 60_000,
+  // Long enough that a deploy or two in a row closes no WebSocket, short
+  // enough that old generations do not pile up in memory (nginx keeps old
+  // workers for as long as one connection stays, unless told otherwise).
+  upgradeDrainTimeout: 300_000,
+  // 1,000 goodbyes take a second, 100 take 100 ms.
+  upgradeCloseWindow: 1000,
   bodyLimit: 1_048_576,
   stopTimeout: 10_000,
   liveness: '/healthz',
@@ -143,7 +149,7 @@ function normaliseListener (server: ListenerConfig, at: string, index: number, c
   const expose = resolveExpose(server, address, tls !== undefined, at, issues)
   const handler = server.handler ?? 'default'
   checkHandlerKey(server, handler, at, ctx)
-  const pick = <K extends 'connectionTimeout' | 'keepAliveTimeout' | 'requestTimeout' | 'headersTimeout' | 'sendTimeout' | 'bodyLimit'>(k: K): number =>
+  const pick = <K extends 'connectionTimeout' | 'keepAliveTimeout' | 'requestTimeout' | 'headersTimeout' | 'sendTimeout' | 'upgradeDrainTimeout' | 'upgradeCloseWindow' | 'bodyLimit'>(k: K): number =>
     (server[k] ?? defaults[k] ?? BUILTIN_DEFAULTS[k])
   checkTimeoutsAndManaged(server, pick('requestTimeout'), pick('headersTimeout'), at, issues)
   if (issues.length > before || address === undefined || bind === undefined || name === undefined) return undefined
@@ -168,6 +174,8 @@ function normaliseListener (server: ListenerConfig, at: string, index: number, c
     requestTimeout: pick('requestTimeout'),
     headersTimeout: pick('headersTimeout'),
     sendTimeout: pick('sendTimeout'),
+    upgradeDrainTimeout: pick('upgradeDrainTimeout'),
+    upgradeCloseWindow: pick('upgradeCloseWindow'),
     bodyLimit: pick('bodyLimit'),
     logLevel: server.logLevel ?? defaults.logLevel,
     health: Object.freeze({

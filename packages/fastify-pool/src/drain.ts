@@ -1,5 +1,5 @@
-// The stop sequence of one listener's server: refuse, close, finish, idle,
-// cut. Kept apart from the listener so that the phases read top to bottom
+// The stop sequence of one listener's server: refuse, close, goodbye,
+// finish, idle, cut. Kept apart from the listener so that the phases read top to bottom
 // (docs/lifecycle.md draws them).
 import type { ServerResponse } from 'node:http'
 import { constants as h2 } from 'node:http2'
@@ -27,12 +27,27 @@ export interface DrainSubject {
   retiring: Iterable<Generation>
 }
 
+export interface DrainOptions {
+  /** The one deadline, in milliseconds. */
+  timeout: number
+  /** Another process serves the same port: requests still arriving are served, with Connection: close. */
+  handOff: boolean
+  /** Over how many milliseconds the goodbyes to upgraded connections are spread (at most a quarter of the deadline). */
+  closeWindow: number
+}
+
+/** What was still open at the deadline, and destroyed. */
+export interface DrainCut {
+  requests: number
+  upgraded: number
+}
+
 /**
- * Close a server gracefully within `timeout` milliseconds. Resolves with the
- * number of requests still owed at the deadline (their connections are
- * destroyed), as soon as the last connection is gone.
+ * Close a server gracefully within `timeout` milliseconds. Resolves as soon
+ * as the last connection is gone, with what was still owed at the deadline
+ * (requests, and upgraded connections; all of them destroyed).
  */
-export async function drain ({ handle, current, retiring }: DrainSubject, timeout: number, handOff = false): Promise<number> {
+export async function drain ({ handle, current, retiring }: DrainSubject, { timeout, handOff, closeWindow }: DrainOptions): Promise<DrainCut> {
   const server = handle.server
   const generations = [current, ...retiring]
   // 1. Refuse. A request that arrives from now on, on a connection still open,
@@ -46,8 +61,14 @@ export async function drain ({ handle, current, retiring }: DrainSubject, timeou
     server.on('request', late)
   }
   handle.draining = true
+  handle.upgrades.refuse()
   // 2. No new connections; the handle's close() closes none of the open ones.
   const closed = handle.close()
+  //    Goodbye: every generation's preClose hooks run now, as in Fastify's
+  //    own close(), so a WebSocket plugin sends its close frames at once
+  //    (spread over the window); the onClose hooks wait for the last connection.
+  const reason = handOff ? 'handoff' : 'stop'
+  for (const gen of generations) gen.farewell(reason, Math.min(closeWindow, Math.floor(timeout / 4))).catch(noop)
   // 3. Finish. Each HTTP/1 connection answers what it has, and its last
   //    response tells the client to close. Node then ends the connection,
   //    and that end becomes a lingering close.
@@ -59,11 +80,12 @@ export async function drain ({ handle, current, retiring }: DrainSubject, timeou
   const grace = setTimeout(() => closeIdle(server, handle.http1), Math.min(IDLE_GRACE_MS, timeout))
   grace.unref()
   // 5. Cut. At the deadline whatever remains is destroyed, and counted.
-  let cut = 0
+  const cut: DrainCut = { requests: 0, upgraded: 0 }
   const deadline = setTimeout(() => {
-    for (const socket of handle.http1) cut += owed(socket)
+    for (const socket of handle.http1) cut.requests += owed(socket)
     for (const gen of generations) {
-      for (const stream of gen.streams ?? []) { cut++; stream.close(h2.NGHTTP2_CANCEL) }
+      for (const stream of gen.streams ?? []) { cut.requests++; stream.close(h2.NGHTTP2_CANCEL) }
+      cut.upgraded += gen.upgrades.destroy()
     }
     handle.destroyAll()
   }, timeout)

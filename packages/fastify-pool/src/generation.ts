@@ -6,17 +6,22 @@
 // What a generation owes is read from the connections at the moment it stops
 // receiving requests (connections.ts), not counted per request: over HTTP/1
 // the last response each socket had then; over HTTP/2 the streams it still
-// serves (HTTP/2 answers out of order, so those are kept in a set).
+// serves (HTTP/2 answers out of order, so those are kept in a set). The
+// connections it upgraded (WebSockets) are its own until they close
+// (upgrades.ts): a retiring generation lives on for them, up to
+// `upgradeDrainTimeout`, then says goodbye through its preClose hooks.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { constants as h2, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginCallback, type FastifyServerOptions } from 'fastify'
 import type { NormalizedConfig } from './config.ts'
 import { http1Dispatch, lastResponse, owed, responseDone, whenDone, type Http1Response, type Http1Socket } from './connections.ts'
+import { TwoStepClose, type PoolClosing } from './closing.ts'
 import { FST_POOL_FACTORY } from './errors.ts'
 import { handlerFor } from './handlers.ts'
 import { healthRoutes, type ReadinessSource } from './health.ts'
 import type { NodeServer, ServerHandle } from './server.ts'
-import type { Extension, Factory, Handlers, MetricsSink, RetireReport } from './types.ts'
+import type { Extension, Factory, Handlers, MetricsSink, RetireReport, RetiringStatus } from './types.ts'
+import { holdWrites, Upgrades } from './upgrades.ts'
 
 export type { RetireReport }
 
@@ -28,6 +33,9 @@ type Listener = (...args: unknown[]) => void
 /** What the listener's server factory hands Fastify, and what it got back. */
 export type ServerFactory = (handler: RequestHandler) => NodeServer
 
+/** After the goodbyes of a retirement were spread, how long its upgraded connections may take to close before they are destroyed. */
+export const UPGRADE_GRACE_MS = 2000
+
 export class Generation {
   readonly app: FastifyInstance
   readonly number: number
@@ -37,14 +45,20 @@ export class Generation {
   readonly clientErrorListeners: Listener[]
   /** HTTP/2 streams in progress (HTTP/2 servers only). */
   readonly streams: Set<ServerHttp2Stream> | undefined
+  /** Its listeners for the upgrade events, and the connections it upgraded. */
+  readonly upgrades: Upgrades
+  readonly #closer: TwoStepClose
+  #farewell: Promise<void> | undefined
   /** Set when it stopped receiving requests: each socket's last response then, still owed. */
   owedAt: Map<Http1Socket, Http1Response> | undefined
   #streamsIdle: Array<() => void> = []
 
-  constructor (app: FastifyInstance, number: number, handler: RequestHandler, clientErrorListeners: Listener[], http2: boolean) {
+  constructor (app: FastifyInstance, number: number, handler: RequestHandler, clientErrorListeners: Listener[], http2: boolean, upgrades: Upgrades, closer: TwoStepClose) {
     this.app = app
     this.number = number
     this.clientErrorListeners = clientErrorListeners
+    this.upgrades = upgrades
+    this.#closer = closer
     const h1 = http1Dispatch(handler as (req: IncomingMessage, res: ServerResponse) => void) as RequestHandler
     if (!http2) {
       this.streams = undefined
@@ -115,32 +129,87 @@ export class Generation {
     }
     return count
   }
+
+  /**
+   * Say goodbye: run its preClose hooks (a WebSocket plugin closes its
+   * clients there, reading `app.poolClosing` for the reason), with what they
+   * write to its upgraded connections spread over `window` ms. Its onClose
+   * hooks wait for close(). Resolves once the goodbyes are sent; a second
+   * call joins the first.
+   */
+  farewell (reason: PoolClosing['reason'], window: number): Promise<void> {
+    if (this.#farewell !== undefined) return this.#farewell
+    const release = holdWrites(this.upgrades.sockets, window)
+    this.#farewell = this.#closer.begin(this.app, reason).then(release)
+    return this.#farewell
+  }
+
+  /** True once farewell() began closing its Fastify instance (which then refuses inject()). */
+  get closing (): boolean { return this.#farewell !== undefined }
+
+  /** Close its Fastify instance (the onClose hooks run now, after the preClose ones if farewell() did not run them). */
+  close (reason: PoolClosing['reason']): Promise<void> {
+    this.upgrades.release()
+    return this.#closer.finish(this.app, reason)
+  }
+}
+
+/** How a swapped-out generation retires. */
+export interface RetireLimits {
+  /** Milliseconds its HTTP requests may take to finish before they are cut. */
+  timeout: number
+  /** Milliseconds its upgraded connections may stay open before it says goodbye. */
+  upgradeTimeout: number
+  /** Over how many milliseconds the goodbyes are spread. */
+  closeWindow: number
 }
 
 /**
- * Let an old generation finish what it owed at the swap (up to the
- * deadline), then close its Fastify instance: its onClose hooks run only
- * after its last response. Never rejects; a failed close is passed to `onCloseError`.
+ * Let an old generation finish what it owed at the swap (up to `timeout`)
+ * and keep its upgraded connections (until they close, up to
+ * `upgradeTimeout`), then close its Fastify instance: its preClose hooks say
+ * goodbye to the connections still upgraded, what is open after a grace is
+ * destroyed, and its onClose hooks run only after its last response and its
+ * last connection. Never rejects; a failed close is passed to `onCloseError`.
  */
-export async function retire (gen: Generation, timeout: number, onCut: (cut: number) => void, onCloseError: (err: Error) => void): Promise<RetireReport> {
+export async function retire (gen: Generation, limits: RetireLimits, onCut: (requests: number, upgraded: number) => void, onCloseError: (err: Error) => void): Promise<RetireReport> {
   const began = Date.now()
-  let cut = 0
-  if (gen.inflight > 0) {
-    let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, timeout); timer.unref() })
-    await Promise.race([gen.idle(), deadline])
-    clearTimeout(timer)
-    if (gen.inflight > 0) cut = gen.cut()
-    if (cut > 0) onCut(cut)
-  }
+  const [requests, upgraded] = await Promise.all([finishRequests(gen, limits.timeout), endUpgraded(gen, limits)])
+  if (requests + upgraded > 0) onCut(requests, upgraded)
   // Nothing of it stays reachable from the sockets it served.
   gen.owedAt = undefined
   try {
-    await gen.app.close()
+    await gen.close('restart')
   } catch (err) {
     onCloseError(err as Error)
   }
-  return { generation: gen.number, duration: Date.now() - began, cut }
+  return { generation: gen.number, duration: Date.now() - began, cut: requests + upgraded, upgradedCut: upgraded }
+}
+
+async function finishRequests (gen: Generation, timeout: number): Promise<number> {
+  if (gen.inflight === 0) return 0
+  await within(gen.idle(), timeout)
+  return gen.inflight > 0 ? gen.cut() : 0
+}
+
+async function endUpgraded (gen: Generation, limits: RetireLimits): Promise<number> {
+  if (gen.upgrades.size === 0) return 0
+  await within(gen.upgrades.idle(), limits.upgradeTimeout)
+  if (gen.upgrades.size === 0) return 0
+  await gen.farewell('restart', limits.closeWindow)
+  await within(gen.upgrades.idle(), UPGRADE_GRACE_MS)
+  const cut = gen.upgrades.destroy()
+  // Their 'close' events (and the handlers' 'close' listeners) come before the onClose hooks.
+  await gen.upgrades.idle()
+  return cut
+}
+
+/** Resolves when `done` does, or after `ms`, whichever is first; its timer does not hold the process. */
+export async function within (done: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, ms); timer.unref() })
+  await Promise.race([done, deadline])
+  clearTimeout(timer)
 }
 
 /**
@@ -149,23 +218,31 @@ export async function retire (gen: Generation, timeout: number, onCut: (cut: num
  * lives longer than the instance (the server, the listener) keeps a reference
  * to it, except the listeners that the swap removes again.
  */
-export async function buildGeneration (server: NodeServer, name: string, number: number, http2: boolean, make: (serverFactory: ServerFactory) => Promise<FastifyInstance>): Promise<Generation> {
+export async function buildGeneration (handle: ServerHandle, name: string, number: number, http2: boolean, make: (serverFactory: ServerFactory, closer: TwoStepClose) => Promise<FastifyInstance>): Promise<Generation> {
+  const server = handle.server
   const before = server.listeners('clientError')
   const slot = factorySlot(server)
+  const upgrades = new Upgrades()
+  const closer = new TwoStepClose()
+  // Its plugins' 'upgrade' listeners are its own, not the serving generation's.
+  handle.upgrades.building(upgrades)
   let app: FastifyInstance | undefined
   try {
-    app = await make(slot.serverFactory)
+    app = await make(slot.serverFactory, closer)
     if (slot.handler === undefined || (app.server as unknown) !== server) throw new FST_POOL_FACTORY(name)
     await app.ready()
   } catch (err) {
     // A failed build leaves nothing attached to the live server.
     for (const l of added(server, before)) server.removeListener('clientError', l)
+    handle.upgrades.building(undefined)
+    upgrades.release()
     await app?.close().catch(() => {})
     throw err
   }
+  handle.upgrades.building(undefined)
   const handler = slot.handler
   slot.handler = undefined
-  return new Generation(app, number, handler, added(server, before), http2)
+  return new Generation(app, number, handler, added(server, before), http2, upgrades, closer)
 }
 
 /**
@@ -200,7 +277,7 @@ export interface BuildContext {
  * add its health routes and its handler plugin. `listener` is what the
  * readiness route reads its state from.
  */
-export async function makeInstance (ctx: BuildContext, config: NormalizedConfig, given: FastifyServerOptions, listener: ReadinessSource): Promise<FastifyInstance> {
+export async function makeInstance (ctx: BuildContext, config: NormalizedConfig, given: FastifyServerOptions, listener: ReadinessSource, closer: TwoStepClose = new TwoStepClose()): Promise<FastifyInstance> {
   // Metrics: the log controller records responses when this library makes the instance.
   const recording = ctx.factory === undefined ? ctx.metrics?.recordingOptions(given, config.name) : undefined
   const options = recording ?? given
@@ -214,6 +291,8 @@ export async function makeInstance (ctx: BuildContext, config: NormalizedConfig,
   }
   const plugin = handlerFor(ctx.handlers, config.handler)
   if (plugin !== undefined) app.register(plugin as FastifyPluginCallback)
+  // Last, so that its onClose hook runs before every other one.
+  closer.install(app)
   return app
 }
 
@@ -233,6 +312,10 @@ export function fastifyOptions (c: NormalizedConfig, log: FastifyBaseLogger | un
     : {}
   return {
     ...ids,
+    // The drain refuses requests itself (503 with Connection: close), and it
+    // runs preClose hooks at its start while requests may still be served
+    // (a hand-off serves them): Fastify must not answer 503 for it.
+    return503OnClosing: false,
     ...c.fastify,
     bodyLimit: c.bodyLimit,
     connectionTimeout: c.connectionTimeout,
@@ -247,12 +330,20 @@ export function fastifyOptions (c: NormalizedConfig, log: FastifyBaseLogger | un
 /** The generations of one listener that a swap left finishing their requests, each with its retirement. */
 export class Retiring {
   #map = new Map<Generation, Promise<RetireReport>>()
+  #since = new WeakMap<Generation, number>()
 
-  /** Retire `gen` under `timeout`; its report resolves once it is closed. */
-  add (gen: Generation, timeout: number, onCut: (cut: number) => void, onCloseError: (err: Error) => void): Promise<RetireReport> {
-    const retired = retire(gen, timeout, onCut, onCloseError).finally(() => this.#map.delete(gen))
+  /** Retire `gen` within `limits`; its report resolves once it is closed. */
+  add (gen: Generation, limits: RetireLimits, onCut: (requests: number, upgraded: number) => void, onCloseError: (err: Error) => void): Promise<RetireReport> {
+    const retired = retire(gen, limits, onCut, onCloseError).finally(() => this.#map.delete(gen))
     this.#map.set(gen, retired)
+    this.#since.set(gen, Date.now())
     return retired
+  }
+
+  /** What each generation retiring now still holds. */
+  status (): RetiringStatus[] {
+    const now = Date.now()
+    return [...this.#map.keys()].map(gen => ({ generation: gen.number, inflight: gen.owedAt === undefined ? 0 : gen.inflight, upgraded: gen.upgrades.size, since: now - (this.#since.get(gen) ?? now) }))
   }
 
   /** The generations still retiring. */

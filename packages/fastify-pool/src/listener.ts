@@ -74,6 +74,13 @@ export class Listener {
     return n
   }
 
+  /** Upgraded connections (WebSockets) open, of every generation. */
+  get upgraded (): number {
+    let n = this.#gen?.upgrades.size ?? 0
+    for (const gen of this.#retiring.generations()) n += gen.upgrades.size
+    return n
+  }
+
   /** A snapshot of the listener's state. */
   get status (): ListenerStatus {
     return {
@@ -89,6 +96,8 @@ export class Listener {
       uptime: this.uptime,
       generation: this.#gen?.number ?? 0,
       inflight: this.inflight,
+      upgraded: this.upgraded,
+      retiring: this.#retiring.status(),
       lastError: this.#lastError?.message,
       lastStop: this.#lastStop,
       certificate: this.#certificate
@@ -155,9 +164,15 @@ export class Listener {
     return this.#queue.add('tls', 'never', async () => { this.#setTls(tls) })
   }
 
-  /** Run a request through this listener's Fastify instance, without a socket. */
+  /**
+   * Run a request through this listener's Fastify instance, without a
+   * socket. While it drains, that instance is closing (its preClose hooks ran)
+   * and Fastify refuses inject(): an in-memory instance answers instead, its
+   * readiness route saying `draining`.
+   */
   async inject (request: InjectOptions | string): Promise<LightMyRequestResponse> {
-    const app = this.#gen?.app ?? await this.#memoryApp.get(() => this.#buildInMemory())
+    const gen = this.#gen
+    const app = gen !== undefined && !gen.closing ? gen.app : await this.#memoryApp.get(() => this.#buildInMemory())
     return app.inject(request)
   }
 
@@ -190,9 +205,10 @@ export class Listener {
       })
       gen = await this.#build(handle, config, this.#log)
       handle.server.on('request', gen.dispatch)
+      handle.upgrades.serve(gen.upgrades)
       await handle.listen(config.address)
     } catch (err) {
-      if (gen !== undefined) await gen.app.close().catch(() => {})
+      if (gen !== undefined) await gen.close('stop').catch(() => {})
       if (handle?.listening === true) await handle.close()
       this.#lastError = err as Error
       this.#setState('failed', err as Error)
@@ -242,6 +258,7 @@ export class Listener {
     handle.applyTimeouts(config)
     server.removeListener('request', old.dispatch)
     server.on('request', next.dispatch)
+    handle.upgrades.serve(next.upgrades)
     // A connection's parse errors concern the socket, not a generation: only
     // the serving instance answers them (two handlers would both write).
     for (const listener of old.clientErrorListeners) server.removeListener('clientError', listener)
@@ -286,10 +303,11 @@ export class Listener {
   #report (old: Generation | undefined, timeout: number): RestartReport {
     const report = { name: this.name, bind: this.bind, generation: this.#gen?.number ?? 0 }
     if (old === undefined) return { ...report, retired: Promise.resolve(undefined) }
-    const retired = this.#retiring.add(old, timeout,
-      (cut) => {
-        this.#log?.warn({ cut, generation: old.number }, `restart drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`)
-        publishCut(this, old.number, cut, 'restart')
+    const limits = { timeout, upgradeTimeout: this.#config.upgradeDrainTimeout, closeWindow: this.#config.upgradeCloseWindow }
+    const retired = this.#retiring.add(old, limits,
+      (requests, upgraded) => {
+        this.#log?.warn({ cut: requests + upgraded, requests, upgraded, generation: old.number }, cutMessage('restart', requests, upgraded, limits))
+        publishCut(this, old.number, requests + upgraded, 'restart', upgraded)
       },
       (err) => {
         // The new generation serves already: the restart succeeded; say what failed.
@@ -309,18 +327,22 @@ export class Listener {
     }
     const began = Date.now()
     this.#setState('draining')
-    const cut = await drain({ handle, current: gen, retiring: this.#retiring.generations() }, timeout, handOff)
+    const drained = await drain({ handle, current: gen, retiring: this.#retiring.generations() }, { timeout, handOff, closeWindow: this.#config.upgradeCloseWindow })
+    const cut = drained.requests + drained.upgraded
     if (cut > 0) {
-      this.#log?.warn({ cut }, `drain deadline (${timeout} ms) reached: cut ${cut} request(s) in flight`)
-      publishCut(this, gen.number, cut, 'stop')
+      this.#log?.warn({ cut, requests: drained.requests, upgraded: drained.upgraded }, cutMessage('stop', drained.requests, drained.upgraded, { timeout }))
+      publishCut(this, gen.number, cut, 'stop', drained.upgraded)
     }
     for (const listener of gen.clientErrorListeners) handle.server.removeListener('clientError', listener)
     // Every connection is gone, so older generations are idle and closing.
+    // A socket's 'close' comes a little after the server's: wait for those
+    // of the upgraded ones, whose handlers may still use what onClose closes.
+    await gen.upgrades.idle()
     await this.#retiring.settled()
     let error: Error | undefined
     try {
-      // Its onClose hooks run now, after its last response.
-      await gen.app.close()
+      // Its onClose hooks run now, after its last response and its last connection.
+      await gen.close(handOff ? 'handoff' : 'stop')
       // An inject() made while the listener was starting built an in-memory instance.
       await this.#memoryApp.close()
     } catch (err) {
@@ -332,7 +354,7 @@ export class Listener {
     this.#url = undefined
     this.#address = undefined
     this.#setState('stopped')
-    const report: StopReport = { name: this.name, bind: this.bind, duration: Date.now() - began, cut }
+    const report: StopReport = { name: this.name, bind: this.bind, duration: Date.now() - began, cut, upgradedCut: drained.upgraded }
     this.#lastStop = report
     this.#log?.info({ duration: report.duration, cut }, 'listener stopped')
     if (error !== undefined) {
@@ -349,8 +371,8 @@ export class Listener {
   /** Build a ready generation whose requests come from the handle's server. */
   #build (handle: ServerHandle, config: NormalizedConfig, log: FastifyBaseLogger | undefined): Promise<Generation> {
     const number = ++this.#generations
-    return buildGeneration(handle.server, config.name, number, config.http2,
-      (serverFactory) => makeInstance(this.#ctx, config, fastifyOptions(config, log, serverFactory, number), this))
+    return buildGeneration(handle, config.name, number, config.http2,
+      (serverFactory, closer) => makeInstance(this.#ctx, config, fastifyOptions(config, log, serverFactory, number), this, closer))
   }
 
   async #buildInMemory (): Promise<FastifyInstance> {
@@ -362,6 +384,20 @@ export class Listener {
   #failure (error: Error): { name: string, bind: string, error: Error } {
     return { name: this.name, bind: this.bind, error }
   }
+}
+
+/** The warning a cut gets, naming what was cut and which limit ran out. */
+function cutMessage (kind: 'stop' | 'restart', requests: number, upgraded: number, limits: { timeout: number, upgradeTimeout?: number }): string {
+  const what = [
+    ...(requests > 0 ? [`${requests} request(s) in flight`] : []),
+    ...(upgraded > 0 ? [`${upgraded} upgraded connection(s) (WebSocket) still open`] : [])
+  ].join(' and ')
+  if (kind === 'stop') return `drain deadline (${limits.timeout} ms) reached: cut ${what}`
+  const why = [
+    ...(requests > 0 ? [`restart drain deadline (${limits.timeout} ms)`] : []),
+    ...(upgraded > 0 ? [`upgradeDrainTimeout (${limits.upgradeTimeout ?? 0} ms) and the goodbye's grace`] : [])
+  ].join(' and ')
+  return `${why} reached: cut ${what}`
 }
 
 export type { ListenerContext } from './types.ts'

@@ -117,6 +117,7 @@ function family (registry: Registry): Family {
     })
   }
   gauge('fastify_pool_requests_in_flight', 'Requests received and not yet answered in full, per listener', l => l.inflight, (a, b) => a + b, 'sum')
+  gauge('fastify_pool_upgraded_connections', 'Upgraded connections (WebSockets) open, of every generation, per listener', l => l.upgraded, (a, b) => a + b, 'sum')
   gauge('fastify_pool_listener_up', '1 while the listener is running, else 0', l => l.isRunning ? 1 : 0, Math.max, 'min')
   gauge('fastify_pool_listener_generation', 'The generation (Fastify instance) serving the listener; 0 when stopped', l => l.status.generation, Math.max, 'max')
   gauge('fastify_pool_tls_certificate_expiry_timestamp_seconds', 'When the certificate a TLS listener serves expires, in seconds since the epoch', l => {
@@ -126,7 +127,7 @@ function family (registry: Registry): Family {
   const made: Family = {
     duration: new RouteHistogram('http_request_duration_seconds', 'Time from the request to its response, per listener, method, route pattern and status code', DURATION_BUCKETS),
     restarts: new client.Counter({ name: 'fastify_pool_restarts_total', help: 'Generations swapped in on a live socket (restart, reconfigure, reload)', labelNames: ['listener'], registers }),
-    cut: new client.Counter({ name: 'fastify_pool_drain_cut_requests_total', help: 'Requests cut because a drain or a restart reached its deadline', labelNames: ['listener'], registers }),
+    cut: new client.Counter({ name: 'fastify_pool_drain_cut_requests_total', help: 'Requests and upgraded connections cut because a drain or a restart reached its deadline', labelNames: ['listener'], registers }),
     reloads: new client.Counter({ name: 'fastify_pool_reloads_total', help: 'Configuration reloads, by result', labelNames: ['result'], registers }),
     sinks
   }

@@ -31,6 +31,8 @@ const shared = {
   requestTimeout: Type.Optional(ms('Longest time to receive a whole request')),
   headersTimeout: Type.Optional(ms('Longest time to receive the request headers')),
   sendTimeout: Type.Optional(ms('How long a response may wait for a client that stopped reading before its connection is closed (default 60000)')),
+  upgradeDrainTimeout: Type.Optional(Type.Integer({ minimum: 0, description: 'After a restart or reload, how long the previous generation keeps its upgraded connections (WebSockets) before its preClose hooks close them, in milliseconds (default 300000)' })),
+  upgradeCloseWindow: Type.Optional(Type.Integer({ minimum: 0, description: 'Spread the goodbyes to upgraded connections over up to this many milliseconds, one per millisecond at most, so clients do not all reconnect at once; within a stop, a quarter of its deadline at most (default 1000; 0: all at once)' })),
   bodyLimit: Type.Optional(Type.Integer({ minimum: 1, description: 'Largest request body accepted, in bytes' })),
   logLevel: Type.Optional(LogLevelSchema),
   health: Type.Optional(Type.Union([HealthSchema, Type.Literal(false)], { description: 'Health routes, or false to serve none' }))

@@ -10,6 +10,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import type { NormalizedConfig } from './config.ts'
 import { markSocket, sendStalled, type Http1Socket } from './connections.ts'
 import type { ServerTlsOptions } from './tls.ts'
+import { UpgradeRouter } from './upgrades.ts'
 
 export type NodeServer = HttpServer | Http2Server | Http2SecureServer
 
@@ -38,6 +39,8 @@ export class ServerHandle {
   readonly http1 = new Set<Http1Socket>()
   /** HTTP/2 sessions still open. */
   readonly sessions = new Set<Http2Session>()
+  /** Hands each 'upgrade' and 'connect' to the generation serving (upgrades.ts). */
+  readonly upgrades: UpgradeRouter
   /** Set when the drain begins: sessions whose handshake ends after that get a GOAWAY at once. */
   draining = false
   /** Called for each HTTP/1 socket that arrives while this is set (the drain sets it). */
@@ -71,6 +74,7 @@ export class ServerHandle {
     } else {
       this.server = tls === undefined ? createHttpServer(timeouts) : createHttpsServer({ ...tls, ...timeouts })
     }
+    this.upgrades = new UpgradeRouter(this.server)
     this.applyTimeouts(c)
     const sockets = this.sockets
     const secure = tls !== undefined

@@ -78,8 +78,10 @@ export interface CutEvent {
   bind: string
   /** The generation whose requests were cut. */
   generation: number
-  /** How many. */
+  /** How many: requests, and upgraded connections (WebSockets). */
   cut: number
+  /** Of `cut`, the upgraded connections. */
+  upgraded: number
   /** `stop` (the listener's drain) or `restart` (a retiring generation). */
   during: 'stop' | 'restart'
 }
@@ -96,6 +98,6 @@ export function publishGeneration (listener: Listener, generation: number, previ
   if (generationChannel.hasSubscribers) generationChannel.publish({ listener, name: listener.name, bind: listener.bind, generation, previous } satisfies GenerationEvent)
 }
 
-export function publishCut (listener: Listener, generation: number, cut: number, during: CutEvent['during']): void {
-  if (cutChannel.hasSubscribers) cutChannel.publish({ listener, name: listener.name, bind: listener.bind, generation, cut, during } satisfies CutEvent)
+export function publishCut (listener: Listener, generation: number, cut: number, during: CutEvent['during'], upgraded = 0): void {
+  if (cutChannel.hasSubscribers) cutChannel.publish({ listener, name: listener.name, bind: listener.bind, generation, cut, upgraded, during } satisfies CutEvent)
 }

@@ -54,8 +54,10 @@ export interface StopReport {
   bind: string
   /** Milliseconds from stop() to the last connection closed. */
   duration: number
-  /** Requests still in flight at the deadline, whose connections were destroyed. */
+  /** Requests still in flight at the deadline, whose connections were destroyed, and upgraded connections (WebSockets) still open then, destroyed too. */
   cut: number
+  /** Of `cut`, the upgraded connections. */
+  upgradedCut: number
 }
 
 /** What retiring one old generation after a restart did. */
@@ -64,8 +66,14 @@ export interface RetireReport {
   generation: number
   /** Milliseconds from the swap until its Fastify instance was closed. */
   duration: number
-  /** Requests it still owed at the deadline, whose connections were destroyed (or HTTP/2 streams reset). */
+  /**
+   * Requests it still owed at the deadline, whose connections were destroyed
+   * (or HTTP/2 streams reset), and upgraded connections still open after
+   * its goodbye's grace, destroyed too.
+   */
   cut: number
+  /** Of `cut`, the upgraded connections. */
+  upgradedCut: number
 }
 
 /** What a listener's restart() (or reconfigure()) did; it resolves once the new generation serves. */
@@ -99,10 +107,25 @@ export interface ListenerStatus {
   generation: number
   /** Requests in flight. */
   inflight: number
+  /** Upgraded connections (WebSockets, CONNECT tunnels) open, of every generation. */
+  upgraded: number
+  /** Older generations still finishing their requests or keeping their upgraded connections after a swap, oldest first. */
+  retiring: RetiringStatus[]
   lastError: string | undefined
   lastStop: StopReport | undefined
   /** The TLS certificate served (TLS listeners, once started): subject, expiry, days left. */
   certificate: { subject: string, notAfter: string, daysLeft: number } | undefined
+}
+
+/** A generation that a swap left retiring. */
+export interface RetiringStatus {
+  generation: number
+  /** Requests it still owes. */
+  inflight: number
+  /** Its upgraded connections still open. */
+  upgraded: number
+  /** Milliseconds since it stopped receiving requests. */
+  since: number
 }
 
 export interface PoolOptions {
@@ -210,6 +233,10 @@ export interface NormalizedConfig {
   readonly headersTimeout: number
   /** Milliseconds a response may make no progress towards a client that stopped reading; 0 disables. */
   readonly sendTimeout: number
+  /** Milliseconds a retiring generation keeps its upgraded connections (WebSockets) before it says goodbye. */
+  readonly upgradeDrainTimeout: number
+  /** Milliseconds over which the goodbyes to upgraded connections are spread (one per millisecond at most). */
+  readonly upgradeCloseWindow: number
   readonly bodyLimit: number
   readonly logLevel: LogLevel | undefined
   readonly health: Readonly<{ liveness: string | false, readiness: string | false }>
