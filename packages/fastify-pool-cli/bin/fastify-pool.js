@@ -6,6 +6,16 @@
 import { existsSync } from 'node:fs'
 import { register } from 'node:module'
 
+// Loading the command takes a moment (and longer from sources): a SIGINT or
+// SIGTERM meanwhile would kill the process outright, Node's default. The
+// first one is remembered instead, for the command to honour once it has
+// its own handlers (src/early-signals.ts).
+const early = { signal: undefined, release () { process.removeListener('SIGINT', onEarly); process.removeListener('SIGTERM', onEarly) } }
+function onEarly (signal) { early.signal ??= signal }
+process.on('SIGINT', onEarly)
+process.on('SIGTERM', onEarly)
+globalThis[Symbol.for('fastify-pool.early-signals')] = early
+
 const dist = new URL('../dist/main.js', import.meta.url)
 if (existsSync(dist)) {
   await import(dist.href)

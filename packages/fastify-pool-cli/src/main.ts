@@ -3,6 +3,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import cluster from 'node:cluster'
+import { releaseEarlySignals } from './early-signals.ts'
 import { findConfigFile } from './find-config.ts'
 import { UsageError } from './usage-error.ts'
 
@@ -89,6 +90,8 @@ let verbose = false
 
 export async function main (argv: string[]): Promise<number> {
   const [first, ...rest] = argv
+  // Only `start` honours a signal that came while it loaded; for the rest a signal does what it always does.
+  if (first !== 'start') releaseEarlySignals()
   if (first === undefined) {
     process.stderr.write(HELP)
     return 2

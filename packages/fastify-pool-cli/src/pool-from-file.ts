@@ -2,7 +2,7 @@
 // handler modules: what `fastify-pool start` runs, for tests and scripts too.
 import { channel } from 'node:diagnostics_channel'
 import { fileURLToPath } from 'node:url'
-import { CHANNELS, createPool, type ControlOptions, type Pool, type PoolOptions } from 'fastify-pool'
+import { CHANNELS, createPool, type ControlOptions, type Pool, type PoolOptions, type ReloadReport } from 'fastify-pool'
 import { loadConfigFile, type LoadedConfig, type LoadOptions } from './config-file.ts'
 import { wrapHandlers } from './with-pool.ts'
 
@@ -57,8 +57,18 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
       if (JSON.stringify([metrics, control]) !== fixedAtStart) {
         pool.logger?.warn('the metrics or control settings changed: they take effect at the next start; the running pool keeps its own')
       }
-      const report = await current().reload({ ...options, handlers: wrapHandlers(next.options.handlers, current, owner) })
+      // In force from the moment the pool applies it: the reload event, which
+      // the command reads the file's other sections from (monitor, log level,
+      // drain deadline), fires inside pool.reload().
+      const previous = loaded
       loaded = next
+      let report: ReloadReport
+      try {
+        report = await current().reload({ ...options, handlers: wrapHandlers(next.options.handlers, current, owner) })
+      } catch (err) {
+        loaded = previous
+        throw err
+      }
       await restartControlListener(current(), loaded)
       return report
     }

@@ -13,7 +13,7 @@ import { createLogger } from './logger.ts'
 import { createPoolFromFile, type FilePool } from './pool-from-file.ts'
 import { listenerTable } from './table.ts'
 import { watchFiles } from './watch.ts'
-import { holdEarlySignals, signalExitCode } from './early-signals.ts'
+import { holdEarlySignals } from './early-signals.ts'
 import { askPrimary, sourceFromPrimary, type ClusterMessage } from './worker-messages.ts'
 import { runPrimary, workerCount } from './workers.ts'
 import { UsageError } from './usage-error.ts'
@@ -95,7 +95,10 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   if (early.signal !== undefined) {
     early.release()
     logger.info({ signal: early.signal }, `${early.signal} before the pool started: nothing was started`)
-    return signalExitCode(early.signal)
+    // The stop asked for is done: nothing runs, nothing is bound. A worker's
+    // IPC channel would keep it alive: let go of it, and the process ends.
+    worker?.disconnect()
+    return 0
   }
   const { pool } = running
   const defaults = running.loaded.options.defaults
@@ -104,9 +107,12 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: undefined, cleanups: [], monitor: 'false', handOff: false }
 
   // Signal handlers go in before anything is announced: until then a SIGTERM
-  // or SIGHUP would kill the process outright (their default action).
-  early.release()
+  // or SIGHUP would kill the process outright (their default action). The
+  // early ones go only after: with no listener left for a moment, Node closes
+  // its signal handle, and a signal already received but not yet delivered
+  // to JavaScript would be dropped.
   const close = closeOnSignals(session)
+  early.release()
   session.cleanups.push(logEvents(session))
   const askReload = reloader(session)
   // In a cluster the primary rolls the workers on SIGHUP; a worker ignores it.
@@ -169,9 +175,9 @@ function closeOnSignals (session: Session): () => void {
     else logger.info({ signal, timeout }, `${signal ?? 'close'}: draining the pool`)
     const reports = await session.running.pool.stop({ timeout, handOff: session.handOff })
     clearTimeout(backstop)
-    logger.info({ cut: reports.reduce((n, r) => n + r.cut, 0) }, 'pool stopped')
-    // Stopped while starting: what had started is closed; say so in the exit code.
-    if (!session.started && signal !== undefined) process.exit(signalExitCode(signal as NodeJS.Signals))
+    logger.info({ cut: reports.reduce((n, r) => n + r.cut, 0) }, session.started ? 'pool stopped' : 'pool stopped while it was starting: what had started is closed')
+    // Stopped while starting: the start must not go on. The stop asked for is done: exit 0.
+    if (!session.started && signal !== undefined) process.exit(0)
   })
   return () => { if (!session.closing) handle.close() }
 }

@@ -4,13 +4,15 @@
 // deadline; exit 0 once all are done. SIGHUP: a rolling reload, one worker
 // at a time: a new one with the new configuration starts and reports every
 // listener up, then the old one drains. A worker that dies is replaced, with
-// a backoff; one that keeps dying ends the whole with exit 1.
+// a backoff; ready workers that keep dying (5 deaths within 60 s) end the
+// whole with exit 1. A replacement that cannot start is tried again, with
+// the same backoff, and does not count.
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { BUILTIN_DEFAULTS, clusterMetrics, hasIssues, isPoolError, type ListenerStatus } from 'fastify-pool'
 import type { Logger } from 'pino'
 import { displayPath, formatIssue, loadConfigFile, type FileIssue, type LoadedConfig } from './config-file.ts'
-import { holdEarlySignals, signalExitCode } from './early-signals.ts'
+import { holdEarlySignals } from './early-signals.ts'
 import { createLogger } from './logger.ts'
 import { SOURCE_ENV, type ClusterMessage } from './worker-messages.ts'
 
@@ -81,25 +83,26 @@ export async function runPrimary (options: WorkersOptions): Promise<number> {
   try {
     loaded = await loadConfigFile(options.file)
   } catch (err) {
+    early.release()
     if (!isPoolError(err, 'FST_POOL_VALIDATE') || !hasIssues<FileIssue>(err)) throw err
     for (const issue of err.errors) process.stderr.write(`${formatIssue(issue, shown)}\n`)
     process.stderr.write(`${shown}: ${err.errors.length} problem${err.errors.length === 1 ? '' : 's'}; nothing was started\n`)
     return 1
-  } finally {
-    early.release()
   }
   if (early.signal !== undefined) {
+    early.release()
     logger.info({ signal: early.signal }, `${early.signal} before the workers started: nothing was started`)
-    return signalExitCode(early.signal)
+    return 0
   }
   const count = workerCount(options.workers ?? loaded.options.workers)
   const refusals = count > 1 ? workersRefusal(loaded) : []
   if (refusals.length > 0) {
+    early.release()
     for (const r of refusals) process.stderr.write(`${shown}: ${r}\n`)
     return 1
   }
   cluster.setupPrimary({ args: options.args ?? process.argv.slice(2) })
-  return new Supervisor(logger, shown, count, loaded).run()
+  return new Supervisor(logger, shown, count, loaded).run(early)
 }
 
 class Supervisor {
@@ -109,6 +112,8 @@ class Supervisor {
   #loaded: LoadedConfig
   #slots = new Set<Slot>()
   #deaths: number[] = []
+  /** Replacements in a row that died before they were ready. */
+  #startFailures = 0
   #closing = false
   #respawns = new Set<NodeJS.Timeout>()
   #rolling: Promise<void> | undefined
@@ -125,18 +130,23 @@ class Supervisor {
 
   get #timeout (): number { return this.#loaded.options.defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout }
 
-  async run (): Promise<number> {
+  /** Fork the workers and supervise them; `early` holds the signals until this one's handlers are in (released then). */
+  async run (early: { release: () => void }): Promise<number> {
     const finished = new Promise<number>(resolve => { this.#done = resolve })
     const onStop = (signal: NodeJS.Signals): void => { this.#stop(signal) }
     process.on('SIGTERM', onStop)
     process.on('SIGINT', onStop)
     process.on('SIGHUP', () => { this.roll('SIGHUP') })
+    // Only now: without any listener for a moment, a signal on its way would be dropped.
+    early.release()
     const started = await Promise.all(Array.from({ length: this.#count }, () => this.#fork()))
-    if (started.some(s => !s.ready)) {
+    if (this.#closing) {
+      // Stopped while the workers started: what they started is stopping.
+    } else if (started.some(s => !s.ready)) {
       this.#logger.error('a worker could not start its pool; stopping the others')
       this.#exitCode = 1
       this.#stop(undefined)
-    } else if (!this.#closing) {
+    } else {
       this.#logger.info({ file: this.#shown, workers: started.map(s => ({ id: s.worker.id, pid: s.worker.process.pid })) }, `pool started in ${this.#count} workers`)
     }
     const code = await finished
@@ -159,7 +169,7 @@ class Supervisor {
     this.#slots.add(slot)
     return new Promise<Slot>((resolve) => {
       worker.on('message', (message: ClusterMessage) => {
-        if (message?.['fastify-pool'] === 'ready') { slot.ready = true; slot.trial = false; resolve(slot) } else this.#answer(slot, message).catch((err: unknown) => this.#logger.error({ err }, 'a worker request failed'))
+        if (message?.['fastify-pool'] === 'ready') { slot.ready = true; slot.trial = false; this.#startFailures = 0; resolve(slot) } else this.#answer(slot, message).catch((err: unknown) => this.#logger.error({ err }, 'a worker request failed'))
       })
       worker.once('exit', (code, signal) => {
         this.#slots.delete(slot)
@@ -177,17 +187,27 @@ class Supervisor {
       return
     }
     if (slot.leaving || slot.trial) return
-    // Died on its own: replace it, unless they keep dying.
-    const now = Date.now()
-    this.#deaths = [...this.#deaths.filter(at => now - at < CRASH_WINDOW), now]
-    if (this.#deaths.length >= CRASH_LIMIT) {
-      this.#logger.error({ deaths: this.#deaths.length, window: CRASH_WINDOW }, `workers died ${this.#deaths.length} times within ${CRASH_WINDOW / 1000} s: giving up`)
-      this.#exitCode = 1
-      this.#stop(undefined)
-      return
+    let delay: number
+    if (slot.ready) {
+      // A worker that served died on its own: replace it, unless they keep dying.
+      const now = Date.now()
+      this.#deaths = [...this.#deaths.filter(at => now - at < CRASH_WINDOW), now]
+      if (this.#deaths.length >= CRASH_LIMIT) {
+        this.#logger.error({ deaths: this.#deaths.length, window: CRASH_WINDOW }, `workers died ${this.#deaths.length} times within ${CRASH_WINDOW / 1000} s: giving up`)
+        this.#exitCode = 1
+        this.#stop(undefined)
+        return
+      }
+      delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (this.#deaths.length - 1))
+      this.#logger.warn({ worker: slot.worker.id, pid: slot.worker.process.pid, code, signal, restartIn: delay }, 'a worker died; starting another')
+    } else {
+      // A replacement that could not start (a port another program holds, a
+      // database down): not a crash loop. Try again, waiting longer each
+      // time, until one starts; the others serve meanwhile.
+      this.#startFailures++
+      delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** this.#startFailures)
+      this.#logger.error({ worker: slot.worker.id, pid: slot.worker.process.pid, code, signal, failures: this.#startFailures, restartIn: delay }, `a replacement worker could not start its pool (${this.#startFailures} time(s) in a row); trying again`)
     }
-    const delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (this.#deaths.length - 1))
-    this.#logger.warn({ worker: slot.worker.id, pid: slot.worker.process.pid, code, signal, restartIn: delay }, 'a worker died; starting another')
     // Not unref'd: with every worker gone, this timer is what keeps the primary
     // alive until the replacement starts; a stop clears it.
     const timer = setTimeout(() => { this.#respawns.delete(timer); if (!this.#closing) this.#fork().catch(() => {}) }, delay)

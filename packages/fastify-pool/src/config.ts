@@ -59,6 +59,9 @@ function handlerKeys (handlers: unknown): Set<string> | 'any' | undefined {
  * Returns the normalised listener configs; throws FST_POOL_VALIDATE listing every problem.
  */
 export function validateConfig (options: ValidateOptions, existing: readonly ExistingListener[] = [], pathPrefix = 'servers'): NormalizedConfig[] {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw validationError([{ path: 'options', message: `must be an object with servers (got ${options === null ? 'null' : Array.isArray(options) ? 'array' : typeof options})` }])
+  }
   const servers = options.servers ?? []
   const defaults = options.defaults ?? {}
   if (!Array.isArray(servers)) {

@@ -27,7 +27,7 @@ export function createPool (options: PoolOptions = {}): Pool {
   const issues = [...optionIssues(PoolOptionsSchema, options, ''), ...checkHandlers(options.handlers)]
   const logger = options.logger
   const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers: options.handlers, baseDir: options.baseDir }, issues)
-  const names = (options.servers ?? []).map(s => (s as { name?: unknown }).name).filter((n): n is string => typeof n === 'string')
+  const names = (Array.isArray(options.servers) ? options.servers as unknown[] : []).map(s => (s as { name?: unknown } | null)?.name).filter((n): n is string => typeof n === 'string')
   const metricsOption = issues.some(i => i.path.startsWith('metrics')) ? undefined : metricsSettings(options.metrics, names, issues)
   const controlOption = issues.some(i => i.path.startsWith('control') || i.path.startsWith('servers')) ? undefined : controlSettings(options.control, configs, issues)
   if (issues.length > 0) throw validationError(issues)

@@ -9,6 +9,7 @@ import { boundUrl } from './address.ts'
 import { liveChangeRefusal, serverTls, withTls, type NormalizedConfig } from './config.ts'
 import { owed } from './connections.ts'
 import { drain } from './drain.ts'
+import { injectRequestError, stopOptionsError } from './options.ts'
 import { failureOf, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
 import { buildGeneration, fastifyOptions, makeInstance, MemoryApp, Retiring, type Generation } from './generation.ts'
 import { brand } from './brand.ts'
@@ -124,6 +125,8 @@ export class Listener {
 
   /** Drain and close. Resolves once the last connection is gone (or the deadline cut it); undefined when it was not running. */
   stop (options: StopOptions = {}): Promise<StopReport | undefined> {
+    const invalid = stopOptionsError(options, 'options')
+    if (invalid !== undefined) return Promise.reject(invalid)
     return this.#queue.add('stop', 'always', () => this.#stop(options.timeout ?? this.#ctx.stopTimeout, options.handOff === true))
   }
 
@@ -134,6 +137,8 @@ export class Listener {
    * instance has finished its requests (or the deadline cut them) and is closed.
    */
   restart (options: StopOptions = {}): Promise<RestartReport> {
+    const invalid = stopOptionsError(options, 'options')
+    if (invalid !== undefined) return Promise.reject(invalid)
     const timeout = options.timeout ?? this.#ctx.stopTimeout
     return this.#queue.add('restart', 'unstarted', () => this.#restart(this.#config), old => this.#report(old, timeout))
   }
@@ -149,6 +154,8 @@ export class Listener {
     if (typeof config !== 'object' || config === null || typeof config.bind !== 'string' || typeof config.name !== 'string') {
       return Promise.reject(new FST_POOL_INVALID_ARGUMENT('reconfigure() takes a normalised config (from validateConfig())'))
     }
+    const invalid = stopOptionsError(options, 'options')
+    if (invalid !== undefined) return Promise.reject(invalid)
     const timeout = options.timeout ?? this.#ctx.stopTimeout
     return this.#queue.add('reconfigure', 'never', () => this.#reconfigure(config), old => this.#report(old, timeout))
   }
@@ -171,6 +178,8 @@ export class Listener {
    * readiness route saying `draining`.
    */
   async inject (request: InjectOptions | string): Promise<LightMyRequestResponse> {
+    const invalid = injectRequestError(request)
+    if (invalid !== undefined) throw invalid
     const gen = this.#gen
     const app = gen !== undefined && !gen.closing ? gen.app : await this.#memoryApp.get(() => this.#buildInMemory())
     return app.inject(request)

@@ -5,7 +5,7 @@
 // The documented TypeScript types stay in the modules that use them; these
 // schemas say what is accepted and what is assumed when a field is left out.
 import { Type, type TObject, type TProperties, type TSchema } from '@sinclair/typebox'
-import type { ValidationIssue } from './errors.ts'
+import { FST_POOL_INVALID_ARGUMENT, validationError, type ValidationIssue } from './errors.ts'
 import { schemaIssues } from './schema-issues.ts'
 
 // `expected` is our own keyword: schema-issues.ts words an issue with it.
@@ -109,6 +109,27 @@ export const ReloadOptionsSchema = Type.Object({
   baseDir: Type.Optional(Type.String({ expected: 'a folder path' })),
   timeout: Type.Optional(Type.Integer({ minimum: 0, expected: 'an integer number of milliseconds >= 0' }))
 }, { additionalProperties: false })
+
+/** The options of stop() and restart(), of a listener and of a pool. */
+export const StopOptionsSchema = Type.Object({
+  timeout: Type.Optional(Type.Integer({ minimum: 0, expected: 'an integer number of milliseconds >= 0' })),
+  delay: Type.Optional(Type.Integer({ minimum: 0, expected: 'an integer number of milliseconds >= 0' })),
+  handOff: Type.Optional(flag())
+}, { additionalProperties: false })
+
+/** FST_POOL_VALIDATE when `options` are not stop()/restart() options (undefined is). */
+export function stopOptionsError (options: unknown, at: string): Error | undefined {
+  if (options === undefined) return undefined
+  const issues = optionIssues(StopOptionsSchema, options, at)
+  return issues.length === 0 ? undefined : validationError(issues)
+}
+
+/** FST_POOL_INVALID_ARGUMENT when `request` is neither a URL path nor light-my-request options. */
+export function injectRequestError (request: unknown): Error | undefined {
+  if (typeof request === 'string' && request !== '') return undefined
+  if (typeof request === 'object' && request !== null && !Array.isArray(request) && ('url' in request || 'path' in request)) return undefined
+  return new FST_POOL_INVALID_ARGUMENT(`inject() takes a URL path such as "/healthz" or light-my-request options such as { method: 'GET', url: '/' }, got ${request === '' ? 'an empty string' : request === null ? 'null' : Array.isArray(request) ? 'an array' : typeof request === 'object' ? 'an object without url' : typeof request}`)
+}
 
 /**
  * Issues of `value` against an options schema, paths prefixed with `at`. An

@@ -9,6 +9,7 @@ import { checkHandlers } from './handlers.ts'
 import { Listener, type ListenerContext } from './listener.ts'
 import type { PoolMetrics } from './metrics.ts'
 import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './monitor.ts'
+import { stopOptionsError } from './options.ts'
 import { CallQueue } from './queue.ts'
 import { startTogether, stopInSequence } from './sequence.ts'
 import { reloadChannel } from './state.ts'
@@ -211,6 +212,8 @@ export class Pool implements Iterable<Listener> {
    * fails; the failures are thrown together.
    */
   async stop (options: StopOptions = {}): Promise<StopReport[]> {
+    const invalid = stopOptionsError(options, 'options')
+    if (invalid !== undefined) throw invalid
     this.stopMonitor()
     const timeout = options.timeout ?? this.#settings.ctx.stopTimeout
     const delay = options.delay ?? this.#settings.defaults.shutdownDelay ?? 0
@@ -224,6 +227,8 @@ export class Pool implements Iterable<Listener> {
    * listener's old generation is done and closed.
    */
   restart (options: StopOptions = {}): Promise<RestartReport[]> {
+    const invalid = stopOptionsError(options, 'options')
+    if (invalid !== undefined) return Promise.reject(invalid)
     return settleAll([...this.#listeners.values()].filter(l => !l.config.disabled), l => l.restart(options), FST_POOL_RESTART)
   }
 
@@ -240,7 +245,7 @@ export class Pool implements Iterable<Listener> {
       try {
         const outcome = await reload(this.#listeners.values(), this.#settings, options)
         this.#adopt(outcome)
-        if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: this, report: outcome.report })
+        if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: this, report: outcome.report, defaults: outcome.defaults, stopTimeout: outcome.stopTimeout })
         return outcome.report
       } catch (err) {
         if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: this, error: err })

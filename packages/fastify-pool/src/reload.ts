@@ -23,6 +23,9 @@ export interface ReloadEvent {
   /** The pool reloaded. */
   pool: object
   report?: ReloadReport
+  /** Once applied: the defaults now in force, and the drain deadline they give. */
+  defaults?: PoolDefaults
+  stopTimeout?: number
   error?: unknown
 }
 

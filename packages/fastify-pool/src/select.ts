@@ -1,5 +1,5 @@
 // Matching listeners by name, bind address or public URL.
-import { FST_POOL_INVALID_ARGUMENT, FST_POOL_PARAM_EMPTY } from './errors.ts'
+import { FST_POOL_INVALID_ARGUMENT, FST_POOL_PARAM_EMPTY, quote } from './errors.ts'
 import { compileGlob } from './glob.ts'
 import type { Field } from './types.ts'
 
@@ -7,7 +7,7 @@ export const FIELDS: readonly Field[] = ['name', 'bind', 'expose']
 
 export function checkField (field: unknown, argument: string): asserts field is Field {
   if (!FIELDS.includes(field as Field)) {
-    throw new FST_POOL_INVALID_ARGUMENT(`${argument} must be one of ${FIELDS.map(f => `"${f}"`).join(', ')}, got ${JSON.stringify(field)}`)
+    throw new FST_POOL_INVALID_ARGUMENT(`${argument} must be one of ${FIELDS.map(f => `"${f}"`).join(', ')}, got ${quote(field)}`)
   }
 }
 

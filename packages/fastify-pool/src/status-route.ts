@@ -55,7 +55,9 @@ export function poolStatus (pool: Pool, reports: MonitorReport[]): MonitorStatus
   return status
 }
 
-export async function poolStatusRoute (app: FastifyInstance, options: PoolStatusRouteOptions): Promise<void> {
+export async function poolStatusRoute (app: FastifyInstance, given: PoolStatusRouteOptions): Promise<void> {
+  // Fastify passes undefined when register() got an options function that returned nothing.
+  const options = given ?? {}
   const issues: ValidationIssue[] = optionIssues(StatusRouteSchema, options, '')
   const pool = options.pool ?? (app.hasDecorator('pool') ? app.pool : undefined)
   if (!isPool(pool)) {
