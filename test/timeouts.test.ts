@@ -47,7 +47,10 @@ test('requestTimeout: 3000 closes a connection whose body trickles in between 3 
   assert.ok(took >= 3000 && took <= 4500, `closed after ${took} ms`)
 })
 
-test('a client that stops reading a large response is cut at the send timeout, with a warning', { timeout: 20_000 }, async (t) => {
+// Without libuv's write queue figure (the suite's fallback run), the send timeout is not enforced, by design.
+const sendTimeoutMeasured = process.env.FASTIFY_POOL_NODE_INTERNALS !== 'off'
+
+test('a client that stops reading a large response is cut at the send timeout, with a warning', { timeout: 20_000, skip: !sendTimeoutMeasured && 'FASTIFY_POOL_NODE_INTERNALS=off: the send timeout is not enforced' }, async (t) => {
   const { logger, lines } = memoryLogger('info')
   const { pool, port } = await started(t, { sendTimeout: 1000 }, logger)
   // The server's side: a paused client would notice the close only when it reads again.

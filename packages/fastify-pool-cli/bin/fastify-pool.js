@@ -4,7 +4,7 @@
 // tsx, registered in this process rather than by re-spawning node with flags,
 // so that signals, the exit code and stdio stay those of this one process.
 import { existsSync } from 'node:fs'
-import { register } from 'node:module'
+import * as nodeModule from 'node:module'
 
 // Loading the command takes a moment (and longer from sources): a SIGINT or
 // SIGTERM meanwhile would kill the process outright, Node's default. The
@@ -22,8 +22,15 @@ if (existsSync(dist)) {
 } else {
   // The same module `node --import tsx` loads; importing it twice is harmless.
   await import('tsx')
-  // Registered after tsx so that it runs first: it adds the "source" export
-  // condition, which `node --conditions=source` would add, for our packages.
-  register('./source-condition.js', import.meta.url)
+  // It adds the "source" export condition, which `node --conditions=source`
+  // would add, for our packages. In-thread hooks where Node has them
+  // (module.register() is deprecated from Node 26); else registered after
+  // tsx, so that it runs first.
+  if (typeof nodeModule.registerHooks === 'function') {
+    const { resolveSync } = await import('./source-condition.js')
+    nodeModule.registerHooks({ resolve: resolveSync })
+  } else {
+    nodeModule.register('./source-condition.js', import.meta.url)
+  }
   await import('../src/main.ts')
 }

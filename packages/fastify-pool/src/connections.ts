@@ -10,8 +10,13 @@
 // before it is done, and the difference of two numbers how many responses
 // are still owed. Nothing long-lived (the socket) points at a response: such
 // a pointer kept each response alive past its end and into the old space.
+//
+// The parser and the socket's current response are Node's private fields
+// (node-internals.ts). Where a Node release changed them, each response
+// tells when it is done instead (a listener per response): slower, as exact.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import { exactAccounting, hasParser, onDestroySoon, parserRequest, writeQueueSize, writingResponse } from './node-internals.ts'
 
 const kCount = Symbol('fastify-pool.dispatched')
 const kRes = Symbol('fastify-pool.response')
@@ -20,6 +25,11 @@ const kSent = Symbol('fastify-pool.sent')
 const kQueued = Symbol('fastify-pool.queued')
 const kStalled = Symbol('fastify-pool.stalledSince')
 const kLinger = Symbol('fastify-pool.lingering')
+// Without the parser: responses done on this socket, its last one, and whether it left HTTP.
+const kDone = Symbol('fastify-pool.done')
+const kLast = Symbol('fastify-pool.last')
+const kUpgraded = Symbol('fastify-pool.upgraded')
+const kCounted = Symbol('fastify-pool.counted')
 
 /** A socket HTTP/1 runs on, with the marks this module keeps on it. */
 export interface Http1Socket extends Socket {
@@ -28,14 +38,14 @@ export interface Http1Socket extends Socket {
   [kQueued]: number
   [kStalled]: number
   [kLinger]: boolean
-  /** Node's own; present while the socket speaks HTTP/1 (null once upgraded). */
-  parser?: { incoming?: Http1Request | null } | null
-  /** Node's own: the response that is writing to this socket now. */
-  _httpMessage?: Http1Response | null
+  [kDone]: number
+  [kLast]: Http1Response | undefined
+  [kUpgraded]: boolean
 }
 
 export interface Http1Response extends ServerResponse {
   [kSeq]: number
+  [kCounted]?: boolean
 }
 
 interface Http1Request extends IncomingMessage {
@@ -50,11 +60,20 @@ export function markSocket (socket: Socket): Http1Socket {
   s[kQueued] = 0
   s[kStalled] = 0
   s[kLinger] = false
+  s[kDone] = 0
+  s[kLast] = undefined
+  s[kUpgraded] = false
   return s
+}
+
+/** The socket left HTTP (an 'upgrade' or a 'connect'): it owes no response, and it is never idle. */
+export function markUpgraded (socket: Socket): void {
+  (socket as Http1Socket)[kUpgraded] = true
 }
 
 /** The request listener for HTTP/1: number the response, link it from its request, hand it on. */
 export function http1Dispatch (handler: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+  if (!exactAccounting()) return countingDispatch(handler)
   return function dispatch (req, res) {
     const socket = req.socket as Http1Socket
     const seq = (socket[kCount] ?? 0) + 1
@@ -65,9 +84,40 @@ export function http1Dispatch (handler: (req: IncomingMessage, res: ServerRespon
   }
 }
 
+/**
+ * Without the parser: each response tells when it is done, and the socket
+ * keeps its last one until then. HTTP/1 answers in order, so the responses
+ * done are always the first ones.
+ */
+function countingDispatch (handler: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+  return function dispatch (req, res) {
+    const socket = req.socket as Http1Socket
+    const r = res as Http1Response
+    const seq = (socket[kCount] ?? 0) + 1
+    socket[kCount] = seq
+    r[kSeq] = seq
+    r[kCounted] = false
+    socket[kLast] = r
+    r.once('finish', countDone)
+    r.once('close', countDone)
+    handler(req, res)
+  }
+}
+
+function countDone (this: Http1Response): void {
+  if (this[kCounted] === true) return
+  this[kCounted] = true
+  // Node detaches the response from its socket before 'finish' reaches us; its request keeps it.
+  const socket = this.req?.socket as Http1Socket | undefined
+  if (socket == null) return
+  socket[kDone] = (socket[kDone] ?? 0) + 1
+  if (socket[kLast] === this) socket[kLast] = undefined
+}
+
 /** The response of the last request dispatched on this socket, while it is not done; else undefined. */
 export function lastResponse (socket: Http1Socket): Http1Response | undefined {
-  return socket.parser?.incoming?.[kRes]
+  if (!exactAccounting()) return socket[kLast]
+  return (parserRequest(socket) as Http1Request | null | undefined)?.[kRes]
 }
 
 /**
@@ -86,7 +136,8 @@ export function responseDone (res: ServerResponse, socket: Socket): boolean {
  */
 export function owed (socket: Http1Socket, upTo: Http1Response | undefined = lastResponse(socket)): number {
   if (upTo === undefined || responseDone(upTo, socket)) return 0
-  const current = socket._httpMessage
+  if (!exactAccounting()) return Math.max(1, upTo[kSeq] - socket[kDone])
+  const current = writingResponse(socket)
   // A response Node wrote by itself (a 400 for a missing Host, a 417) has no number.
   const from = (current as Http1Response | null | undefined)?.[kSeq]
   if (from === undefined) return 1
@@ -111,7 +162,8 @@ export function whenDone (res: ServerResponse, socket: Socket): Promise<void> {
 
 /** True when the socket speaks HTTP/1, owes nothing and is not already closing. */
 export function isIdle (socket: Http1Socket): boolean {
-  return socket.parser != null && !socket.destroyed && !socket[kLinger] && owed(socket) === 0 && socket.writable
+  const http = exactAccounting() ? hasParser(socket) : !socket[kUpgraded]
+  return http && !socket.destroyed && !socket[kLinger] && owed(socket) === 0 && socket.writable
 }
 
 /**
@@ -150,7 +202,7 @@ function discard (): void {}
 
 /** Node calls socket.destroySoon() after a `Connection: close` response; during a drain that becomes a lingering close. */
 export function lingerAfterLastResponse (socket: Socket, lingerMs: number): void {
-  socket.destroySoon = function lingerSoon (this: Socket) { lingeringClose(this, lingerMs) }
+  onDestroySoon(socket, function lingerSoon (this: Socket) { lingeringClose(this, lingerMs) })
 }
 
 /**
@@ -168,7 +220,9 @@ export function sendStalled (socket: Http1Socket, now: number, timeout: number):
     return false
   }
   const completed = socket.bytesWritten - pending
-  const queued = (socket as { _handle?: { writeQueueSize?: number } | null })._handle?.writeQueueSize ?? 0
+  const queued = writeQueueSize(socket)
+  // Without libuv's figure a large write's progress cannot be seen: never cut for want of a measure.
+  if (queued === undefined) return false
   if (socket[kStalled] === 0 || completed !== socket[kSent] || queued < socket[kQueued]) {
     socket[kSent] = completed
     socket[kQueued] = queued

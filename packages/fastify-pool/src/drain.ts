@@ -3,8 +3,8 @@
 // (docs/lifecycle.md draws them).
 import type { ServerResponse } from 'node:http'
 import { constants as h2 } from 'node:http2'
-import type { Socket } from 'node:net'
 import { isIdle, lastResponse, lingerAfterLastResponse, lingeringClose, owed, responseDone, whenDone, type Http1Socket } from './connections.ts'
+import { betweenRequests } from './node-internals.ts'
 import type { Generation, Request, Response } from './generation.ts'
 import type { NodeServer, ServerHandle } from './server.ts'
 
@@ -140,19 +140,6 @@ function closeIfIdleLater (server: NodeServer, socket: Http1Socket, grace: numbe
   const timer = setTimeout(() => closeIdle(server, [socket]), grace)
   timer.unref()
   socket.once('close', () => clearTimeout(timer))
-}
-
-/**
- * The sockets that Node's own list of HTTP connections (http and https
- * servers, and HTTP/1.1 over http2 with allowHTTP1) has between two
- * requests. The list is not public: when it is missing, undefined (every
- * socket with nothing owed counts as between requests).
- */
-function betweenRequests (server: NodeServer): Set<Socket> | undefined {
-  const key = Object.getOwnPropertySymbols(server).find(s => s.description === 'http.server.connections')
-  const list = key === undefined ? undefined : (server as unknown as Record<symbol, { idle?: () => Array<{ socket: Socket }> }>)[key]
-  if (typeof list?.idle !== 'function') return undefined
-  return new Set(list.idle().map(parser => parser.socket))
 }
 
 const REFUSED = JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: 'The server is shutting down' })

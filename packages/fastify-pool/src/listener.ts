@@ -9,6 +9,7 @@ import { boundUrl } from './address.ts'
 import { liveChangeRefusal, serverTls, withTls, type NormalizedConfig } from './config.ts'
 import { owed } from './connections.ts'
 import { drain } from './drain.ts'
+import { probeNodeInternals } from './node-internals.ts'
 import { injectRequestError, stopOptionsError } from './options.ts'
 import { failureOf, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
 import { buildGeneration, fastifyOptions, makeInstance, MemoryApp, Retiring, type Generation } from './generation.ts'
@@ -206,6 +207,8 @@ export class Listener {
     let gen: Generation | undefined
     try {
       await this.#memoryApp.close()
+      // Once per process, before any generation numbers its first response.
+      await probeNodeInternals(this.#log === undefined ? undefined : (message) => this.#log?.warn({ node: process.version }, message))
       const tls = serverTls(config)
       this.#certificate = noteCertificate(tls, undefined, this.#log)
       handle = new ServerHandle(config, tls, (socket) => {

@@ -10,6 +10,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import type { NormalizedConfig } from './config.ts'
 import { markSocket, sendStalled, type Http1Socket } from './connections.ts'
 import type { ServerTlsOptions } from './tls.ts'
+import { closeKeepingConnections } from './node-internals.ts'
 import { UpgradeRouter } from './upgrades.ts'
 
 export type NodeServer = HttpServer | Http2Server | Http2SecureServer
@@ -133,17 +134,7 @@ export class ServerHandle {
    */
   close (): Promise<void> {
     this.#stopSweep()
-    const server = this.server as HttpServer & { closeIdleConnections?: () => void }
-    return new Promise<void>(resolve => {
-      if (typeof server.closeIdleConnections === 'function') {
-        // An own property shadows the prototype's for the one call close() makes.
-        server.closeIdleConnections = noop
-        server.close(() => resolve())
-        delete (server as { closeIdleConnections?: unknown }).closeIdleConnections
-      } else {
-        server.close(() => resolve())
-      }
-    })
+    return new Promise<void>(resolve => closeKeepingConnections(this.server as HttpServer, resolve))
   }
 
   /** Destroy every connection and session still open. */
@@ -180,8 +171,6 @@ export class ServerHandle {
     this.#sweep = undefined
   }
 }
-
-function noop (): void {}
 
 /**
  * The usual reasons a bind fails, in words. The aggregate error already names

@@ -12,6 +12,8 @@
 // from the event until the socket closes. Nothing here runs per HTTP request.
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
+import { markUpgraded } from './connections.ts'
 import type { NodeServer } from './server.ts'
 
 export const UPGRADE_EVENTS = ['upgrade', 'connect'] as const
@@ -137,6 +139,7 @@ export class UpgradeRouter {
   }
 
   #route (event: UpgradeEvent, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    markUpgraded(socket as Socket)
     const serving = this.#serving
     if (this.#refusing || serving === undefined) return refuseUpgrade(socket)
     serving.handle(event, this.#server, req, socket, head)

@@ -1,0 +1,58 @@
+// Node's private fields behind one door (node-internals.ts): on this Node
+// every one of them behaves as the drain expects (a canary for new Node
+// releases), and with FASTIFY_POOL_NODE_INTERNALS=off the conservative paths
+// lose nothing: the drain, restart and WebSocket suites pass on them.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { NODE_INTERNALS, nodeInternals, probeNodeInternals } from '../packages/fastify-pool/src/node-internals.ts'
+import { ROOT } from './fixtures/cli.ts'
+import { owned, track } from './fixtures/owned.ts'
+
+const fallbackRun = process.env.FASTIFY_POOL_NODE_INTERNALS === 'off'
+
+test(`every private field the drain reads behaves as expected on Node ${process.version}`, { skip: fallbackRun && 'FASTIFY_POOL_NODE_INTERNALS=off' }, async () => {
+  const warnings: string[] = []
+  const failed = await probeNodeInternals((message) => warnings.push(message))
+  assert.deepEqual(failed, [], `Node ${process.version} changed ${failed.map(f => NODE_INTERNALS[f].field).join(', ')}: ${warnings.join(' ')}`)
+  assert.deepEqual(Object.values(nodeInternals()), Object.keys(NODE_INTERNALS).map(() => true))
+})
+
+test('with FASTIFY_POOL_NODE_INTERNALS=off the pool logs one warning naming each field and the Node version', async () => {
+  const script = `
+    import { createPool } from 'fastify-pool'
+    import { pino } from 'pino'
+    const lines = []
+    const logger = pino({ level: 'warn' }, { write: (line) => lines.push(JSON.parse(line)) })
+    const pool = createPool({ logger, servers: [{ name: 'a', listen: '127.0.0.1:0' }, { name: 'b', listen: '127.0.0.1:0' }] })
+    await pool.start()
+    await pool.stop()
+    process.stdout.write(JSON.stringify(lines))
+  `
+  const { stdout, stderr } = await new Promise<{ stdout: string, stderr: string }>((resolve, reject) => {
+    track(execFile(...owned(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', script]), { cwd: ROOT, env: { ...process.env, FASTIFY_POOL_NODE_INTERNALS: 'off' }, timeout: 30_000 }, (err, stdout, stderr) => err === null ? resolve({ stdout, stderr }) : reject(new Error(`${err.message}\n${stderr}`))))
+  })
+  const lines = JSON.parse(stdout) as Array<{ msg: string, node?: string }>
+  const warnings = lines.filter(l => /does not use/.test(l.msg))
+  assert.equal(warnings.length, 1, `one warning for the process, not one per listener: ${stdout} ${stderr}`)
+  for (const { field } of Object.values(NODE_INTERNALS)) assert.ok(warnings[0]!.msg.includes(field), `names ${field}`)
+  assert.equal(warnings[0]!.node, process.version)
+})
+
+// The suites whose guarantees rest on the private fields, run again on the conservative paths.
+const SUITES = ['drain', 'drain-complete', 'drain-clients', 'pipelining', 'restart', 'websocket-stop', 'http2'].map(f => `test/${f}.test.ts`)
+
+test('on the conservative paths the drain still loses nothing: the drain suites pass with FASTIFY_POOL_NODE_INTERNALS=off', { skip: fallbackRun && 'already the fallback run', timeout: 180_000 }, async () => {
+  const { code, stdout } = await new Promise<{ code: number | null, stdout: string }>((resolve) => {
+    track(execFile(...owned(process.execPath, ['--conditions=source', '--import', 'tsx', '--test', '--test-reporter=tap', '--test-timeout=60000', ...SUITES]), {
+      cwd: ROOT,
+      env: { ...process.env, FASTIFY_POOL_NODE_INTERNALS: 'off', NODE_TEST_CONTEXT: undefined },
+      timeout: 170_000,
+      maxBuffer: 64 * 1024 * 1024
+    }, (err, stdout) => resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : null), stdout })))
+  })
+  const failures = stdout.split('\n').filter(l => /^not ok/.test(l))
+  assert.equal(code, 0, `failed on the conservative paths:\n${failures.join('\n')}`)
+  const passed = Number(/^# pass (\d+)/m.exec(stdout)?.[1] ?? 0)
+  assert.ok(passed >= 40, `${passed} tests passed`)
+})
