@@ -68,10 +68,18 @@ test('start fails with exit 1 and names the listener when its port is taken', as
   const child = run(t, [BIN, 'start', '--json'], { cwd: dir, env: { PUBLIC_LISTEN: `127.0.0.1:${port}` } })
   const { code } = await child.exited
   assert.equal(code, 1)
-  const line = child.stderr().split('\n').find(l => l.includes('listener "public"')) ?? ''
+  // --json: every line of both streams is JSON; the error names the listener, its bind and the cause.
+  const lines = [...child.stdout().split('\n'), ...child.stderr().split('\n')].filter(l => l !== '').map(l => JSON.parse(l) as Record<string, unknown>)
+  const failure = lines.find(l => l.listener === 'public' && l.code === 'FST_POOL_START')
+  assert.deepEqual({ bind: failure?.bind, cause: failure?.cause }, { bind: `127.0.0.1:${port}`, cause: 'EADDRINUSE' })
+  assert.match(String(failure?.message), /^EADDRINUSE: address already in use/)
+  assert.doesNotMatch(child.stdout() + child.stderr(), /\n\s+at /, 'no stack trace without --verbose')
+  // Without --json, for people: one line that says the address once.
+  const text = run(t, [BIN, 'start', '--pretty'], { cwd: dir, env: { PUBLIC_LISTEN: `127.0.0.1:${port}` } })
+  assert.equal((await text.exited).code, 1)
+  const line = text.stderr().split('\n').find(l => l.includes('listener "public"')) ?? ''
   assert.match(line, new RegExp(`listener "public" \\(127\\.0\\.0\\.1:${port}\\): EADDRINUSE: address already in use`))
   assert.equal(line.split(String(port)).length - 1, 1, `the address is said once: ${line}`)
-  assert.doesNotMatch(child.stdout() + child.stderr(), /\n\s+at /, 'no stack trace without --verbose')
   // --verbose shows where it came from.
   const verbose = run(t, [BIN, 'start', '--json', '--verbose'], { cwd: dir, env: { PUBLIC_LISTEN: `127.0.0.1:${port}` } })
   assert.equal((await verbose.exited).code, 1)

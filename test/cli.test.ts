@@ -2,10 +2,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
+import { spawnSync } from 'node:child_process'
 import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { createDevCertificate } from 'fastify-pool-cli'
-import { BIN, get, run, tempDir } from './fixtures/cli.ts'
+import { BIN, get, logLines, run, tempDir } from './fixtures/cli.ts'
 import { BASIC, VERSION, entry, project, urls } from './fixtures/cli-project.ts'
 
 test('--version and --help', async (t) => {
@@ -36,7 +37,14 @@ test('unknown commands, options and values are usage errors (exit 2)', async (t)
     const child = run(t, [BIN, ...args])
     assert.equal((await child.exited).code, 2, args.join(' '))
     assert.match(child.stderr(), message)
-    assert.match(child.stderr(), /fastify-pool --help/)
+    if (args.includes('--json')) {
+      // With --json the usage error is one JSON line too.
+      const line = JSON.parse(child.stderr().trim()) as { code: string, message: string }
+      assert.equal(line.code, 'FST_POOL_USAGE')
+      assert.match(line.message, message)
+    } else {
+      assert.match(child.stderr(), /fastify-pool --help/)
+    }
   }))
 })
 
@@ -70,7 +78,8 @@ servers:
   assert.equal((await child.exited).code, 1)
   const lines = child.stderr().trim().split('\n')
   const expected = [
-    /^pool\.yaml: servers\[0\]\.listen: environment variable NOT_SET_ANYWHERE_42 is not set/,
+    // A problem in a value found after parsing still says where the value is.
+    /^pool\.yaml:\d+:\d+: servers\[0\]\.listen: environment variable NOT_SET_ANYWHERE_42 is not set/,
     /^pool\.yaml: handlers\.gone: module not found: .*routes\/missing\.js$/,
     /^pool\.yaml: servers\[1\]\.listen: port 70000 is out of range/,
     /^pool\.yaml: servers\[1\]\.handler: no handler for key "nope"/,
@@ -180,4 +189,39 @@ test('createDevCertificate() gives a certificate that parses, every time', async
     const { cert, key } = await createDevCertificate()
     assert.ok(new X509Certificate(cert).checkPrivateKey(createPrivateKey(key)))
   }
+})
+
+test('help for one command, completion scripts, and --log-level', async (t) => {
+  const [help, flag, unknown, bash, none, level] = await Promise.all([
+    run(t, [BIN, 'help', 'stop']),
+    run(t, [BIN, 'stop', '--help']),
+    run(t, [BIN, 'help', 'frobnicate']),
+    run(t, [BIN, 'completion', 'bash']),
+    run(t, [BIN, 'completion']),
+    run(t, [BIN, 'start', '--log-level', 'loud'])
+  ].map(async (c) => ({ code: (await c.exited).code, stdout: c.stdout(), stderr: c.stderr() })))
+  assert.equal(help!.code, 0)
+  assert.match(help!.stdout, /^Usage: fastify-pool stop GLOB/)
+  assert.match(help!.stdout, /--force/)
+  assert.match(help!.stdout, /Exit codes:/)
+  assert.match(help!.stdout, /Example:/)
+  assert.equal(flag!.stdout, help!.stdout)
+  assert.equal(unknown!.code, 2)
+  assert.equal(bash!.code, 0)
+  // The script is valid bash, and it completes the commands.
+  const check = spawnSync('bash', ['-n'], { input: bash!.stdout })
+  assert.equal(check.status, 0, String(check.stderr))
+  const complete = spawnSync('bash', ['-c', `${bash!.stdout}\nCOMP_WORDS=(fastify-pool re); COMP_CWORD=1; _fastify_pool; echo "\${COMPREPLY[*]}"`], { encoding: 'utf8' })
+  assert.deepEqual(complete.stdout.trim().split(' ').sort(), ['reload', 'restart'])
+  assert.equal(none!.code, 2)
+  assert.equal(level!.code, 2)
+  assert.match(level!.stderr, /--log-level takes one of fatal, error, warn, info, debug, trace, silent/)
+
+  const dir = project(t, BASIC)
+  const debug = run(t, [BIN, 'start', '--json', '-l', 'debug'], { cwd: dir })
+  await debug.waitFor(out => /"msg":"pool started"/.test(out))
+  // The command's own debug line, which info hides.
+  assert.ok(logLines(debug.stdout()).some(l => l.level === 20 && l.msg === 'configuration loaded'))
+  debug.proc.kill('SIGTERM')
+  assert.equal((await debug.exited).code, 0)
 })

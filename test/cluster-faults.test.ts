@@ -39,7 +39,9 @@ test('a unix socket listener cannot be shared by workers: a clear error, nothing
   const child = run(t, [BIN, 'start', '--json'], { cwd: dir })
   const { code } = await child.exited
   assert.equal(code, 1)
-  assert.match(child.stderr(), /listener "sock" listens on unix:.*a unix socket cannot be shared by several workers/)
+  const refusal = JSON.parse(child.stderr().trim()) as { code: string, message: string }
+  assert.equal(refusal.code, 'FST_POOL_WORKERS')
+  assert.match(refusal.message, /listener "sock" listens on unix:.*a unix socket cannot be shared by several workers/)
   const usage = run(t, [BIN, 'start', '--workers', 'two'], { cwd: dir })
   assert.equal((await usage.exited).code, 2)
   assert.match(usage.stderr(), /--workers takes a whole number >= 1 or "auto"/)

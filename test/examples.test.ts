@@ -132,7 +132,7 @@ test('environments: the production file names every missing variable; both files
   const invalid = run(t, [BIN, 'validate', '-c', prod], { env: { TLS_CERT: undefined, TLS_KEY: undefined, APP_LISTEN: undefined } })
   assert.equal((await invalid.exited).code, 1)
   const lines = invalid.stderr().trim().split('\n')
-  assert.ok(lines.some(l => /pool\.prod\.yaml: defaults\.tls\.cert: environment variable TLS_CERT is required: the path of the certificate chain/.test(l)), lines.join('\n'))
+  assert.ok(lines.some(l => /pool\.prod\.yaml:\d+:\d+: defaults\.tls\.cert: environment variable TLS_CERT is required: the path of the certificate chain/.test(l)), lines.join('\n'))
   assert.ok(lines.some(l => /defaults\.tls\.key: environment variable TLS_KEY is required/.test(l)))
   assert.ok(lines.some(l => /servers\[0\]\.listen: environment variable APP_LISTEN is required/.test(l)))
 

@@ -3,21 +3,17 @@
 // validate everything, reporting every problem with its file and field.
 import { existsSync, readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { dirname, extname, isAbsolute, relative, resolve } from 'node:path'
+import { dirname, extname, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { certificateInfo, errors, EXPIRY_WARNING_DAYS, controlIssues, hasIssues, metricsIssues, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
-import { parseDocument } from 'yaml'
+import { LineCounter, parseDocument } from 'yaml'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { importHandlers } from './handler-modules.ts'
 import { interpolate, type Env } from './interpolate.ts'
+import { displayPath, formatIssue, type FileIssue } from './file-issue.ts'
 
 /** A problem in a configuration file. `path` is the field (empty for the file as a whole). */
-export interface FileIssue extends ValidationIssue {
-  file: string
-  /** 1-based position, for syntax errors. */
-  line?: number
-  column?: number
-}
+export { displayPath, formatIssue, type FileIssue } from './file-issue.ts'
 
 /** What createPool() and pool.reload() take, read from a file. */
 export interface FilePoolOptions {
@@ -77,12 +73,12 @@ let generation = 0
 export async function readDocument (file: string, options: LoadOptions = {}): Promise<{ file: string, doc: Record<string, unknown> }> {
   const cwd = options.cwd ?? process.cwd()
   const path = resolve(cwd, file)
-  const raw = await parse(path).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => { throw fileError(path, cwd, err.issues ?? [{ path: '', message: err.message }]) })
+  const { raw, locate } = await parse(path).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => { throw fileError(path, cwd, err.issues ?? [{ path: '', message: err.message }]) })
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw fileError(path, cwd, [{ path: '', message: 'must contain an object with a "servers" list' }])
   const { handlers: _handlers, ...rest } = raw as Record<string, unknown>
   const issues: ValidationIssue[] = []
   const { value, whole } = interpolate(rest, options.env ?? process.env, issues)
-  if (issues.length > 0) throw fileError(path, cwd, issues)
+  if (issues.length > 0) throw fileError(path, cwd, located(issues, 0, locate))
   return { file: path, doc: convertWhole(value as Record<string, unknown>, whole) }
 }
 
@@ -102,7 +98,7 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   const fail = (more: Array<Omit<FileIssue, 'file'>>): never => { throw fileError(path, cwd, more) }
 
   let text: string | undefined
-  const raw = await parse(path, options.text, read => { text = read }).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => fail(err.issues ?? [{ path: '', message: err.message }]))
+  const { raw, locate } = await parse(path, options.text, read => { text = read }).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => fail(err.issues ?? [{ path: '', message: err.message }]))
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     fail([{ path: '', message: `must contain an object with a "servers" list (got ${raw === null || raw === undefined ? 'nothing' : Array.isArray(raw) ? 'a list' : typeof raw})` }])
   }
@@ -120,6 +116,7 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
     }
   }
   const { value, whole } = interpolate({ ...rest, ...(handlerPaths === undefined ? {} : { handlers: handlerPaths }) }, env, issues)
+  issues.splice(0, issues.length, ...located(issues, 0, locate))
   const doc = convertWhole(value as Record<string, unknown>, whole)
 
   checkFileFields(doc, issues)
@@ -182,7 +179,11 @@ function checkFileFields (doc: Record<string, unknown>, issues: ValidationIssue[
   }
 }
 
-async function parse (path: string, given?: string, onText?: (text: string) => void): Promise<unknown> {
+/** Where a field path is in the file's text (YAML and JSON files), for problems found after parsing. */
+type Locate = (path: string) => { line: number, column: number } | undefined
+const nowhere: Locate = () => undefined
+
+async function parse (path: string, given?: string, onText?: (text: string) => void): Promise<{ raw: unknown, locate: Locate }> {
   const ext = extname(path).toLowerCase()
   if (!(CONFIG_EXTENSIONS as readonly string[]).includes(ext)) {
     throw new Error(`unsupported file type "${ext || '(none)'}"; expected ${CONFIG_EXTENSIONS.join(', ')}`)
@@ -198,7 +199,7 @@ async function parse (path: string, given?: string, onText?: (text: string) => v
       throw new Error(e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(path) ? 'file not found' : `cannot be imported: ${e.message}`)
     }
     if (mod.default === undefined) throw new Error('has no default export; export the configuration object as default')
-    return mod.default
+    return { raw: mod.default, locate: nowhere }
   }
   let text: string
   try {
@@ -209,7 +210,8 @@ async function parse (path: string, given?: string, onText?: (text: string) => v
     throw new Error(code === 'ENOENT' ? 'file not found' : `cannot be read: ${(err as Error).message}`)
   }
   // JSON is read by the YAML parser too (YAML 1.2 contains it) for the same line and column reports.
-  const doc = parseDocument(text, { prettyErrors: true })
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { prettyErrors: true, lineCounter: lines })
   if (doc.errors.length > 0) {
     const issues = doc.errors.map(e => ({
       path: '',
@@ -219,7 +221,23 @@ async function parse (path: string, given?: string, onText?: (text: string) => v
     }))
     throw Object.assign(new Error(issues[0]?.message), { issues })
   }
-  return doc.toJS()
+  const locate: Locate = (at) => {
+    const node = doc.getIn(pathKeys(at), true) as { range?: [number, number, number] } | undefined
+    if (node?.range === undefined) return undefined
+    const { line, col } = lines.linePos(node.range[0])
+    return { line, column: col }
+  }
+  return { raw: doc.toJS(), locate }
+}
+
+/** `servers[1].tls.cert` -> `['servers', 1, 'tls', 'cert']` */
+function pathKeys (at: string): Array<string | number> {
+  return [...at.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map(m => m[2] === undefined ? m[1] as string : Number(m[2]))
+}
+
+/** Problems found in the values (a `${...}` that is wrong, say) with the line and column of their value. */
+function located (issues: readonly ValidationIssue[], from: number, locate: Locate): Array<ValidationIssue & { line?: number, column?: number }> {
+  return issues.map((issue, i) => i < from ? issue : { ...issue, ...locate(issue.path) })
 }
 
 /** Values that were one whole `${VAR}` become numbers or booleans where the schema wants them. */
@@ -275,18 +293,6 @@ export function fileError (file: string, cwd: string, issues: Array<Omit<FileIss
   return Object.assign(new errors.FST_POOL_VALIDATE(text), { errors: list, file })
 }
 
-/** `pool.yaml: servers[1].tls.cert: message`, or `pool.yaml:3:5: message` for syntax errors. */
-export function formatIssue (issue: FileIssue, shown = issue.file): string {
-  const where = issue.line === undefined ? shown : `${shown}:${issue.line}:${issue.column ?? 1}`
-  return issue.path === '' ? `${where}: ${issue.message}` : `${where}: ${issue.path}: ${issue.message}`
-}
-
-/** A path relative to cwd when it is inside it, else absolute. */
-export function displayPath (file: string, cwd = process.cwd()): string {
-  const rel = relative(cwd, file)
-  return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? file : rel
-}
-
 /**
  * The TLS certificate and key files a configuration names that do not exist
  * yet (both missing, as paths rather than PEM text): where `start --dev-cert`
@@ -302,7 +308,7 @@ function ownDevCertificateExpiring (file: string): boolean {
 
 export async function missingCertificates (file: string, options: LoadOptions = {}): Promise<Array<{ cert: string, key: string }>> {
   const path = resolve(options.cwd ?? process.cwd(), file)
-  const raw = await parse(path).catch(() => undefined) as Record<string, unknown> | undefined
+  const raw = (await parse(path).catch(() => undefined))?.raw as Record<string, unknown> | undefined
   if (raw === null || typeof raw !== 'object') return []
   const { handlers: _handlers, ...rest } = raw
   const doc = interpolate(rest, options.env ?? process.env, []).value as { defaults?: { tls?: unknown }, servers?: unknown }

@@ -23,11 +23,19 @@ export interface ControlTarget {
 /** Exit codes of the commands that talk to a running pool (docs/cli.md). */
 export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2, notRunning: 3, unauthorized: 4, noMatch: 5 })
 
+/** The code of a command's error line (--json), by exit code. */
+const CODES: Record<number, string> = { 1: 'FST_POOL_REFUSED', 2: 'FST_POOL_USAGE', 3: 'FST_POOL_NOT_RUNNING', 4: 'FST_POOL_UNAUTHORIZED', 5: 'FST_POOL_NO_MATCH' }
+
 export class ControlError extends Error {
   readonly exitCode: number
-  constructor (message: string, exitCode: number) {
+  readonly code: string
+  /** Problems the pool named (a refused reload), each with its path. */
+  readonly problems: Array<{ path?: string, message?: string }> | undefined
+  constructor (message: string, exitCode: number, problems?: Array<{ path?: string, message?: string }>) {
     super(message)
     this.exitCode = exitCode
+    this.code = CODES[exitCode] ?? 'FST_POOL_REFUSED'
+    this.problems = problems
   }
 }
 

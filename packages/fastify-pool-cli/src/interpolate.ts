@@ -43,6 +43,12 @@ export function interpolate (value: unknown, env: Env, issues: ValidationIssue[]
 }
 
 function substitute (text: string, env: Env, problem: (message: string) => void): string {
+  // A `${` with no `}` after it would otherwise stay in the value as text.
+  const open = text.replace(TOKEN, '').indexOf('${')
+  if (open !== -1) {
+    const rest = text.replace(TOKEN, '').slice(open)
+    problem(`"${rest.length > 40 ? `${rest.slice(0, 40)}…` : rest}" is not closed; expected \${NAME}, \${NAME:-default} or \${NAME:?message} (write $$ for a literal $)`)
+  }
   return text.replace(TOKEN, (_match, body: string, inner: string | undefined) => {
     if (body === '$') return '$'
     const m = EXPRESSION.exec(inner ?? '')

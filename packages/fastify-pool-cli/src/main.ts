@@ -5,6 +5,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import cluster from 'node:cluster'
 import { releaseEarlySignals } from './early-signals.ts'
 import { findConfigFile } from './find-config.ts'
+import { COMMAND_HELP, completion } from './help.ts'
+import { causeCode, useJson, writeError } from './output.ts'
 import { UsageError } from './usage-error.ts'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -23,6 +25,9 @@ Commands for a running pool (through the control API its file configures):
   stop GLOB          Drain and stop the listeners whose name matches
   reload             Re-read the file and apply it in place
 
+  help <command>     What a command takes: its arguments, options, exit codes, an example
+  completion bash|zsh  Print a shell completion script
+
 The file is the pool configuration, given as an argument or with -c
 (default: pool.yaml, pool.yml, pool.json, pool.mjs or pool.js in the
 working directory).
@@ -32,7 +37,8 @@ Options:
       --env-file <f>   Read environment variables from this file first (KEY=value lines)
       --pretty         Readable logs (the default when stdout is a terminal)
       --json           JSON logs, one object per line (the default otherwise);
-                       for ps, restart, stop and reload: print the answer as JSON
+                       for the other commands: the answer as JSON. Every line on
+                       stdout and stderr is then one JSON object, errors too
       --dev-cert       (start) Where the file names TLS certificate and key files
                        that do not exist, write a self-signed certificate for
                        localhost there first. For development only.
@@ -40,6 +46,9 @@ Options:
                        its file changes. For development only.
       --workers <n>    (start) Run the pool in n processes sharing its sockets
                        (node:cluster), or "auto" for one per core
+  -l, --log-level <l>  (start) Log level of the command and of every listener
+                       whose file section sets none: fatal, error, warn, info,
+                       debug, trace or silent (default: the file's, else info)
       --bind           (restart, stop) GLOB matches listen addresses, not names
       --force          (stop) Stop the listener that serves the control API too;
                        every command is cut off from the pool until a restart
@@ -60,14 +69,16 @@ const COMMON = {
 } as const
 const OPERATE = { ...COMMON, json: { type: 'boolean' }, token: { type: 'string' } } as const
 const COMMANDS = {
-  start: { ...COMMON, pretty: { type: 'boolean' }, json: { type: 'boolean' }, 'dev-cert': { type: 'boolean' }, watch: { type: 'boolean' }, workers: { type: 'string' } },
-  validate: COMMON,
+  start: { ...COMMON, pretty: { type: 'boolean' }, json: { type: 'boolean' }, 'dev-cert': { type: 'boolean' }, watch: { type: 'boolean' }, workers: { type: 'string' }, 'log-level': { type: 'string', short: 'l' } },
+  validate: { ...COMMON, json: { type: 'boolean' } },
   ps: OPERATE,
   restart: { ...OPERATE, bind: { type: 'boolean' } },
   stop: { ...OPERATE, bind: { type: 'boolean' }, force: { type: 'boolean' } },
-  reload: OPERATE
+  reload: OPERATE,
+  completion: { help: { type: 'boolean', short: 'h' } }
 } satisfies Record<string, ParseArgsConfig['options']>
 const NAMES = Object.keys(COMMANDS).join(', ')
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 /** Values of every command's options (each command accepts only its own). */
 interface Values {
@@ -78,6 +89,7 @@ interface Values {
   help?: boolean
   verbose?: boolean
   'dev-cert'?: boolean
+  'log-level'?: string
   watch?: boolean
   bind?: boolean
   force?: boolean
@@ -92,12 +104,20 @@ export async function main (argv: string[]): Promise<number> {
   const [first, ...rest] = argv
   // Only `start` honours a signal that came while it loaded; for the rest a signal does what it always does.
   if (first !== 'start') releaseEarlySignals()
+  // Before the arguments are parsed (a usage error is reported in JSON too).
+  useJson(argv.includes('--json'))
   if (first === undefined) {
     process.stderr.write(HELP)
     return 2
   }
   if (first === '-h' || first === '--help' || first === 'help') {
-    process.stdout.write(HELP)
+    const topic = first === 'help' ? rest[0] : undefined
+    if (topic === undefined) {
+      process.stdout.write(HELP)
+      return 0
+    }
+    if (!Object.hasOwn(COMMAND_HELP, topic)) throw new UsageError(`help: unknown command "${topic}"; expected one of ${NAMES}`)
+    process.stdout.write(COMMAND_HELP[topic as keyof typeof COMMAND_HELP])
     return 0
   }
   if (first === '-v' || first === '--version') {
@@ -121,12 +141,13 @@ export async function main (argv: string[]): Promise<number> {
   }
   verbose = values.verbose === true
   if (values.help === true) {
-    process.stdout.write(HELP)
+    process.stdout.write(COMMAND_HELP[command])
     return 0
   }
+  if (command === 'completion') return completion(positionals)
   const { file, globs } = fileAndGlobs(command, positionals, values)
+  if (command === 'validate') return (await import('./validate.ts')).validate(file, values.json === true)
   // Loaded on demand: --help, --version and usage errors stay fast.
-  if (command === 'validate') return (await import('./validate.ts')).validate(file)
   if (command !== 'start') {
     return (await import('./operate.ts')).operate({
       file,
@@ -143,9 +164,14 @@ export async function main (argv: string[]): Promise<number> {
     workers = values.workers === 'auto' ? 'auto' : Number(values.workers)
     if (workers !== 'auto' && !(Number.isInteger(workers) && workers >= 1)) throw new UsageError(`start: --workers takes a whole number >= 1 or "auto" (got "${values.workers}")`)
   }
+  const logLevel = values['log-level']
+  if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel)) throw new UsageError(`start: --log-level takes one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`)
+  // The log is JSON unless a person watches; errors on stderr are JSON when --json says so.
+  const pretty = values.pretty ?? (values.json === true ? false : process.stdout.isTTY === true)
   return (await import('./start.ts')).start({
     file,
-    pretty: values.pretty ?? (values.json === true ? false : process.stdout.isTTY === true),
+    pretty,
+    ...(logLevel === undefined ? {} : { logLevel }),
     devCert: values['dev-cert'] === true,
     watch: values.watch === true,
     ...(workers === undefined ? {} : { workers }),
@@ -211,13 +237,15 @@ try {
   if (cluster.isWorker && process.exitCode !== 0) process.exit(process.exitCode)
 } catch (err) {
   if (err instanceof UsageError) {
-    process.stderr.write(`fastify-pool: ${err.message}\nRun "fastify-pool --help" for usage.\n`)
+    writeError({ code: 'FST_POOL_USAGE', message: err.message }, `fastify-pool: ${err.message}\nRun "fastify-pool --help" for usage.`)
     process.exitCode = 2
   } else {
     const message = err instanceof Error ? err.message : String(err)
-    process.stderr.write(verbose || !(err instanceof Error)
-      ? `fastify-pool: ${(err as Error).stack ?? String(err)}\n`
-      : `fastify-pool: ${message}\n(run with --verbose for the stack trace)\n`)
+    const code = (err as { code?: unknown }).code
+    const cause = causeCode(err)
+    writeError({ code: typeof code === 'string' ? code : 'FST_POOL_UNEXPECTED', message, ...(cause === undefined ? {} : { cause }), ...(verbose && err instanceof Error ? { stack: err.stack } : {}) }, verbose || !(err instanceof Error)
+      ? `fastify-pool: ${(err as Error).stack ?? String(err)}`
+      : `fastify-pool: ${message}\n(run with --verbose for the stack trace)`)
     process.exitCode = 1
   }
 }

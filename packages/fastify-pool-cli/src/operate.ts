@@ -3,7 +3,9 @@
 // pool file. Results go to stdout (a table, or JSON with --json), problems
 // to stderr, and the exit code says which (see EXIT).
 import type { ControlActionBody, ControlResult, ControlStatusBody, ListenerStatus } from 'fastify-pool'
-import { displayPath } from './config-file.ts'
+import { hasIssues } from 'fastify-pool'
+import { displayPath, type FileIssue } from './config-file.ts'
+import { jsonOutput, writeError, writeProblems } from './output.ts'
 import { callControl, checkAnswer, controlTarget, ControlError, EXIT, type ControlTarget } from './control-client.ts'
 
 export interface OperateOptions {
@@ -27,12 +29,13 @@ export async function operate (options: OperateOptions): Promise<number> {
     return await act(target, options.command, options)
   } catch (err) {
     if (err instanceof ControlError) {
-      process.stderr.write(`${shown}: ${err.message}\n`)
+      writeError({ code: err.code, message: err.message, file: shown, ...(err.problems === undefined ? {} : { problems: err.problems }) }, `${shown}: ${err.message}`)
       return err.exitCode
     }
-    const e = err as Error & { code?: string }
+    const e = err as Error & { code?: string, errors?: unknown }
     if (e.code === 'FST_POOL_VALIDATE') {
-      process.stderr.write(`${e.message}\n`)
+      if (hasIssues<FileIssue>(e)) writeProblems(e.errors, shown)
+      else writeError({ code: e.code, message: e.message, file: shown })
       return EXIT.failed
     }
     throw err
@@ -66,7 +69,7 @@ async function act (target: ControlTarget, action: 'restart' | 'stop', options: 
 async function reload (target: ControlTarget, json: boolean): Promise<number> {
   const { status, body } = await callControl(target, 'POST', '/reload')
   checkAnswer(target, status, body)
-  if (json) process.stdout.write(`${JSON.stringify(body)}\n`)
+  if (status === 200 && json) process.stdout.write(`${JSON.stringify(body)}\n`)
   if (status === 200) {
     if (!json) {
       const report = body.report as Record<string, string[]> | undefined
@@ -76,8 +79,10 @@ async function reload (target: ControlTarget, json: boolean): Promise<number> {
     }
     return EXIT.ok
   }
-  const problems = Array.isArray(body.problems) ? (body.problems as Array<{ path?: string, message?: string }>).map(p => `  ${p.path ?? ''}: ${p.message ?? ''}`).join('\n') : ''
-  throw new ControlError(`reload refused, still serving the previous configuration: ${String(body.error ?? status)}${problems === '' ? '' : `\n${problems}`}`, EXIT.failed)
+  const listed = Array.isArray(body.problems) ? body.problems as Array<{ path?: string, message?: string }> : undefined
+  const problems = listed === undefined ? '' : listed.map(p => `  ${p.path ?? ''}: ${p.message ?? ''}`).join('\n')
+  // In JSON the problems are a field of the one error line; in text they follow the message.
+  throw new ControlError(`reload refused, still serving the previous configuration: ${String(body.error ?? status)}${problems === '' || jsonOutput() ? '' : `\n${problems}`}`, EXIT.failed, listed)
 }
 
 function resultLine (action: string, r: ControlResult): string {

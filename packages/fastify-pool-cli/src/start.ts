@@ -14,6 +14,7 @@ import { createPoolFromFile, type FilePool } from './pool-from-file.ts'
 import { listenerTable } from './table.ts'
 import { watchFiles } from './watch.ts'
 import { holdEarlySignals } from './early-signals.ts'
+import { causeCode, writeError, writeProblems } from './output.ts'
 import { askPrimary, sourceFromPrimary, type ClusterMessage } from './worker-messages.ts'
 import { runPrimary, workerCount } from './workers.ts'
 import { UsageError } from './usage-error.ts'
@@ -29,6 +30,8 @@ export interface StartOptions {
   watch?: boolean
   /** Run the pool in this many processes (node:cluster); default: the file's `workers`, else one. */
   workers?: number | 'auto'
+  /** --log-level: the command's level and that of every listener whose configuration sets none. */
+  logLevel?: string
 }
 
 // Beyond the drain deadline, how long closing may take (app onClose hooks)
@@ -54,6 +57,8 @@ interface Session {
   monitor: string
   /** A cluster worker leaving a rolling reload: the others take its clients. */
   handOff: boolean
+  /** --log-level, which wins over the file's on every reload. */
+  logLevel: string | undefined
 }
 
 export async function start (options: StartOptions): Promise<number> {
@@ -63,7 +68,7 @@ export async function start (options: StartOptions): Promise<number> {
     if (workers !== undefined && workerCount(workers) > 1) {
       if (watch) throw new UsageError('start: --watch runs one process; it cannot be used with workers')
       if (devCert) await writeDevCertificates(file, createLogger({ pretty, level: 'info' }))
-      return runPrimary({ file, workers, pretty })
+      return runPrimary({ file, workers, pretty, ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }) })
     }
   }
   return startPool(options)
@@ -76,10 +81,11 @@ async function fileWorkers (file: string): Promise<number | 'auto' | undefined> 
   return w === 'auto' || (typeof w === 'number' && Number.isInteger(w) && w >= 1) ? w : undefined
 }
 
-async function startPool ({ file, pretty, devCert = false, verbose = false, watch = false }: StartOptions): Promise<number> {
+async function startPool ({ file, pretty, devCert = false, verbose = false, watch = false, logLevel }: StartOptions): Promise<number> {
   const shown = displayPath(file)
   const worker = cluster.isWorker ? cluster.worker : undefined
-  const base = createLogger({ pretty, level: 'info' })
+  // A listener's logger is a child of this one: it has this level unless its configuration sets one.
+  const base = createLogger({ pretty, level: logLevel ?? 'info' })
   // In a cluster every line says which worker wrote it.
   const logger = worker === undefined ? base : base.child({ worker: worker.id })
   const early = holdEarlySignals()
@@ -102,9 +108,9 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   }
   const { pool } = running
   const defaults = running.loaded.options.defaults
-  logger.level = commandLevel(logger, defaults.logLevel)
+  logger.level = logLevel ?? commandLevel(logger, defaults.logLevel)
   logger.debug({ file: shown, servers: running.loaded.options.servers.map(s => s.source), handlers: running.loaded.modules }, 'configuration loaded')
-  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: undefined, cleanups: [], monitor: 'false', handOff: false }
+  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: undefined, cleanups: [], monitor: 'false', handOff: false, logLevel }
 
   // Signal handlers go in before anything is announced: until then a SIGTERM
   // or SIGHUP would kill the process outright (their default action). The
@@ -126,7 +132,10 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
     // One line per listener on stderr; the log line carries the stacks only when asked.
     const stacks = verbose || logger.isLevelEnabled('debug')
     logger.error(stacks ? { err } : { failed: err.errors.map(f => f.name) }, 'the pool could not start; nothing was left running')
-    for (const f of err.errors) process.stderr.write(`${shown}: listener "${f.name}" (${f.bind}): ${f.error.message}\n`)
+    for (const f of err.errors) {
+      const cause = causeCode(f.error)
+      writeError({ code: 'FST_POOL_START', message: f.error.message, file: shown, listener: f.name, bind: f.bind, ...(cause === undefined ? {} : { cause }) }, `${shown}: listener "${f.name}" (${f.bind}): ${f.error.message}`)
+    }
     return 1
   }
   await applyMonitor(session)
@@ -255,7 +264,7 @@ function logEvents (session: Session): () => void {
       applyMonitor(session).catch((e: unknown) => logger.error({ err: e }, 'could not restart the periodic health checks'))
       const defaults = session.running.loaded.options.defaults
       session.timeout = defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout
-      logger.level = commandLevel(logger, defaults.logLevel)
+      logger.level = session.logLevel ?? commandLevel(logger, defaults.logLevel)
       if (session.pretty) process.stderr.write(listenerTable(pool))
       logger.info({ ...event.report, ...(session.pretty ? {} : { listeners: listenerSummary(session) }) }, 'configuration reloaded')
     } else if (isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err)) {
@@ -294,9 +303,7 @@ function listenerSummary (session: Session): unknown {
 /** Print a file's validation problems to stderr; false if `err` is not one. */
 function printIssues (err: unknown, shown: string): boolean {
   if (!isPoolError(err, 'FST_POOL_VALIDATE') || !hasIssues<FileIssue>(err)) return false
-  const issues = err.errors
-  for (const issue of issues) process.stderr.write(`${formatIssue(issue, shown)}\n`)
-  process.stderr.write(`${shown}: ${issues.length} problem${issues.length === 1 ? '' : 's'}; nothing was started\n`)
+  writeProblems(err.errors, shown, 'nothing was started')
   return true
 }
 

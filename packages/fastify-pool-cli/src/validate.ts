@@ -1,20 +1,21 @@
 // `fastify-pool validate`: load the file as `start` would (handler modules
 // included) and print every problem, or a one-line summary when all is well.
 import { hasIssues } from 'fastify-pool'
-import { displayPath, formatIssue, loadConfigFile, type FileIssue } from './config-file.ts'
+import { displayPath, loadConfigFile, type FileIssue } from './config-file.ts'
+import { writeProblems } from './output.ts'
 
-export async function validate (file: string): Promise<number> {
+export async function validate (file: string, json = false): Promise<number> {
   const shown = displayPath(file)
   try {
     const { options } = await loadConfigFile(file)
-    const n = options.servers.length
-    process.stdout.write(`${shown}: valid (${n} listener${n === 1 ? '' : 's'}: ${options.servers.map(s => s.name).join(', ')})\n`)
+    const names = options.servers.map(s => s.name)
+    process.stdout.write(json
+      ? `${JSON.stringify({ level: 'info', file: shown, valid: true, listeners: names })}\n`
+      : `${shown}: valid (${names.length} listener${names.length === 1 ? '' : 's'}: ${names.join(', ')})\n`)
     return 0
   } catch (err) {
     if (!hasIssues<FileIssue>(err)) throw err
-    const issues = err.errors
-    for (const issue of issues) process.stderr.write(`${formatIssue(issue, shown)}\n`)
-    process.stderr.write(`${shown}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n`)
+    writeProblems(err.errors, shown)
     return 1
   }
 }

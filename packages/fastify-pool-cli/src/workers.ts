@@ -13,6 +13,7 @@ import { BUILTIN_DEFAULTS, clusterMetrics, hasIssues, isPoolError, type Listener
 import type { Logger } from 'pino'
 import { displayPath, formatIssue, loadConfigFile, type FileIssue, type LoadedConfig } from './config-file.ts'
 import { holdEarlySignals } from './early-signals.ts'
+import { writeError, writeProblems } from './output.ts'
 import { createLogger } from './logger.ts'
 import { SOURCE_ENV, type ClusterMessage } from './worker-messages.ts'
 
@@ -24,6 +25,8 @@ export interface WorkersOptions {
   pretty?: boolean
   /** Arguments the workers are started with (default: this process's). */
   args?: string[]
+  /** --log-level (the workers get it with the arguments). */
+  logLevel?: string
 }
 
 /**
@@ -76,7 +79,7 @@ export function workersRefusal (loaded: LoadedConfig): string[] {
  */
 export async function runPrimary (options: WorkersOptions): Promise<number> {
   const shown = displayPath(options.file)
-  const logger = createLogger({ pretty: options.pretty ?? false, level: 'info' })
+  const logger = createLogger({ pretty: options.pretty ?? false, level: options.logLevel ?? 'info' })
   let loaded: LoadedConfig
   // A SIGTERM or SIGINT while the file loads: nothing is forked, and the exit says which signal.
   const early = holdEarlySignals()
@@ -85,8 +88,7 @@ export async function runPrimary (options: WorkersOptions): Promise<number> {
   } catch (err) {
     early.release()
     if (!isPoolError(err, 'FST_POOL_VALIDATE') || !hasIssues<FileIssue>(err)) throw err
-    for (const issue of err.errors) process.stderr.write(`${formatIssue(issue, shown)}\n`)
-    process.stderr.write(`${shown}: ${err.errors.length} problem${err.errors.length === 1 ? '' : 's'}; nothing was started\n`)
+    writeProblems(err.errors, shown, 'nothing was started')
     return 1
   }
   if (early.signal !== undefined) {
@@ -98,7 +100,7 @@ export async function runPrimary (options: WorkersOptions): Promise<number> {
   const refusals = count > 1 ? workersRefusal(loaded) : []
   if (refusals.length > 0) {
     early.release()
-    for (const r of refusals) process.stderr.write(`${shown}: ${r}\n`)
+    for (const r of refusals) writeError({ code: 'FST_POOL_WORKERS', message: r, file: shown }, `${shown}: ${r}`)
     return 1
   }
   cluster.setupPrimary({ args: options.args ?? process.argv.slice(2) })

@@ -1,0 +1,187 @@
+// `fastify-pool help <command>` and `<command> --help`: what one command
+// takes, its exit codes and an example; and `fastify-pool completion`.
+import { UsageError } from './usage-error.ts'
+
+const FILE = `The file is the pool configuration, as an argument or with -c (default:
+pool.yaml, pool.yml, pool.json, pool.mjs or pool.js in the working directory).`
+
+const OPERATE_OPTIONS = `  -c, --config <file>  The pool file: its control section says where the pool listens
+      --token <token>  The control token, if not the file's (also FASTIFY_POOL_TOKEN)
+      --json           Print the answer, and any error, as JSON lines
+      --env-file <f>   Read environment variables from this file first`
+
+const OPERATE_EXIT = `Exit codes: 0 done; 1 refused or failed; 2 usage error; 3 nothing answers at
+the control listener; 4 the token is missing or wrong; 5 no listener matches.`
+
+export const COMMAND_HELP = {
+  start: `Usage: fastify-pool start [file] [options]
+
+Start every listener of the file and serve until SIGTERM or SIGINT, which run
+the shutdown sequence (readiness 503 for defaults.shutdownDelay, then the
+drain within defaults.stopTimeout). SIGHUP reloads the file in place.
+${FILE}
+
+Options:
+  -c, --config <file>    The pool file
+  -l, --log-level <l>    fatal, error, warn, info, debug, trace or silent: the level of
+                         the command and of every listener whose section sets none
+      --pretty | --json  Readable logs, or JSON lines (the default when stdout is not
+                         a terminal; errors are JSON lines on stderr too)
+      --workers <n|auto> Run the pool in n processes sharing its sockets
+      --watch            Reload when the file or a handler module changes (development)
+      --dev-cert         Write a self-signed localhost certificate where the file names
+                         TLS files that do not exist (development)
+      --env-file <f>     Read environment variables from this file first
+      --verbose          Print stack traces of unexpected errors
+
+Exit codes: 0 stopped by a signal after the drain (or before anything started);
+1 an invalid file, a listener that could not start, an uncaught error, a second
+signal, or a drain over its deadline + 5 s; 2 usage error.
+
+Example:
+  fastify-pool start pool.yaml --log-level debug
+`,
+  validate: `Usage: fastify-pool validate [file] [options]
+
+Load the file as start would (handler modules and TLS files included) and
+print every problem with its path (and line:column for syntax errors).
+${FILE}
+
+Options:
+  -c, --config <file>  The pool file
+      --json           Every problem as a JSON line on stderr; success as one on stdout
+      --env-file <f>   Read environment variables from this file first
+
+Exit codes: 0 valid; 1 problems; 2 usage error.
+
+Example:
+  fastify-pool validate pool.yaml
+`,
+  ps: `Usage: fastify-pool ps [file] [options]
+
+The state of every listener of the running pool (of every worker with
+--workers): state, URL, generation (and those still retiring), uptime,
+requests in flight, upgraded connections, certificate expiry, last error.
+
+Options:
+${OPERATE_OPTIONS}
+
+${OPERATE_EXIT}
+
+Example:
+  fastify-pool ps --json | jq '.listeners[] | select(.state != "running")'
+`,
+  restart: `Usage: fastify-pool restart [GLOB] [file] [options]
+
+Give the listeners whose name matches GLOB (all without it) a new generation
+on their socket: new connections and requests reach it at once, the old one
+finishes what it has. The port never closes.
+
+Options:
+      --bind           GLOB matches listen addresses (127.0.0.1:*), not names
+${OPERATE_OPTIONS}
+
+${OPERATE_EXIT}
+
+Example:
+  fastify-pool restart 'public-*'
+`,
+  stop: `Usage: fastify-pool stop GLOB [file] [options]
+
+Drain and stop the listeners whose name matches GLOB. Stopping the listener
+that serves the control API is refused without --force (every command would
+be cut off until a reload). To stop the whole pool, send it SIGTERM.
+
+Options:
+      --bind           GLOB matches listen addresses, not names
+      --force          Stop the control listener too
+${OPERATE_OPTIONS}
+
+${OPERATE_EXIT}
+
+Example:
+  fastify-pool stop blue
+`,
+  reload: `Usage: fastify-pool reload [file] [options]
+
+Re-read the file and apply it in place, as SIGHUP does: unchanged listeners
+are left alone, changed ones get a new generation on their socket, added ones
+start, removed ones drain. An invalid file changes nothing.
+
+Options:
+${OPERATE_OPTIONS}
+
+${OPERATE_EXIT}
+
+Example:
+  fastify-pool reload && fastify-pool ps
+`,
+  completion: `Usage: fastify-pool completion bash|zsh
+
+Print a completion script for the shell: commands, options, pool files.
+
+Example:
+  fastify-pool completion bash > ~/.local/share/bash-completion/completions/fastify-pool
+  fastify-pool completion zsh > "\${fpath[1]}/_fastify-pool"
+`
+} as const
+
+const COMMANDS = Object.keys(COMMAND_HELP)
+const OPTIONS: Record<string, string> = {
+  start: '-c --config -l --log-level --pretty --json --workers --watch --dev-cert --env-file --verbose -h --help',
+  validate: '-c --config --json --env-file -h --help',
+  ps: '-c --config --token --json --env-file -h --help',
+  restart: '-c --config --bind --token --json --env-file -h --help',
+  stop: '-c --config --bind --force --token --json --env-file -h --help',
+  reload: '-c --config --token --json --env-file -h --help',
+  completion: 'bash zsh'
+}
+
+function bash (): string {
+  const cases = Object.entries(OPTIONS).map(([c, o]) => `    ${c}) opts="${o}" ;;`).join('\n')
+  return `# fastify-pool completion for bash: source it, or put it in bash-completion's folder.
+_fastify_pool () {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}" opts
+  if [ "$COMP_CWORD" -eq 1 ]; then
+    COMPREPLY=( $(compgen -W "${COMMANDS.join(' ')} help --help --version" -- "$cur") )
+    return
+  fi
+  case "$prev" in
+    -c|--config|--env-file) COMPREPLY=( $(compgen -f -- "$cur") ); return ;;
+    -l|--log-level) COMPREPLY=( $(compgen -W "fatal error warn info debug trace silent" -- "$cur") ); return ;;
+    help) COMPREPLY=( $(compgen -W "${COMMANDS.join(' ')}" -- "$cur") ); return ;;
+  esac
+  case "\${COMP_WORDS[1]}" in
+${cases}
+  esac
+  COMPREPLY=( $(compgen -W "$opts" -- "$cur") $(compgen -f -X '!*.@(yaml|yml|json|js|mjs|cjs)' -- "$cur") )
+}
+complete -o filenames -F _fastify_pool fastify-pool
+`
+}
+
+function zsh (): string {
+  const cases = Object.entries(OPTIONS).map(([c, o]) => `    ${c}) _arguments '*:file:_files -g "*.(yaml|yml|json|js|mjs|cjs)"' && compadd -- ${o} ;;`).join('\n')
+  return `#compdef fastify-pool
+# fastify-pool completion for zsh: put it in a folder of $fpath as _fastify-pool.
+_fastify_pool () {
+  if (( CURRENT == 2 )); then
+    compadd -- ${COMMANDS.join(' ')} help --help --version
+    return
+  fi
+  case "$words[2]" in
+${cases}
+  esac
+}
+_fastify_pool "$@"
+`
+}
+
+/** `fastify-pool completion bash|zsh`. */
+export function completion (args: string[]): number {
+  const shell = args[0]
+  if (shell === 'bash') process.stdout.write(bash())
+  else if (shell === 'zsh') process.stdout.write(zsh())
+  else throw new UsageError(`completion: which shell? bash or zsh (got ${shell === undefined ? 'nothing' : `"${shell}"`})`)
+  return 0
+}
