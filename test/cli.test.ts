@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createDevCertificate } from 'fastify-pool-cli'
 import { BIN, get, logLines, run, tempDir } from './fixtures/cli.ts'
@@ -224,4 +224,16 @@ test('help for one command, completion scripts, and --log-level', async (t) => {
   assert.ok(logLines(debug.stdout()).some(l => l.level === 20 && l.msg === 'configuration loaded'))
   debug.proc.kill('SIGTERM')
   assert.equal((await debug.exited).code, 0)
+})
+
+test('a handler module that cannot be imported is reported with its file, line and column', async (t) => {
+  const dir = project(t, 'handlers:\n  main: ./bad.mjs\n  boom: ./boom.mjs\nservers:\n  - { name: a, listen: "127.0.0.1:0", handler: main }\n  - { name: b, listen: "127.0.0.1:0", handler: boom }\n')
+  writeFileSync(join(dir, 'bad.mjs'), "export default async function (app) {\n  app.get('/', async () => 'x'\n}\n")
+  writeFileSync(join(dir, 'boom.mjs'), "const x = 1\nthrow new Error('the database is down ' + x)\nexport default async function () {}\n")
+  const child = run(t, [BIN, 'validate', '--json'], { cwd: dir })
+  assert.equal((await child.exited).code, 1)
+  const problems = child.stderr().trim().split('\n').map(l => JSON.parse(l) as { path?: string, message: string })
+  const main = problems.find(p => p.path === 'handlers.main')?.message ?? ''
+  assert.match(main, /bad\.mjs:2:\d+: SyntaxError: missing \) after argument list/)
+  assert.match(problems.find(p => p.path === 'handlers.boom')?.message ?? '', /boom\.mjs:2:7: the database is down 1/)
 })

@@ -2,10 +2,11 @@
 // against the file (or found as a package from its folder), its default
 // export checked to be a Fastify plugin, and imported again only when its
 // file changed, so that a reload or --watch serves edited code.
+import { execFile } from 'node:child_process'
 import { statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, isAbsolute, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { Handler, ValidationIssue } from 'fastify-pool'
 
 /**
@@ -70,7 +71,8 @@ async function importHandler (spec: string, configFile: string): Promise<{ handl
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) return { problem: `module not found: ${file}` }
-    return { problem: `cannot import ${file}: ${e.message.split('\n')[0]}` }
+    const where = await errorPosition(e, file)
+    return { problem: `cannot import ${where ?? file}: ${e.name === 'SyntaxError' ? 'SyntaxError: ' : ''}${e.message.split('\n')[0]}` }
   }
   let plugin = mod.default
   // A CommonJS module compiled from `export default` nests it once more.
@@ -79,4 +81,27 @@ async function importHandler (spec: string, configFile: string): Promise<{ handl
     return { problem: `${file} must export a Fastify plugin as default (got ${plugin === undefined ? 'no default export' : typeof plugin})` }
   }
   return { handler: plugin as Handler, file }
+}
+
+/**
+ * Where an import failed, as `file:line:column`: for an error thrown while the
+ * module ran, its first stack frame in a file; for a syntax error (whose
+ * stack names no position in ESM), what `node --check` says of the module.
+ */
+async function errorPosition (err: Error, file: string): Promise<string | undefined> {
+  if (err.name !== 'SyntaxError') {
+    const frame = /\(?(file:\/\/[^\s)]+?):(\d+):(\d+)\)?/.exec(err.stack ?? '')
+    return frame === null ? undefined : `${fileURLToPath(frame[1] as string)}:${frame[2] ?? ''}:${frame[3] ?? ''}`
+  }
+  if (!/\.(m|c)?js$/.test(file)) return undefined
+  const report = await new Promise<string>(resolve => {
+    execFile(process.execPath, ['--check', file], { timeout: 5000 }, (_err, _stdout, stderr) => resolve(stderr))
+  })
+  // `FILE:LINE`, the source line, then carets under the offending part.
+  const lines = report.split('\n')
+  const at = lines.findIndex(l => l.startsWith(`${file}:`))
+  const line = at === -1 ? undefined : /:(\d+)$/.exec(lines[at] as string)?.[1]
+  if (line === undefined) return undefined
+  const caret = lines[at + 2]?.indexOf('^') ?? -1
+  return `${file}:${line}${caret >= 0 ? `:${caret + 1}` : ''}`
 }
