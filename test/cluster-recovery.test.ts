@@ -18,18 +18,25 @@ const versions = async (port: number): Promise<Set<string>> => {
   return seen
 }
 
-test('kill -9 of a worker while the pool file holds invalid YAML: the replacement starts from the configuration in force', async (t) => {
+test('kill -9 of a worker while the pool file holds invalid YAML: the replacement starts from the configuration in force, with no failed request', async (t) => {
   const p = await project(t)
   const child = await started(t, p)
   writeFileSync(join(p.dir, 'pool.yaml'), 'workers: 2\nservers: [ { name: public, listen: \n')
   const [victim] = workerPids(child) as [number, number]
   process.kill(victim, 'SIGKILL')
   await child.waitFor(out => /"msg":"a worker died; starting another"/.test(out))
+  // Load from the death on (what the dead worker had in flight died with it): the survivor, then both, serve it all.
+  const load = keepAliveLoad(`http://127.0.0.1:${p.port}/`, 4)
+  t.after(() => load.stop())
   await child.waitFor(out => logLines(out).filter(l => l.msg === 'pool started' && l.worker !== undefined).length >= 3)
   const answering = await pids(p.port)
   assert.equal(answering.size, 2, 'two workers serve again')
   assert.ok(!answering.has(victim))
   assert.doesNotMatch(child.stdout(), /giving up/)
+  const result = await load.stop()
+  assert.ok(result.total > 20, `${result.total} requests`)
+  assert.deepEqual(result.errors, [], 'no failed request')
+  assert.equal(result.non2xx, 0)
   child.proc.kill('SIGTERM')
   assert.equal((await child.exited).code, 0)
 })

@@ -18,9 +18,16 @@ test('--workers 2: two processes serve the same port; ps and the metrics see bot
 
   const ps = run(t, [BIN, 'ps'], { cwd: p.dir })
   assert.equal((await ps.exited).code, 0, ps.stderr())
-  const rows = ps.stdout().trim().split('\n')
+  const [listenerTable, processTable] = ps.stdout().trim().split('\n\n')
+  const rows = (listenerTable ?? '').split('\n')
   assert.match(rows[0] ?? '', /^WORKER\s+NAME\s+STATE/)
   assert.equal(rows.length, 1 + 2 * 2, 'one row per worker and listener')
+  // The processes: the primary and each worker, with their pid, Node, CPU, memory and event-loop delay.
+  const processes = (processTable ?? '').split('\n')
+  assert.match(processes[0] ?? '', /^PROCESS\s+PID\s+NODE\s+UPTIME\s+CPU\s+RSS\s+HEAP\s+LOOP DELAY p99$/)
+  assert.deepEqual(processes.slice(1, 4).map(l => l.split(/\s{2,}/)[0]), ['primary', 'worker 1', 'worker 2'])
+  assert.match(processes[4] ?? '', /^workers restarted since the start: 0$/)
+  for (const line of processes.slice(1, 4)) assert.match(line, new RegExp(`\\s${process.version.replace(/\./g, '\\.')}\\s.*MiB`))
   const metrics = (await get(`http://127.0.0.1:${p.admin}/metrics`)).body
   const count = /http_request_duration_seconds_count\{listener="public",method="GET",route="\/",status_code="200"\} (\d+)/.exec(metrics)?.[1]
   assert.equal(Number(count), 40, 'the requests of both workers, summed')

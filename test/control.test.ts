@@ -189,3 +189,21 @@ test('a reload keeps the control listener; a clone acts on itself', async (t) =>
   assert.equal(clone.load('public-a')?.status.generation, 2)
   assert.equal(p.load('public-a')?.isRunning, false, 'the original pool is untouched')
 })
+
+test('GET /pool tells the figures of the process that answers: pid, Node, uptime, CPU, memory, event-loop delay', async (t) => {
+  const p = pool(t, { listener: 'admin' })
+  await p.start()
+  const first = (await call(p, 'GET', '/pool')).body.process
+  assert.equal(first.pid, process.pid)
+  assert.equal(first.node, process.version)
+  assert.ok(first.uptime > 0 && first.uptime <= process.uptime() * 1000 + 1000)
+  assert.ok(first.memory.rss > first.memory.heapUsed && first.memory.heapUsed > 0)
+  // Busy for a while between two readings: the second sees the CPU and the loop's delay. (Node's
+  // histogram skips its first tick after a reading resets it: the stall comes a few ticks later.)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  const until = Date.now() + 150
+  while (Date.now() < until) { /* keep the loop busy */ }
+  const second = (await call(p, 'GET', '/pool')).body.process
+  assert.ok(second.cpu > 20, `CPU ${second.cpu} % while busy`)
+  assert.ok(second.eventLoopDelay.max >= 100, `the loop was ${second.eventLoopDelay.max} ms late at most`)
+})

@@ -2,18 +2,22 @@
 // object): parse, interpolate the environment, load the handler modules, and
 // validate everything, reporting every problem with its file and field.
 import { existsSync, readFileSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { dirname, extname, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { dirname, resolve } from 'node:path'
 import { certificateInfo, errors, EXPIRY_WARNING_DAYS, controlIssues, hasIssues, metricsIssues, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
-import { LineCounter, parseDocument } from 'yaml'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { importHandlers } from './handler-modules.ts'
 import { interpolate, type Env } from './interpolate.ts'
-import { displayPath, formatIssue, type FileIssue } from './file-issue.ts'
+import { CONFIG_EXTENSIONS, fileError, located, parse, readDocument as readPlainDocument, type DocumentOptions } from './document.ts'
+import { type FileIssue } from './file-issue.ts'
 
 /** A problem in a configuration file. `path` is the field (empty for the file as a whole). */
 export { displayPath, formatIssue, type FileIssue } from './file-issue.ts'
+export { CONFIG_EXTENSIONS, fileError }
+
+/** A pool file read and interpolated, with numbers and booleans where the schema wants them; nothing checked. */
+export function readDocument (file: string, options: Omit<DocumentOptions, 'convert'> = {}): ReturnType<typeof readPlainDocument> {
+  return readPlainDocument(file, { ...options, convert: convertWhole })
+}
 
 /** What createPool() and pool.reload() take, read from a file. */
 export interface FilePoolOptions {
@@ -56,30 +60,6 @@ export interface LoadOptions {
    * configuration in force, not from the disk.
    */
   text?: string
-}
-
-export const CONFIG_EXTENSIONS = ['.yaml', '.yml', '.json', '.js', '.mjs', '.cjs'] as const
-
-// JS config modules are re-imported on every load (a reload must see edits);
-// a query string is the only way past the ESM cache. Handler modules are
-// re-imported when their file changed (see moduleUrl).
-let generation = 0
-
-/**
- * Read and interpolate a pool file, checking nothing else and importing
- * nothing: for the commands that only need to find the running pool (they
- * must work while the file holds an edit that does not validate yet).
- */
-export async function readDocument (file: string, options: LoadOptions = {}): Promise<{ file: string, doc: Record<string, unknown> }> {
-  const cwd = options.cwd ?? process.cwd()
-  const path = resolve(cwd, file)
-  const { raw, locate } = await parse(path).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => { throw fileError(path, cwd, err.issues ?? [{ path: '', message: err.message }]) })
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw fileError(path, cwd, [{ path: '', message: 'must contain an object with a "servers" list' }])
-  const { handlers: _handlers, ...rest } = raw as Record<string, unknown>
-  const issues: ValidationIssue[] = []
-  const { value, whole } = interpolate(rest, options.env ?? process.env, issues)
-  if (issues.length > 0) throw fileError(path, cwd, located(issues, 0, locate))
-  return { file: path, doc: convertWhole(value as Record<string, unknown>, whole) }
 }
 
 /**
@@ -180,66 +160,6 @@ function checkFileFields (doc: Record<string, unknown>, issues: ValidationIssue[
 }
 
 /** Where a field path is in the file's text (YAML and JSON files), for problems found after parsing. */
-type Locate = (path: string) => { line: number, column: number } | undefined
-const nowhere: Locate = () => undefined
-
-async function parse (path: string, given?: string, onText?: (text: string) => void): Promise<{ raw: unknown, locate: Locate }> {
-  const ext = extname(path).toLowerCase()
-  if (!(CONFIG_EXTENSIONS as readonly string[]).includes(ext)) {
-    throw new Error(`unsupported file type "${ext || '(none)'}"; expected ${CONFIG_EXTENSIONS.join(', ')}`)
-  }
-  if (ext === '.js' || ext === '.mjs' || ext === '.cjs') {
-    const url = pathToFileURL(path)
-    url.searchParams.set('load', String(++generation))
-    let mod: { default?: unknown }
-    try {
-      mod = await import(url.href)
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException
-      throw new Error(e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(path) ? 'file not found' : `cannot be imported: ${e.message}`)
-    }
-    if (mod.default === undefined) throw new Error('has no default export; export the configuration object as default')
-    return { raw: mod.default, locate: nowhere }
-  }
-  let text: string
-  try {
-    text = given ?? await readFile(path, 'utf8')
-    onText?.(text)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    throw new Error(code === 'ENOENT' ? 'file not found' : `cannot be read: ${(err as Error).message}`)
-  }
-  // JSON is read by the YAML parser too (YAML 1.2 contains it) for the same line and column reports.
-  const lines = new LineCounter()
-  const doc = parseDocument(text, { prettyErrors: true, lineCounter: lines })
-  if (doc.errors.length > 0) {
-    const issues = doc.errors.map(e => ({
-      path: '',
-      message: `${ext === '.json' ? 'JSON' : 'YAML'} syntax error: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`,
-      line: e.linePos?.[0].line,
-      column: e.linePos?.[0].col
-    }))
-    throw Object.assign(new Error(issues[0]?.message), { issues })
-  }
-  const locate: Locate = (at) => {
-    const node = doc.getIn(pathKeys(at), true) as { range?: [number, number, number] } | undefined
-    if (node?.range === undefined) return undefined
-    const { line, col } = lines.linePos(node.range[0])
-    return { line, column: col }
-  }
-  return { raw: doc.toJS(), locate }
-}
-
-/** `servers[1].tls.cert` -> `['servers', 1, 'tls', 'cert']` */
-function pathKeys (at: string): Array<string | number> {
-  return [...at.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map(m => m[2] === undefined ? m[1] as string : Number(m[2]))
-}
-
-/** Problems found in the values (a `${...}` that is wrong, say) with the line and column of their value. */
-function located (issues: readonly ValidationIssue[], from: number, locate: Locate): Array<ValidationIssue & { line?: number, column?: number }> {
-  return issues.map((issue, i) => i < from ? issue : { ...issue, ...locate(issue.path) })
-}
-
 /** Values that were one whole `${VAR}` become numbers or booleans where the schema wants them. */
 function convertWhole (doc: Record<string, unknown>, whole: Array<Array<string | number>>): Record<string, unknown> {
   for (const at of whole) {
@@ -283,14 +203,6 @@ function typesAt (schema: SchemaNode, at: ReadonlyArray<string | number>): Set<s
   }
   nodes.forEach(collect)
   return types
-}
-
-/** The FST_POOL_VALIDATE error for a file: each line reads `file: path: message`. */
-export function fileError (file: string, cwd: string, issues: Array<Omit<FileIssue, 'file'>>): Error & { errors: FileIssue[], file: string } {
-  const shown = displayPath(file, cwd)
-  const list: FileIssue[] = issues.map(i => ({ ...i, file }))
-  const text = list.map(i => `  - ${formatIssue(i, shown)}`).join('\n')
-  return Object.assign(new errors.FST_POOL_VALIDATE(text), { errors: list, file })
 }
 
 /**

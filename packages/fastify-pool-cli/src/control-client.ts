@@ -4,8 +4,8 @@ import { request as httpRequest, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { connect as netConnect } from 'node:net'
 import { dirname } from 'node:path'
-import { isLocalOnly, parseListen } from 'fastify-pool'
-import { readDocument } from './config-file.ts'
+import { isLocalOnly, parseListen } from 'fastify-pool/address'
+import { readDocument } from './document.ts'
 
 /** Where the control API of the pool a file describes is, and how to be let in. */
 export interface ControlTarget {

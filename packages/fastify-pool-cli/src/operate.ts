@@ -2,9 +2,9 @@
 // `fastify-pool start`, through its control API, found through the same
 // pool file. Results go to stdout (a table, or JSON with --json), problems
 // to stderr, and the exit code says which (see EXIT).
-import type { ControlActionBody, ControlResult, ControlStatusBody, ListenerStatus } from 'fastify-pool'
-import { hasIssues } from 'fastify-pool'
-import { displayPath, type FileIssue } from './config-file.ts'
+import type { ControlActionBody, ControlResult, ControlStatusBody, ListenerStatus, ProcessFigures } from 'fastify-pool'
+import { hasIssues } from 'fastify-pool/errors'
+import { displayPath, type FileIssue } from './file-issue.ts'
 import { jsonOutput, writeError, writeProblems } from './output.ts'
 import { callControl, checkAnswer, controlTarget, ControlError, EXIT, type ControlTarget } from './control-client.ts'
 
@@ -50,6 +50,7 @@ async function ps (target: ControlTarget, json: boolean): Promise<number> {
   if (json) process.stdout.write(`${JSON.stringify(body)}\n`)
   else if (Array.isArray(answer.workers)) process.stdout.write(statusTable(answer.workers.flatMap(w => w.listeners.map(l => ({ ...l, worker: `${w.id} (${w.pid ?? '?'})` })))))
   else process.stdout.write(statusTable(answer.listeners))
+  if (!json) process.stdout.write(`\n${processTable(answer)}`)
   return EXIT.ok
 }
 
@@ -116,6 +117,26 @@ export function statusTable (listeners: Array<ListenerStatus & { worker?: string
 /** The generation serving, and how many older ones still finish requests or keep upgraded connections. */
 function generations (l: ListenerStatus): string {
   return l.retiring.length === 0 ? String(l.generation) : `${l.generation} (+${l.retiring.length} retiring)`
+}
+
+/** The processes behind the answer: the pool's, or the primary and each worker; from an older pool, nothing. */
+export function processTable (answer: ControlStatusBody): string {
+  const rows: Array<[string, ProcessFigures]> = []
+  if (Array.isArray(answer.workers)) {
+    if (answer.primary !== undefined) rows.push(['primary', answer.primary])
+    for (const w of answer.workers) if (w.process !== undefined) rows.push([`worker ${w.id}`, w.process])
+  } else if (answer.process !== undefined) {
+    rows.push(['pool', answer.process])
+  }
+  if (rows.length === 0) return ''
+  const mib = (bytes: number): string => `${Math.round(bytes / 1048576)} MiB`
+  const table = [['PROCESS', 'PID', 'NODE', 'UPTIME', 'CPU', 'RSS', 'HEAP', 'LOOP DELAY p99']]
+  for (const [name, p] of rows) {
+    table.push([name, String(p.pid), p.node, duration(p.uptime), `${p.cpu.toFixed(1)} %`, mib(p.memory.rss), mib(p.memory.heapUsed), `${p.eventLoopDelay.p99.toFixed(1)} ms`])
+  }
+  const widths = table[0]!.map((_, i) => Math.max(...table.map(r => r[i]!.length)))
+  const text = table.map(r => r.map((cell, i) => i === r.length - 1 ? cell : cell.padEnd(widths[i]!)).join('  ')).join('\n') + '\n'
+  return answer.restarts === undefined ? text : `${text}workers restarted since the start: ${answer.restarts}\n`
 }
 
 function duration (ms: number): string {

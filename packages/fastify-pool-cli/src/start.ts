@@ -5,7 +5,7 @@
 import closeWithGrace from 'close-with-grace'
 import cluster from 'node:cluster'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { BUILTIN_DEFAULTS, CHANNELS, hasIssues, isPoolError, type ListenerFailure, type StateChange } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, ProcessSampler, CHANNELS, hasIssues, isPoolError, type ListenerFailure, type StateChange } from 'fastify-pool'
 import { displayPath, formatIssue, missingCertificates, readDocument, type FileIssue } from './config-file.ts'
 import { writeDevCertificate } from './dev-cert.ts'
 import type { Logger } from 'pino'
@@ -195,7 +195,10 @@ function closeOnSignals (session: Session): () => void {
 function askingThePrimary (): { control: { status: () => Promise<Record<string, unknown>>, reload: () => Promise<unknown> }, metricsExposition: () => Promise<string> } {
   return {
     control: {
-      status: async () => ({ workers: (await askPrimary('status')).workers }),
+      status: async () => {
+        const answer = await askPrimary('status')
+        return { workers: answer.workers, restarts: answer.restarts, primary: answer.primary }
+      },
       reload: async () => {
         const answer = await askPrimary('roll', 300_000)
         if (!answer.ok) throw new Error(answer.error ?? 'the rolling reload failed')
@@ -206,14 +209,15 @@ function askingThePrimary (): { control: { status: () => Promise<Record<string, 
   }
 }
 
-/** A worker answers the primary: its listeners when asked, and a stop as SIGTERM would. */
+/** A worker answers the primary: its listeners and figures when asked, and a stop as SIGTERM would. */
 function answerThePrimary (session: Session, close: () => void): () => void {
+  const figures = new ProcessSampler()
   const on = (message: ClusterMessage): void => {
     const kind = message?.['fastify-pool']
     if (kind === 'stop') {
       if (message.handOff === true) session.handOff = true
       close()
-    } else if (kind === 'listeners-request') process.send?.({ 'fastify-pool': 'listeners', id: message.id, listeners: session.running.pool.status() } satisfies ClusterMessage)
+    } else if (kind === 'listeners-request') process.send?.({ 'fastify-pool': 'listeners', id: message.id, listeners: session.running.pool.status(), process: figures.read() } satisfies ClusterMessage)
   }
   process.on('message', on)
   return () => { process.removeListener('message', on) }

@@ -2,16 +2,16 @@
 // channel, and the worker's side of it: asking the primary for the status of
 // every worker, for the metrics summed over them, or for a rolling reload.
 import cluster from 'node:cluster'
-import type { ListenerStatus } from 'fastify-pool'
+import type { ListenerStatus, ProcessFigures } from 'fastify-pool'
 
 /** Every message carries `fastify-pool` with its kind; requests and answers carry an id. */
 export type ClusterMessage =
   | { 'fastify-pool': 'ready' }
   | { 'fastify-pool': 'stop', handOff?: boolean }
   | { 'fastify-pool': 'listeners-request', id: string }
-  | { 'fastify-pool': 'listeners', id: string, listeners: ListenerStatus[] }
+  | { 'fastify-pool': 'listeners', id: string, listeners: ListenerStatus[], process: ProcessFigures }
   | { 'fastify-pool': 'status-request', id: string }
-  | { 'fastify-pool': 'status-answer', id: string, workers: Array<{ id: number, pid: number | undefined, listeners: ListenerStatus[] }> }
+  | { 'fastify-pool': 'status-answer', id: string, workers: Array<{ id: number, pid: number | undefined, listeners: ListenerStatus[], process: ProcessFigures }>, restarts: number, primary: ProcessFigures }
   | { 'fastify-pool': 'metrics-request', id: string }
   | { 'fastify-pool': 'metrics-answer', id: string, text: string }
   | { 'fastify-pool': 'roll-request', id: string }

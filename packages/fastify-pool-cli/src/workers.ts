@@ -9,7 +9,7 @@
 // the same backoff, and does not count.
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
-import { BUILTIN_DEFAULTS, clusterMetrics, hasIssues, isPoolError, type ListenerStatus } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, clusterMetrics, hasIssues, isPoolError, ProcessSampler, type ListenerStatus, type ProcessFigures } from 'fastify-pool'
 import type { Logger } from 'pino'
 import { displayPath, formatIssue, loadConfigFile, type FileIssue, type LoadedConfig } from './config-file.ts'
 import { holdEarlySignals } from './early-signals.ts'
@@ -116,6 +116,9 @@ class Supervisor {
   #deaths: number[] = []
   /** Replacements in a row that died before they were ready. */
   #startFailures = 0
+  /** Workers started to replace one that died, since the start. */
+  #restarts = 0
+  readonly #figures = new ProcessSampler()
   #closing = false
   #respawns = new Set<NodeJS.Timeout>()
   #rolling: Promise<void> | undefined
@@ -212,7 +215,12 @@ class Supervisor {
     }
     // Not unref'd: with every worker gone, this timer is what keeps the primary
     // alive until the replacement starts; a stop clears it.
-    const timer = setTimeout(() => { this.#respawns.delete(timer); if (!this.#closing) this.#fork().catch(() => {}) }, delay)
+    const timer = setTimeout(() => {
+      this.#respawns.delete(timer)
+      if (this.#closing) return
+      this.#restarts++
+      this.#fork().catch(() => {})
+    }, delay)
     this.#respawns.add(timer)
   }
 
@@ -295,7 +303,7 @@ class Supervisor {
     const kind = message?.['fastify-pool']
     if (kind === 'status-request') {
       const statuses = await Promise.all([...this.#slots].filter(s => s.ready && s.worker.isConnected()).map(s => this.#ask(s)))
-      from.worker.send({ 'fastify-pool': 'status-answer', id: message.id, workers: statuses.filter(s => s !== undefined) } satisfies ClusterMessage)
+      from.worker.send({ 'fastify-pool': 'status-answer', id: message.id, workers: statuses.filter(s => s !== undefined), restarts: this.#restarts, primary: this.#figures.read() } satisfies ClusterMessage)
     } else if (kind === 'metrics-request') {
       const text = await clusterMetrics().catch((err: Error) => `# metrics of the workers could not be collected: ${err.message}\n`)
       from.worker.send({ 'fastify-pool': 'metrics-answer', id: message.id, text } satisfies ClusterMessage)
@@ -306,7 +314,7 @@ class Supervisor {
   }
 
   /** One worker's listeners, asked over IPC (bounded: a busy worker is left out). */
-  #ask (slot: Slot): Promise<{ id: number, pid: number | undefined, listeners: ListenerStatus[] } | undefined> {
+  #ask (slot: Slot): Promise<{ id: number, pid: number | undefined, listeners: ListenerStatus[], process: ProcessFigures } | undefined> {
     return new Promise(resolve => {
       const id = Math.random().toString(36).slice(2)
       const timer = setTimeout(() => { slot.worker.removeListener('message', on); resolve(undefined) }, 2000)
@@ -315,7 +323,7 @@ class Supervisor {
         if (m?.['fastify-pool'] !== 'listeners' || m.id !== id) return
         clearTimeout(timer)
         slot.worker.removeListener('message', on)
-        resolve({ id: slot.worker.id, pid: slot.worker.process.pid, listeners: m.listeners })
+        resolve({ id: slot.worker.id, pid: slot.worker.process.pid, listeners: m.listeners, process: m.process })
       }
       slot.worker.on('message', on)
       slot.worker.send({ 'fastify-pool': 'listeners-request', id } satisfies ClusterMessage)

@@ -133,3 +133,10 @@ export function deriveExpose (address: ListenAddress, secure: boolean, port?: nu
   if (p === 0) return undefined
   return `${secure ? 'https' : 'http'}://${urlHost(address.host)}:${p}`
 }
+
+/** True for an address only this machine can reach: loopback or a unix socket. */
+export function isLocalOnly (address: ListenAddress): boolean {
+  if (address.kind === 'unix') return true
+  const host = address.host
+  return host !== undefined && (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host))
+}

@@ -5,6 +5,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { isLocalOnly } from './address.ts'
+import { ProcessSampler, type ProcessFigures } from './process-figures.ts'
 import { isPool } from './brand.ts'
 import { browserRefusal } from './control-guard.ts'
 import { failureOf, isPoolError, quote, type ValidationIssue } from './errors.ts'
@@ -12,7 +14,7 @@ import type { Listener } from './listener.ts'
 import { ControlArgumentSchema, ControlObjectSchema, optionIssues, withDefaults } from './options.ts'
 import type { Pool } from './pool.ts'
 import { CHANNELS, type StateChange } from './state.ts'
-import type { ControlOptions, Extension, ListenAddress, ListenerStatus, NormalizedConfig } from './types.ts'
+import type { ControlOptions, Extension, ListenerStatus, NormalizedConfig } from './types.ts'
 
 interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined, status: (() => Promise<Record<string, unknown>>) | undefined }
 
@@ -20,9 +22,15 @@ interface ControlSettings { listener: string, token: string | undefined, path: s
 export interface ControlStatusBody {
   /** Milliseconds the longest-running listener has been up. */
   uptime: number
+  /** The process that answers: pid, Node, uptime, CPU, memory, event-loop delay. */
+  process: ProcessFigures
   listeners: ListenerStatus[]
-  /** With `fastify-pool start --workers`: every worker's listeners. */
-  workers?: Array<{ id: number, pid: number | undefined, listeners: ListenerStatus[] }>
+  /** With `fastify-pool start --workers`: every worker's listeners and figures. */
+  workers?: Array<{ id: number, pid: number | undefined, listeners: ListenerStatus[], process?: ProcessFigures }>
+  /** With workers: how many were started to replace one that died. */
+  restarts?: number
+  /** With workers: the primary's figures. */
+  primary?: ProcessFigures
 }
 
 /** What one listener did on a control request. */
@@ -45,12 +53,7 @@ export interface ControlActionBody { ok: boolean, action: string, results: Contr
 const ACTIONS = ['restart', 'stop', 'start'] as const
 type Action = typeof ACTIONS[number]
 
-/** True for an address only this machine can reach: loopback or a unix socket. */
-export function isLocalOnly (address: ListenAddress): boolean {
-  if (address.kind === 'unix') return true
-  const host = address.host
-  return host !== undefined && (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host))
-}
+export { isLocalOnly }
 
 /**
  * The control option with its defaults, checked against the listeners (the
@@ -82,6 +85,7 @@ export function controlIssues (option: unknown, configs: readonly NormalizedConf
 export class PoolControl implements Extension {
   readonly #settings: ControlSettings
   readonly #digest: Buffer | undefined
+  readonly #process = new ProcessSampler()
 
   constructor (settings: ControlSettings) {
     this.#settings = settings
@@ -102,7 +106,7 @@ export class PoolControl implements Extension {
         reply.header('cache-control', 'no-store')
         if (p === undefined) return await reply.code(503).send({ error: 'the pool is not ready' })
         const more = this.#settings.status === undefined ? {} : await this.#settings.status().catch((err: Error) => ({ statusError: err.message }))
-        return { uptime: p.uptime(), listeners: p.status(), ...more }
+        return { uptime: p.uptime(), process: this.#process.read(), listeners: p.status(), ...more }
       })
       for (const action of ACTIONS) {
         scope.post(`${path}/${action}`, async (request, reply) => this.#act(action, listener, pool(), request, reply))

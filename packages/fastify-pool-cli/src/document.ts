@@ -1,0 +1,117 @@
+// Reading a pool file into a plain document: YAML and JSON parsed with
+// line and column positions, a JS config imported, `${VAR}` interpolated.
+// No validation and nothing of the library but its error codes: the commands
+// that only find the running pool (ps, restart, stop, reload) load this
+// module alone, and must work while the file holds an edit that does not
+// validate yet.
+import { readFile } from 'node:fs/promises'
+import { extname, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { FST_POOL_VALIDATE } from 'fastify-pool/errors'
+import { LineCounter, parseDocument } from 'yaml'
+import { displayPath, formatIssue, type FileIssue } from './file-issue.ts'
+import { interpolate, type Env, type Interpolated } from './interpolate.ts'
+
+export interface DocumentOptions {
+  /** Variables for `${VAR}` expressions (default: process.env). */
+  env?: Env
+  /** Folder a relative `file` is resolved against (default: the working directory). */
+  cwd?: string
+  /** Turn the strings that were one whole `${VAR}` into the numbers or booleans the schema wants (config-file.ts). */
+  convert?: (doc: Record<string, unknown>, whole: Interpolated['whole']) => Record<string, unknown>
+}
+
+interface Issue { path: string, message: string, line?: number, column?: number }
+
+export const CONFIG_EXTENSIONS = ['.yaml', '.yml', '.json', '.js', '.mjs', '.cjs'] as const
+
+// JS config modules are re-imported on every load (a reload must see edits);
+// a query string is the only way past the ESM cache. Handler modules are
+// re-imported when their file changed (see moduleUrl).
+let generation = 0
+
+/**
+ * Read and interpolate a pool file, checking nothing else and importing
+ * nothing: for the commands that only need to find the running pool (they
+ * must work while the file holds an edit that does not validate yet).
+ */
+export async function readDocument (file: string, options: DocumentOptions = {}): Promise<{ file: string, doc: Record<string, unknown> }> {
+  const cwd = options.cwd ?? process.cwd()
+  const path = resolve(cwd, file)
+  const { raw, locate } = await parse(path).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => { throw fileError(path, cwd, err.issues ?? [{ path: '', message: err.message }]) })
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw fileError(path, cwd, [{ path: '', message: 'must contain an object with a "servers" list' }])
+  const { handlers: _handlers, ...rest } = raw as Record<string, unknown>
+  const issues: Issue[] = []
+  const { value, whole } = interpolate(rest, options.env ?? process.env, issues)
+  if (issues.length > 0) throw fileError(path, cwd, located(issues, 0, locate))
+  const doc = value as Record<string, unknown>
+  return { file: path, doc: options.convert === undefined ? doc : options.convert(doc, whole) }
+}
+
+export type Locate = (path: string) => { line: number, column: number } | undefined
+const nowhere: Locate = () => undefined
+
+export async function parse (path: string, given?: string, onText?: (text: string) => void): Promise<{ raw: unknown, locate: Locate }> {
+  const ext = extname(path).toLowerCase()
+  if (!(CONFIG_EXTENSIONS as readonly string[]).includes(ext)) {
+    throw new Error(`unsupported file type "${ext || '(none)'}"; expected ${CONFIG_EXTENSIONS.join(', ')}`)
+  }
+  if (ext === '.js' || ext === '.mjs' || ext === '.cjs') {
+    const url = pathToFileURL(path)
+    url.searchParams.set('load', String(++generation))
+    let mod: { default?: unknown }
+    try {
+      mod = await import(url.href)
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      throw new Error(e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(path) ? 'file not found' : `cannot be imported: ${e.message}`)
+    }
+    if (mod.default === undefined) throw new Error('has no default export; export the configuration object as default')
+    return { raw: mod.default, locate: nowhere }
+  }
+  let text: string
+  try {
+    text = given ?? await readFile(path, 'utf8')
+    onText?.(text)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new Error(code === 'ENOENT' ? 'file not found' : `cannot be read: ${(err as Error).message}`)
+  }
+  // JSON is read by the YAML parser too (YAML 1.2 contains it) for the same line and column reports.
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { prettyErrors: true, lineCounter: lines })
+  if (doc.errors.length > 0) {
+    const issues = doc.errors.map(e => ({
+      path: '',
+      message: `${ext === '.json' ? 'JSON' : 'YAML'} syntax error: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`,
+      line: e.linePos?.[0].line,
+      column: e.linePos?.[0].col
+    }))
+    throw Object.assign(new Error(issues[0]?.message), { issues })
+  }
+  const locate: Locate = (at) => {
+    const node = doc.getIn(pathKeys(at), true) as { range?: [number, number, number] } | undefined
+    if (node?.range === undefined) return undefined
+    const { line, col } = lines.linePos(node.range[0])
+    return { line, column: col }
+  }
+  return { raw: doc.toJS(), locate }
+}
+
+/** `servers[1].tls.cert` -> `['servers', 1, 'tls', 'cert']` */
+function pathKeys (at: string): Array<string | number> {
+  return [...at.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map(m => m[2] === undefined ? m[1] as string : Number(m[2]))
+}
+
+/** Problems found in the values (a `${...}` that is wrong, say) with the line and column of their value. */
+export function located (issues: readonly Issue[], from: number, locate: Locate): Issue[] {
+  return issues.map((issue, i) => i < from ? issue : { ...issue, ...locate(issue.path) })
+}
+
+/** The FST_POOL_VALIDATE error for a file: each line reads `file: path: message`. */
+export function fileError (file: string, cwd: string, issues: Array<Omit<FileIssue, 'file'>>): Error & { errors: FileIssue[], file: string } {
+  const shown = displayPath(file, cwd)
+  const list: FileIssue[] = issues.map(i => ({ ...i, file }))
+  const text = list.map(i => `  - ${formatIssue(i, shown)}`).join('\n')
+  return Object.assign(new FST_POOL_VALIDATE(text), { errors: list, file })
+}
