@@ -8,8 +8,9 @@ import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { join } from 'node:path'
-import { freePort } from './fixtures/cli.ts'
+import { BIN, freePort, run } from './fixtures/cli.ts'
 import { command, poolFile, project, started, TOKEN } from './fixtures/operate.ts'
+import { statusTable } from '../packages/fastify-pool-cli/src/operate.ts'
 
 interface Run { code: number | null, lines: { stdout: Line[], stderr: Line[] } }
 interface Line { level?: unknown, code?: unknown, message?: unknown, msg?: unknown, [key: string]: unknown }
@@ -91,4 +92,37 @@ test('every failure of the commands against a running pool, with --json, is JSON
   const gone = await command(t, dir, ['ps', '--json'])
   assert.equal(gone.code, 3)
   assert.equal(jsonLines('not running', gone).stderr[0]?.code, 'FST_POOL_NOT_RUNNING')
+})
+
+test('ps --watch refreshes until SIGINT: one JSON answer per line with --json; tables without colour when stdout is not a terminal', async (t) => {
+  const admin = await freePort()
+  const dir = project(t, poolFile(admin))
+  const pool = await started(t, dir)
+  for (const json of [true, false]) {
+    const watch = run(t, [BIN, 'ps', '--watch', ...(json ? ['--json'] : [])], { cwd: dir, env: { POOL_TOKEN: TOKEN } })
+    await watch.waitFor(out => (json ? out.split('\n').filter(l => l.startsWith('{')).length : (out.match(/^PROCESS/gm) ?? []).length) >= 2)
+    watch.proc.kill('SIGINT')
+    assert.equal((await watch.exited).code, 0)
+    const out = watch.stdout()
+    if (json) {
+      const answers = out.trim().split('\n').map(l => JSON.parse(l) as { listeners: unknown[] })
+      assert.ok(answers.length >= 2 && answers.every(a => a.listeners.length === 3))
+    } else {
+      assert.ok(!out.includes('\u001b['), 'no escape codes off a terminal')
+      assert.ok((out.match(/^NAME\s+STATE/gm) ?? []).length >= 2)
+    }
+  }
+  pool.proc.kill('SIGTERM')
+  assert.equal((await pool.exited).code, 0)
+})
+
+test('on a terminal ps colours the state only, and the columns stay aligned', () => {
+  const row = { name: 'a', bind: ':1', expose: undefined, url: 'http://x:1', handler: 'default', running: true, disabled: false, optional: false, uptime: 1000, generation: 1, inflight: 0, upgraded: 0, retiring: [], lastError: undefined, lastStop: undefined, certificate: undefined }
+  const plain = statusTable([{ ...row, state: 'running' }, { ...row, name: 'bb', state: 'failed', running: false }])
+  const coloured = statusTable([{ ...row, state: 'running' }, { ...row, name: 'bb', state: 'failed', running: false }], true)
+  assert.ok(!plain.includes('\u001b['))
+  assert.ok(coloured.includes('\u001b[32mrunning'), coloured)
+  assert.ok(coloured.includes('\u001b[31mfailed'), coloured)
+  // eslint-disable-next-line no-control-regex -- the escapes are what is checked
+  assert.equal(coloured.replace(/\u001b\[\d+m/g, ''), plain)
 })

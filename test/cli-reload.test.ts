@@ -35,6 +35,8 @@ test('one SIGHUP puts the new stopTimeout, monitor and log level in force at onc
   writeFileSync(join(dir, 'pool.yaml'), file(admin, '  stopTimeout: 1234\n  logLevel: debug', 'monitor:\n  interval: 200'))
   pool.proc.kill('SIGHUP')
   await pool.waitFor(out => /"msg":"configuration reloaded"/.test(out))
+  // The reload is logged once, at info.
+  assert.deepEqual(logLines(pool.stdout()).filter(l => l.level === 30 && /reloaded/.test(String(l.msg))).map(l => l.msg), ['configuration reloaded'])
   const reloadedAt = pool.stdout().length
   // The periodic checks run: the first that passes is logged.
   await pool.waitFor(out => logLines(out.slice(reloadedAt)).some(l => l.msg === 'health check passed' && l.listener === 'public'))

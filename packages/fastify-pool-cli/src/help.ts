@@ -64,6 +64,8 @@ The state of every listener of the running pool (of every worker with
 requests in flight, upgraded connections, certificate expiry, last error.
 
 Options:
+  -w, --watch          Refresh every 2 s until Ctrl-C, in place on a terminal (like
+                       top); with --json, one answer per line
 ${OPERATE_OPTIONS}
 
 ${OPERATE_EXIT}
@@ -130,7 +132,7 @@ const COMMANDS = Object.keys(COMMAND_HELP)
 const OPTIONS: Record<string, string> = {
   start: '-c --config -l --log-level --pretty --json --workers --watch --dev-cert --env-file --verbose -h --help',
   validate: '-c --config --json --env-file -h --help',
-  ps: '-c --config --token --json --env-file -h --help',
+  ps: '-c --config --token --json -w --watch --env-file -h --help',
   restart: '-c --config --bind --token --json --env-file -h --help',
   stop: '-c --config --bind --force --token --json --env-file -h --help',
   reload: '-c --config --token --json --env-file -h --help',

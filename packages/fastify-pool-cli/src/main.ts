@@ -44,6 +44,7 @@ Options:
                        localhost there first. For development only.
       --watch          (start) Restart the listeners of a handler module when
                        its file changes. For development only.
+                       (ps, also -w) Refresh every 2 s, in place on a terminal
       --workers <n>    (start) Run the pool in n processes sharing its sockets
                        (node:cluster), or "auto" for one per core
   -l, --log-level <l>  (start) Log level of the command and of every listener
@@ -71,7 +72,7 @@ const OPERATE = { ...COMMON, json: { type: 'boolean' }, token: { type: 'string' 
 const COMMANDS = {
   start: { ...COMMON, pretty: { type: 'boolean' }, json: { type: 'boolean' }, 'dev-cert': { type: 'boolean' }, watch: { type: 'boolean' }, workers: { type: 'string' }, 'log-level': { type: 'string', short: 'l' } },
   validate: { ...COMMON, json: { type: 'boolean' } },
-  ps: OPERATE,
+  ps: { ...OPERATE, watch: { type: 'boolean', short: 'w' } },
   restart: { ...OPERATE, bind: { type: 'boolean' } },
   stop: { ...OPERATE, bind: { type: 'boolean' }, force: { type: 'boolean' } },
   reload: OPERATE,
@@ -156,6 +157,7 @@ export async function main (argv: string[]): Promise<number> {
       field: values.bind === true ? 'bind' : 'name',
       json: values.json === true,
       force: values.force === true,
+      watch: command === 'ps' && values.watch === true,
       ...(values.token === undefined ? {} : { token: values.token })
     })
   }

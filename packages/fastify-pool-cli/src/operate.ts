@@ -18,13 +18,17 @@ export interface OperateOptions {
   /** stop: the control listener too. */
   force?: boolean
   token?: string
+  /** ps: refresh every WATCH_MS until SIGINT or SIGTERM. */
+  watch?: boolean
 }
+
+const WATCH_MS = 2000
 
 export async function operate (options: OperateOptions): Promise<number> {
   const shown = displayPath(options.file)
   try {
     const target = await controlTarget(options.file, options.token ?? process.env.FASTIFY_POOL_TOKEN)
-    if (options.command === 'ps') return await ps(target, options.json)
+    if (options.command === 'ps') return options.watch === true ? await watchPs(target, options.json) : await ps(target, options.json)
     if (options.command === 'reload') return await reload(target, options.json)
     return await act(target, options.command, options)
   } catch (err) {
@@ -42,16 +46,45 @@ export async function operate (options: OperateOptions): Promise<number> {
   }
 }
 
-async function ps (target: ControlTarget, json: boolean): Promise<number> {
+async function ps (target: ControlTarget, json: boolean, before = ''): Promise<number> {
   const { status, body } = await callControl(target, 'GET', '')
   checkAnswer(target, status, body)
   if (status !== 200) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? '')}`, EXIT.failed)
   const answer = body as unknown as ControlStatusBody
-  if (json) process.stdout.write(`${JSON.stringify(body)}\n`)
-  else if (Array.isArray(answer.workers)) process.stdout.write(statusTable(answer.workers.flatMap(w => w.listeners.map(l => ({ ...l, worker: `${w.id} (${w.pid ?? '?'})` })))))
-  else process.stdout.write(statusTable(answer.listeners))
-  if (!json) process.stdout.write(`\n${processTable(answer)}`)
+  if (json) {
+    process.stdout.write(`${JSON.stringify(body)}\n`)
+    return EXIT.ok
+  }
+  const colour = process.stdout.isTTY === true && process.env.NO_COLOR === undefined
+  const listeners = Array.isArray(answer.workers)
+    ? statusTable(answer.workers.flatMap(w => w.listeners.map(l => ({ ...l, worker: `${w.id} (${w.pid ?? '?'})` }))), colour)
+    : statusTable(answer.listeners, colour)
+  // One write: a refresh in place never shows half a table.
+  process.stdout.write(`${before}${listeners}\n${processTable(answer)}`)
   return EXIT.ok
+}
+
+/** `ps --watch`: the table again every WATCH_MS, in place on a terminal, until SIGINT or SIGTERM. */
+async function watchPs (target: ControlTarget, json: boolean): Promise<number> {
+  let stop!: () => void
+  const stopped = new Promise<void>(resolve => { stop = resolve })
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  // Clear the screen and go home, on a terminal; elsewhere each table follows the last.
+  const clear = !json && process.stdout.isTTY === true ? '\x1b[H\x1b[2J' : ''
+  try {
+    for (;;) {
+      await ps(target, json, clear === '' && !json ? '\n' : clear)
+      let timer: NodeJS.Timeout | undefined
+      const waited = new Promise<boolean>(resolve => { timer = setTimeout(() => resolve(false), WATCH_MS) })
+      const done = await Promise.race([waited, stopped.then(() => true)])
+      clearTimeout(timer)
+      if (done) return EXIT.ok
+    }
+  } finally {
+    process.removeListener('SIGINT', stop)
+    process.removeListener('SIGTERM', stop)
+  }
 }
 
 async function act (target: ControlTarget, action: 'restart' | 'stop', options: OperateOptions): Promise<number> {
@@ -93,7 +126,7 @@ function resultLine (action: string, r: ControlResult): string {
 }
 
 /** The `ps` table: one line per listener (per worker and listener with --workers). */
-export function statusTable (listeners: Array<ListenerStatus & { worker?: string }>): string {
+export function statusTable (listeners: Array<ListenerStatus & { worker?: string }>, colour = false): string {
   const workers = listeners.some(l => l.worker !== undefined)
   const rows = [[...(workers ? ['WORKER'] : []), 'NAME', 'STATE', 'URL', 'GEN', 'UPTIME', 'INFLIGHT', 'UPGRADED', 'CERT EXPIRES', 'LAST ERROR']]
   for (const l of listeners) {
@@ -111,7 +144,19 @@ export function statusTable (listeners: Array<ListenerStatus & { worker?: string
     ])
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map(r => r[i]!.length)))
-  return rows.map(r => r.map((cell, i) => i === r.length - 1 ? cell : cell.padEnd(widths[i]!)).join('  ')).join('\n') + '\n'
+  const state = workers ? 2 : 1
+  return rows.map((r, row) => r.map((cell, i) => {
+    const padded = i === r.length - 1 ? cell : cell.padEnd(widths[i]!)
+    // Colour after padding, so that the escapes do not count in the widths.
+    return colour && row > 0 && i === state ? paint(cell, padded) : padded
+  }).join('  ')).join('\n') + '\n'
+}
+
+const COLOURS: Record<string, string> = { running: '32', draining: '33', starting: '33', failed: '31', stopped: '2', disabled: '2' }
+
+function paint (state: string, text: string): string {
+  const code = COLOURS[state]
+  return code === undefined ? text : `\x1b[${code}m${text}\x1b[0m`
 }
 
 /** The generation serving, and how many older ones still finish requests or keep upgraded connections. */

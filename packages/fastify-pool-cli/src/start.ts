@@ -16,7 +16,7 @@ import { watchFiles } from './watch.ts'
 import { holdEarlySignals } from './early-signals.ts'
 import { causeCode, writeError, writeProblems } from './output.ts'
 import { askPrimary, sourceFromPrimary, type ClusterMessage } from './worker-messages.ts'
-import { runPrimary, workerCount } from './workers.ts'
+import { runPrimary, workerCount, type WorkersOptions } from './workers.ts'
 import { UsageError } from './usage-error.ts'
 
 export interface StartOptions {
@@ -59,6 +59,16 @@ interface Session {
   handOff: boolean
   /** --log-level, which wins over the file's on every reload. */
   logLevel: string | undefined
+}
+
+/**
+ * From code: run a pool file in workers, as `fastify-pool start --workers`
+ * does. Call it at the top of the script: the workers run the same script,
+ * and there it starts the pool instead. Resolves with the exit code once the
+ * pool is up (in a worker) or once every worker is gone (in the primary).
+ */
+export async function runWorkers (options: WorkersOptions): Promise<number> {
+  return start({ file: options.file, pretty: options.pretty ?? false, workers: options.workers ?? 'auto', ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }) })
 }
 
 export async function start (options: StartOptions): Promise<number> {

@@ -29,17 +29,6 @@ export interface WorkersOptions {
   logLevel?: string
 }
 
-/**
- * From code: run a pool file in workers, as `fastify-pool start --workers`
- * does. Call it at the top of the script: the workers run the same script,
- * and there it starts the pool instead. Resolves with the exit code once the
- * pool is up (in a worker) or once every worker is gone (in the primary).
- */
-export async function runWorkers (options: WorkersOptions): Promise<number> {
-  const { start } = await import('./start.ts')
-  return start({ file: options.file, pretty: options.pretty ?? false, workers: options.workers ?? 'auto' })
-}
-
 /** Deaths within this many milliseconds that make a crash loop. */
 const CRASH_WINDOW = 60_000
 const CRASH_LIMIT = 5

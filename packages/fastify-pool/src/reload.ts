@@ -109,7 +109,8 @@ export async function reload (current: Iterable<Listener>, settings: ReloadSetti
   const report: ReloadReport = { added: [], removed: [], changed: [], moved: [], unchanged: [] }
   const key = { add: 'added', remove: 'removed', change: 'changed', move: 'moved', keep: 'unchanged' } as const
   for (const s of steps) report[key[s.kind]].push(s.name)
-  settings.ctx.logger?.info(report, 'pool reloaded')
+  // At debug: whoever called reload() has the report (the command logs it once, with the listeners).
+  settings.ctx.logger?.debug(report, 'pool reloaded')
   return { report, listeners: next, handlers, stopTimeout, defaults, baseDir }
 }
 
