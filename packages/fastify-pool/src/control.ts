@@ -6,6 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isLocalOnly } from './address.ts'
+import { DASHBOARD_CSS, DASHBOARD_HEADERS, DASHBOARD_JS, dashboardHtml } from './dashboard.ts'
 import { ProcessSampler, type ProcessFigures } from './process-figures.ts'
 import { isPool } from './brand.ts'
 import { browserRefusal } from './control-guard.ts'
@@ -22,6 +23,8 @@ interface ControlSettings { listener: string, token: string | undefined, path: s
 export interface ControlStatusBody {
   /** Milliseconds the longest-running listener has been up. */
   uptime: number
+  /** The listener that serves this API. */
+  control: string
   /** The process that answers: pid, Node, uptime, CPU, memory, event-loop delay. */
   process: ProcessFigures
   listeners: ListenerStatus[]
@@ -106,7 +109,7 @@ export class PoolControl implements Extension {
         reply.header('cache-control', 'no-store')
         if (p === undefined) return await reply.code(503).send({ error: 'the pool is not ready' })
         const more = this.#settings.status === undefined ? {} : await this.#settings.status().catch((err: Error) => ({ statusError: err.message }))
-        return { uptime: p.uptime(), process: this.#process.read(), listeners: p.status(), ...more }
+        return { uptime: p.uptime(), control: listener, process: this.#process.read(), listeners: p.status(), ...more }
       })
       for (const action of ACTIONS) {
         scope.post(`${path}/${action}`, async (request, reply) => this.#act(action, listener, pool(), request, reply))
@@ -114,6 +117,21 @@ export class PoolControl implements Extension {
       scope.post(`${path}/reload`, async (_request, reply) => this.#reload(listener, pool(), reply))
     }
     app.register(routes)
+    app.register(async (scope) => this.#dashboard(scope, path))
+  }
+
+  /**
+   * The status page. It holds no data, so with a token it is served without
+   * one (a browser cannot add the header to a navigation; the page asks for
+   * the token, and sends it with each request for data). Without a token the
+   * browser checks of the API apply to it too.
+   */
+  #dashboard (scope: FastifyInstance, path: string): void {
+    if (this.#digest === undefined) scope.addHook('onRequest', async (request, reply) => this.#authorize(request, reply))
+    const page = dashboardHtml(path)
+    scope.get(`${path}/dashboard`, async (_request, reply) => reply.headers(DASHBOARD_HEADERS).type('text/html; charset=utf-8').send(page))
+    scope.get(`${path}/dashboard.css`, async (_request, reply) => reply.headers(DASHBOARD_HEADERS).type('text/css; charset=utf-8').send(DASHBOARD_CSS))
+    scope.get(`${path}/dashboard.js`, async (_request, reply) => reply.headers(DASHBOARD_HEADERS).type('text/javascript; charset=utf-8').send(DASHBOARD_JS))
   }
 
   async #authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
