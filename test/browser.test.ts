@@ -5,19 +5,15 @@
 // and the listener keeps serving.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createPool } from 'fastify-pool'
 import { send } from './fixtures/lifecycle.ts'
-import { tempDir } from './fixtures/cli.ts'
-import { owned, track } from './fixtures/owned.ts'
+import { dumpDom, NO_CHROMIUM } from './fixtures/chromium.ts'
 
-const CHROMIUM = ['chromium', 'chromium-browser', 'google-chrome'].find(c => spawnSync(c, ['--version'], { stdio: 'ignore' }).status === 0)
-
-test('a page of another site cannot stop a listener through the control API (fetch no-cors, a form)', { skip: CHROMIUM === undefined ? 'no chromium on this machine (apt-get install chromium)' : false, timeout: 60_000 }, async (t) => {
+test('a page of another site cannot stop a listener through the control API (fetch no-cors, a form)', { skip: NO_CHROMIUM, timeout: 60_000 }, async (t) => {
   const pool = createPool({
     control: { listener: 'admin' },
     servers: [{ name: 'public', listen: '127.0.0.1:0' }, { name: 'admin', listen: '127.0.0.1:0' }],
@@ -52,21 +48,7 @@ fetch(${JSON.stringify(target)}, { method: 'POST', mode: 'no-cors' })
   t.after(() => new Promise(resolve => attacker.close(resolve)))
   const attackerPort = (attacker.address() as AddressInfo).port
 
-  const profile = tempDir(t, 'fastify-pool-chromium-')
-  const browser = track(spawn(...owned(CHROMIUM as string, [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-extensions',
-    `--user-data-dir=${profile}`,
-    '--host-resolver-rules=MAP evil.example 127.0.0.1',
-    '--virtual-time-budget=10000',
-    '--dump-dom',
-    `http://evil.example:${attackerPort}/`
-  ]), { stdio: ['ignore', 'pipe', 'pipe'] }))
-  let dom = ''
-  browser.stdout?.setEncoding('utf8').on('data', (c: string) => { dom += c })
-  browser.stderr?.resume()
-  const killer = setTimeout(() => browser.kill('SIGKILL'), 45_000)
-  t.after(() => { clearTimeout(killer); if (browser.exitCode === null) browser.kill('SIGKILL') })
-  await once(browser, 'exit')
+  const dom = await dumpDom(t, `http://evil.example:${attackerPort}/`, ['--host-resolver-rules=MAP evil.example 127.0.0.1'], 10_000)
 
   assert.equal(pageServed > 0, true, 'the browser loaded the attacking page')
   assert.match(dom, /<title>done<\/title>/, 'the page ran its attack to the end')

@@ -4,17 +4,11 @@
 // with a token asks for it instead of showing data.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import { createPool, type ControlOptions, type Pool } from 'fastify-pool'
 import { send } from './fixtures/lifecycle.ts'
-import { tempDir } from './fixtures/cli.ts'
-import { owned, track } from './fixtures/owned.ts'
-
-const CHROMIUM = ['chromium', 'chromium-browser', 'google-chrome'].find(c => spawnSync(c, ['--version'], { stdio: 'ignore' }).status === 0)
-const skip = CHROMIUM === undefined ? 'no chromium on this machine (apt-get install chromium)' : false
+import { dumpDom, NO_CHROMIUM as skip } from './fixtures/chromium.ts'
 
 function makePool (t: TestContext, control: ControlOptions = { listener: 'admin' }): Pool {
   const pool = createPool({
@@ -26,21 +20,7 @@ function makePool (t: TestContext, control: ControlOptions = { listener: 'admin'
   return pool
 }
 
-/** The page's DOM once the browser's virtual time ran out. */
-async function dump (t: TestContext, url: string): Promise<string> {
-  const profile = tempDir(t, 'fastify-pool-chromium-')
-  const browser = track(spawn(...owned(CHROMIUM as string, [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-extensions',
-    `--user-data-dir=${profile}`, '--virtual-time-budget=7000', '--dump-dom', url
-  ]), { stdio: ['ignore', 'pipe', 'pipe'] }))
-  let dom = ''
-  browser.stdout?.setEncoding('utf8').on('data', (c: string) => { dom += c })
-  browser.stderr?.resume()
-  const killer = setTimeout(() => browser.kill('SIGKILL'), 45_000)
-  t.after(() => { clearTimeout(killer); if (browser.exitCode === null) browser.kill('SIGKILL') })
-  await once(browser, 'exit')
-  return dom
-}
+const dump = (t: TestContext, url: string): Promise<string> => dumpDom(t, url)
 
 test('the status page renders every listener and process, and refreshes itself: a restart between two polls shows', { skip, timeout: 60_000 }, async (t) => {
   const pool = makePool(t)
