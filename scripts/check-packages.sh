@@ -146,6 +146,34 @@ PS_MS="$(cd "$P" && node -e "
   console.log(Math.round(runs.sort((a, b) => a - b)[2]))")"
 echo "fastify-pool ps: ${PS_MS} ms (median of 5; target 150)"
 [ "$PS_MS" -lt 600 ] || { echo "fastify-pool ps took ${PS_MS} ms: it loads more than talking to the control API needs" >&2; exit 1; }
+# The operator's view from the installed packages: one command's help, a
+# completion script bash accepts, --json on a failure path (every line JSON,
+# with a code), and the status page served by the installed library.
+(cd "$P" && npx fastify-pool help stop | grep -q '^Usage: fastify-pool stop GLOB') || { echo "help stop" >&2; exit 1; }
+(cd "$P" && npx fastify-pool completion bash | bash -n) || { echo "completion bash" >&2; exit 1; }
+cat > "$P/bad.yaml" <<'YAML'
+servers:
+  - { name: a, listen: "127.0.0.1:${PORT" }
+YAML
+(cd "$P" && { npx fastify-pool validate --json bad.yaml 2>&1 || true; } | node -e "
+  const lines = require('fs').readFileSync(0, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l))
+  if (!lines.some(l => l.code === 'FST_POOL_VALIDATE' && l.path === 'servers[0].listen' && l.line === 2)) { console.error(JSON.stringify(lines)); process.exit(1) }") \
+  || { echo "validate --json" >&2; exit 1; }
+cat > "$P/page.mjs" <<'JS'
+import { createPool } from 'fastify-pool'
+const pool = createPool({ control: { listener: 'admin' }, servers: [{ name: 'admin', listen: '127.0.0.1:0' }] })
+await pool.start()
+const base = `${pool.load('admin').url}/pool`
+for (const [path, type] of [['/dashboard', 'text/html'], ['/dashboard.js', 'text/javascript'], ['/dashboard.css', 'text/css']]) {
+  const res = await fetch(base + path)
+  if (res.status !== 200 || !res.headers.get('content-type').startsWith(type)) throw new Error(`${path}: ${res.status} ${res.headers.get('content-type')}`)
+}
+const status = await (await fetch(base)).json()
+if (status.process?.pid !== process.pid) throw new Error('GET /pool has no process figures')
+await pool.stop()
+console.log('status page ok')
+JS
+(cd "$P" && node page.mjs)
 
 step "the scaffolder"
 (cd "$P" && npx create-fastify-pool my-app >/dev/null)
