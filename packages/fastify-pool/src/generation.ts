@@ -205,7 +205,7 @@ async function endUpgraded (gen: Generation, limits: RetireLimits): Promise<numb
 }
 
 /** Resolves when `done` does, or after `ms`, whichever is first; its timer does not hold the process. */
-export async function within (done: Promise<void>, ms: number): Promise<void> {
+async function within (done: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined
   const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, ms); timer.unref() })
   await Promise.race([done, deadline])
