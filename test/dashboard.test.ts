@@ -47,6 +47,7 @@ test('the status page renders every listener and process, and refreshes itself: 
   for (const name of ['public', 'api', 'admin']) assert.match(row(name), /class="state-running">running</, `${name}: ${row(name)}`)
   assert.match(row('api'), /class="generation">2</, 'the restart shows after the next poll')
   assert.match(row('public'), /class="generation">1</)
+  assert.match(row('public'), /class="rate">metrics off</, 'without metrics the page says why there are no request figures')
   assert.match(row('public'), /<button>restart<\/button><button>stop<\/button>/)
   assert.doesNotMatch(row('admin'), /<button>stop/, 'no stop for the listener that serves the API')
   assert.match(dom, new RegExp(`<td>pool</td><td>${process.pid}</td><td>${process.version.replace(/\./g, '\\.')}</td>`))

@@ -2,7 +2,7 @@
 // `fastify-pool start`, through its control API, found through the same
 // pool file. Results go to stdout (a table, or JSON with --json), problems
 // to stderr, and the exit code says which (see EXIT).
-import type { ControlActionBody, ControlResult, ControlStatusBody, ListenerStatus, ProcessFigures } from 'fastify-pool'
+import type { ControlActionBody, ControlResult, ControlStatusBody, ListenerStatus, ProcessFigures, TrafficFigures } from 'fastify-pool'
 import { hasIssues } from 'fastify-pool/errors'
 import { displayPath, type FileIssue } from './file-issue.ts'
 import { jsonOutput, writeError, writeProblems } from './output.ts'
@@ -128,7 +128,9 @@ function resultLine (action: string, r: ControlResult): string {
 /** The `ps` table: one line per listener (per worker and listener with --workers). */
 export function statusTable (listeners: Array<ListenerStatus & { worker?: string }>, colour = false): string {
   const workers = listeners.some(l => l.worker !== undefined)
-  const rows = [[...(workers ? ['WORKER'] : []), 'NAME', 'STATE', 'URL', 'GEN', 'UPTIME', 'INFLIGHT', 'UPGRADED', 'CERT EXPIRES', 'LAST ERROR']]
+  // Traffic comes with metrics on (the request-duration histogram); without them the columns are left out.
+  const traffic = listeners.some(l => l.traffic !== undefined)
+  const rows = [[...(workers ? ['WORKER'] : []), 'NAME', 'STATE', 'URL', 'GEN', 'UPTIME', 'INFLIGHT', 'UPGRADED', ...(traffic ? ['REQ/S', '5XX', 'P50', 'P99'] : []), 'CERT EXPIRES', 'LAST ERROR']]
   for (const l of listeners) {
     rows.push([
       ...(workers ? [l.worker ?? '-'] : []),
@@ -139,6 +141,7 @@ export function statusTable (listeners: Array<ListenerStatus & { worker?: string
       l.uptime === 0 ? '-' : duration(l.uptime),
       String(l.inflight),
       String(l.upgraded),
+      ...(traffic ? trafficCells(l.traffic) : []),
       l.certificate === undefined ? '-' : `${l.certificate.notAfter.slice(0, 10)} (${l.certificate.daysLeft} d)`,
       l.lastError ?? '-'
     ])
@@ -150,6 +153,13 @@ export function statusTable (listeners: Array<ListenerStatus & { worker?: string
     // Colour after padding, so that the escapes do not count in the widths.
     return colour && row > 0 && i === state ? paint(cell, padded) : padded
   }).join('  ')).join('\n') + '\n'
+}
+
+/** Rate, 5xx share and latency, as the table shows them. */
+export function trafficCells (t: TrafficFigures | undefined): string[] {
+  if (t === undefined) return ['-', '-', '-', '-']
+  const ms = (n: number | null): string => n === null ? '-' : n < 10 ? `${n.toFixed(1)} ms` : `${Math.round(n)} ms`
+  return [t.rate < 10 ? t.rate.toFixed(1) : String(Math.round(t.rate)), t.errorRate === null ? '-' : `${(t.errorRate * 100).toFixed(1)} %`, ms(t.p50), ms(t.p99)]
 }
 
 const COLOURS: Record<string, string> = { running: '32', draining: '33', starting: '33', failed: '31', stopped: '2', disabled: '2' }

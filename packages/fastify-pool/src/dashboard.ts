@@ -30,7 +30,7 @@ export function dashboardHtml (path: string): string {
 <form id="token" hidden><label>Control token <input type="password" name="token" autocomplete="off"></label><button>Use</button></form>
 <p id="error" hidden></p>
 <section><h2>Listeners</h2>
-<table id="listeners"><thead><tr><th>worker</th><th>name</th><th>state</th><th>url</th><th>generation</th><th>uptime</th><th>in flight</th><th>upgraded</th><th>certificate</th><th>last error</th><th></th></tr></thead><tbody></tbody></table>
+<table id="listeners"><thead><tr><th>worker</th><th>name</th><th>state</th><th>url</th><th>generation</th><th>uptime</th><th>in flight</th><th>upgraded</th><th title="responses per second, about the last 10 s">req/s</th><th title="share of 5xx responses">5xx</th><th>p50</th><th>p99</th><th>certificate</th><th>last error</th><th></th></tr></thead><tbody></tbody></table>
 </section>
 <section><h2>Processes</h2>
 <table id="processes"><thead><tr><th>process</th><th>pid</th><th>node</th><th>uptime</th><th>cpu</th><th>rss</th><th>heap</th><th>loop delay p99</th></tr></thead><tbody></tbody></table>
@@ -83,6 +83,10 @@ function show (message) {
   p.hidden = message === ''
 }
 
+function ms (n) {
+  return n === null || n === undefined ? '-' : (n < 10 ? n.toFixed(1) : String(Math.round(n))) + ' ms'
+}
+
 function render (status) {
   const control = status.control
   const rows = Array.isArray(status.workers)
@@ -102,6 +106,12 @@ function render (status) {
     cell(row, duration(l.uptime))
     cell(row, String(l.inflight))
     cell(row, String(l.upgraded ?? 0))
+    // Traffic comes with metrics on; without them these cells say so.
+    const t = l.traffic
+    cell(row, t ? (t.rate < 10 ? t.rate.toFixed(1) : String(Math.round(t.rate))) : 'metrics off', 'rate')
+    cell(row, t && t.errorRate !== null ? (t.errorRate * 100).toFixed(1) + ' %' : '-', 'errors')
+    cell(row, t ? ms(t.p50) : '-', 'p50')
+    cell(row, t ? ms(t.p99) : '-', 'p99')
     cell(row, l.certificate ? l.certificate.notAfter.slice(0, 10) + ' (' + l.certificate.daysLeft + ' d)' : '-')
     cell(row, l.lastError || '-')
     const actions = row.insertCell()

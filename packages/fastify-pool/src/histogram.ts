@@ -39,6 +39,9 @@ export class RouteHistogram {
     return series
   }
 
+  /** Every series, for a reader that adds them up (traffic.ts). */
+  all (): IterableIterator<Series> { return this.#series.values() }
+
   /** Count one observation, in seconds. */
   observe (series: Series, seconds: number): void {
     const buckets = this.buckets

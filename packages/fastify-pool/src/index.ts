@@ -12,6 +12,7 @@ export { PoolFileSchema, ListenerConfigSchema, PoolDefaultsSchema, TlsSchema, He
 export { certificateInfo, EXPIRY_WARNING_DAYS, DEFAULT_CIPHERS, DEFAULT_ECDH_CURVE, type CertificateInfo, type TlsConfig } from './tls.ts'
 export type { ControlOptions, Factory, Field, Handler, Handlers, ListenerState, ListenerStatus, MetricsOptions, PoolOptions, RestartReport, RetireReport, RetiringStatus, StopOptions, StopReport } from './types.ts'
 export type { PoolClosing } from './closing.ts'
+export type { TrafficFigures } from './traffic.ts'
 export { ProcessSampler, type ProcessFigures } from './process-figures.ts'
 export * as errors from './errors.ts'
 export { isPoolError, hasIssues } from './errors.ts'

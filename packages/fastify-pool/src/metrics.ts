@@ -12,6 +12,7 @@ import type * as PromClient from 'prom-client'
 import type { Counter, Gauge, Registry } from 'prom-client'
 import { RouteHistogram } from './histogram.ts'
 import { ListenerRecorder, recordingOptions, recordWithHooks } from './recording.ts'
+import { TrafficWindow, type TrafficFigures } from './traffic.ts'
 import { isPool } from './brand.ts'
 import { quote, type ValidationIssue } from './errors.ts'
 import { Type } from '@sinclair/typebox'
@@ -156,11 +157,13 @@ export class PoolMetrics implements MetricsSink {
   #pools = new Set<WeakRef<object & Iterable<Listener>>>()
   /** Each listener's recorder of request durations. */
   #recorders = new Map<string, ListenerRecorder>()
+  readonly #traffic: TrafficWindow
 
   constructor (settings: MetricsSettings) {
     this.settings = settings
     this.registry = settings.registry ?? new (promClient().Registry)()
     this.#family = family(this.registry)
+    this.#traffic = new TrafficWindow(this.#family.duration)
     this.#family.sinks.add(new WeakRef(this))
     if (settings.defaultMetrics) processRegistry()
     listenToEvents()
@@ -216,6 +219,13 @@ export class PoolMetrics implements MetricsSink {
     if (!this.settings.defaultMetrics || this.registry.getSingleMetric('process_cpu_user_seconds_total') !== undefined) return own
     return `${await processRegistry().metrics()}\n${own}`
   }
+
+  /**
+   * Each listener's request rate, 5xx share and p50/p99 latency over about
+   * the last 10 s (traffic.ts), by listener name, from the request-duration
+   * histogram of the registry.
+   */
+  traffic (names?: Iterable<string>): Map<string, TrafficFigures> { return this.#traffic.read(names) }
 
   restarted (listener: string): void { this.#family.restarts.inc({ listener }) }
   cut (listener: string, n: number): void { this.#family.cut.inc({ listener }, n) }

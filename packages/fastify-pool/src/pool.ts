@@ -277,8 +277,14 @@ export class Pool implements Iterable<Listener> {
     return max
   }
 
-  /** A snapshot of every listener's state. */
-  status (): ListenerStatus[] { return [...this.#listeners.values()].map(l => l.status) }
+  /** A snapshot of every listener's state (with metrics on, its traffic too). */
+  status (): ListenerStatus[] {
+    const traffic = this.#settings.metrics?.traffic(this.#listeners.keys())
+    return [...this.#listeners.values()].map(l => {
+      const figures = traffic?.get(l.name)
+      return figures === undefined ? l.status : { ...l.status, traffic: figures }
+    })
+  }
 
   /** Run a request through one listener's Fastify instance, without a socket. */
   inject (key: string, request: InjectOptions | string): Promise<LightMyRequestResponse> {

@@ -6,6 +6,7 @@ import type { LoggerOptions } from 'pino'
 import type { Registry } from 'prom-client'
 import type { Static } from '@sinclair/typebox'
 import type { ListenerConfigSchema, LogLevel, PoolDefaultsSchema, TlsFileConfig } from './schema.ts'
+import type { TrafficFigures } from './traffic.ts'
 
 /**
  * A Fastify plugin that adds routes to a listener: `async (app, opts) => {}` or
@@ -115,6 +116,8 @@ export interface ListenerStatus {
   lastStop: StopReport | undefined
   /** The TLS certificate served (TLS listeners, once started): subject, expiry, days left. */
   certificate: { subject: string, notAfter: string, daysLeft: number } | undefined
+  /** With metrics on: responses per second, 5xx share and p50/p99 latency over about the last 10 s (docs/operations.md). */
+  traffic?: TrafficFigures
 }
 
 /** A generation that a swap left retiring. */
