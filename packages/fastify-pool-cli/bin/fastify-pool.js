@@ -14,6 +14,9 @@ const early = { signal: undefined, release () { process.removeListener('SIGINT',
 function onEarly (signal) { early.signal ??= signal }
 process.on('SIGINT', onEarly)
 process.on('SIGTERM', onEarly)
+// SIGUSR2 asks a running pool to upgrade (replace its process); until the
+// command can, it is ignored rather than let end the process (its default).
+process.on('SIGUSR2', () => {})
 globalThis[Symbol.for('fastify-pool.early-signals')] = early
 
 const dist = new URL('../dist/main.js', import.meta.url)

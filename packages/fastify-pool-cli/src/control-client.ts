@@ -64,6 +64,7 @@ export async function controlTarget (file: string, token: string | undefined): P
     const p = parseListen(s.listen, dirname(file))
     if (p === undefined || !p.ok) return []
     if (p.address.kind === 'unix') return [{ name: s.name, connect: { path: p.address.path } }]
+    if (p.address.kind !== 'tcp') return []
     return p.address.port === 0 ? [] : [{ name: s.name, connect: { host: connectHost(p.address.host), port: p.address.port } }]
   })
   const path = typeof control.path === 'string' ? control.path : '/pool'
@@ -71,6 +72,9 @@ export async function controlTarget (file: string, token: string | undefined): P
   const secure = tls !== undefined && tls !== false
   const given = token ?? (typeof control.token === 'string' ? control.token : undefined)
   const base = { headers: given === undefined ? {} : { authorization: `Bearer ${given}` } }
+  if (address.kind === 'fd' || address.kind === 'systemd') {
+    throw new ControlError(`the control listener "${name}" listens on a socket passed to the process (${server.listen as string}), which the command cannot find from the file; give it a TCP or unix address`, EXIT.failed)
+  }
   if (address.kind === 'unix') {
     return { where: `unix:${address.path} ${path}`, path, secure, token: given, name, others, options: { ...base, socketPath: address.path } }
   }
@@ -94,12 +98,12 @@ function connectHost (host: string | undefined): string {
 }
 
 /** One request to the control API; resolves with the status and the parsed JSON body. */
-export function callControl (target: ControlTarget, method: 'GET' | 'POST', subpath: string, query: Record<string, string> = {}): Promise<{ status: number, body: Record<string, unknown> }> {
+export function callControl (target: ControlTarget, method: 'GET' | 'POST', subpath: string, query: Record<string, string> = {}, json?: object, waitMs = 60_000): Promise<{ status: number, body: Record<string, unknown> }> {
   const search = new URLSearchParams(query).toString()
   const path = `${target.path}${subpath}${search === '' ? '' : `?${search}`}`
   const send = target.secure ? httpsRequest : httpRequest
   return new Promise((resolve, reject) => {
-    const req = send({ ...target.options, method, path, timeout: 60_000 }, (res) => {
+    const req = send({ ...target.options, method, path, timeout: waitMs }, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => { text += chunk })
@@ -113,14 +117,16 @@ export function callControl (target: ControlTarget, method: 'GET' | 'POST', subp
         resolve({ status: res.statusCode ?? 0, body })
       })
     })
-    req.on('timeout', () => req.destroy(new Error('no answer within 60 s')))
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${Math.round(waitMs / 1000)} s`)))
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') {
         notAnswering(target, err.code).then(reject, reject)
       } else reject(new ControlError(`cannot reach the pool at ${target.where}: ${err.message}`, EXIT.failed))
     })
-    if (method === 'POST') req.setHeader('content-length', 0)
-    req.end()
+    const payload = json === undefined ? undefined : JSON.stringify(json)
+    if (payload !== undefined) req.setHeader('content-type', 'application/json')
+    if (method === 'POST') req.setHeader('content-length', Buffer.byteLength(payload ?? ''))
+    req.end(payload)
   })
 }
 

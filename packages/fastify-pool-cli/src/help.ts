@@ -18,7 +18,8 @@ export const COMMAND_HELP = {
 
 Start every listener of the file and serve until SIGTERM or SIGINT, which run
 the shutdown sequence (readiness 503 for defaults.shutdownDelay, then the
-drain within defaults.stopTimeout). SIGHUP reloads the file in place.
+drain within defaults.stopTimeout). SIGHUP reloads the file in place;
+SIGUSR2 replaces the process (see fastify-pool help upgrade).
 ${FILE}
 
 Options:
@@ -31,6 +32,8 @@ Options:
       --watch            Reload when the file or a handler module changes (development)
       --dev-cert         Write a self-signed localhost certificate where the file names
                          TLS files that do not exist (development)
+      --pid-file <f>     Write the serving process's pid there, atomically (after an
+                         upgrade the new process writes its own)
       --env-file <f>     Read environment variables from this file first
       --verbose          Print stack traces of unexpected errors
 
@@ -118,6 +121,28 @@ ${OPERATE_EXIT}
 Example:
   fastify-pool reload && fastify-pool ps
 `,
+  upgrade: `Usage: fastify-pool upgrade [file] [options]
+
+Replace the whole running process without closing a port, as SIGUSR2 does:
+it starts a new process with the same command line (the node the command
+names now, the file and handler modules read afresh) and hands it every
+listening socket; once all its listeners are ready, the old process drains
+(requests on its open connections are answered with Connection: close) and
+exits 0. A new process that fails, exits or is not ready in time is stopped,
+and the old one serves on unchanged. Refused during a stop, while another
+upgrade runs, and with --workers.
+
+Options:
+      --node <path>      Run the new process with this node binary (taken only
+                         from a control listener on loopback or a unix socket)
+      --timeout <ms>     How long the new process may take to be ready (default 60000)
+${OPERATE_OPTIONS}
+
+${OPERATE_EXIT}
+
+Example:
+  fastify-pool upgrade --node /opt/node-24/bin/node && fastify-pool ps
+`,
   completion: `Usage: fastify-pool completion bash|zsh
 
 Print a completion script for the shell: commands, options, pool files.
@@ -130,12 +155,13 @@ Example:
 
 const COMMANDS = Object.keys(COMMAND_HELP)
 const OPTIONS: Record<string, string> = {
-  start: '-c --config -l --log-level --pretty --json --workers --watch --dev-cert --env-file --verbose -h --help',
+  start: '-c --config -l --log-level --pretty --json --workers --watch --dev-cert --pid-file --env-file --verbose -h --help',
   validate: '-c --config --json --env-file -h --help',
   ps: '-c --config --token --json -w --watch --env-file -h --help',
   restart: '-c --config --bind --token --json --env-file -h --help',
   stop: '-c --config --bind --force --token --json --env-file -h --help',
   reload: '-c --config --token --json --env-file -h --help',
+  upgrade: '-c --config --node --timeout --token --json --env-file -h --help',
   completion: 'bash zsh'
 }
 
@@ -149,7 +175,7 @@ _fastify_pool () {
     return
   fi
   case "$prev" in
-    -c|--config|--env-file) COMPREPLY=( $(compgen -f -- "$cur") ); return ;;
+    -c|--config|--env-file|--pid-file|--node) COMPREPLY=( $(compgen -f -- "$cur") ); return ;;
     -l|--log-level) COMPREPLY=( $(compgen -W "fatal error warn info debug trace silent" -- "$cur") ); return ;;
     help) COMPREPLY=( $(compgen -W "${COMMANDS.join(' ')}" -- "$cur") ); return ;;
   esac

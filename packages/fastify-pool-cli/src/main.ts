@@ -24,6 +24,7 @@ Commands for a running pool (through the control API its file configures):
   restart [GLOB]     Restart the listeners whose name matches (all without GLOB)
   stop GLOB          Drain and stop the listeners whose name matches
   reload             Re-read the file and apply it in place
+  upgrade            Replace the whole process (new Node, dependencies, code) without closing a port
 
   help <command>     What a command takes: its arguments, options, exit codes, an example
   completion bash|zsh  Print a shell completion script
@@ -47,13 +48,18 @@ Options:
                        (ps, also -w) Refresh every 2 s, in place on a terminal
       --workers <n>    (start) Run the pool in n processes sharing its sockets
                        (node:cluster), or "auto" for one per core
+      --pid-file <f>   (start) Write the serving process's pid there (an upgrade's
+                       successor writes its own)
+      --node <path>    (upgrade) Run the new process with this node binary
+      --timeout <ms>   (upgrade) How long the new process may take to be ready
+                       (default 60000)
   -l, --log-level <l>  (start) Log level of the command and of every listener
                        whose file section sets none: fatal, error, warn, info,
                        debug, trace or silent (default: the file's, else info)
       --bind           (restart, stop) GLOB matches listen addresses, not names
       --force          (stop) Stop the listener that serves the control API too;
                        every command is cut off from the pool until a restart
-      --token <token>  (ps, restart, stop, reload) The control token, if not the
+      --token <token>  (ps, restart, stop, reload, upgrade) The control token, if not the
                        file's (also FASTIFY_POOL_TOKEN)
       --verbose        Print stack traces of unexpected errors
   -h, --help           Show this help
@@ -70,12 +76,13 @@ const COMMON = {
 } as const
 const OPERATE = { ...COMMON, json: { type: 'boolean' }, token: { type: 'string' } } as const
 const COMMANDS = {
-  start: { ...COMMON, pretty: { type: 'boolean' }, json: { type: 'boolean' }, 'dev-cert': { type: 'boolean' }, watch: { type: 'boolean' }, workers: { type: 'string' }, 'log-level': { type: 'string', short: 'l' } },
+  start: { ...COMMON, pretty: { type: 'boolean' }, json: { type: 'boolean' }, 'dev-cert': { type: 'boolean' }, watch: { type: 'boolean' }, workers: { type: 'string' }, 'log-level': { type: 'string', short: 'l' }, 'pid-file': { type: 'string' } },
   validate: { ...COMMON, json: { type: 'boolean' } },
   ps: { ...OPERATE, watch: { type: 'boolean', short: 'w' } },
   restart: { ...OPERATE, bind: { type: 'boolean' } },
   stop: { ...OPERATE, bind: { type: 'boolean' }, force: { type: 'boolean' } },
   reload: OPERATE,
+  upgrade: { ...OPERATE, node: { type: 'string' }, timeout: { type: 'string' } },
   completion: { help: { type: 'boolean', short: 'h' } }
 } satisfies Record<string, ParseArgsConfig['options']>
 const NAMES = Object.keys(COMMANDS).join(', ')
@@ -96,6 +103,9 @@ interface Values {
   force?: boolean
   token?: string
   workers?: string
+  'pid-file'?: string
+  node?: string
+  timeout?: string
 }
 
 // Set from --verbose: unexpected errors print their stack.
@@ -150,7 +160,14 @@ export async function main (argv: string[]): Promise<number> {
   if (command === 'validate') return (await import('./validate.ts')).validate(file, values.json === true)
   // Loaded on demand: --help, --version and usage errors stay fast.
   if (command !== 'start') {
+    let timeout: number | undefined
+    if (values.timeout !== undefined) {
+      timeout = Number(values.timeout)
+      if (!(Number.isInteger(timeout) && timeout > 0)) throw new UsageError(`upgrade: --timeout takes a whole number of milliseconds above 0 (got "${values.timeout}")`)
+    }
     return (await import('./operate.ts')).operate({
+      ...(timeout === undefined ? {} : { timeout }),
+      ...(values.node === undefined ? {} : { node: values.node }),
       file,
       command,
       ...(globs[0] === undefined ? {} : { selector: globs[0] }),
@@ -177,6 +194,7 @@ export async function main (argv: string[]): Promise<number> {
     devCert: values['dev-cert'] === true,
     watch: values.watch === true,
     ...(workers === undefined ? {} : { workers }),
+    ...(values['pid-file'] === undefined ? {} : { pidFile: values['pid-file'] }),
     verbose
   })
 }

@@ -10,7 +10,7 @@ import { callControl, checkAnswer, controlTarget, ControlError, EXIT, type Contr
 
 export interface OperateOptions {
   file: string
-  command: 'ps' | 'restart' | 'stop' | 'reload'
+  command: 'ps' | 'restart' | 'stop' | 'reload' | 'upgrade'
   /** A glob of listener names (or of binds with `bind`). */
   selector?: string
   field?: 'name' | 'bind'
@@ -20,6 +20,10 @@ export interface OperateOptions {
   token?: string
   /** ps: refresh every WATCH_MS until SIGINT or SIGTERM. */
   watch?: boolean
+  /** upgrade: the node binary of the new process. */
+  node?: string
+  /** upgrade: how long the new process may take to be ready (ms). */
+  timeout?: number
 }
 
 const WATCH_MS = 2000
@@ -30,6 +34,7 @@ export async function operate (options: OperateOptions): Promise<number> {
     const target = await controlTarget(options.file, options.token ?? process.env.FASTIFY_POOL_TOKEN)
     if (options.command === 'ps') return options.watch === true ? await watchPs(target, options.json) : await ps(target, options.json)
     if (options.command === 'reload') return await reload(target, options.json)
+    if (options.command === 'upgrade') return await upgrade(target, options)
     return await act(target, options.command, options)
   } catch (err) {
     if (err instanceof ControlError) {
@@ -117,6 +122,22 @@ async function reload (target: ControlTarget, json: boolean): Promise<number> {
   const problems = listed === undefined ? '' : listed.map(p => `  ${p.path ?? ''}: ${p.message ?? ''}`).join('\n')
   // In JSON the problems are a field of the one error line; in text they follow the message.
   throw new ControlError(`reload refused, still serving the previous configuration: ${String(body.error ?? status)}${problems === '' || jsonOutput() ? '' : `\n${problems}`}`, EXIT.failed, listed)
+}
+
+/** Replace the process: one line (or one JSON object) once the new one serves, or why not. */
+async function upgrade (target: ControlTarget, options: OperateOptions): Promise<number> {
+  const body = { ...(options.timeout === undefined ? {} : { timeout: options.timeout }), ...(options.node === undefined ? {} : { node: options.node }) }
+  // The answer comes once the new process is ready or has failed (then stopped): allow for its timeout and its stop.
+  const wait = (options.timeout ?? 60_000) + 90_000
+  const { status, body: answer } = await callControl(target, 'POST', '/upgrade', {}, body, wait)
+  checkAnswer(target, status, answer)
+  if (status === 200 && answer.ok === true) {
+    process.stdout.write(options.json
+      ? `${JSON.stringify(answer)}\n`
+      : `upgraded: process ${String(answer.pid)} (Node ${String(answer.version)}) serves every listener; process ${String(answer.previous)} drains and exits\n`)
+    return EXIT.ok
+  }
+  throw new ControlError(`upgrade failed, the running process serves on unchanged: ${String(answer.error ?? status)}`, EXIT.failed)
 }
 
 function resultLine (action: string, r: ControlResult): string {

@@ -5,7 +5,7 @@
 import closeWithGrace from 'close-with-grace'
 import cluster from 'node:cluster'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { BUILTIN_DEFAULTS, ProcessSampler, CHANNELS, hasIssues, isPoolError, type ListenerFailure, type StateChange } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, ProcessSampler, CHANNELS, hasIssues, isPoolError, releaseInherited, type ListenerFailure, type StateChange } from 'fastify-pool'
 import { displayPath, formatIssue, missingCertificates, readDocument, type FileIssue } from './config-file.ts'
 import { writeDevCertificate } from './dev-cert.ts'
 import type { Logger } from 'pino'
@@ -18,6 +18,7 @@ import { causeCode, writeError, writeProblems } from './output.ts'
 import { askPrimary, sourceFromPrimary, type ClusterMessage } from './worker-messages.ts'
 import { runPrimary, workerCount, type WorkersOptions } from './workers.ts'
 import { UsageError } from './usage-error.ts'
+import { notifySystemd, predecessor, publishUpgrade, removePidFile, Upgrader, UpgradeError, writePidFile, type Predecessor, type UpgradeOptions } from './upgrade.ts'
 
 export interface StartOptions {
   file: string
@@ -32,6 +33,8 @@ export interface StartOptions {
   workers?: number | 'auto'
   /** --log-level: the command's level and that of every listener whose configuration sets none. */
   logLevel?: string
+  /** --pid-file: the pid of the process that serves, written atomically (an upgrade's successor writes its own). */
+  pidFile?: string
 }
 
 // Beyond the drain deadline, how long closing may take (app onClose hooks)
@@ -59,6 +62,11 @@ interface Session {
   handOff: boolean
   /** --log-level, which wins over the file's on every reload. */
   logLevel: string | undefined
+  /** Replaces the process on SIGUSR2 and POST /pool/upgrade (upgrade.ts). */
+  upgrader: Upgrader | undefined
+  /** Set while this process takes over from the one it replaces. */
+  predecessor: Predecessor | undefined
+  pidFile: string | undefined
 }
 
 /**
@@ -91,9 +99,11 @@ async function fileWorkers (file: string): Promise<number | 'auto' | undefined> 
   return w === 'auto' || (typeof w === 'number' && Number.isInteger(w) && w >= 1) ? w : undefined
 }
 
-async function startPool ({ file, pretty, devCert = false, verbose = false, watch = false, logLevel }: StartOptions): Promise<number> {
+async function startPool ({ file, pretty, devCert = false, verbose = false, watch = false, logLevel, pidFile }: StartOptions): Promise<number> {
   const shown = displayPath(file)
   const worker = cluster.isWorker ? cluster.worker : undefined
+  // Started by `fastify-pool upgrade`: the process it replaces waits for its word.
+  const replaced = worker === undefined ? predecessor() : undefined
   // A listener's logger is a child of this one: it has this level unless its configuration sets one.
   const base = createLogger({ pretty, level: logLevel ?? 'info' })
   // In a cluster every line says which worker wrote it.
@@ -101,10 +111,14 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   const early = holdEarlySignals()
   if (devCert && worker === undefined) await writeDevCertificates(file, logger)
   let running: FilePool
+  // The control API's upgrade, bound once the session exists.
+  const late: { upgrader?: Upgrader } = {}
+  const upgradeControl = { upgrade: async (o: UpgradeOptions) => { if (late.upgrader === undefined) throw new UpgradeError('the pool is still starting', 409); return { ...await late.upgrader.upgrade(o) } } }
   try {
-    running = await createPoolFromFile(file, { logger, ...(worker === undefined ? {} : { ...askingThePrimary(), ...sourceFromPrimary() }) })
+    running = await createPoolFromFile(file, { logger, ...(worker === undefined ? { control: upgradeControl } : { ...askingThePrimary(), ...sourceFromPrimary() }) })
   } catch (err) {
     early.release()
+    replaced?.failed(firstProblem(err, shown))
     if (!printIssues(err, shown)) throw err
     return 1
   }
@@ -120,7 +134,7 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   const defaults = running.loaded.options.defaults
   logger.level = logLevel ?? commandLevel(logger, defaults.logLevel)
   logger.debug({ file: shown, servers: running.loaded.options.servers.map(s => s.source), handlers: running.loaded.modules }, 'configuration loaded')
-  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: undefined, cleanups: [], monitor: 'false', handOff: false, logLevel }
+  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: undefined, cleanups: [], monitor: 'false', handOff: false, logLevel, upgrader: undefined, predecessor: replaced, pidFile }
 
   // Signal handlers go in before anything is announced: until then a SIGTERM
   // or SIGHUP would kill the process outright (their default action). The
@@ -134,6 +148,8 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   // In a cluster the primary rolls the workers on SIGHUP; a worker ignores it.
   process.on('SIGHUP', () => { if (worker === undefined) askReload('SIGHUP') })
   if (worker !== undefined) session.cleanups.push(answerThePrimary(session, close))
+  const upgrader = late.upgrader = session.upgrader = makeUpgrader(session, close, worker !== undefined)
+  process.on('SIGUSR2', () => { upgrader.upgrade().catch(() => {}) })
 
   try {
     await pool.start()
@@ -146,8 +162,12 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
       const cause = causeCode(f.error)
       writeError({ code: 'FST_POOL_START', message: f.error.message, file: shown, listener: f.name, bind: f.bind, ...(cause === undefined ? {} : { cause }) }, `${shown}: listener "${f.name}" (${f.bind}): ${f.error.message}`)
     }
+    replaced?.failed(err.errors.map(f => `listener "${f.name}" (${f.bind}): ${f.error.message}`).join('; '))
     return 1
   }
+  // Sockets the predecessor handed over for listeners this file no longer has: closed, or they would queue connections nobody accepts.
+  const released = releaseInherited()
+  if (released.length > 0) logger.info({ binds: released }, 'closed the sockets the previous process served that this configuration has no listener for')
   await applyMonitor(session)
   // The table is for people (--pretty, or a terminal). With --json every line
   // on stdout and stderr is JSON, for log collectors that merge the two; the
@@ -161,7 +181,48 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   }
   if (session.reloadAsked !== undefined) askReload(session.reloadAsked)
   if (worker !== undefined) process.send?.({ 'fastify-pool': 'ready' } satisfies ClusterMessage)
+  if (pidFile !== undefined) writePidFile(pidFile)
+  // Under systemd (Type=notify, NotifyAccess=all): this process is the service's main one now.
+  if (worker === undefined) notifySystemd({ READY: 1, MAINPID: process.pid }, logger)
+  if (replaced !== undefined) {
+    logger.info({ previous: replaced.pid }, `serving every listener: process ${replaced.pid} hands over to this one`)
+    publishUpgrade({ result: 'ok', previous: replaced.pid, pid: process.pid, node: process.version, duration: Math.round(performance.now()) })
+    replaced.ready()
+    replaced.released.then(() => { session.predecessor = undefined }, () => {})
+  }
   return 0
+}
+
+/** The process replacement of a started pool; refused while it starts, stops, takes over, or runs in workers. */
+function makeUpgrader (session: Session, close: () => void, worker: boolean): Upgrader {
+  return new Upgrader(() => session.running.pool, {
+    refusal: () => {
+      if (worker) return 'the pool runs in workers (--workers): an upgrade replaces one process only so far; a rolling reload (fastify-pool reload) replaces the workers'
+      if (session.closing) return 'the pool is stopping'
+      if (!session.started) return 'the pool is still starting'
+      if (session.predecessor !== undefined) return `this process is still taking over from process ${session.predecessor.pid}`
+      return undefined
+    },
+    handOver: () => {
+      session.handOff = true
+      close()
+    },
+    stopTimeout: () => session.timeout,
+    log: {
+      info: (fields, message) => session.logger.info(fields, message),
+      warn: (fields, message) => session.logger.warn(fields, message),
+      error: (fields, message) => session.logger.error(fields, message)
+    }
+  })
+}
+
+/** One line for the process being replaced: why this one could not start. */
+function firstProblem (err: unknown, shown: string): string {
+  if (isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err)) {
+    const all = err.errors.map(i => formatIssue(i, shown))
+    return `${shown} is invalid: ${all[0] ?? ''}${all.length > 1 ? ` (and ${all.length - 1} more)` : ''}`
+  }
+  return err instanceof Error ? err.message : String(err)
 }
 
 async function writeDevCertificates (file: string, logger: Logger): Promise<void> {
@@ -177,8 +238,8 @@ function closeOnSignals (session: Session): () => void {
   const handle = closeWithGrace({
     // The drain deadline can change on reload, so the backstop is set when closing starts.
     delay: null,
-    // SIGHUP reloads instead of closing.
-    skip: ['SIGHUP', 'beforeExit'],
+    // SIGHUP reloads and SIGUSR2 upgrades instead of closing.
+    skip: ['SIGHUP', 'SIGUSR2', 'beforeExit'],
     logger: { error: (message: unknown) => logger.error(message) },
     onSecondSignal: (signal) => logger.warn({ signal }, `second ${signal}: exiting now without waiting for the drain`)
   }, async ({ signal, err }) => {
@@ -194,6 +255,7 @@ function closeOnSignals (session: Session): () => void {
     else logger.info({ signal, timeout }, `${signal ?? 'close'}: draining the pool`)
     const reports = await session.running.pool.stop({ timeout, handOff: session.handOff })
     clearTimeout(backstop)
+    if (session.pidFile !== undefined) removePidFile(session.pidFile)
     logger.info({ cut: reports.reduce((n, r) => n + r.cut, 0) }, session.started ? 'pool stopped' : 'pool stopped while it was starting: what had started is closed')
     // Stopped while starting: the start must not go on. The stop asked for is done: exit 0.
     if (!session.started && signal !== undefined) process.exit(0)

@@ -11,7 +11,7 @@ export type { ListenAddress } from './types.ts'
 
 export type ParseResult = { ok: true, address: ListenAddress } | { ok: false, message: string }
 
-const EXPECTED = 'expected "host:port", ":port", "[ipv6]:port" or "unix:/path/to.sock"'
+const EXPECTED = 'expected "host:port", ":port", "[ipv6]:port", "unix:/path/to.sock", "systemd:NAME" or "fd:N"'
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*\.?$/i
 
 function parsePort (text: string): number | string {
@@ -36,6 +36,19 @@ export function parseListen (value: unknown, baseDir = process.cwd()): ParseResu
     const path = text.slice(5)
     if (path === '') return { ok: false, message: 'unix socket path is empty' }
     return { ok: true, address: { kind: 'unix', path: isAbsolute(path) ? path : resolve(baseDir, path) } }
+  }
+
+  if (text.startsWith('fd:')) {
+    const n = text.slice(3)
+    if (!/^\d{1,9}$/.test(n) || Number(n) < 3) return { ok: false, message: `${quote(text)}: fd takes the number of an open listening socket, 3 or more (0 to 2 are stdio)` }
+    return { ok: true, address: { kind: 'fd', fd: Number(n) } }
+  }
+
+  if (text.startsWith('systemd:')) {
+    const name = text.slice(8)
+    // systemd's FileDescriptorName=: up to 255 printable ASCII characters, no ":".
+    if (!/^[\x21-\x39\x3b-\x7e]{1,255}$/.test(name)) return { ok: false, message: `${quote(text)}: systemd takes the name of a socket passed by socket activation (FileDescriptorName=, or the .socket unit's name)` }
+    return { ok: true, address: { kind: 'systemd', name } }
   }
 
   if (/^\d+$/.test(text)) {
@@ -94,6 +107,8 @@ function canonicalIPv6 (host: string): string {
 /** Canonical text of an address: the listener's bind key. */
 export function formatAddress (address: ListenAddress): string {
   if (address.kind === 'unix') return `unix:${address.path}`
+  if (address.kind === 'fd') return `fd:${address.fd}`
+  if (address.kind === 'systemd') return `systemd:${address.name}`
   if (address.host === undefined) return `:${address.port}`
   return isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
 }
@@ -102,7 +117,7 @@ const WILDCARDS = new Set([undefined, '0.0.0.0', '::'])
 
 /** True when binding both addresses at once would fail with EADDRINUSE (port 0 never clashes). */
 export function bindsOverlap (a: ListenAddress, b: ListenAddress): boolean {
-  if (a.kind === 'unix' || b.kind === 'unix') return a.kind === b.kind && (a as { path: string }).path === (b as { path: string }).path
+  if (a.kind !== 'tcp' || b.kind !== 'tcp') return a.kind === b.kind && formatAddress(a) === formatAddress(b)
   if (a.port === 0 || a.port !== b.port) return false
   if (a.host === b.host) return true
   // `:port` binds every interface (dual stack), so it clashes with any host on that port;
@@ -122,13 +137,14 @@ export function urlHost (host: string | undefined): string {
 /** The URL of the address a listener bound (undefined for a unix socket). */
 export function boundUrl (config: Pick<NormalizedConfig, 'address' | 'tls'>, bound: AddressInfo | string | undefined): string | undefined {
   if (typeof bound !== 'object') return undefined
-  const host = config.address.kind === 'tcp' ? config.address.host : undefined
+  // A socket this process was given has no host in the config: the one it is bound to.
+  const host = config.address.kind === 'tcp' ? config.address.host : config.address.kind === 'unix' ? undefined : bound.address
   return deriveExpose({ kind: 'tcp', host, port: 0 }, config.tls !== undefined, bound.port)
 }
 
 /** The public URL of a TCP address (undefined for unix sockets and port 0 unless the bound port is given). */
 export function deriveExpose (address: ListenAddress, secure: boolean, port?: number): string | undefined {
-  if (address.kind === 'unix') return undefined
+  if (address.kind !== 'tcp') return undefined
   const p = port ?? address.port
   if (p === 0) return undefined
   return `${secure ? 'https' : 'http'}://${urlHost(address.host)}:${p}`
@@ -137,6 +153,8 @@ export function deriveExpose (address: ListenAddress, secure: boolean, port?: nu
 /** True for an address only this machine can reach: loopback or a unix socket. */
 export function isLocalOnly (address: ListenAddress): boolean {
   if (address.kind === 'unix') return true
+  // What a passed socket is bound to is not known before it serves: taken as reachable.
+  if (address.kind !== 'tcp') return false
   const host = address.host
   return host !== undefined && (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host))
 }

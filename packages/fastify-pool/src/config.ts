@@ -128,7 +128,8 @@ class BindIndex {
 }
 
 function bucket (a: ListenAddress): string | number | undefined {
-  return a.kind === 'unix' ? a.path : a.port === 0 ? undefined : a.port
+  if (a.kind === 'tcp') return a.port === 0 ? undefined : a.port
+  return a.kind === 'unix' ? a.path : formatAddress(a)
 }
 
 /** Check one listener's config; its normalised form, or undefined when it has a problem (added to ctx.issues). */

@@ -17,7 +17,7 @@ import type { Pool } from './pool.ts'
 import { CHANNELS, type StateChange } from './state.ts'
 import type { ControlOptions, Extension, ListenerStatus, NormalizedConfig } from './types.ts'
 
-interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined, status: (() => Promise<Record<string, unknown>>) | undefined }
+interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined, upgrade: ControlOptions['upgrade'], local?: boolean, status: (() => Promise<Record<string, unknown>>) | undefined }
 
 /** The body of `GET /pool`. */
 export interface ControlStatusBody {
@@ -66,6 +66,7 @@ export function controlSettings (option: ControlOptions | undefined, configs: re
   if (option === undefined || typeof option !== 'object' || option === null) return undefined
   const settings = withDefaults(ControlObjectSchema, option) as ControlSettings
   const served = configs.find(c => c.name === settings.listener)
+  settings.local = served !== undefined && isLocalOnly(served.address)
   if (served === undefined) {
     const known = configs.length === 0 ? 'there are no listeners' : `listeners: ${configs.map(c => c.name).join(', ')}`
     issues.push(option.listener === undefined
@@ -115,6 +116,7 @@ export class PoolControl implements Extension {
         scope.post(`${path}/${action}`, async (request, reply) => this.#act(action, listener, pool(), request, reply))
       }
       scope.post(`${path}/reload`, async (_request, reply) => this.#reload(listener, pool(), reply))
+      scope.post(`${path}/upgrade`, async (request, reply) => this.#upgrade(request, reply))
     }
     app.register(routes)
     app.register(async (scope) => this.#dashboard(scope, path))
@@ -185,6 +187,37 @@ export class PoolControl implements Extension {
     if (outcome === 'draining') return { ok: true, pending: true, note: 'the reload replaces the control listener: it goes on after this answer' }
     if (!outcome.ok) reply.code(422)
     return outcome
+  }
+
+  /**
+   * Replace the process (the command's `upgrade`). The body may set
+   * `timeout` (ms) and `node` (the binary to run the successor with); `node`
+   * is taken only from a control listener that this machine alone can reach.
+   */
+  async #upgrade (request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const upgrade = this.#settings.upgrade
+    if (upgrade === undefined) {
+      reply.code(501)
+      return { ok: false, error: 'this pool was not started by fastify-pool start: there is no process to replace' }
+    }
+    const body = (request.body ?? {}) as Record<string, unknown>
+    const problems: string[] = []
+    if (typeof body !== 'object' || Array.isArray(body)) problems.push('the body must be a JSON object')
+    const { timeout, node } = body
+    if (timeout !== undefined && !(Number.isInteger(timeout) && (timeout as number) > 0)) problems.push(`timeout must be a whole number of milliseconds above 0 (got ${quote(timeout)})`)
+    if (node !== undefined && (typeof node !== 'string' || node === '')) problems.push(`node must be the path of a node binary (got ${quote(node)})`)
+    if (node !== undefined && this.#settings.local !== true) problems.push('node is taken only by a control listener that this machine alone can reach (loopback or a unix socket): from elsewhere the token would choose what this process runs')
+    if (problems.length > 0) {
+      reply.code(400)
+      return { ok: false, error: problems.join('; ') }
+    }
+    try {
+      return { ok: true, ...await upgrade({ ...(timeout === undefined ? {} : { timeout: timeout as number }), ...(node === undefined ? {} : { node: node as string }) }) }
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode
+      reply.code(typeof code === 'number' ? code : 500)
+      return { ok: false, error: (err as Error).message }
+    }
   }
 }
 

@@ -5,14 +5,25 @@ import type { FastifyBaseLogger } from 'fastify'
 import { pino } from 'pino'
 import { collectConfig, BUILTIN_DEFAULTS } from './config.ts'
 import { controlSettings, PoolControl } from './control.ts'
-import { FST_POOL_INVALID_ARGUMENT, validationError } from './errors.ts'
+import { FST_POOL_INVALID_ARGUMENT, validationError, type ValidationIssue } from './errors.ts'
 import { checkHandlers } from './handlers.ts'
+import { passedSocketProblem } from './inherited.ts'
 import { Listener, type ListenerContext } from './listener.ts'
 import { metricsSettings, PoolMetrics } from './metrics.ts'
 import { optionIssues, PoolOptionsSchema } from './options.ts'
 import { Pool } from './pool.ts'
 import { REDACT } from './redact.ts'
-import type { PoolOptions } from './types.ts'
+import type { NormalizedConfig, PoolOptions } from './types.ts'
+
+/** A listener on `systemd:NAME` or `fd:N` whose socket this process was not given. */
+function passedSocketIssues (servers: readonly unknown[], configs: readonly NormalizedConfig[]): ValidationIssue[] {
+  return configs.flatMap((c) => {
+    const problem = passedSocketProblem(c.address)
+    if (problem === undefined) return []
+    const index = servers.findIndex(s => (s as { name?: unknown } | null)?.name === c.name)
+    return [{ path: `servers[${index}].listen`, message: problem }]
+  })
+}
 
 function makeLogger (logger: PoolOptions['logger'], level: string | undefined): FastifyBaseLogger | undefined {
   if (logger === undefined || logger === false) return undefined
@@ -30,6 +41,7 @@ export function createPool (options: PoolOptions = {}): Pool {
   const names = (Array.isArray(options.servers) ? options.servers as unknown[] : []).map(s => (s as { name?: unknown } | null)?.name).filter((n): n is string => typeof n === 'string')
   const metricsOption = issues.some(i => i.path.startsWith('metrics')) ? undefined : metricsSettings(options.metrics, names, issues)
   const controlOption = issues.some(i => i.path.startsWith('control') || i.path.startsWith('servers')) ? undefined : controlSettings(options.control, configs, issues)
+  if (issues.length === 0) issues.push(...passedSocketIssues(options.servers ?? [], configs))
   if (issues.length > 0) throw validationError(issues)
   const defaults = options.defaults ?? {}
   const metrics = metricsOption === undefined ? undefined : new PoolMetrics(metricsOption)

@@ -63,7 +63,7 @@ export async function drain ({ handle, current, retiring }: DrainSubject, { time
   handle.draining = true
   handle.upgrades.refuse()
   // 2. No new connections; the handle's close() closes none of the open ones.
-  const closed = handle.close()
+  const closed = handle.close(handOff)
   //    Goodbye: every generation's preClose hooks run now, as in Fastify's
   //    own close(), so a WebSocket plugin sends its close frames at once
   //    (spread over the window); the onClose hooks wait for the last connection.

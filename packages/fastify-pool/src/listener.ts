@@ -230,7 +230,7 @@ export class Listener {
     this.#handle = handle
     this.#gen = gen
     this.#startedAt = Date.now()
-    this.#address = handle.server.address() ?? undefined
+    this.#address = handle.address
     this.#url = boundUrl(config, this.#address)
     this.#setState('running')
     this.#log?.info({ url: this.#url ?? this.#address }, 'listener started')

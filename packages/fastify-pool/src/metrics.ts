@@ -20,7 +20,7 @@ import { MetricsObjectSchema, MetricsOptionSchema, optionIssues, withDefaults } 
 import type { Listener } from './listener.ts'
 import type { MetricsOptions, MetricsSink } from './types.ts'
 import type { ReloadEvent } from './reload.ts'
-import { CHANNELS, type CutEvent, type GenerationEvent } from './state.ts'
+import { CHANNELS, type CutEvent, type GenerationEvent, type UpgradeEvent } from './state.ts'
 
 /** The metrics option with its defaults. */
 export interface MetricsSettings { listener: string, path: string, registry: Registry | undefined, defaultMetrics: boolean, exposition: (() => Promise<string>) | undefined }
@@ -82,12 +82,17 @@ interface Family {
   restarts: Counter<'listener'>
   cut: Counter<'listener'>
   reloads: Counter<'result'>
+  upgrades: Counter<'result'>
+  /** What `upgrades` counted so far (an event carries the totals of the line of processes). */
+  upgraded: { ok: number, failed: number }
   /** The sinks whose listeners the gauges read at each scrape. */
   sinks: Set<WeakRef<PoolMetrics>>
 }
 
 /** One family of metrics per registry. */
 const families = new WeakMap<Registry, Family>()
+/** Every family, for the events that are not a pool's (upgrades). */
+const everyFamily = new Set<WeakRef<Family>>()
 
 function family (registry: Registry): Family {
   const known = families.get(registry)
@@ -130,11 +135,17 @@ function family (registry: Registry): Family {
     restarts: new client.Counter({ name: 'fastify_pool_restarts_total', help: 'Generations swapped in on a live socket (restart, reconfigure, reload)', labelNames: ['listener'], registers }),
     cut: new client.Counter({ name: 'fastify_pool_drain_cut_requests_total', help: 'Requests and upgraded connections cut because a drain or a restart reached its deadline', labelNames: ['listener'], registers }),
     reloads: new client.Counter({ name: 'fastify_pool_reloads_total', help: 'Configuration reloads, by result', labelNames: ['result'], registers }),
+    upgrades: new client.Counter({ name: 'fastify_pool_upgrades_total', help: 'Process upgrades (fastify-pool upgrade) by result, counted on across the processes that replace each other', labelNames: ['result'], registers }),
+    upgraded: { ok: 0, failed: 0 },
     sinks
   }
   registry.registerMetric(made.duration as unknown as PromClient.Metric)
-  for (const result of ['ok', 'failed']) made.reloads.inc({ result }, 0)
+  for (const result of ['ok', 'failed']) {
+    made.reloads.inc({ result }, 0)
+    made.upgrades.inc({ result }, 0)
+  }
   families.set(registry, made)
+  everyFamily.add(new WeakRef(made))
   return made
 }
 
@@ -271,6 +282,17 @@ function listenToEvents (): void {
   subscribe(CHANNELS.cut, (message) => {
     const event = message as CutEvent
     event.listener.context.metrics?.cut(event.name, event.cut)
+  })
+  subscribe(CHANNELS.upgrade, (message) => {
+    const { counts } = message as UpgradeEvent
+    for (const weak of everyFamily) {
+      const ref = weak.deref()
+      if (ref === undefined) { everyFamily.delete(weak); continue }
+      for (const result of ['ok', 'failed'] as const) {
+        const more = counts[result] - ref.upgraded[result]
+        if (more > 0) { ref.upgrades.inc({ result }, more); ref.upgraded[result] = counts[result] }
+      }
+    }
   })
   subscribe(CHANNELS.reload, (message) => {
     const event = message as ReloadEvent

@@ -32,12 +32,16 @@ export const NODE_INTERNALS = {
   destroySoon: {
     field: 'socket.destroySoon',
     without: 'a connection ends with end() after its last response, without the lingering close'
+  },
+  listeningFd: {
+    field: 'server._handle.fd',
+    without: 'an upgrade (fastify-pool upgrade) is refused: the listening sockets cannot be handed to a successor'
   }
 } as const
 
 export type NodeInternal = keyof typeof NODE_INTERNALS
 
-const usable: Record<NodeInternal, boolean> = { parser: true, httpMessage: true, writeQueueSize: true, connections: true, destroySoon: true }
+const usable: Record<NodeInternal, boolean> = { parser: true, httpMessage: true, writeQueueSize: true, connections: true, destroySoon: true, listeningFd: true }
 
 /** Which fields are in use (all, until a probe or the switch says otherwise). */
 export function nodeInternals (): Readonly<Record<NodeInternal, boolean>> { return usable }
@@ -159,7 +163,7 @@ function processWarning (message: string): void {
 
 /** One request over loopback, with Connection: close; each field is looked at where the drain would. */
 async function probe (): Promise<NodeInternal[]> {
-  const seen: Record<NodeInternal, boolean> = { parser: false, httpMessage: false, writeQueueSize: false, connections: false, destroySoon: false }
+  const seen: Record<NodeInternal, boolean> = { parser: false, httpMessage: false, writeQueueSize: false, connections: false, destroySoon: false, listeningFd: false }
   const server: HttpServer = createServer((req, res) => {
     const socket = req.socket
     seen.parser = parserRequest(socket) === req
@@ -181,6 +185,7 @@ async function probe (): Promise<NodeInternal[]> {
       server.listen(0, '127.0.0.1', () => resolve())
     })
     const port = (server.address() as AddressInfo).port
+    seen.listeningFd = (listeningFd(server) ?? -1) > 2
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the probe request took over 5 s')), 5000)
       timer.unref()
@@ -199,6 +204,19 @@ async function probe (): Promise<NodeInternal[]> {
     return []
   }
   return (Object.keys(seen) as NodeInternal[]).filter(k => !seen[k])
+}
+
+/**
+ * The descriptor of a listening server's socket, to hand to a successor
+ * process (an upgrade). lib/net.js keeps the libuv handle as `_handle`
+ * (Server.prototype._listen2); its `fd` getter is LibuvStreamWrap::GetFD
+ * (src/stream_wrap.cc), the descriptor on Unix. Undefined when it is not there
+ * or not usable (probed: `listeningFd`).
+ */
+export function listeningFd (server: object): number | undefined {
+  if (!usable.listeningFd) return undefined
+  const fd = (server as { _handle?: { fd?: unknown } | null })._handle?.fd
+  return typeof fd === 'number' && fd > 2 ? fd : undefined
 }
 
 function noop (): void {}

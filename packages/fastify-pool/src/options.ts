@@ -61,6 +61,7 @@ export const ControlObjectSchema = Type.Object({
   token: Type.Optional(Type.String({ minLength: 16, writeOnly: true, expected: 'a secret of at least 16 characters' })),
   path: Type.Optional(Type.String({ pattern: '^/', expected: 'a path starting with "/"', default: '/pool' })),
   reload: Type.Optional(fn('a function () => Promise that reloads the pool')),
+  upgrade: Type.Optional(fn('a function ({ timeout, node }) => Promise that replaces the process')),
   status: Type.Optional(fn('a function () => Promise<object> whose fields GET /pool adds'))
 }, { additionalProperties: false })
 

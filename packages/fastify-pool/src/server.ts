@@ -5,9 +5,13 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { createSecureServer, createServer as createH2Server, type Http2SecureServer, type Http2Server, type Http2Session } from 'node:http2'
-import type { Socket } from 'node:net'
+import { existsSync, renameSync, rmSync } from 'node:fs'
+import type { AddressInfo, Socket } from 'node:net'
+import { basename, dirname, join } from 'node:path'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
+import { formatAddress } from './address.ts'
 import type { NormalizedConfig } from './config.ts'
+import { takeInherited } from './inherited.ts'
 import { markSocket, sendStalled, type Http1Socket } from './connections.ts'
 import type { ServerTlsOptions } from './tls.ts'
 import { closeKeepingConnections } from './node-internals.ts'
@@ -47,6 +51,8 @@ export class ServerHandle {
   /** Called for each HTTP/1 socket that arrives while this is set (the drain sets it). */
   onHttp1: ((socket: Http1Socket) => void) | undefined
   #sendTimeout: number
+  /** The socket file this server made, if it listens on a unix socket. */
+  #unixPath: string | undefined
   #sweep: NodeJS.Timeout | undefined
   #onStall: (socket: Socket) => void
 
@@ -93,14 +99,43 @@ export class ServerHandle {
 
   get listening (): boolean { return this.server.listening }
 
-  listen (address: NormalizedConfig['address']): Promise<void> {
+  /** Where it listens: Node's answer, but a unix socket's public path rather than the private name it was bound under. */
+  get address (): AddressInfo | string | undefined {
+    return this.#unixPath ?? this.server.address() ?? undefined
+  }
+
+  /**
+   * Listen on the address: on the socket this process was given for it
+   * (inherited.ts), else bind it. A unix socket is bound under a private
+   * name and renamed into place: libuv removes the name a socket was bound
+   * to when it closes, and the socket outlives this process when an upgrade
+   * hands it on, so the file must not go then (`close(handOff)`).
+   */
+  async listen (address: NormalizedConfig['address']): Promise<void> {
+    const fd = takeInherited(address)
+    if (fd !== undefined) return await this.#listen({ fd })
+    if (address.kind === 'fd' || address.kind === 'systemd') {
+      throw new Error(`the socket passed as ${formatAddress(address)} was closed when the listener stopped; a passed socket serves one start per process (restarts keep it)`)
+    }
+    if (address.kind === 'tcp') return await this.#listen({ host: address.host, port: address.port })
+    const path = address.path
+    this.#unixPath = path
+    const hidden = join(dirname(path), `.${basename(path)}.${process.pid}`)
+    // The private name must fit a socket address (108 bytes on Linux); else bind the name itself.
+    if (Buffer.byteLength(hidden) > 107) return await this.#listen({ path })
+    if (existsSync(path)) throw explainListenError(Object.assign(new Error(`listen EADDRINUSE: address already in use ${path}`), { code: 'EADDRINUSE' }))
+    await this.#listen({ path: hidden })
+    renameSync(hidden, path)
+  }
+
+  #listen (options: { fd: number } | { host: string | undefined, port: number } | { path: string }): Promise<void> {
     const server = this.server
     return new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => { server.removeListener('listening', onListening); reject(explainListenError(err)) }
       const onListening = (): void => { server.removeListener('error', onError); resolve() }
       server.once('error', onError)
       server.once('listening', onListening)
-      server.listen(address.kind === 'unix' ? { path: address.path } : { host: address.host, port: address.port })
+      server.listen(options)
     }).then(() => this.#startSweep())
   }
 
@@ -132,9 +167,12 @@ export class ServerHandle {
    * flushed: a large response to a slow reader lost its tail. The drain
    * closes connections itself, so that step is skipped here.
    */
-  close (): Promise<void> {
+  close (handOff = false): Promise<void> {
     this.#stopSweep()
-    return new Promise<void>(resolve => closeKeepingConnections(this.server as HttpServer, resolve))
+    return new Promise<void>(resolve => closeKeepingConnections(this.server as HttpServer, resolve)).then(() => {
+      // A successor serves on the socket file after a hand-off; else it goes with the listener, as Node would remove it.
+      if (this.#unixPath !== undefined && !handOff) rmSync(this.#unixPath, { force: true })
+    })
   }
 
   /** Destroy every connection and session still open. */

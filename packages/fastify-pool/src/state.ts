@@ -12,8 +12,26 @@ export const CHANNELS = Object.freeze({
   state: 'fastify-pool:listener:state',
   generation: 'fastify-pool:listener:generation',
   cut: 'fastify-pool:listener:cut',
-  reload: 'fastify-pool:pool:reload'
+  reload: 'fastify-pool:pool:reload',
+  /** Published by `fastify-pool start` in the process that serves after an upgrade, or that kept serving when one failed. */
+  upgrade: 'fastify-pool:process:upgrade'
 })
+
+/** What `fastify-pool:process:upgrade` publishes (docs/operations.md). */
+export interface UpgradeEvent {
+  result: 'ok' | 'failed'
+  /** The process replaced (`ok`), or the one that kept serving (`failed`). */
+  previous: number
+  /** The successor's pid; undefined if it could not be started. */
+  pid: number | undefined
+  /** The successor's Node version (`ok`), or the binary it was to run. */
+  node: string
+  reason?: string
+  /** Milliseconds from the request to the successor's ready, or to the failure. */
+  duration: number
+  /** Upgrades so far in this line of processes, by result (each hands its counts on). */
+  counts: { ok: number, failed: number }
+}
 
 /** Every state change of every listener, as a StateChange (see docs/lifecycle.md). */
 export const stateChannel = channel(CHANNELS.state)

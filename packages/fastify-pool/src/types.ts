@@ -169,6 +169,12 @@ export interface ControlOptions {
   path?: string
   /** What `POST <path>/reload` runs (the command re-reads its file); without it that route answers 501. */
   reload?: () => Promise<unknown>
+  /**
+   * What `POST <path>/upgrade` runs (the command starts a successor process
+   * and hands it the sockets); it resolves with the answer's fields once the
+   * successor is ready, rejects with why not. Without it the route answers 501.
+   */
+  upgrade?: (options: { timeout?: number, node?: string }) => Promise<Record<string, unknown>>
   /** Fields `GET <path>` adds to its answer (the command's workers add every worker's listeners). */
   status?: () => Promise<Record<string, unknown>>
 }
@@ -193,6 +199,9 @@ export interface MetricsOptions {
 export type ListenAddress =
   | { kind: 'tcp', host: string | undefined, port: number }
   | { kind: 'unix', path: string }
+  /** A listening socket this process was given: `fd:N`, or `systemd:NAME` (socket activation; inherited.ts). */
+  | { kind: 'fd', fd: number }
+  | { kind: 'systemd', name: string }
 
 /** TLS settings as a user may give them in code: PEM text, a path, or a Buffer of PEM. */
 export type TlsConfig = Omit<TlsFileConfig, 'cert' | 'key' | 'ca'> & {

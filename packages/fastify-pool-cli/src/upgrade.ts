@@ -1,0 +1,266 @@
+// `fastify-pool upgrade` (SIGUSR2, POST /pool/upgrade): replace the whole
+// process without closing a port. The running process starts a successor
+// with the same command line (the `node` its command names now, or --node),
+// which reads the pool file and handler modules afresh, and hands it every
+// listening socket as an extra stdio descriptor, named by bind in
+// FASTIFY_POOL_LISTEN_FDS. The successor listens on them (no bind, so no
+// EADDRINUSE; a unix socket file stays as it is), and says "ready" over the
+// IPC channel once every listener is up. Only then does this process stop
+// accepting and run its shutdown sequence as a hand-off (requests on its open
+// connections are answered with Connection: close), then exit 0. A successor
+// that fails, exits or is not ready in time is stopped, and this process
+// serves on, unchanged.
+//
+// Why descriptors in stdio rather than subprocess.send(message, server): the
+// kernel's socket is shared as it is, before the successor runs any code, for
+// TCP and unix sockets alike and whatever Node version the successor runs; a
+// server sent over IPC is re-created by the receiving Node from its own
+// handle types, and only after the successor's IPC is up.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { channel } from 'node:diagnostics_channel'
+import { accessSync, constants, renameSync, rmSync, readFileSync, writeFileSync } from 'node:fs'
+import { delimiter, isAbsolute, join, resolve } from 'node:path'
+import { CHANNELS, HANDOFF_ENV, handoffSockets, type Pool, type UpgradeEvent } from 'fastify-pool'
+
+/** The variable that tells a successor it replaces a process: the predecessor's pid. */
+export const PREDECESSOR_ENV = 'FASTIFY_POOL_PREDECESSOR'
+/** Upgrades counted so far by this line of processes, handed on: `{"ok":N,"failed":M}`. */
+export const UPGRADES_ENV = 'FASTIFY_POOL_UPGRADES'
+
+/** How long a successor may take to be ready, by default (ms). */
+export const UPGRADE_TIMEOUT = 60_000
+
+const upgradeChannel = channel(CHANNELS.upgrade)
+
+/** What the successor says on the IPC channel. */
+type SuccessorMessage =
+  | { 'fastify-pool': 'upgrade-ready', pid: number, node: string }
+  | { 'fastify-pool': 'upgrade-failed', reason: string }
+
+/** An upgrade refused or failed; `statusCode` for the control API's answer. */
+export class UpgradeError extends Error {
+  readonly statusCode: number
+  constructor (message: string, statusCode: number) {
+    super(message)
+    this.statusCode = statusCode
+  }
+}
+
+export interface UpgradeOptions {
+  /** The node binary to run the successor with (default: the one the command line names, found again). */
+  node?: string
+  /** Milliseconds the successor may take to be ready (default UPGRADE_TIMEOUT). */
+  timeout?: number
+}
+
+export interface UpgradeResult { pid: number, previous: number, node: string, version: string, duration: number }
+
+/** Upgrades counted so far in this line of processes (handed on from predecessor to successor). */
+const counts = readCounts()
+
+function readCounts (): { ok: number, failed: number } {
+  const text = process.env[UPGRADES_ENV]
+  delete process.env[UPGRADES_ENV]
+  try {
+    const parsed = JSON.parse(text ?? '{}') as { ok?: unknown, failed?: unknown }
+    return { ok: Number.isInteger(parsed.ok) ? parsed.ok as number : 0, failed: Number.isInteger(parsed.failed) ? parsed.failed as number : 0 }
+  } catch {
+    return { ok: 0, failed: 0 }
+  }
+}
+
+/** Upgrades so far, by result (the counter `fastify_pool_upgrades_total` reads them). */
+export function upgradeCounts (): Readonly<{ ok: number, failed: number }> { return counts }
+
+/**
+ * The node binary a new process runs: the one given, else the one the
+ * command line named (`process.argv0`), looked up again on PATH so that a
+ * Node installed since is the one that runs, else this process's own.
+ */
+export function successorNode (given?: string): string {
+  if (given !== undefined) return checkExecutable(resolve(given))
+  const named = process.argv0
+  if (named.includes('/')) return isExecutable(resolve(named)) ? resolve(named) : process.execPath
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '' || !isAbsolute(dir)) continue
+    const candidate = join(dir, named)
+    if (isExecutable(candidate)) return candidate
+  }
+  return process.execPath
+}
+
+function isExecutable (file: string): boolean {
+  try { accessSync(file, constants.X_OK); return true } catch { return false }
+}
+
+function checkExecutable (file: string): string {
+  if (!isExecutable(file)) throw new UpgradeError(`--node ${file}: no executable file there`, 400)
+  return file
+}
+
+export interface UpgraderHooks {
+  /** Why an upgrade cannot begin now (the pool is stopping, not started yet, ...); undefined: it can. */
+  refusal: () => string | undefined
+  /** Called once the successor is ready: stop this process as a hand-off. */
+  handOver: (successor: ChildProcess) => void
+  /** The drain deadline, to bound how long a failed successor may take to stop. */
+  stopTimeout: () => number
+  log: { info: (fields: object, message: string) => void, warn: (fields: object, message: string) => void, error: (fields: object, message: string) => void }
+}
+
+/** The running command's side of an upgrade: one at a time. */
+export class Upgrader {
+  readonly #pool: () => Pool
+  readonly #hooks: UpgraderHooks
+  #running: Promise<UpgradeResult> | undefined
+
+  constructor (pool: () => Pool, hooks: UpgraderHooks) {
+    this.#pool = pool
+    this.#hooks = hooks
+  }
+
+  get running (): boolean { return this.#running !== undefined }
+
+  upgrade (options: UpgradeOptions = {}): Promise<UpgradeResult> {
+    if (this.#running !== undefined) return Promise.reject(new UpgradeError('an upgrade is already under way', 409))
+    const refusal = this.#hooks.refusal()
+    if (refusal !== undefined) return Promise.reject(new UpgradeError(refusal, 409))
+    const began = Date.now()
+    const node = (() => { try { return successorNode(options.node) } catch (err) { return err as UpgradeError } })()
+    if (node instanceof UpgradeError) return Promise.reject(node)
+    this.#running = this.#run(node, options.timeout ?? UPGRADE_TIMEOUT, began)
+      .then((result) => {
+        // Counted and published by the successor, which serves from now on.
+        this.#hooks.log.info({ pid: result.pid, node, duration: result.duration }, `upgrade: process ${result.pid} serves every listener; this one (${process.pid}) hands over and exits`)
+        return result
+      }, (err: UpgradeError & { pid?: number }) => {
+        counts.failed++
+        this.#running = undefined
+        this.#hooks.log.error({ reason: err.message, node }, `upgrade failed, still serving from this process: ${err.message}`)
+        publishUpgrade({ result: 'failed', previous: process.pid, pid: err.pid, node, reason: err.message, duration: Date.now() - began })
+        throw err
+      })
+    return this.#running
+  }
+
+  async #run (node: string, timeout: number, began: number): Promise<UpgradeResult> {
+    const pool = this.#pool()
+    const sockets = handoffSockets(pool)
+    if (sockets === undefined) throw new UpgradeError(`this Node (${process.version}) does not tell a server's descriptor (server._handle.fd): the sockets cannot be handed over`, 501)
+    const binds = [...sockets.keys()]
+    const fds = [...sockets.values()]
+    // The successor's descriptors: 0-2 as this process's, 3 the IPC channel, then one per listener.
+    const named = Object.fromEntries(binds.map((bind, i) => [bind, 4 + i]))
+    this.#hooks.log.info({ node, listeners: binds }, `upgrade: starting a successor with ${node}`)
+    const child = spawn(node, [...process.execArgv, ...process.argv.slice(1)], {
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...fds],
+      env: { ...process.env, [HANDOFF_ENV]: JSON.stringify(named), [PREDECESSOR_ENV]: String(process.pid), [UPGRADES_ENV]: JSON.stringify({ ok: counts.ok + 1, failed: counts.failed }) }
+    })
+    const outcome = await new Promise<SuccessorMessage | { exit: string } | { timeout: true } | { error: Error }>((resolve) => {
+      const timer = setTimeout(() => resolve({ timeout: true }), timeout)
+      timer.unref()
+      const done = (value: SuccessorMessage | { exit: string } | { timeout: true } | { error: Error }): void => {
+        clearTimeout(timer)
+        child.removeListener('message', onMessage)
+        resolve(value)
+      }
+      const onMessage = (message: SuccessorMessage): void => {
+        const kind = message?.['fastify-pool']
+        if (kind === 'upgrade-ready' || kind === 'upgrade-failed') done(message)
+      }
+      child.on('message', onMessage)
+      child.once('error', (error) => done({ error }))
+      child.once('exit', (code, signal) => done({ exit: signal === null ? `exited with code ${code ?? '?'}` : `was killed by ${signal}` }))
+    })
+    if ('fastify-pool' in outcome && outcome['fastify-pool'] === 'upgrade-ready') {
+      // The successor serves: this process no longer needs the channel (nor waits for it).
+      child.disconnect()
+      child.unref()
+      const result = { pid: outcome.pid, previous: process.pid, node, version: outcome.node, duration: Date.now() - began }
+      this.#hooks.handOver(child)
+      return result
+    }
+    const reason = 'error' in outcome
+      ? `the successor could not be started: ${outcome.error.message}`
+      : 'exit' in outcome
+        ? `the successor ${outcome.exit} before it was ready`
+        : 'timeout' in outcome
+          ? `the successor was not ready within ${timeout} ms`
+          : `the successor could not start: ${outcome.reason}`
+    await this.#stopSuccessor(child)
+    throw Object.assign(new UpgradeError(reason, 502), { pid: child.pid })
+  }
+
+  /** A successor that will not serve: SIGTERM (it drains what it accepted), then SIGKILL past the drain deadline. */
+  async #stopSuccessor (child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
+    const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
+    child.kill('SIGTERM')
+    const killer = setTimeout(() => child.kill('SIGKILL'), this.#hooks.stopTimeout() + 5000)
+    killer.unref()
+    await exited
+    clearTimeout(killer)
+  }
+}
+
+/** Publish an upgrade (with the line's counts), in the process that serves after it. */
+export function publishUpgrade (event: Omit<UpgradeEvent, 'counts'>): void {
+  if (upgradeChannel.hasSubscribers) upgradeChannel.publish({ ...event, counts: { ...counts } })
+}
+
+/**
+ * The successor's side: whether this process replaces another, and how it
+ * tells it that it is ready, or why it cannot be.
+ */
+export interface Predecessor {
+  pid: number
+  ready: () => void
+  failed: (reason: string) => void
+  /** Resolves once the predecessor let go of the channel (it is stopping). */
+  released: Promise<void>
+}
+
+export function predecessor (): Predecessor | undefined {
+  const text = process.env[PREDECESSOR_ENV]
+  delete process.env[PREDECESSOR_ENV]
+  if (text === undefined || process.send === undefined) return undefined
+  const pid = Number(text)
+  // The channel must not keep this process alive once it serves.
+  process.channel?.unref()
+  const released = new Promise<void>(resolve => process.once('disconnect', () => resolve()))
+  const say = (message: SuccessorMessage): void => { try { process.send?.(message) } catch {} }
+  return {
+    pid,
+    released,
+    ready: () => say({ 'fastify-pool': 'upgrade-ready', pid: process.pid, node: process.version }),
+    failed: (reason) => { say({ 'fastify-pool': 'upgrade-failed', reason }); process.disconnect?.() }
+  }
+}
+
+/** Write `pid` to the file atomically (a reader sees the old pid or the new one, never half a file). */
+export function writePidFile (file: string): void {
+  const temporary = `${file}.${process.pid}.tmp`
+  writeFileSync(temporary, `${process.pid}\n`)
+  renameSync(temporary, file)
+}
+
+/** Remove the pid file if it still names this process (after an upgrade it names the successor). */
+export function removePidFile (file: string): void {
+  try {
+    if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file, { force: true })
+  } catch {}
+}
+
+/**
+ * Tell systemd (Type=notify) through the systemd-notify command: Node has no
+ * unix datagram sockets to write to $NOTIFY_SOCKET. The successor sends
+ * MAINPID=<its pid> and READY=1, so systemd follows the process that serves
+ * (the unit needs NotifyAccess=all). Nothing without NOTIFY_SOCKET.
+ */
+export function notifySystemd (fields: Record<string, string | number>, log: UpgraderHooks['log']): void {
+  if (process.env.NOTIFY_SOCKET === undefined) return
+  const args = Object.entries(fields).map(([k, v]) => `${k}=${v}`)
+  const child = spawn('systemd-notify', args, { stdio: 'ignore' })
+  child.once('error', (err) => log.warn({ err }, 'could not run systemd-notify: systemd is not told about this process'))
+  child.unref()
+}

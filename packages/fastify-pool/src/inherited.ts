@@ -1,0 +1,134 @@
+// Listening sockets this process was given instead of binding them itself:
+// by systemd's socket activation (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES:
+// sd_listen_fds(3); the descriptors from 3 on), or by the process it replaces
+// (`fastify-pool upgrade`: FASTIFY_POOL_LISTEN_FDS, a JSON object from each
+// bind to its descriptor). Read once per process and taken out of the
+// environment, so that a process started from this one does not take them
+// for its own. A descriptor is taken by one listener once; what no listener
+// took is closed by releaseInherited(), so that no socket stays open with
+// nobody accepting on it.
+import { closeSync, fstatSync } from 'node:fs'
+import { formatAddress } from './address.ts'
+import { listeningFd, nodeInternals } from './node-internals.ts'
+import type { ListenAddress } from './types.ts'
+
+/** The variable through which a process hands its listening sockets to its successor. */
+export const HANDOFF_ENV = 'FASTIFY_POOL_LISTEN_FDS'
+
+const SD_LISTEN_FDS_START = 3
+
+interface Inherited {
+  /** From the predecessor: bind → descriptor. */
+  handed: Map<string, number>
+  /** From systemd: name → descriptors (a name may be given to several). */
+  systemd: Map<string, number[]>
+  taken: Set<number>
+}
+
+let inherited: Inherited | undefined
+
+function read (): Inherited {
+  if (inherited !== undefined) return inherited
+  const env = process.env
+  const handed = new Map<string, number>()
+  const text = env[HANDOFF_ENV]
+  delete env[HANDOFF_ENV]
+  if (text !== undefined) {
+    try {
+      for (const [bind, fd] of Object.entries(JSON.parse(text) as Record<string, unknown>)) {
+        if (Number.isInteger(fd) && (fd as number) >= SD_LISTEN_FDS_START) handed.set(bind, fd as number)
+      }
+    } catch {}
+  }
+  const systemd = new Map<string, number[]>()
+  const count = Number(env.LISTEN_FDS)
+  // LISTEN_PID names the process they are for; a child that inherited the variables is not it.
+  if (Number.isInteger(count) && count > 0 && (env.LISTEN_PID === undefined || Number(env.LISTEN_PID) === process.pid)) {
+    const names = (env.LISTEN_FDNAMES ?? '').split(':')
+    for (let i = 0; i < count; i++) {
+      const name = names[i] !== undefined && names[i] !== '' ? names[i] as string : 'unknown'
+      const list = systemd.get(name) ?? []
+      list.push(SD_LISTEN_FDS_START + i)
+      systemd.set(name, list)
+    }
+  }
+  for (const key of ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES']) delete env[key]
+  inherited = { handed, systemd, taken: new Set() }
+  return inherited
+}
+
+/** The names systemd passed sockets under (for the validation of `systemd:NAME`). */
+export function systemdSocketNames (): string[] {
+  const { systemd, handed } = read()
+  // After an upgrade, the predecessor hands its systemd sockets on under their binds.
+  const names = new Set(systemd.keys())
+  for (const bind of handed.keys()) if (bind.startsWith('systemd:')) names.add(bind.slice(8))
+  return [...names]
+}
+
+/** Why an `fd:N` or `systemd:NAME` address cannot be served here, if it cannot. */
+export function passedSocketProblem (address: ListenAddress): string | undefined {
+  if (address.kind === 'systemd') {
+    const names = systemdSocketNames()
+    if (names.includes(address.name)) return undefined
+    return names.length === 0
+      ? `names the systemd socket "${address.name}", but this process was given none (LISTEN_FDS is not set for it: start it from a .socket unit, or with systemd-socket-activate)`
+      : `names the systemd socket "${address.name}", which was not passed (passed: ${names.join(', ')}; a socket's name is its FileDescriptorName=, else its .socket unit's name)`
+  }
+  if (address.kind === 'fd') {
+    if (read().handed.has(formatAddress(address))) return undefined
+    try {
+      if (fstatSync(address.fd).isSocket()) return undefined
+      return `names descriptor ${address.fd}, which is not a socket`
+    } catch {
+      return `names descriptor ${address.fd}, which is not open in this process`
+    }
+  }
+  return undefined
+}
+
+/**
+ * The descriptor a listener with this address serves on, when this process
+ * was given one: its predecessor's socket for the same bind first, then the
+ * one `systemd:NAME` or `fd:N` names. Undefined: bind it.
+ */
+export function takeInherited (address: ListenAddress): number | undefined {
+  const state = read()
+  const bind = formatAddress(address)
+  let fd = state.handed.get(bind)
+  if (fd === undefined && address.kind === 'systemd') fd = state.systemd.get(address.name)?.find(n => !state.taken.has(n))
+  if (fd === undefined && address.kind === 'fd') fd = address.fd
+  if (fd === undefined || state.taken.has(fd)) return undefined
+  state.taken.add(fd)
+  return fd
+}
+
+/** Close the inherited descriptors no listener took; the binds they were for. */
+export function releaseInherited (): string[] {
+  const state = read()
+  const released: string[] = []
+  for (const [bind, fd] of state.handed) {
+    if (state.taken.has(fd)) continue
+    state.taken.add(fd)
+    try { closeSync(fd) } catch {}
+    released.push(bind)
+  }
+  return released
+}
+
+/**
+ * The listening sockets of running listeners, to hand to a successor: bind →
+ * descriptor. Undefined when Node does not tell a server's descriptor
+ * (node-internals.ts: `listeningFd`).
+ */
+export function handoffSockets (listeners: Iterable<{ bind: string, isRunning: boolean, server: object | undefined }>): Map<string, number> | undefined {
+  if (!nodeInternals().listeningFd) return undefined
+  const sockets = new Map<string, number>()
+  for (const l of listeners) {
+    if (!l.isRunning || l.server === undefined) continue
+    const fd = listeningFd(l.server)
+    if (fd === undefined) return undefined
+    sockets.set(l.bind, fd)
+  }
+  return sockets
+}
