@@ -85,9 +85,10 @@ async function stop (child: Child): Promise<void> {
   assert.equal(code, 0, child.stderr())
 }
 
+// examples/systemd is tested in systemd.test.ts (it needs systemd-socket-activate).
 test('every example has a README and a test here', () => {
   const folders = readdirSync(EXAMPLES, { withFileTypes: true }).filter(d => d.isDirectory()).map(d => d.name).sort()
-  assert.deepEqual(folders, ['admin-public', 'blue-green', 'environments', 'gateway', 'kubernetes', 'multi-port', 'starter', 'websocket'])
+  assert.deepEqual(folders, ['admin-public', 'blue-green', 'environments', 'gateway', 'kubernetes', 'multi-port', 'starter', 'systemd', 'websocket'])
   for (const f of folders) assert.ok(existsSync(join(EXAMPLES, f, 'README.md')), `${f}/README.md`)
 })
 

@@ -122,9 +122,11 @@ export class Upgrader {
   get running (): boolean { return this.#running !== undefined }
 
   upgrade (options: UpgradeOptions = {}): Promise<UpgradeResult> {
-    if (this.#running !== undefined) return Promise.reject(new UpgradeError('an upgrade is already under way', 409))
-    const refusal = this.#hooks.refusal()
-    if (refusal !== undefined) return Promise.reject(new UpgradeError(refusal, 409))
+    const refusal = this.#running !== undefined ? 'an upgrade is already under way' : this.#hooks.refusal()
+    if (refusal !== undefined) {
+      this.#hooks.log.warn({ reason: refusal }, `upgrade refused: ${refusal}`)
+      return Promise.reject(new UpgradeError(refusal, 409))
+    }
     const began = Date.now()
     const node = (() => { try { return successorNode(options.node) } catch (err) { return err as UpgradeError } })()
     if (node instanceof UpgradeError) return Promise.reject(node)
