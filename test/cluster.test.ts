@@ -24,7 +24,7 @@ test('--workers 2: two processes serve the same port; ps and the metrics see bot
   assert.equal(rows.length, 1 + 2 * 2, 'one row per worker and listener')
   // The processes: the primary and each worker, with their pid, Node, CPU, memory and event-loop delay.
   const processes = (processTable ?? '').split('\n')
-  assert.match(processes[0] ?? '', /^PROCESS\s+PID\s+NODE\s+UPTIME\s+CPU\s+RSS\s+HEAP\s+LOOP DELAY p99$/)
+  assert.match(processes[0] ?? '', /^PROCESS\s+PID\s+NODE\s+STARTED \(UTC\)\s+UPTIME\s+CPU\s+RSS\s+HEAP\s+LOOP DELAY p99$/)
   assert.deepEqual(processes.slice(1, 4).map(l => l.split(/\s{2,}/)[0]), ['primary', 'worker 1', 'worker 2'])
   assert.match(processes[4] ?? '', /^workers restarted since the start: 0$/)
   for (const line of processes.slice(1, 4)) assert.match(line, new RegExp(`\\s${process.version.replace(/\./g, '\\.')}\\s.*MiB`))

@@ -112,6 +112,7 @@ test('an upgrade to another Node version (--node): served throughout, and ps sho
   const p = await ports()
   const pool = await startUpgradable(t, { 'pool.yaml': poolYaml(p), 'app.mjs': APP })
   const load = keepAliveLoad(`http://127.0.0.1:${p.public}/`, 8)
+  const before = Date.now()
   const cmd = run(t, [BIN, 'upgrade', '--node', NODE24, 'pool.yaml'], { cwd: pool.dir })
   assert.equal((await cmd.exited).code, 0, cmd.stdout() + cmd.stderr())
   assert.match(cmd.stdout(), /\(Node v24\./)
@@ -120,9 +121,13 @@ test('an upgrade to another Node version (--node): served throughout, and ps sho
   assert.deepEqual({ errors: result.errors, non2xx: result.non2xx }, { errors: [], non2xx: 0 })
   const ps = run(t, [BIN, 'ps', '--json', 'pool.yaml'], { cwd: pool.dir })
   assert.equal((await ps.exited).code, 0, ps.stderr())
-  const status = JSON.parse(ps.stdout()) as { process: { pid: number, node: string } }
+  const status = JSON.parse(ps.stdout()) as { process: { pid: number, node: string, startedAt: string } }
   assert.equal(status.process.pid, pool.pid())
   assert.match(status.process.node, /^v24\./)
+  assert.ok(Date.parse(status.process.startedAt) >= before - 1000, `started after the upgrade was asked: ${status.process.startedAt}`)
+  const text = run(t, [BIN, 'ps', 'pool.yaml'], { cwd: pool.dir })
+  assert.equal((await text.exited).code, 0)
+  assert.match(text.stdout(), new RegExp(`^pool\\s+${pool.pid()}\\s+v24\\.\\S+\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s`, 'm'))
 })
 
 test('upgrade is refused with --node from a control listener other machines can reach, and by a pool not started from a file', async (t) => {

@@ -206,9 +206,11 @@ export function processTable (answer: ControlStatusBody): string {
   }
   if (rows.length === 0) return ''
   const mib = (bytes: number): string => `${Math.round(bytes / 1048576)} MiB`
-  const table = [['PROCESS', 'PID', 'NODE', 'UPTIME', 'CPU', 'RSS', 'HEAP', 'LOOP DELAY p99']]
+  // The start time (UTC, to the second): an upgrade shows as a new pid started later.
+  const started = (p: ProcessFigures): string => typeof p.startedAt === 'string' ? p.startedAt.slice(0, 19).replace('T', ' ') : '-'
+  const table = [['PROCESS', 'PID', 'NODE', 'STARTED (UTC)', 'UPTIME', 'CPU', 'RSS', 'HEAP', 'LOOP DELAY p99']]
   for (const [name, p] of rows) {
-    table.push([name, String(p.pid), p.node, duration(p.uptime), `${p.cpu.toFixed(1)} %`, mib(p.memory.rss), mib(p.memory.heapUsed), `${p.eventLoopDelay.p99.toFixed(1)} ms`])
+    table.push([name, String(p.pid), p.node, started(p), duration(p.uptime), `${p.cpu.toFixed(1)} %`, mib(p.memory.rss), mib(p.memory.heapUsed), `${p.eventLoopDelay.p99.toFixed(1)} ms`])
   }
   const widths = table[0]!.map((_, i) => Math.max(...table.map(r => r[i]!.length)))
   const text = table.map(r => r.map((cell, i) => i === r.length - 1 ? cell : cell.padEnd(widths[i]!)).join('  ')).join('\n') + '\n'

@@ -33,7 +33,7 @@ export function dashboardHtml (path: string): string {
 <table id="listeners"><thead><tr><th>worker</th><th>name</th><th>state</th><th>url</th><th>generation</th><th>uptime</th><th>in flight</th><th>upgraded</th><th title="responses per second, about the last 10 s">req/s</th><th title="share of 5xx responses">5xx</th><th>p50</th><th>p99</th><th>certificate</th><th>last error</th><th></th></tr></thead><tbody></tbody></table>
 </section>
 <section><h2>Processes</h2>
-<table id="processes"><thead><tr><th>process</th><th>pid</th><th>node</th><th>uptime</th><th>cpu</th><th>rss</th><th>heap</th><th>loop delay p99</th></tr></thead><tbody></tbody></table>
+<table id="processes"><thead><tr><th>process</th><th>pid</th><th>node</th><th>started</th><th>uptime</th><th>cpu</th><th>rss</th><th>heap</th><th>loop delay p99</th></tr></thead><tbody></tbody></table>
 <p id="restarts"></p>
 </section>
 </body>
@@ -137,7 +137,7 @@ function render (status) {
   for (const [name, p] of processes) {
     if (!p) continue
     const row = pbody.insertRow()
-    for (const text of [name, String(p.pid), p.node, duration(p.uptime), p.cpu.toFixed(1) + ' %', mib(p.memory.rss), mib(p.memory.heapUsed), p.eventLoopDelay.p99.toFixed(1) + ' ms']) cell(row, text)
+    for (const text of [name, String(p.pid), p.node, p.startedAt ? p.startedAt.slice(0, 19).replace('T', ' ') : '-', duration(p.uptime), p.cpu.toFixed(1) + ' %', mib(p.memory.rss), mib(p.memory.heapUsed), p.eventLoopDelay.p99.toFixed(1) + ' ms']) cell(row, text)
   }
   document.getElementById('restarts').textContent = status.restarts === undefined ? '' : 'workers restarted since the start: ' + status.restarts
   document.getElementById('updated').textContent = 'updated ' + new Date().toLocaleTimeString()

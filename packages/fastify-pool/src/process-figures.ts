@@ -8,6 +8,8 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 export interface ProcessFigures {
   pid: number
   node: string
+  /** When the process started (ISO 8601): after an upgrade, the new process's. */
+  startedAt: string
   /** Milliseconds since the process started. */
   uptime: number
   /** Percent of one core, since the previous reading (the first: since the process started). */
@@ -19,6 +21,7 @@ export interface ProcessFigures {
 }
 
 const RESOLUTION_MS = 10
+const STARTED_AT = new Date(Date.now() - process.uptime() * 1000).toISOString()
 
 export class ProcessSampler {
   // From the start, so that the first reading already covers a while (the histogram records from its second tick).
@@ -44,6 +47,7 @@ export class ProcessSampler {
     return {
       pid: process.pid,
       node: process.version,
+      startedAt: STARTED_AT,
       uptime: Math.round(process.uptime() * 1000),
       cpu: elapsed > 0 ? round(((cpu.user + cpu.system) / 1000) / elapsed * 100) : 0,
       memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal },
