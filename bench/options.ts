@@ -14,6 +14,7 @@ export interface BenchOptions {
   modes: { processes: number, warmup: number, duration: number }
   workers: { rounds: number, duration: number, warmup: number, connections: number, pipelining: number }
   websocket: { rounds: number, duration: number, warmup: number, connections: number, inFlight: number, held: number, restarts: number, restartSeconds: number }
+  upgrade: { rounds: number, duration: number, upgrades: number, connections: number }
 }
 
 export const PRESETS: Record<'quick' | 'full', Omit<BenchOptions, 'mode' | 'pin' | 'profileDir'>> = {
@@ -25,7 +26,8 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchOptions, 'mode' | 'pin'
     drain: { idle: [0, 10, 100, 1000], holds: [200], runs: 2 },
     modes: { processes: 2, warmup: 0.5, duration: 1 },
     workers: { rounds: 1, duration: 1, warmup: 0.5, connections: 100, pipelining: 10 },
-    websocket: { rounds: 1, duration: 1, warmup: 0.5, connections: 50, inFlight: 10, held: 200, restarts: 3, restartSeconds: 2 }
+    websocket: { rounds: 1, duration: 1, warmup: 0.5, connections: 50, inFlight: 10, held: 200, restarts: 3, restartSeconds: 2 },
+    upgrade: { rounds: 1, duration: 2, upgrades: 2, connections: 20 }
   },
   full: {
     overhead: { rounds: 5, duration: 5, warmup: 2, connections: 100, pipelining: 10 },
@@ -34,7 +36,8 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchOptions, 'mode' | 'pin'
     drain: { idle: [0, 10, 100, 1000], holds: [200, 1000], runs: 5 },
     modes: { processes: 12, warmup: 1.5, duration: 2 },
     workers: { rounds: 4, duration: 5, warmup: 1, connections: 100, pipelining: 10 },
-    websocket: { rounds: 4, duration: 5, warmup: 1, connections: 50, inFlight: 10, held: 1000, restarts: 10, restartSeconds: 10 }
+    websocket: { rounds: 4, duration: 5, warmup: 1, connections: 50, inFlight: 10, held: 1000, restarts: 10, restartSeconds: 10 },
+    upgrade: { rounds: 2, duration: 5, upgrades: 10, connections: 20 }
   }
 }
 
