@@ -8,7 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BIN, freePort, get, ROOT, run, TLS } from './fixtures/cli.ts'
 import { keepAliveLoad } from './fixtures/load.ts'
-import { startUpgradable } from './fixtures/upgrade.ts'
+import { startUpgradable, survivors } from './fixtures/upgrade.ts'
 
 const APP = 'export default async function (app) { app.get(\'/\', async () => ({ pid: process.pid })) }\n'
 
@@ -80,8 +80,7 @@ test('a successor with an invalid file, one whose handler throws at start, and o
   const metrics = await get(`http://127.0.0.1:${p.admin}/metrics`)
   assert.match(metrics.body, /fastify_pool_upgrades_total\{result="failed"\} 3/)
   // Every successor is gone: only the old process is left.
-  const alive = [...pool.pids()].filter(p => { try { process.kill(p, 0); return true } catch { return false } })
-  assert.deepEqual(alive, [pid])
+  assert.deepEqual(await survivors(pool.pids(), 1), [pid])
 
   // A second upgrade while one runs is refused.
   writeFileSync(join(pool.dir, 'app.mjs'), APP)
@@ -152,4 +151,32 @@ test('upgrade is refused with --node from a control listener other machines can 
   assert.match(bad.json().error, /timeout must be a whole number/)
   const ok = await open.inject('admin', { method: 'POST', url: '/pool/upgrade', headers })
   assert.deepEqual(ok.json(), { ok: true, pid: 1 })
+})
+
+test('a stop during an upgrade takes the successor still starting with it; without the descriptor field the upgrade is refused; a --pid-file nowhere is a usage error', { timeout: 60_000 }, async (t) => {
+  const p = await ports()
+  const pool = await startUpgradable(t, { 'pool.yaml': poolYaml(p), 'app.mjs': APP })
+  const pid = pool.pid()
+  // The successor reads app.mjs afresh: make it hang there, then stop the old process.
+  writeFileSync(join(pool.dir, 'app.mjs'), 'export default async function () { await new Promise(() => {}) }\n')
+  const cmd = run(t, [BIN, 'upgrade', 'pool.yaml'], { cwd: pool.dir })
+  await pool.child.waitFor(out => /upgrade: starting a successor/.test(out))
+  process.kill(pid, 'SIGTERM')
+  assert.equal((await pool.child.exited).code, 0)
+  assert.equal((await cmd.exited).code, 1)
+  assert.deepEqual(await survivors(pool.pids(), 0), [], `no process outlives the stop: ${pool.child.stdout().slice(-1500)}`)
+
+  const off = await ports()
+  const fallback = run(t, [BIN, 'start', '--json', 'pool.yaml'], { cwd: pool.dir, env: { FASTIFY_POOL_NODE_INTERNALS: 'off' } })
+  writeFileSync(join(pool.dir, 'pool.yaml'), poolYaml(off))
+  writeFileSync(join(pool.dir, 'app.mjs'), APP)
+  await fallback.waitFor(out => /"msg":"pool started"/.test(out))
+  const refused = run(t, [BIN, 'upgrade', 'pool.yaml'], { cwd: pool.dir })
+  assert.equal((await refused.exited).code, 1)
+  assert.match(refused.stderr(), /does not tell a server's descriptor \(server\._handle\.fd\): the sockets cannot be handed over/)
+  assert.equal((JSON.parse((await get(`http://127.0.0.1:${off.public}/`)).body) as { pid: number }).pid, fallback.proc.pid)
+
+  const nowhere = run(t, [BIN, 'start', '--pid-file', join(pool.dir, 'missing', 'pool.pid'), 'pool.yaml'], { cwd: pool.dir })
+  assert.equal((await nowhere.exited).code, 2)
+  assert.match(nowhere.stderr(), /--pid-file .*the folder .*missing does not exist/)
 })

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { BIN, freePort, get, logLines, run, TLS } from './fixtures/cli.ts'
-import { hey, NO_HEY, startUpgradable, unixLoad } from './fixtures/upgrade.ts'
+import { hey, NO_HEY, startUpgradable, survivors, unixLoad } from './fixtures/upgrade.ts'
 
 const APP = 'export default async function (app) { app.get(\'/\', async () => ({ pid: process.pid })) }\n'
 
@@ -79,8 +79,7 @@ test('10 upgrades under load over TCP (keep-alive and not), a unix socket, HTTPS
   assert.equal(served.size, 11, 'eleven processes served in turn')
   assert.equal(statSync(sock).ino, inode, 'the socket file was never removed or made again')
   // Exactly one process serves now, the one the pid file names; the others exited 0.
-  const alive = [...pool.pids()].filter(pid => { try { process.kill(pid, 0); return true } catch { return false } })
-  assert.deepEqual(alive, [pool.pid()])
+  assert.deepEqual(await survivors(pool.pids(), 1), [pool.pid()])
   assert.equal((await pool.child.exited).code, 0)
   const answer = await get(`http://127.0.0.1:${p.public}/`)
   assert.equal((JSON.parse(answer.body) as { pid: number }).pid, pool.pid())

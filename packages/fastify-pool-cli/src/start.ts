@@ -4,6 +4,8 @@
 // and exits 1; SIGHUP re-reads the file and applies it in place.
 import closeWithGrace from 'close-with-grace'
 import cluster from 'node:cluster'
+import { accessSync, constants } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { BUILTIN_DEFAULTS, ProcessSampler, CHANNELS, hasIssues, isPoolError, releaseInherited, type ListenerFailure, type StateChange } from 'fastify-pool'
 import { displayPath, formatIssue, missingCertificates, readDocument, type FileIssue } from './config-file.ts'
@@ -109,6 +111,7 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   // In a cluster every line says which worker wrote it.
   const logger = worker === undefined ? base : base.child({ worker: worker.id })
   const early = holdEarlySignals()
+  if (pidFile !== undefined) checkPidFile(pidFile)
   if (devCert && worker === undefined) await writeDevCertificates(file, logger)
   let running: FilePool
   // The control API's upgrade, bound once the session exists.
@@ -173,6 +176,8 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   // on stdout and stderr is JSON, for log collectors that merge the two; the
   // 'pool started' entry carries the listeners instead.
   if (pretty) process.stderr.write(listenerTable(pool))
+  // Before the line that says so: whoever waits for it finds the pid.
+  if (pidFile !== undefined) writePidFile(pidFile)
   logger.info({ file: shown, ...(pretty ? {} : { listeners: listenerSummary(session) }) }, 'pool started')
   session.started = true
   if (watch) {
@@ -181,7 +186,6 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   }
   if (session.reloadAsked !== undefined) askReload(session.reloadAsked)
   if (worker !== undefined) process.send?.({ 'fastify-pool': 'ready' } satisfies ClusterMessage)
-  if (pidFile !== undefined) writePidFile(pidFile)
   // Under systemd (Type=notify, NotifyAccess=all): this process is the service's main one now.
   if (worker === undefined) notifySystemd({ READY: 1, MAINPID: process.pid }, logger)
   if (replaced !== undefined) {
@@ -216,6 +220,17 @@ function makeUpgrader (session: Session, close: () => void, worker: boolean): Up
   })
 }
 
+/** --pid-file must be writable before anything starts: its folder exists and may be written to. */
+function checkPidFile (file: string): void {
+  const dir = dirname(resolve(file))
+  try {
+    accessSync(dir, constants.W_OK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new UsageError(`start: --pid-file ${file}: ${code === 'ENOENT' ? `the folder ${dir} does not exist` : `cannot write in ${dir} (${code ?? 'error'})`}`)
+  }
+}
+
 /** One line for the process being replaced: why this one could not start. */
 function firstProblem (err: unknown, shown: string): string {
   if (isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err)) {
@@ -244,6 +259,8 @@ function closeOnSignals (session: Session): () => void {
     onSecondSignal: (signal) => logger.warn({ signal }, `second ${signal}: exiting now without waiting for the drain`)
   }, async ({ signal, err }) => {
     session.closing = true
+    // A stop for good, not the hand-off of an upgrade: a successor still starting goes too (waited for below).
+    const successor = session.handOff ? undefined : session.upgrader?.abort()
     for (const undo of session.cleanups.splice(0)) undo()
     const timeout = session.timeout
     const backstop = setTimeout(() => {
@@ -254,6 +271,7 @@ function closeOnSignals (session: Session): () => void {
     if (err !== undefined) logger.error({ err }, 'uncaught error: draining the pool, then exiting')
     else logger.info({ signal, timeout }, `${signal ?? 'close'}: draining the pool`)
     const reports = await session.running.pool.stop({ timeout, handOff: session.handOff })
+    await successor
     clearTimeout(backstop)
     if (session.pidFile !== undefined) removePidFile(session.pidFile)
     logger.info({ cut: reports.reduce((n, r) => n + r.cut, 0) }, session.started ? 'pool stopped' : 'pool stopped while it was starting: what had started is closed')

@@ -113,6 +113,9 @@ export class Upgrader {
   readonly #pool: () => Pool
   readonly #hooks: UpgraderHooks
   #running: Promise<UpgradeResult> | undefined
+  /** The successor being started, until it is ready or stopped. */
+  #starting: ChildProcess | undefined
+  #aborted = false
 
   constructor (pool: () => Pool, hooks: UpgraderHooks) {
     this.#pool = pool
@@ -158,6 +161,7 @@ export class Upgrader {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...fds],
       env: { ...process.env, [HANDOFF_ENV]: JSON.stringify(named), [PREDECESSOR_ENV]: String(process.pid), [UPGRADES_ENV]: JSON.stringify({ ok: counts.ok + 1, failed: counts.failed }) }
     })
+    this.#starting = child
     const outcome = await new Promise<SuccessorMessage | { exit: string } | { timeout: true } | { error: Error }>((resolve) => {
       const timer = setTimeout(() => resolve({ timeout: true }), timeout)
       timer.unref()
@@ -174,6 +178,11 @@ export class Upgrader {
       child.once('error', (error) => done({ error }))
       child.once('exit', (code, signal) => done({ exit: signal === null ? `exited with code ${code ?? '?'}` : `was killed by ${signal}` }))
     })
+    this.#starting = undefined
+    if (this.#aborted) {
+      await this.#stopSuccessor(child)
+      throw Object.assign(new UpgradeError('the pool is stopping: the successor was stopped', 409), { pid: child.pid })
+    }
     if ('fastify-pool' in outcome && outcome['fastify-pool'] === 'upgrade-ready') {
       // The successor serves: this process no longer needs the channel (nor waits for it).
       child.disconnect()
@@ -191,6 +200,17 @@ export class Upgrader {
           : `the successor could not start: ${outcome.reason}`
     await this.#stopSuccessor(child)
     throw Object.assign(new UpgradeError(reason, 502), { pid: child.pid })
+  }
+
+  /**
+   * The pool is stopping for good (SIGTERM, SIGINT): a successor still
+   * starting must not outlive it. Stopped at once; its ready, if it comes,
+   * is ignored.
+   */
+  abort (): Promise<void> {
+    this.#aborted = true
+    const child = this.#starting
+    return child === undefined ? Promise.resolve() : this.#stopSuccessor(child).catch(() => {})
   }
 
   /** A successor that will not serve: SIGTERM (it drains what it accepted), then SIGKILL past the drain deadline. */
