@@ -125,6 +125,27 @@ URL="$(node -e "
   console.log(lines.map(l => JSON.parse(l)).find(x => x.msg === 'pool started').listeners[0].url)")"
 node -e "fetch('$URL/healthz').then(r => { if (r.status !== 200) process.exit(1) })"
 kill -TERM "$STARTED"; wait "$STARTED"
+
+step "an upgrade from the installed command"
+# The compiled command replaces its own process: the new one is ready on the
+# same socket, the old one exits 0, and the pid file follows.
+cat > "$P/upgrade.yaml" <<'YAML'
+control: { listener: admin }
+servers:
+  - { name: admin, listen: "127.0.0.1:0" }
+YAML
+(cd "$P" && exec node node_modules/fastify-pool-cli/bin/fastify-pool.js start --json --pid-file up.pid upgrade.yaml > up.log 2>&1) &
+STARTED=$!
+for _ in $(seq 1 150); do grep -q '"pool started"' "$P/up.log" 2>/dev/null && break; sleep 0.1; done
+FIRST="$(cat "$P/up.pid")"
+kill -USR2 "$FIRST"
+wait "$STARTED" || { echo "the upgraded process did not exit 0" >&2; cat "$P/up.log" >&2; exit 1; }
+NEXT="$(cat "$P/up.pid")"
+[ "$NEXT" != "$FIRST" ] && kill -0 "$NEXT" 2>/dev/null || { echo "no successor serves after the upgrade" >&2; cat "$P/up.log" >&2; exit 1; }
+grep -q 'hands over and exits' "$P/up.log" || { echo "the hand-over was not logged" >&2; exit 1; }
+kill -TERM "$NEXT"
+for _ in $(seq 1 100); do kill -0 "$NEXT" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$NEXT" 2>/dev/null; then echo "the successor did not stop on SIGTERM" >&2; kill -9 "$NEXT"; exit 1; fi
 # The commands that talk to a running pool load only what that needs: ps is
 # timed from the installed package (nothing runs there: exit 3, after the
 # same imports and file read). Target 150 ms on the 2-core test machine;
