@@ -71,7 +71,9 @@ test('every failure of the commands against a running pool, with --json, is JSON
     ['the answer itself', ['ps', '--json'], { POOL_TOKEN: TOKEN, FASTIFY_POOL_TOKEN: undefined }, 0, ''],
     ['no match', ['restart', 'nothing-*', '--json'], { POOL_TOKEN: TOKEN }, 5, 'FST_POOL_NO_MATCH'],
     ['the control listener', ['stop', 'admin', '--json'], { POOL_TOKEN: TOKEN }, 1, 'FST_POOL_REFUSED'],
-    ['a bad token', ['ps', '--json', '--token', 'not-the-right-token-at-all'], { POOL_TOKEN: TOKEN }, 4, 'FST_POOL_UNAUTHORIZED']
+    ['a bad token', ['ps', '--json', '--token', 'not-the-right-token-at-all'], { POOL_TOKEN: TOKEN }, 4, 'FST_POOL_UNAUTHORIZED'],
+    ['an upgrade to a node that is not there', ['upgrade', '--json', '--node', '/nonexistent/node'], { POOL_TOKEN: TOKEN }, 1, 'FST_POOL_REFUSED'],
+    ['an upgrade with a bad timeout', ['upgrade', '--json', '--timeout', 'soon'], { POOL_TOKEN: TOKEN }, 2, 'FST_POOL_USAGE']
   ]
   for (const [what, args, env, code, expected] of cases) {
     const r = await command(t, dir, args, env)

@@ -66,6 +66,8 @@ interface Session {
   logLevel: string | undefined
   /** Replaces the process on SIGUSR2 and POST /pool/upgrade (upgrade.ts). */
   upgrader: Upgrader | undefined
+  /** Set while SIGHUP, --watch or the control API reload the file. */
+  reloading: boolean
   /** Set while this process takes over from the one it replaces. */
   predecessor: Predecessor | undefined
   pidFile: string | undefined
@@ -137,7 +139,7 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   const defaults = running.loaded.options.defaults
   logger.level = logLevel ?? commandLevel(logger, defaults.logLevel)
   logger.debug({ file: shown, servers: running.loaded.options.servers.map(s => s.source), handlers: running.loaded.modules }, 'configuration loaded')
-  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: undefined, cleanups: [], monitor: 'false', handOff: false, logLevel, upgrader: undefined, predecessor: replaced, pidFile }
+  const session: Session = { running, logger, shown, pretty, timeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout, closing: false, started: false, reloadAsked: undefined, cleanups: [], monitor: 'false', handOff: false, logLevel, reloading: false, upgrader: undefined, predecessor: replaced, pidFile }
 
   // Signal handlers go in before anything is announced: until then a SIGTERM
   // or SIGHUP would kill the process outright (their default action). The
@@ -204,6 +206,8 @@ function makeUpgrader (session: Session, close: () => void, worker: boolean): Up
       if (worker) return 'the pool runs in workers (--workers): an upgrade replaces one process only so far; a rolling reload (fastify-pool reload) replaces the workers'
       if (session.closing) return 'the pool is stopping'
       if (!session.started) return 'the pool is still starting'
+      // The sockets handed over are those of the listeners running now: not while a reload changes them.
+      if (session.reloading) return 'a reload is under way; upgrade once it is done'
       if (session.predecessor !== undefined) return `this process is still taking over from process ${session.predecessor.pid}`
       return undefined
     },
@@ -316,7 +320,8 @@ function answerThePrimary (session: Session, close: () => void): () => void {
 /** Re-read the file and apply it; a file that is invalid or a reload that fails leaves the pool as it was (logEvents says which). */
 async function reloadFile (session: Session, reason: string): Promise<void> {
   session.logger.info({ file: session.shown, reason }, `${reason}: reloading the configuration`)
-  await session.running.reload().catch(() => {})
+  session.reloading = true
+  await session.running.reload().catch(() => {}).finally(() => { session.reloading = false })
 }
 
 /**
