@@ -33,6 +33,14 @@ test('--workers 2: two processes serve the same port; ps and the metrics see bot
   assert.equal(Number(count), 40, 'the requests of both workers, summed')
   assert.match(metrics, /fastify_pool_listener_up\{listener="public"\} 1/)
 
+  // An upgrade is not built for workers yet: refused, said why, nothing changes.
+  const upgrade = run(t, [BIN, 'upgrade'], { cwd: p.dir })
+  assert.equal((await upgrade.exited).code, 1)
+  assert.match(upgrade.stderr(), /upgrade failed, the running process serves on unchanged: the pool runs in workers/)
+  child.proc.kill('SIGUSR2')
+  await child.waitFor(out => /upgrade refused: the pool runs in workers/.test(out))
+  assert.deepEqual([...await pids(p.port)].sort(), workerPids(child).sort(), 'the same workers serve')
+
   child.proc.kill('SIGTERM')
   assert.equal((await child.exited).code, 0)
 })

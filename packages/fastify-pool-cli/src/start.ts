@@ -20,7 +20,7 @@ import { causeCode, writeError, writeProblems } from './output.ts'
 import { askPrimary, sourceFromPrimary, type ClusterMessage } from './worker-messages.ts'
 import { runPrimary, workerCount, type WorkersOptions } from './workers.ts'
 import { UsageError } from './usage-error.ts'
-import { notifySystemd, predecessor, publishUpgrade, removePidFile, Upgrader, UpgradeError, writePidFile, type Predecessor, type UpgradeOptions } from './upgrade.ts'
+import { notifySystemd, predecessor, publishUpgrade, removePidFile, Upgrader, UpgradeError, WORKERS_UPGRADE, writePidFile, type Predecessor, type UpgradeOptions } from './upgrade.ts'
 
 export interface StartOptions {
   file: string
@@ -203,7 +203,7 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
 function makeUpgrader (session: Session, close: () => void, worker: boolean): Upgrader {
   return new Upgrader(() => session.running.pool, {
     refusal: () => {
-      if (worker) return 'the pool runs in workers (--workers): an upgrade replaces one process only so far; a rolling reload (fastify-pool reload) replaces the workers'
+      if (worker) return WORKERS_UPGRADE
       if (session.closing) return 'the pool is stopping'
       if (!session.started) return 'the pool is still starting'
       // The sockets handed over are those of the listeners running now: not while a reload changes them.
@@ -286,7 +286,7 @@ function closeOnSignals (session: Session): () => void {
 }
 
 /** A worker's pool asks the primary for what spans every worker: the status, the summed metrics, a rolling reload. */
-function askingThePrimary (): { control: { status: () => Promise<Record<string, unknown>>, reload: () => Promise<unknown> }, metricsExposition: () => Promise<string> } {
+function askingThePrimary (): { control: { status: () => Promise<Record<string, unknown>>, reload: () => Promise<unknown>, upgrade: () => Promise<Record<string, unknown>> }, metricsExposition: () => Promise<string> } {
   return {
     control: {
       status: async () => {
@@ -297,7 +297,8 @@ function askingThePrimary (): { control: { status: () => Promise<Record<string, 
         const answer = await askPrimary('roll', 300_000)
         if (!answer.ok) throw new Error(answer.error ?? 'the rolling reload failed')
         return { rolled: true }
-      }
+      },
+      upgrade: async () => { throw new UpgradeError(WORKERS_UPGRADE, 409) }
     },
     metricsExposition: async () => (await askPrimary('metrics')).text
   }

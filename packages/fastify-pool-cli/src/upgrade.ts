@@ -27,6 +27,9 @@ export const PREDECESSOR_ENV = 'FASTIFY_POOL_PREDECESSOR'
 /** Upgrades counted so far by this line of processes, handed on: `{"ok":N,"failed":M}`. */
 export const UPGRADES_ENV = 'FASTIFY_POOL_UPGRADES'
 
+/** Why an upgrade is refused with --workers (not built yet). */
+export const WORKERS_UPGRADE = 'the pool runs in workers (--workers): an upgrade replaces a single process only so far; a rolling reload (fastify-pool reload) replaces the workers'
+
 /** How long a successor may take to be ready, by default (ms). */
 export const UPGRADE_TIMEOUT = 60_000
 

@@ -15,6 +15,7 @@ import { displayPath, formatIssue, loadConfigFile, type FileIssue, type LoadedCo
 import { holdEarlySignals } from './early-signals.ts'
 import { writeError, writeProblems } from './output.ts'
 import { createLogger } from './logger.ts'
+import { WORKERS_UPGRADE } from './upgrade.ts'
 import { SOURCE_ENV, type ClusterMessage } from './worker-messages.ts'
 
 export interface WorkersOptions {
@@ -131,6 +132,7 @@ class Supervisor {
     process.on('SIGTERM', onStop)
     process.on('SIGINT', onStop)
     process.on('SIGHUP', () => { this.roll('SIGHUP') })
+    process.on('SIGUSR2', () => { this.#logger.warn({ reason: WORKERS_UPGRADE }, `upgrade refused: ${WORKERS_UPGRADE}`) })
     // Only now: without any listener for a moment, a signal on its way would be dropped.
     early.release()
     const started = await Promise.all(Array.from({ length: this.#count }, () => this.#fork()))
