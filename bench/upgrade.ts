@@ -18,16 +18,36 @@ interface HeyRun { rps: number, ok: number, failed: number }
 
 export async function upgrade (options: BenchOptions, log: Log): Promise<Section> {
   const o = options.upgrade
-  const params = `fastify-pool start (one listener, Node ${process.version}), hey -c ${o.connections} with keep-alive, ${o.rounds} round(s) of (steady ${o.duration} s, ${o.upgrades} upgrades back to back); the next upgrade is asked once the replaced process has exited`
+  const params = `fastify-pool start (one listener, Node ${process.version}), one process and then --workers 2, hey -c ${o.connections} with keep-alive, ${o.rounds} round(s) of (steady ${o.duration} s, ${o.upgrades} upgrades back to back); the next upgrade is asked once the replaced process (with workers: the primary, once its workers have stopped) has exited`
   log(`\n## 8. Upgrade under load\n${params}`)
   if (spawnSync('hey', ['-n', '1', 'http://127.0.0.1:1/'], { stdio: 'ignore' }).error !== undefined) {
     return { title: '8. Upgrade under load', params, body: 'Not run: hey is missing (apt-get install hey).', misses: ['upgrade: not run (no hey)'] }
   }
+  const single = await upgrades(options, log, 1)
+  const workers = await upgrades(options, log, 2)
+  const body = [
+    table(['processes', 'load', 'req/s', 'req/s ÷ steady', 'upgrades', 'failed requests', 'failed = 0'], [...single.rows, ...workers.rows]),
+    '',
+    table(['processes', 'from SIGUSR2 to', 'median ms', 'max ms'], [...single.times, ...workers.times]),
+    '',
+    'Failed requests count connection errors and non-2xx answers seen by hey. The time to ready is mostly the new process starting Node and loading the command and its modules (here from TypeScript sources through tsx; the published package runs compiled JavaScript); with workers, the new primary and then its workers start, one after the other on these 2 cores.'
+  ].join('\n')
+  return { title: '8. Upgrade under load', params, body, misses: [...single.misses, ...workers.misses] }
+}
+
+/** One pool (`workers` 1: one process; else a primary and its workers), steady and upgraded under hey. */
+async function upgrades (options: BenchOptions, log: Log, workers: number): Promise<{ rows: string[][], times: string[][], misses: string[] }> {
+  const o = options.upgrade
+  const who = workers === 1 ? 'one process' : `${workers} workers`
+  // The replaced process's last line: a pool's, or the primary's once its workers have stopped.
+  const gone = workers === 1 ? '"msg":"pool stopped"' : '"msg":"pool handed over: every worker stopped; exiting"'
+  log(`  ${who}`)
   const dir = mkdtempSync(join(tmpdir(), 'fastify-pool-bench-upgrade-'))
   const port = await freePort()
   const admin = await freePort()
   writeFileSync(join(dir, 'app.mjs'), 'export default async function (app) { app.get(\'/\', async () => \'hello world\') }\n')
-  writeFileSync(join(dir, 'pool.yaml'), `servers:
+  writeFileSync(join(dir, 'pool.yaml'), `workers: ${workers}
+servers:
   - { name: public, listen: 127.0.0.1:${port} }
   - { name: admin, listen: 127.0.0.1:${admin} }
 handlers:
@@ -46,7 +66,7 @@ defaults:
   const output = watchOutput(proc)
   const url = `http://127.0.0.1:${port}/`
   try {
-    await output.until(out => out.includes('"msg":"pool started"'), 30_000)
+    await output.until(out => out.includes(workers === 1 ? '"msg":"pool started"' : `"msg":"pool started in ${workers} workers"`), 30_000)
     log('  warm-up')
     await hey(url, o.connections, 2)
     const steady: HeyRun[] = []
@@ -62,11 +82,11 @@ defaults:
       for (let i = 0; i < o.upgrades; i++) {
         const asked = performance.now()
         const handed = count(output.text(), 'hands over and exits')
-        const stopped = count(output.text(), '"msg":"pool stopped"')
+        const stopped = count(output.text(), gone)
         process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGUSR2')
         await output.until(out => count(out, 'hands over and exits') > handed, 60_000)
         ready.push(performance.now() - asked)
-        await output.until(out => count(out, '"msg":"pool stopped"') > stopped, 60_000)
+        await output.until(out => count(out, gone) > stopped, 60_000)
         exit.push(performance.now() - asked)
         done++
       }
@@ -76,26 +96,23 @@ defaults:
     }
     const failed = (runs: HeyRun[]): number => runs.reduce((n, r) => n + r.failed, 0)
     const ratio = median(upgrading.map((u, i) => u.rps / (steady[i] as HeyRun).rps))
-    const body = [
-      table(['load', 'req/s', 'req/s ÷ steady', 'upgrades', 'failed requests', 'failed = 0'], [
-        ['steady, no upgrade', fmtInt(median(steady.map(r => r.rps))), '1.000', '0', String(failed(steady)), verdict(failed(steady) === 0)],
-        ['upgrading back to back', fmtInt(median(upgrading.map(r => r.rps))), fmtRatio(ratio), String(done), String(failed(upgrading)), verdict(failed(upgrading) === 0)]
-      ]),
-      '',
-      table(['from SIGUSR2 to', 'median ms', 'max ms'], [
-        ['the new process ready (every listener up)', fmtMs(median(ready)), fmtMs(Math.max(...ready))],
-        ['the old process stopped (drained, about to exit)', fmtMs(median(exit)), fmtMs(Math.max(...exit))]
-      ]),
-      '',
-      'Failed requests count connection errors and non-2xx answers seen by hey. The time to ready is mostly the new process starting Node and loading the command and its modules (here from TypeScript sources through tsx; the published package runs compiled JavaScript).'
-    ].join('\n')
-    const misses = failed(upgrading) + failed(steady) > 0 ? [`upgrade under load: ${failed(upgrading)} failed requests while upgrading, ${failed(steady)} steady (target 0)`] : []
-    return { title: '8. Upgrade under load', params, body, misses }
+    const rows = [
+      [who, 'steady, no upgrade', fmtInt(median(steady.map(r => r.rps))), '1.000', '0', String(failed(steady)), verdict(failed(steady) === 0)],
+      [who, 'upgrading back to back', fmtInt(median(upgrading.map(r => r.rps))), fmtRatio(ratio), String(done), String(failed(upgrading)), verdict(failed(upgrading) === 0)]
+    ]
+    const times = [
+      [who, 'the new process ready (every listener up)', fmtMs(median(ready)), fmtMs(Math.max(...ready))],
+      [who, 'the old process stopped (drained, about to exit)', fmtMs(median(exit)), fmtMs(Math.max(...exit))]
+    ]
+    const misses = failed(upgrading) + failed(steady) > 0 ? [`upgrade under load (${who}): ${failed(upgrading)} failed requests while upgrading, ${failed(steady)} steady (target 0)`] : []
+    return { rows, times, misses }
   } finally {
     // The serving process is the last successor, not `proc`: stop it by its pid.
+    const last = workers === 1 ? '"msg":"pool stopped"' : 'every worker stopped; exiting'
+    const countAtEnd = count(output.text(), last)
     try { process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGTERM') } catch {}
     proc.kill('SIGTERM')
-    await output.until(out => out.includes('"cut":0,"msg":"pool stopped"') && count(out, '"msg":"pool stopped"') >= 1, 10_000).catch(() => {})
+    await output.until(out => count(out, last) > countAtEnd, 10_000).catch(() => {})
     rmSync(dir, { recursive: true, force: true })
   }
 }

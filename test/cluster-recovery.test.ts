@@ -41,7 +41,7 @@ test('kill -9 of a worker while the pool file holds invalid YAML: the replacemen
   assert.equal((await child.exited).code, 0)
 })
 
-test('a reload whose new worker cannot start (a busy port) is refused; the workers keep the previous configuration, and nothing counts as a crash', async (t) => {
+test('a reload whose new listener cannot be bound (a busy port), then one whose new worker cannot start, are refused; the workers keep the previous configuration, and nothing counts as a crash', async (t) => {
   const p = await project(t)
   const child = await started(t, p)
   const before = workerPids(child)
@@ -53,12 +53,22 @@ test('a reload whose new worker cannot start (a busy port) is refused; the worke
   const load = keepAliveLoad(`http://127.0.0.1:${p.port}/`, 4)
   t.after(() => load.stop())
   const yaml = readFileSync(join(p.dir, 'pool.yaml'), 'utf8').trimEnd()
+
+  // The primary binds the sockets of added listeners before any new worker starts.
   writeFileSync(join(p.dir, 'pool.yaml'), `${yaml}\n  - name: extra\n    listen: 127.0.0.1:${busy}\n    handler: main\n`)
   const reload = run(t, [BIN, 'reload'], { cwd: p.dir })
-  const { code } = await reload.exited
-  assert.equal(code, 1, `the reload is refused: ${reload.stdout()} ${reload.stderr()}`)
-  assert.match(reload.stderr(), /could not start its pool/)
+  assert.equal((await reload.exited).code, 1, `the reload is refused: ${reload.stdout()} ${reload.stderr()}`)
+  assert.match(reload.stderr(), new RegExp(`listener "extra" \\(127\\.0\\.0\\.1:${busy}\\): EADDRINUSE: address already in use`))
+  await child.waitFor(out => /reload failed: a new listener could not be bound; every worker keeps the previous configuration/.test(out))
+
+  // A handler that throws as the pool starts passes the primary's checks: the first new worker fails.
+  writeFileSync(join(p.dir, 'throws.js'), 'export default async function () { throw new Error(\'no database\') }\n')
+  writeFileSync(join(p.dir, 'pool.yaml'), `${yaml.replace('  main: ./routes.js', '  main: ./routes.js\n  throws: ./throws.js')}\n  - name: extra\n    listen: 127.0.0.1:0\n    handler: throws\n`)
+  const second = run(t, [BIN, 'reload'], { cwd: p.dir })
+  assert.equal((await second.exited).code, 1, `the reload is refused: ${second.stdout()} ${second.stderr()}`)
+  assert.match(second.stderr(), /could not start its pool/)
   await child.waitFor(out => /the roll stops; the other workers keep the previous configuration/.test(out))
+
   assert.deepEqual([...await versions(p.port)], ['v1'])
   assert.deepEqual(new Set(await pids(p.port)), new Set(before), 'the same two workers serve')
   assert.doesNotMatch(child.stdout(), /a worker died|giving up/)

@@ -4,6 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
+import { Agent, request } from 'node:http'
 import { join } from 'node:path'
 import { BIN, get, run } from './fixtures/cli.ts'
 import { keepAliveLoad } from './fixtures/load.ts'
@@ -33,13 +34,27 @@ test('--workers 2: two processes serve the same port; ps and the metrics see bot
   assert.equal(Number(count), 40, 'the requests of both workers, summed')
   assert.match(metrics, /fastify_pool_listener_up\{listener="public"\} 1/)
 
-  // An upgrade is not built for workers yet: refused, said why, nothing changes.
-  const upgrade = run(t, [BIN, 'upgrade'], { cwd: p.dir })
-  assert.equal((await upgrade.exited).code, 1)
-  assert.match(upgrade.stderr(), /upgrade failed, the running process serves on unchanged: the pool runs in workers/)
-  child.proc.kill('SIGUSR2')
-  await child.waitFor(out => /upgrade refused: the pool runs in workers/.test(out))
-  assert.deepEqual([...await pids(p.port)].sort(), workerPids(child).sort(), 'the same workers serve')
+  // A listener stopped in one worker cannot take the port back there (the primary holds its socket
+  // for every worker): the start says so, the other worker serves meanwhile, and a reload brings it back.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  t.after(() => agent.destroy())
+  const post = (path: string): Promise<{ results: Array<{ ok: boolean, error?: string }> }> => new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: p.admin, method: 'POST', path, agent }, (res) => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (c: string) => { body += c }).on('end', () => resolve(JSON.parse(body)))
+    })
+    req.on('error', reject).end()
+  })
+  assert.equal((await post('/pool/stop?name=public')).results[0]?.ok, true)
+  const again = (await post('/pool/start?name=public')).results[0]
+  assert.equal(again?.ok, false)
+  assert.match(again?.error ?? '', /^the primary holds this listener's socket for every worker.*fastify-pool reload/)
+  assert.equal((await pids(p.port, 10)).size, 1, 'the other worker serves')
+  const reload = run(t, [BIN, 'reload'], { cwd: p.dir })
+  assert.equal((await reload.exited).code, 0, reload.stderr())
+  // The answer comes as the roll begins (it replaces the worker that answered): wait for its end.
+  await child.waitFor(out => /"msg":"rolling reload done: every worker runs the new configuration"/.test(out))
+  assert.equal((await pids(p.port)).size, 2, 'both new workers serve')
 
   child.proc.kill('SIGTERM')
   assert.equal((await child.exited).code, 0)

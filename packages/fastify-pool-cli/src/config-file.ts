@@ -3,12 +3,12 @@
 // validate everything, reporting every problem with its file and field.
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { certificateInfo, errors, EXPIRY_WARNING_DAYS, controlIssues, hasIssues, metricsIssues, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
+import { certificateInfo, errors, EXPIRY_WARNING_DAYS, controlIssues, hasIssues, isPoolError, metricsIssues, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { importHandlers } from './handler-modules.ts'
 import { interpolate, type Env } from './interpolate.ts'
 import { CONFIG_EXTENSIONS, fileError, located, parse, readDocument as readPlainDocument, type DocumentOptions } from './document.ts'
-import { type FileIssue } from './file-issue.ts'
+import { formatIssue, type FileIssue } from './file-issue.ts'
 
 /** A problem in a configuration file. `path` is the field (empty for the file as a whole). */
 export { displayPath, formatIssue, type FileIssue } from './file-issue.ts'
@@ -239,4 +239,13 @@ export async function missingCertificates (file: string, options: LoadOptions = 
     if ((!existsSync(pair.cert) && !existsSync(pair.key)) || ownDevCertificateExpiring(pair.cert)) out.push(pair)
   }
   return out
+}
+
+/** One line for why a pool file could not be started (for the process an upgrade replaces). */
+export function problemLine (err: unknown, shown: string): string {
+  if (isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err)) {
+    const all = err.errors.map(i => formatIssue(i, shown))
+    return `${shown} is invalid: ${all[0] ?? ''}${all.length > 1 ? ` (and ${all.length - 1} more)` : ''}`
+  }
+  return err instanceof Error ? err.message : String(err)
 }

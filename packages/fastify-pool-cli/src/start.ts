@@ -4,11 +4,9 @@
 // and exits 1; SIGHUP re-reads the file and applies it in place.
 import closeWithGrace from 'close-with-grace'
 import cluster from 'node:cluster'
-import { accessSync, constants } from 'node:fs'
-import { dirname, resolve } from 'node:path'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { BUILTIN_DEFAULTS, ProcessSampler, CHANNELS, hasIssues, isPoolError, releaseInherited, type ListenerFailure, type StateChange } from 'fastify-pool'
-import { displayPath, formatIssue, missingCertificates, readDocument, type FileIssue } from './config-file.ts'
+import { displayPath, formatIssue, missingCertificates, problemLine, readDocument, type FileIssue } from './config-file.ts'
 import { writeDevCertificate } from './dev-cert.ts'
 import type { Logger } from 'pino'
 import { createLogger } from './logger.ts'
@@ -20,7 +18,7 @@ import { causeCode, writeError, writeProblems } from './output.ts'
 import { askPrimary, sourceFromPrimary, type ClusterMessage } from './worker-messages.ts'
 import { runPrimary, workerCount, type WorkersOptions } from './workers.ts'
 import { UsageError } from './usage-error.ts'
-import { notifySystemd, predecessor, publishUpgrade, removePidFile, Upgrader, UpgradeError, WORKERS_UPGRADE, writePidFile, type Predecessor, type UpgradeOptions } from './upgrade.ts'
+import { checkPidFile, notifySystemd, poolSockets, predecessor, publishUpgrade, relayUpgrade, removePidFile, Upgrader, UpgradeError, UPGRADE_TIMEOUT, writePidFile, type Predecessor, type UpgradeOptions } from './upgrade.ts'
 
 export interface StartOptions {
   file: string
@@ -84,13 +82,14 @@ export async function runWorkers (options: WorkersOptions): Promise<number> {
 }
 
 export async function start (options: StartOptions): Promise<number> {
-  const { file, pretty, devCert = false, watch = false } = options
+  const { file, pretty, devCert = false, watch = false, pidFile } = options
+  if (pidFile !== undefined && !cluster.isWorker) checkPidFile(pidFile)
   if (!cluster.isWorker) {
     const workers = options.workers ?? await fileWorkers(file)
     if (workers !== undefined && workerCount(workers) > 1) {
       if (watch) throw new UsageError('start: --watch runs one process; it cannot be used with workers')
       if (devCert) await writeDevCertificates(file, createLogger({ pretty, level: 'info' }))
-      return runPrimary({ file, workers, pretty, ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }) })
+      return runPrimary({ file, workers, pretty, ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }), ...(pidFile === undefined ? {} : { pidFile }) })
     }
   }
   return startPool(options)
@@ -113,7 +112,6 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   // In a cluster every line says which worker wrote it.
   const logger = worker === undefined ? base : base.child({ worker: worker.id })
   const early = holdEarlySignals()
-  if (pidFile !== undefined) checkPidFile(pidFile)
   if (devCert && worker === undefined) await writeDevCertificates(file, logger)
   let running: FilePool
   // The control API's upgrade, bound once the session exists.
@@ -123,7 +121,7 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
     running = await createPoolFromFile(file, { logger, ...(worker === undefined ? { control: upgradeControl } : { ...askingThePrimary(), ...sourceFromPrimary() }) })
   } catch (err) {
     early.release()
-    replaced?.failed(firstProblem(err, shown))
+    replaced?.failed(problemLine(err, shown))
     if (!printIssues(err, shown)) throw err
     return 1
   }
@@ -201,9 +199,9 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
 
 /** The process replacement of a started pool; refused while it starts, stops, takes over, or runs in workers. */
 function makeUpgrader (session: Session, close: () => void, worker: boolean): Upgrader {
-  return new Upgrader(() => session.running.pool, {
+  return new Upgrader(() => poolSockets(session.running.pool), {
     refusal: () => {
-      if (worker) return WORKERS_UPGRADE
+      if (worker) return `this process is a worker: its primary (process ${process.ppid}) upgrades the pool`
       if (session.closing) return 'the pool is stopping'
       if (!session.started) return 'the pool is still starting'
       // The sockets handed over are those of the listeners running now: not while a reload changes them.
@@ -222,26 +220,6 @@ function makeUpgrader (session: Session, close: () => void, worker: boolean): Up
       error: (fields, message) => session.logger.error(fields, message)
     }
   })
-}
-
-/** --pid-file must be writable before anything starts: its folder exists and may be written to. */
-function checkPidFile (file: string): void {
-  const dir = dirname(resolve(file))
-  try {
-    accessSync(dir, constants.W_OK)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    throw new UsageError(`start: --pid-file ${file}: ${code === 'ENOENT' ? `the folder ${dir} does not exist` : `cannot write in ${dir} (${code ?? 'error'})`}`)
-  }
-}
-
-/** One line for the process being replaced: why this one could not start. */
-function firstProblem (err: unknown, shown: string): string {
-  if (isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err)) {
-    const all = err.errors.map(i => formatIssue(i, shown))
-    return `${shown} is invalid: ${all[0] ?? ''}${all.length > 1 ? ` (and ${all.length - 1} more)` : ''}`
-  }
-  return err instanceof Error ? err.message : String(err)
 }
 
 async function writeDevCertificates (file: string, logger: Logger): Promise<void> {
@@ -286,7 +264,7 @@ function closeOnSignals (session: Session): () => void {
 }
 
 /** A worker's pool asks the primary for what spans every worker: the status, the summed metrics, a rolling reload. */
-function askingThePrimary (): { control: { status: () => Promise<Record<string, unknown>>, reload: () => Promise<unknown>, upgrade: () => Promise<Record<string, unknown>> }, metricsExposition: () => Promise<string> } {
+function askingThePrimary (): { control: { status: () => Promise<Record<string, unknown>>, reload: () => Promise<unknown>, upgrade: (o: UpgradeOptions) => Promise<Record<string, unknown>> }, metricsExposition: () => Promise<string> } {
   return {
     control: {
       status: async () => {
@@ -298,13 +276,18 @@ function askingThePrimary (): { control: { status: () => Promise<Record<string, 
         if (!answer.ok) throw new Error(answer.error ?? 'the rolling reload failed')
         return { rolled: true }
       },
-      upgrade: async () => { throw new UpgradeError(WORKERS_UPGRADE, 409) }
+      // The primary replaces itself and every worker; this worker's answer comes before its stop.
+      upgrade: async (o: UpgradeOptions) => {
+        const answer = await askPrimary('upgrade', (o.timeout ?? UPGRADE_TIMEOUT) + 30_000, o)
+        if (answer.result === undefined) throw new UpgradeError(answer.error ?? 'the upgrade failed', answer.statusCode ?? 500)
+        return { ...answer.result }
+      }
     },
     metricsExposition: async () => (await askPrimary('metrics')).text
   }
 }
 
-/** A worker answers the primary: its listeners and figures when asked, and a stop as SIGTERM would. */
+/** A worker answers the primary: its listeners and figures when asked, a stop as SIGTERM would; it publishes the primary's upgrades. */
 function answerThePrimary (session: Session, close: () => void): () => void {
   const figures = new ProcessSampler()
   const on = (message: ClusterMessage): void => {
@@ -312,7 +295,8 @@ function answerThePrimary (session: Session, close: () => void): () => void {
     if (kind === 'stop') {
       if (message.handOff === true) session.handOff = true
       close()
-    } else if (kind === 'listeners-request') process.send?.({ 'fastify-pool': 'listeners', id: message.id, listeners: session.running.pool.status(), process: figures.read() } satisfies ClusterMessage)
+    } else if (kind === 'upgrade-event') relayUpgrade(message.event)
+    else if (kind === 'listeners-request') process.send?.({ 'fastify-pool': 'listeners', id: message.id, listeners: session.running.pool.status(), process: figures.read() } satisfies ClusterMessage)
   }
   process.on('message', on)
   return () => { process.removeListener('message', on) }

@@ -19,16 +19,17 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { channel } from 'node:diagnostics_channel'
 import { accessSync, constants, renameSync, rmSync, readFileSync, writeFileSync } from 'node:fs'
-import { delimiter, isAbsolute, join, resolve } from 'node:path'
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path'
 import { CHANNELS, HANDOFF_ENV, handoffSockets, type Pool, type UpgradeEvent } from 'fastify-pool'
+import { UsageError } from './usage-error.ts'
 
 /** The variable that tells a successor it replaces a process: the predecessor's pid. */
 export const PREDECESSOR_ENV = 'FASTIFY_POOL_PREDECESSOR'
 /** Upgrades counted so far by this line of processes, handed on: `{"ok":N,"failed":M}`. */
 export const UPGRADES_ENV = 'FASTIFY_POOL_UPGRADES'
 
-/** Why an upgrade is refused with --workers (not built yet). */
-export const WORKERS_UPGRADE = 'the pool runs in workers (--workers): an upgrade replaces a single process only so far; a rolling reload (fastify-pool reload) replaces the workers'
+/** Why an upgrade is refused with --workers when the primary holds no socket (Node's server handles are not usable). */
+export const WORKERS_UPGRADE = "the workers share their ports through node:cluster's primary (Node's server handles are not usable here): it holds no socket to hand on; a rolling reload (fastify-pool reload) replaces the workers"
 
 /** How long a successor may take to be ready, by default (ms). */
 export const UPGRADE_TIMEOUT = 60_000
@@ -111,17 +112,22 @@ export interface UpgraderHooks {
   log: { info: (fields: object, message: string) => void, warn: (fields: object, message: string) => void, error: (fields: object, message: string) => void }
 }
 
-/** The running command's side of an upgrade: one at a time. */
+/**
+ * The running command's side of an upgrade: one at a time. `sockets` are the
+ * listening sockets to hand on, bind → descriptor (a single process: its
+ * listeners'; the primary of --workers: those it holds for its workers), or
+ * why they cannot be.
+ */
 export class Upgrader {
-  readonly #pool: () => Pool
+  readonly #sockets: () => Map<string, number> | string
   readonly #hooks: UpgraderHooks
   #running: Promise<UpgradeResult> | undefined
   /** The successor being started, until it is ready or stopped. */
   #starting: ChildProcess | undefined
   #aborted = false
 
-  constructor (pool: () => Pool, hooks: UpgraderHooks) {
-    this.#pool = pool
+  constructor (sockets: () => Map<string, number> | string, hooks: UpgraderHooks) {
+    this.#sockets = sockets
     this.#hooks = hooks
   }
 
@@ -152,9 +158,8 @@ export class Upgrader {
   }
 
   async #run (node: string, timeout: number, began: number): Promise<UpgradeResult> {
-    const pool = this.#pool()
-    const sockets = handoffSockets(pool)
-    if (sockets === undefined) throw new UpgradeError(`this Node (${process.version}) does not tell a server's descriptor (server._handle.fd): the sockets cannot be handed over`, 501)
+    const sockets = this.#sockets()
+    if (typeof sockets === 'string') throw new UpgradeError(sockets, 501)
     const binds = [...sockets.keys()]
     const fds = [...sockets.values()]
     // The successor's descriptors: 0-2 as this process's, 3 the IPC channel, then one per listener.
@@ -228,9 +233,19 @@ export class Upgrader {
   }
 }
 
+/** The sockets of a single process's listeners, to hand on, or why they cannot be. */
+export function poolSockets (pool: Pool): Map<string, number> | string {
+  return handoffSockets(pool) ?? `this Node (${process.version}) does not tell a server's descriptor (server._handle.fd): the sockets cannot be handed over`
+}
+
 /** Publish an upgrade (with the line's counts), in the process that serves after it. */
 export function publishUpgrade (event: Omit<UpgradeEvent, 'counts'>): void {
   if (upgradeChannel.hasSubscribers) upgradeChannel.publish({ ...event, counts: { ...counts } })
+}
+
+/** In a worker: publish an upgrade its primary did (the primary is the process replaced; the workers serve). */
+export function relayUpgrade (event: UpgradeEvent): void {
+  if (upgradeChannel.hasSubscribers) upgradeChannel.publish(event)
 }
 
 /**
@@ -259,6 +274,17 @@ export function predecessor (): Predecessor | undefined {
     released,
     ready: () => say({ 'fastify-pool': 'upgrade-ready', pid: process.pid, node: process.version }),
     failed: (reason) => { say({ 'fastify-pool': 'upgrade-failed', reason }); process.disconnect?.() }
+  }
+}
+
+/** --pid-file must be writable before anything starts: its folder exists and may be written to. */
+export function checkPidFile (file: string): void {
+  const dir = dirname(resolve(file))
+  try {
+    accessSync(dir, constants.W_OK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new UsageError(`start: --pid-file ${file}: ${code === 'ENOENT' ? `the folder ${dir} does not exist` : `cannot write in ${dir} (${code ?? 'error'})`}`)
   }
 }
 

@@ -1,8 +1,10 @@
 // What the primary and its workers say to each other over the cluster's IPC
 // channel, and the worker's side of it: asking the primary for the status of
-// every worker, for the metrics summed over them, or for a rolling reload.
+// every worker, for the metrics summed over them, for a rolling reload or
+// for an upgrade of every process.
 import cluster from 'node:cluster'
-import type { ListenerStatus, ProcessFigures } from 'fastify-pool'
+import type { ListenerStatus, ProcessFigures, UpgradeEvent } from 'fastify-pool'
+import type { UpgradeResult } from './upgrade.ts'
 
 /** Every message carries `fastify-pool` with its kind; requests and answers carry an id. */
 export type ClusterMessage =
@@ -16,11 +18,14 @@ export type ClusterMessage =
   | { 'fastify-pool': 'metrics-answer', id: string, text: string }
   | { 'fastify-pool': 'roll-request', id: string }
   | { 'fastify-pool': 'roll-answer', id: string, ok: boolean, error?: string }
+  | { 'fastify-pool': 'upgrade-request', id: string, node?: string, timeout?: number }
+  | { 'fastify-pool': 'upgrade-answer', id: string, result?: UpgradeResult, error?: string, statusCode?: number }
+  | { 'fastify-pool': 'upgrade-event', event: UpgradeEvent }
 
 let sequence = 0
 
 /** A worker's request to the primary; resolves with its answer (rejects after `ms`). */
-export function askPrimary<K extends 'status' | 'metrics' | 'roll'> (kind: K, ms = 10_000): Promise<Extract<ClusterMessage, { 'fastify-pool': `${K}-answer` }>> {
+export function askPrimary<K extends 'status' | 'metrics' | 'roll' | 'upgrade'> (kind: K, ms = 10_000, fields: object = {}): Promise<Extract<ClusterMessage, { 'fastify-pool': `${K}-answer` }>> {
   return new Promise((resolve, reject) => {
     if (!cluster.isWorker || process.send === undefined) { reject(new Error('not a cluster worker')); return }
     const id = `${process.pid}-${++sequence}`
@@ -33,7 +38,7 @@ export function askPrimary<K extends 'status' | 'metrics' | 'roll'> (kind: K, ms
       resolve(message as Extract<ClusterMessage, { 'fastify-pool': `${K}-answer` }>)
     }
     process.on('message', on)
-    process.send({ 'fastify-pool': `${kind}-request`, id })
+    process.send({ ...fields, 'fastify-pool': `${kind}-request`, id })
   })
 }
 

@@ -133,3 +133,18 @@ export async function settleAll<L extends { name: string, bind: string }, T, E e
   if (failures.length > 0) throw listenerFailures(Err, failures)
   return values
 }
+
+/**
+ * The usual reasons a bind fails, in words. The aggregate error already names
+ * the listener and its address, so Node's message ("listen EADDRINUSE: address
+ * already in use 127.0.0.1:3000") would say the address twice; it stays the cause.
+ */
+export function explainListenError (err: Error): Error {
+  const code = (err as NodeJS.ErrnoException).code
+  const why = code === 'EADDRINUSE'
+    ? 'address already in use by another process or listener'
+    : code === 'EACCES'
+      ? 'permission denied (ports below 1024 need privileges)'
+      : code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : undefined
+  return why === undefined ? err : Object.assign(new Error(`${code}: ${why}`, { cause: err }), { code })
+}

@@ -13,7 +13,7 @@ export { certificateInfo, EXPIRY_WARNING_DAYS, DEFAULT_CIPHERS, DEFAULT_ECDH_CUR
 export type { ControlOptions, Factory, Field, Handler, Handlers, ListenerState, ListenerStatus, MetricsOptions, PoolOptions, RestartReport, RetireReport, RetiringStatus, StopOptions, StopReport } from './types.ts'
 export type { PoolClosing } from './closing.ts'
 export type { TrafficFigures } from './traffic.ts'
-export { HANDOFF_ENV, handoffSockets, releaseInherited, systemdSocketNames } from './inherited.ts'
+export { HANDOFF_ENV, handoffSockets, releaseInherited, shareSocket, systemdSocketNames, type SharedSocket } from './inherited.ts'
 export { ProcessSampler, type ProcessFigures } from './process-figures.ts'
 export * as errors from './errors.ts'
 export { isPoolError, hasIssues } from './errors.ts'

@@ -7,9 +7,12 @@
 // for its own. A descriptor is taken by one listener once; what no listener
 // took is closed by releaseInherited(), so that no socket stays open with
 // nobody accepting on it.
+import { lookup } from 'node:dns/promises'
 import { closeSync, fstatSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { formatAddress } from './address.ts'
-import { listeningFd, nodeInternals } from './node-internals.ts'
+import { explainListenError } from './errors.ts'
+import { bindTcpHandle, boundPort, listeningFd, nodeInternals, probeNodeInternals } from './node-internals.ts'
 import type { ListenAddress } from './types.ts'
 
 /** The variable through which a process hands its listening sockets to its successor. */
@@ -103,6 +106,11 @@ export function takeInherited (address: ListenAddress): number | undefined {
   return fd
 }
 
+/** Whether this process was given a socket for this address by its predecessor or primary (taken or not). */
+export function wasHanded (address: ListenAddress): boolean {
+  return read().handed.has(formatAddress(address))
+}
+
 /** Close the inherited descriptors no listener took; the binds they were for. */
 export function releaseInherited (): string[] {
   const state = read()
@@ -131,4 +139,42 @@ export function handoffSockets (listeners: Iterable<{ bind: string, isRunning: b
     sockets.set(l.bind, fd)
   }
   return sockets
+}
+
+/**
+ * A listening socket that the primary of `--workers` holds for its workers:
+ * each worker gets its own descriptor of it and accepts on it (the kernel
+ * hands each connection to one of them), and it outlives any one worker, so
+ * a worker leaving, a rolling reload or an upgrade of every process never
+ * closes the port.
+ */
+export interface SharedSocket {
+  fd: number
+  /** The port it is bound to (the one chosen for port 0); undefined for a passed socket. */
+  port: number | undefined
+  close: () => void
+}
+
+/**
+ * The socket to share for one listener's address: the one this process was
+ * given for it (a predecessor's, or systemd's), else one bound here (not
+ * listening: the workers listen). Undefined where the workers must bind
+ * through node:cluster instead: a unix socket, or a Node whose server
+ * handles are not usable (node-internals.ts: `serverHandles`). A bind that
+ * fails throws as a listener's start would (EADDRINUSE in words). `warn`
+ * is told, once per process, which of Node's internals cannot be used.
+ */
+export async function shareSocket (address: ListenAddress, warn?: (message: string) => void): Promise<SharedSocket | undefined> {
+  await probeNodeInternals(warn)
+  if (address.kind === 'unix' || !nodeInternals().serverHandles) return undefined
+  const fd = takeInherited(address)
+  if (fd !== undefined) return { fd, port: undefined, close: () => { try { closeSync(fd) } catch {} } }
+  if (address.kind !== 'tcp') throw new Error(`the socket passed as ${formatAddress(address)} is not open in this process`)
+  const host = address.host === undefined ? null : isIP(address.host) !== 0 ? address.host : (await lookup(address.host)).address
+  try {
+    const handle = bindTcpHandle(host, address.port, host !== null && isIP(host) === 6 ? 6 : 4)
+    return { fd: handle.fd, port: boundPort(handle), close: () => handle.close() }
+  } catch (err) {
+    throw explainListenError(err as Error)
+  }
 }

@@ -9,7 +9,8 @@
 // and the Node version. FASTIFY_POOL_NODE_INTERNALS=off takes every
 // conservative path on purpose (the test suite runs the drain tests so).
 import { createServer, request, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import net, { type AddressInfo, type Socket } from 'node:net'
+import { getSystemErrorName } from 'node:util'
 
 /** Each private field, and what the pool does when it cannot use it. */
 export const NODE_INTERNALS = {
@@ -36,12 +37,16 @@ export const NODE_INTERNALS = {
   listeningFd: {
     field: 'server._handle.fd',
     without: 'an upgrade (fastify-pool upgrade) is refused: the listening sockets cannot be handed to a successor'
+  },
+  serverHandles: {
+    field: 'net._createServerHandle',
+    without: "with --workers the workers share their ports through node:cluster's primary (round-robin), and an upgrade of the workers is refused: the primary holds no socket to hand on"
   }
 } as const
 
 export type NodeInternal = keyof typeof NODE_INTERNALS
 
-const usable: Record<NodeInternal, boolean> = { parser: true, httpMessage: true, writeQueueSize: true, connections: true, destroySoon: true, listeningFd: true }
+const usable: Record<NodeInternal, boolean> = { parser: true, httpMessage: true, writeQueueSize: true, connections: true, destroySoon: true, listeningFd: true, serverHandles: true }
 
 /** Which fields are in use (all, until a probe or the switch says otherwise). */
 export function nodeInternals (): Readonly<Record<NodeInternal, boolean>> { return usable }
@@ -163,7 +168,7 @@ function processWarning (message: string): void {
 
 /** One request over loopback, with Connection: close; each field is looked at where the drain would. */
 async function probe (): Promise<NodeInternal[]> {
-  const seen: Record<NodeInternal, boolean> = { parser: false, httpMessage: false, writeQueueSize: false, connections: false, destroySoon: false, listeningFd: false }
+  const seen: Record<NodeInternal, boolean> = { parser: false, httpMessage: false, writeQueueSize: false, connections: false, destroySoon: false, listeningFd: false, serverHandles: probeServerHandles() }
   const server: HttpServer = createServer((req, res) => {
     const socket = req.socket
     seen.parser = parserRequest(socket) === req
@@ -182,7 +187,8 @@ async function probe (): Promise<NodeInternal[]> {
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(0, '127.0.0.1', () => resolve())
+      // exclusive: in a cluster worker, a socket of its own (not the primary's, which has no descriptor here).
+      server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => resolve())
     })
     const port = (server.address() as AddressInfo).port
     seen.listeningFd = (listeningFd(server) ?? -1) > 2
@@ -217,6 +223,87 @@ export function listeningFd (server: object): number | undefined {
   if (!usable.listeningFd) return undefined
   const fd = (server as { _handle?: { fd?: unknown } | null })._handle?.fd
   return typeof fd === 'number' && fd > 2 ? fd : undefined
+}
+
+/** A listening socket's handle of Node's own (a TCP or Pipe wrap), as net.Server.listen() takes it. */
+export interface ServerHandle {
+  fd: number
+  close: () => void
+  // src/tcp_wrap.cc TCPWrap::GetSockName: fills `out` with address, family and port; 0 or a negative errno.
+  getsockname?: (out: { address?: string, port?: number }) => number
+}
+
+interface ServerHandleMaker {
+  // lib/net.js createServerHandle(address, port, addressType, fd, flags),
+  // exported as net._createServerHandle (it is what node:cluster's primary
+  // binds with). It binds (it does not listen) and returns the handle, or a
+  // negative errno number. With `fd`, it wraps that descriptor (a TCP or
+  // Pipe wrap, from its type) instead of binding.
+  _createServerHandle?: (address: string | null, port: number | null, addressType: number | null, fd?: number, flags?: number) => unknown
+}
+
+function makeHandle (...args: Parameters<NonNullable<ServerHandleMaker['_createServerHandle']>>): ServerHandle | number {
+  const make = (net as ServerHandleMaker)._createServerHandle
+  if (typeof make !== 'function') return -1
+  const made = make(...args)
+  if (typeof made === 'number') return made
+  const handle = made as Partial<ServerHandle> | null
+  return handle !== null && typeof handle === 'object' && typeof handle.fd === 'number' && typeof handle.close === 'function' ? handle as ServerHandle : -1
+}
+
+function probeServerHandles (): boolean {
+  const bound = makeHandle('127.0.0.1', 0, 4)
+  if (typeof bound === 'number') return false
+  try {
+    const name: { port?: number } = {}
+    // Wrapping a descriptor (what a worker does with the one it is given) is
+    // the path listen({ fd }) takes: not tried here, as a second handle of
+    // the same descriptor would close it twice.
+    return bound.fd > 2 && bound.getsockname?.(name) === 0 && typeof name.port === 'number' && name.port > 0
+  } finally {
+    bound.close()
+  }
+}
+
+/**
+ * A TCP socket bound (not listening) to `host` (an IP address; null: every
+ * address, IPv6 and IPv4) and `port`, for the workers to accept on
+ * together. Throws an Error with the errno's code (EADDRINUSE, EACCES, ...).
+ * Only when `serverHandles` is usable.
+ */
+export function bindTcpHandle (host: string | null, port: number, family: 4 | 6): ServerHandle {
+  const made = makeHandle(host, port, host === null ? null : family)
+  let code: string
+  if (typeof made === 'number') {
+    code = made < 0 ? getSystemErrorName(made) : 'EINVAL'
+  } else {
+    // libuv keeps a bind's EADDRINUSE for the listen() that follows (deps/uv
+    // src/unix/tcp.c, uv__tcp_bind: delayed_error), and the workers listen,
+    // not this process: a socket left unbound is how it shows here.
+    if (port === 0 || boundPort(made) === port) return made
+    made.close()
+    code = 'EADDRINUSE'
+  }
+  throw Object.assign(new Error(`listen ${code}: address ${host ?? '::'}:${port}`), { code, syscall: 'listen', address: host ?? '::', port })
+}
+
+/** The port a bound TCP handle has (the one the kernel chose for port 0). */
+export function boundPort (handle: ServerHandle): number | undefined {
+  const name: { port?: number } = {}
+  return handle.getsockname?.(name) === 0 ? name.port : undefined
+}
+
+/**
+ * The handle to listen on a listening socket's descriptor with: in a
+ * cluster worker, `server.listen({ fd })` is sent to the primary, which
+ * would serve its own descriptor of that number (lib/net.js
+ * listenInCluster); a handle object is listened on in this process
+ * (`exclusive`). Undefined when Node cannot make one (a primary that
+ * found `serverHandles` unusable hands no descriptor to its workers).
+ */
+export function handleForFd (fd: number): ServerHandle | undefined {
+  const made = makeHandle(null, null, null, fd)
+  return typeof made === 'number' ? undefined : made
 }
 
 function noop (): void {}

@@ -2,6 +2,7 @@
 // http2 (with HTTP/1.1 fallback over TLS); its timeouts and TLS context; the
 // connections and sessions it holds; listen, and a close that does not cut
 // responses short.
+import cluster from 'node:cluster'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { createSecureServer, createServer as createH2Server, type Http2SecureServer, type Http2Server, type Http2Session } from 'node:http2'
@@ -11,10 +12,11 @@ import { basename, dirname, join } from 'node:path'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { formatAddress } from './address.ts'
 import type { NormalizedConfig } from './config.ts'
-import { takeInherited } from './inherited.ts'
+import { takeInherited, wasHanded } from './inherited.ts'
+import { explainListenError } from './errors.ts'
 import { markSocket, sendStalled, type Http1Socket } from './connections.ts'
 import type { ServerTlsOptions } from './tls.ts'
-import { closeKeepingConnections } from './node-internals.ts'
+import { closeKeepingConnections, handleForFd } from './node-internals.ts'
 import { UpgradeRouter } from './upgrades.ts'
 
 export type NodeServer = HttpServer | Http2Server | Http2SecureServer
@@ -117,6 +119,10 @@ export class ServerHandle {
     if (address.kind === 'fd' || address.kind === 'systemd') {
       throw new Error(`the socket passed as ${formatAddress(address)} was closed when the listener stopped; a passed socket serves one start per process (restarts keep it)`)
     }
+    if (cluster.isWorker && wasHanded(address)) {
+      // A bind would meet the socket the primary holds for every worker (EADDRINUSE).
+      throw new Error('the primary holds this listener\'s socket for every worker, and this worker\'s descriptor of it closed when the listener stopped: a rolling reload (fastify-pool reload) starts it again in new workers; restarts keep it')
+    }
     if (address.kind === 'tcp') return await this.#listen({ host: address.host, port: address.port })
     const path = address.path
     this.#unixPath = path
@@ -130,12 +136,17 @@ export class ServerHandle {
 
   #listen (options: { fd: number } | { host: string | undefined, port: number } | { path: string }): Promise<void> {
     const server = this.server
+    // In a cluster worker a descriptor is listened on as a handle of this
+    // process's own: { fd } would be sent to the primary (node-internals.ts).
+    const inWorker = 'fd' in options && cluster.isWorker
+    const handle = inWorker ? handleForFd(options.fd) : undefined
+    if (inWorker && handle === undefined) return Promise.reject(new Error(`the socket the primary gave (descriptor ${options.fd}) cannot be listened on in this worker`))
     return new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => { server.removeListener('listening', onListening); reject(explainListenError(err)) }
       const onListening = (): void => { server.removeListener('error', onError); resolve() }
       server.once('error', onError)
       server.once('listening', onListening)
-      server.listen(options)
+      server.listen(handle ?? options)
     }).then(() => this.#startSweep())
   }
 
@@ -208,19 +219,4 @@ export class ServerHandle {
     clearInterval(this.#sweep)
     this.#sweep = undefined
   }
-}
-
-/**
- * The usual reasons a bind fails, in words. The aggregate error already names
- * the listener and its address, so Node's message ("listen EADDRINUSE: address
- * already in use 127.0.0.1:3000") would say the address twice; it stays the cause.
- */
-function explainListenError (err: Error): Error {
-  const code = (err as NodeJS.ErrnoException).code
-  const why = code === 'EADDRINUSE'
-    ? 'address already in use by another process or listener'
-    : code === 'EACCES'
-      ? 'permission denied (ports below 1024 need privileges)'
-      : code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : undefined
-  return why === undefined ? err : Object.assign(new Error(`${code}: ${why}`, { cause: err }), { code })
 }
