@@ -216,28 +216,41 @@ test('the shipped JSON Schema is generated from the TypeBox schema (run `pnpm --
   assert.match(committed, /"pattern": "\^\\\\\$\\\\\{\[\^}\]\+\\\\}\$"/)
 })
 
-test('a file is checked once: its certificate is read once on the way to the socket, and again on restart', async (t) => {
+test('a file is checked once: its certificate is read once on the way to the socket, once per reload, and again on a restart only once renewed', async (t) => {
   const fs = (await import('node:fs')).default
   const { syncBuiltinESMExports } = await import('node:module')
   const dir = folder(t, {
-    'pool.yaml': `servers:\n  - name: s\n    listen: 127.0.0.1:0\n    tls:\n      cert: ${join(TLS, 'server.crt')}\n      key: ${join(TLS, 'server.key')}\n`
+    'pool.yaml': 'servers:\n  - name: s\n    listen: 127.0.0.1:0\n    tls:\n      cert: ./server.crt\n      key: ./server.key\n',
+    'server.crt': readFileSync(join(TLS, 'server.crt'), 'utf8'),
+    'server.key': readFileSync(join(TLS, 'server.key'), 'utf8')
   })
+  const cert = join(dir, 'server.crt')
   // Count the reads of the certificate file; the reads themselves are real.
   const real = fs.readFileSync
   let reads = 0
   fs.readFileSync = ((...args: Parameters<typeof real>) => {
-    if (String(args[0]) === join(TLS, 'server.crt')) reads++
+    if (String(args[0]) === cert) reads++
     return real(...args)
   }) as typeof real
   syncBuiltinESMExports()
   t.after(() => { fs.readFileSync = real; syncBuiltinESMExports() })
 
-  const { pool } = await createPoolFromFile(join(dir, 'pool.yaml'))
+  const filePool = await createPoolFromFile(join(dir, 'pool.yaml'))
+  const pool = filePool.pool
   t.after(() => pool.stop({ timeout: 0 }))
   await pool.start()
   assert.equal(reads, 1, 'loaded, checked, pooled and started: one read')
-  const res = await get(`${pool.load('s')?.url ?? ''}/healthz`, { ca: readFileSync(join(TLS, 'ca.crt'), 'utf8') })
-  assert.equal(res.status, 200)
+  const ca = readFileSync(join(TLS, 'ca.crt'), 'utf8')
+  assert.equal((await get(`${pool.load('s')?.url ?? ''}/healthz`, { ca })).status, 200)
   await pool.restart()
-  assert.equal(reads, 2, 'a restart reads the file again, for a renewed certificate')
+  assert.equal(reads, 1, 'a restart with the files unchanged reads nothing')
+  const report = await filePool.reload()
+  assert.deepEqual(report.unchanged, ['s'])
+  assert.equal(reads, 2, 'a reload reads the file once (to check it), and the kept listener takes what it read')
+  // A renewed certificate (the same here, with a new modification time): the next restart reads it.
+  const later = new Date(Date.now() + 5000)
+  fs.utimesSync(cert, later, later)
+  await pool.restart()
+  assert.equal(reads, 3, 'a restart reads a renewed file')
+  assert.equal((await get(`${pool.load('s')?.url ?? ''}/healthz`, { ca })).status, 200)
 })

@@ -170,7 +170,7 @@ function convertWhole (doc: Record<string, unknown>, whole: Array<Array<string |
     const holder = parent as Record<string | number, unknown>
     const text = holder[last]
     if (typeof text !== 'string') continue
-    const types = typesAt(PoolFileSchema as unknown as SchemaNode, at)
+    const types = typesAt(PoolFileSchema, at)
     if (types.has('string')) continue
     if ((types.has('integer') || types.has('number')) && /^-?\d+(\.\d+)?$/.test(text.trim())) holder[last] = Number(text)
     else if (types.has('boolean') && (text === 'true' || text === 'false')) holder[last] = text === 'true'
@@ -178,7 +178,17 @@ function convertWhole (doc: Record<string, unknown>, whole: Array<Array<string |
   return doc
 }
 
-interface SchemaNode { type?: string, const?: unknown, properties?: Record<string, SchemaNode>, items?: SchemaNode, anyOf?: SchemaNode[], patternProperties?: Record<string, SchemaNode> }
+/** A JSON Schema node as far as typesAt() reads it: each field is looked at before it is used. */
+type SchemaNode = Readonly<Record<string, unknown>>
+
+function isNode (value: unknown): value is SchemaNode {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function nodesIn (value: unknown): SchemaNode[] {
+  if (Array.isArray(value)) return value.filter(isNode)
+  return isNode(value) ? Object.values(value).filter(isNode) : []
+}
 
 /** The JSON types the schema accepts at a path (through objects, arrays and unions). */
 function typesAt (schema: SchemaNode, at: ReadonlyArray<string | number>): Set<string> {
@@ -186,18 +196,19 @@ function typesAt (schema: SchemaNode, at: ReadonlyArray<string | number>): Set<s
   for (const key of at) {
     const next: SchemaNode[] = []
     const visit = (n: SchemaNode): void => {
-      if (n.anyOf !== undefined) { n.anyOf.forEach(visit); return }
-      if (typeof key === 'number' && n.items !== undefined) next.push(n.items)
-      if (typeof key === 'string' && n.properties?.[key] !== undefined) next.push(n.properties[key])
-      if (typeof key === 'string' && n.patternProperties !== undefined) next.push(...Object.values(n.patternProperties))
+      if (n.anyOf !== undefined) { nodesIn(n.anyOf).forEach(visit); return }
+      if (typeof key === 'number' && isNode(n.items)) next.push(n.items)
+      const property = typeof key === 'string' && isNode(n.properties) ? n.properties[key] : undefined
+      if (isNode(property)) next.push(property)
+      if (typeof key === 'string') next.push(...nodesIn(n.patternProperties))
     }
     nodes.forEach(visit)
     nodes = next
   }
   const types = new Set<string>()
   const collect = (n: SchemaNode): void => {
-    if (n.anyOf !== undefined) n.anyOf.forEach(collect)
-    else if (n.type !== undefined) types.add(n.type)
+    if (n.anyOf !== undefined) nodesIn(n.anyOf).forEach(collect)
+    else if (typeof n.type === 'string') types.add(n.type)
     else if (n.const !== undefined) types.add(typeof n.const)
     else types.add('string') // unknown shapes (e.g. fastify pass-through): leave the text alone
   }
@@ -220,7 +231,7 @@ function ownDevCertificateExpiring (file: string): boolean {
 
 export async function missingCertificates (file: string, options: LoadOptions = {}): Promise<Array<{ cert: string, key: string }>> {
   const path = resolve(options.cwd ?? process.cwd(), file)
-  const raw = (await parse(path).catch(() => undefined))?.raw as Record<string, unknown> | undefined
+  const raw = (await parse(path, options.text).catch(() => undefined))?.raw as Record<string, unknown> | undefined
   if (raw === null || typeof raw !== 'object') return []
   const { handlers: _handlers, ...rest } = raw
   const doc = interpolate(rest, options.env ?? process.env, []).value as { defaults?: { tls?: unknown }, servers?: unknown }

@@ -19,6 +19,8 @@ export interface DocumentOptions {
   cwd?: string
   /** Turn the strings that were one whole `${VAR}` into the numbers or booleans the schema wants (config-file.ts). */
   convert?: (doc: Record<string, unknown>, whole: Interpolated['whole']) => Record<string, unknown>
+  /** The file's text, read before (YAML and JSON): the file is not read again. */
+  text?: string
 }
 
 interface Issue { path: string, message: string, line?: number, column?: number }
@@ -38,7 +40,7 @@ let generation = 0
 export async function readDocument (file: string, options: DocumentOptions = {}): Promise<{ file: string, doc: Record<string, unknown> }> {
   const cwd = options.cwd ?? process.cwd()
   const path = resolve(cwd, file)
-  const { raw, locate } = await parse(path).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => { throw fileError(path, cwd, err.issues ?? [{ path: '', message: err.message }]) })
+  const { raw, locate } = await parse(path, options.text).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => { throw fileError(path, cwd, err.issues ?? [{ path: '', message: err.message }]) })
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw fileError(path, cwd, [{ path: '', message: 'must contain an object with a "servers" list' }])
   const { handlers: _handlers, ...rest } = raw as Record<string, unknown>
   const issues: Issue[] = []
@@ -46,6 +48,18 @@ export async function readDocument (file: string, options: DocumentOptions = {})
   if (issues.length > 0) throw fileError(path, cwd, located(issues, 0, locate))
   const doc = value as Record<string, unknown>
   return { file: path, doc: options.convert === undefined ? doc : options.convert(doc, whole) }
+}
+
+/**
+ * The text of a YAML or JSON pool file, read once for every step of a start
+ * that needs it (the workers' count, the development certificates, the
+ * pool). Undefined for a JS config (imported, not read) and for a file that
+ * cannot be read (loading it reports why).
+ */
+export async function readText (file: string, cwd = process.cwd()): Promise<string | undefined> {
+  const ext = extname(file).toLowerCase()
+  if (ext !== '.yaml' && ext !== '.yml' && ext !== '.json') return undefined
+  return await readFile(resolve(cwd, file), 'utf8').catch(() => undefined)
 }
 
 export type Locate = (path: string) => { line: number, column: number } | undefined

@@ -56,7 +56,9 @@ function substitute (text: string, env: Env, problem: (message: string) => void)
       problem(`"\${${inner ?? ''}}" is not a valid expression; expected \${NAME}, \${NAME:-default} or \${NAME:?message}`)
       return ''
     }
-    const [, name, op, arg] = m as unknown as [string, string, string | undefined, string | undefined]
+    const name = m[1] ?? ''
+    const op = m[2]
+    const arg = m[3]
     const raw = env[name]
     const unset = raw === undefined
     const empty = unset || raw === ''

@@ -51,11 +51,21 @@ export async function operate (options: OperateOptions): Promise<number> {
   }
 }
 
+/** A status answer: its listeners are a list (the rest is read field by field where shown). */
+function isStatusBody (body: Record<string, unknown>): body is Record<string, unknown> & ControlStatusBody {
+  return Array.isArray(body.listeners)
+}
+
+/** An action's answer: a list of results. */
+function isActionBody (body: Record<string, unknown>): body is Record<string, unknown> & ControlActionBody {
+  return Array.isArray(body.results)
+}
+
 async function ps (target: ControlTarget, json: boolean, before = ''): Promise<number> {
   const { status, body } = await callControl(target, 'GET', '')
   checkAnswer(target, status, body)
-  if (status !== 200) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? '')}`, EXIT.failed)
-  const answer = body as unknown as ControlStatusBody
+  if (status !== 200 || !isStatusBody(body)) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? 'not a status')}`, EXIT.failed)
+  const answer = body
   if (json) {
     process.stdout.write(`${JSON.stringify(body)}\n`)
     return EXIT.ok
@@ -97,9 +107,9 @@ async function act (target: ControlTarget, action: 'restart' | 'stop', options: 
   if (options.force === true) query.force = '1'
   const { status, body } = await callControl(target, 'POST', `/${action}`, query)
   checkAnswer(target, status, body)
-  const answer = body as unknown as ControlActionBody
   if (status === 409) throw new ControlError(String(body.error ?? 'refused'), EXIT.failed)
-  if (!Array.isArray(answer.results)) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? '')}`, status === 400 ? EXIT.usage : EXIT.failed)
+  if (!isActionBody(body)) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? '')}`, status === 400 ? EXIT.usage : EXIT.failed)
+  const answer = body
   if (options.json) process.stdout.write(`${JSON.stringify(answer)}\n`)
   else for (const r of answer.results) process.stdout.write(`${resultLine(action, r)}\n`)
   return answer.ok ? EXIT.ok : EXIT.failed

@@ -7,6 +7,7 @@ import cluster from 'node:cluster'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { BUILTIN_DEFAULTS, ProcessSampler, CHANNELS, hasIssues, isPoolError, releaseInherited, type ListenerFailure, type StateChange } from 'fastify-pool'
 import { displayPath, formatIssue, missingCertificates, problemLine, readDocument, type FileIssue } from './config-file.ts'
+import { readText } from './document.ts'
 import { writeDevCertificate } from './dev-cert.ts'
 import type { Logger } from 'pino'
 import { createLogger } from './logger.ts'
@@ -83,26 +84,30 @@ export async function runWorkers (options: WorkersOptions): Promise<number> {
 
 export async function start (options: StartOptions): Promise<number> {
   const { file, pretty, devCert = false, watch = false, pidFile } = options
-  if (pidFile !== undefined && !cluster.isWorker) checkPidFile(pidFile)
-  if (!cluster.isWorker) {
-    const workers = options.workers ?? await fileWorkers(file)
-    if (workers !== undefined && workerCount(workers) > 1) {
-      if (watch) throw new UsageError('start: --watch runs one process; it cannot be used with workers')
-      if (devCert) await writeDevCertificates(file, createLogger({ pretty, level: 'info' }))
-      return runPrimary({ file, workers, pretty, ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }), ...(pidFile === undefined ? {} : { pidFile }) })
-    }
+  // A worker starts from the text its primary checked (worker-messages.ts).
+  if (cluster.isWorker) return startPool(options)
+  if (pidFile !== undefined) checkPidFile(pidFile)
+  // Read once: the text serves the workers' count, the development
+  // certificates and the pool (or the primary), and the file is not read
+  // again until a reload.
+  const text = await readText(file)
+  const workers = options.workers ?? await fileWorkers(file, text)
+  if (workers !== undefined && workerCount(workers) > 1) {
+    if (watch) throw new UsageError('start: --watch runs one process; it cannot be used with workers')
+    if (devCert) await writeDevCertificates(file, createLogger({ pretty, level: 'info' }), text)
+    return runPrimary({ file, workers, pretty, ...(text === undefined ? {} : { text }), ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }), ...(pidFile === undefined ? {} : { pidFile }) })
   }
-  return startPool(options)
+  return startPool(options, text)
 }
 
 /** The `workers` a pool file asks for, read without checking the rest (the pool's start checks it). */
-async function fileWorkers (file: string): Promise<number | 'auto' | undefined> {
-  const doc = await readDocument(file).then(r => r.doc, () => undefined)
+async function fileWorkers (file: string, text: string | undefined): Promise<number | 'auto' | undefined> {
+  const doc = await readDocument(file, text === undefined ? {} : { text }).then(r => r.doc, () => undefined)
   const w = doc?.workers
   return w === 'auto' || (typeof w === 'number' && Number.isInteger(w) && w >= 1) ? w : undefined
 }
 
-async function startPool ({ file, pretty, devCert = false, verbose = false, watch = false, logLevel, pidFile }: StartOptions): Promise<number> {
+async function startPool ({ file, pretty, devCert = false, verbose = false, watch = false, logLevel, pidFile }: StartOptions, text?: string): Promise<number> {
   const shown = displayPath(file)
   const worker = cluster.isWorker ? cluster.worker : undefined
   // Started by `fastify-pool upgrade`: the process it replaces waits for its word.
@@ -112,13 +117,13 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
   // In a cluster every line says which worker wrote it.
   const logger = worker === undefined ? base : base.child({ worker: worker.id })
   const early = holdEarlySignals()
-  if (devCert && worker === undefined) await writeDevCertificates(file, logger)
+  if (devCert && worker === undefined) await writeDevCertificates(file, logger, text)
   let running: FilePool
   // The control API's upgrade, bound once the session exists.
   const late: { upgrader?: Upgrader } = {}
   const upgradeControl = { upgrade: async (o: UpgradeOptions) => { if (late.upgrader === undefined) throw new UpgradeError('the pool is still starting', 409); return { ...await late.upgrader.upgrade(o) } } }
   try {
-    running = await createPoolFromFile(file, { logger, ...(worker === undefined ? { control: upgradeControl } : { ...askingThePrimary(), ...sourceFromPrimary() }) })
+    running = await createPoolFromFile(file, { logger, ...(worker === undefined ? { control: upgradeControl, ...(text === undefined ? {} : { text }) } : { ...askingThePrimary(), ...sourceFromPrimary() }) })
   } catch (err) {
     early.release()
     replaced?.failed(problemLine(err, shown))
@@ -222,8 +227,8 @@ function makeUpgrader (session: Session, close: () => void, worker: boolean): Up
   })
 }
 
-async function writeDevCertificates (file: string, logger: Logger): Promise<void> {
-  for (const pair of await missingCertificates(file)) {
+async function writeDevCertificates (file: string, logger: Logger, text: string | undefined): Promise<void> {
+  for (const pair of await missingCertificates(file, text === undefined ? {} : { text })) {
     await writeDevCertificate(pair.cert, pair.key)
     logger.warn({ cert: displayPath(pair.cert), key: displayPath(pair.key) }, 'wrote a self-signed development certificate for localhost (never use it in production)')
   }

@@ -15,7 +15,7 @@ export function withPool (plugin: Handler, pool: () => Pool, owner: object): Han
   if (byOwner === undefined) wrappers.set(plugin, byOwner = new WeakMap())
   const known = byOwner.get(owner)
   if (known !== undefined) return known
-  const wrapper = function (app: FastifyInstance, _options: unknown, done: (err?: Error) => void): void {
+  const wrapper: Handler = function (app: FastifyInstance, _options: Record<string, never>, done: (err?: Error) => void): void {
     if (!app.hasDecorator('pool')) app.decorate('pool', pool())
     app.register(plugin as FastifyPluginCallback)
     done()
@@ -23,7 +23,7 @@ export function withPool (plugin: Handler, pool: () => Pool, owner: object): Han
   // fastify-plugin: the decorator lands on the listener's instance (no
   // encapsulation of the wrapper), the wrapped plugin keeps its own, and
   // errors name the module.
-  const wrapped = fp(wrapper, { fastify: '5.x', name: `fastify-pool-handler:${plugin.name || 'handler'}` }) as unknown as Handler
+  const wrapped = fp(wrapper, { fastify: '5.x', name: `fastify-pool-handler:${plugin.name || 'handler'}` })
   byOwner.set(owner, wrapped)
   return wrapped
 }

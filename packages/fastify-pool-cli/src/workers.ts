@@ -40,6 +40,8 @@ export interface WorkersOptions {
   logLevel?: string
   /** --pid-file: the primary's pid, written once every worker is ready (an upgrade's successor writes its own). */
   pidFile?: string
+  /** The file's text, read by the command (it is not read again). */
+  text?: string
 }
 
 /** Deaths within this many milliseconds that make a crash loop. */
@@ -163,7 +165,7 @@ export async function runPrimary (options: WorkersOptions): Promise<number> {
   // A SIGTERM or SIGINT while the file loads: nothing is forked, and the exit says which signal.
   const early = holdEarlySignals()
   try {
-    loaded = await loadConfigFile(options.file)
+    loaded = await loadConfigFile(options.file, options.text === undefined ? {} : { text: options.text })
   } catch (err) {
     early.release()
     replaced?.failed(problemLine(err, shown))

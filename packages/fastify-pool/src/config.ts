@@ -83,7 +83,7 @@ export function validateConfig (options: ValidateOptions, existing: readonly Exi
   const out: NormalizedConfig[] = []
   servers.forEach((server, i) => {
     const at = `${pathPrefix}[${i}]`
-    const config = CHECKED.has(server as NormalizedConfig) ? recheck(server as NormalizedConfig, at, i, ctx) : normaliseListener(server as ListenerConfig, at, i, ctx)
+    const config = isResolved(server) ? recheck(server, at, i, ctx) : normaliseListener(server, at, i, ctx)
     if (config !== undefined) out.push(config)
   })
   if (issues.length > 0) throw validationError(issues)
@@ -148,8 +148,8 @@ function normaliseListener (server: ListenerConfig, at: string, index: number, c
   const address = parsed.ok ? parsed.address : undefined
   const bind = address === undefined ? undefined : formatAddress(address)
   checkUnique(name, address, bind, at, index, ctx)
-  const resolved = resolveTls(server, at, ctx)
-  const tls = resolved?.tls
+  const tlsRead = resolveTls(server, at, ctx)
+  const tls = tlsRead?.tls
   const expose = resolveExpose(server, address, tls !== undefined, at, issues)
   const handler = server.handler ?? 'default'
   checkHandlerKey(server, handler, at, ctx)
@@ -161,7 +161,7 @@ function normaliseListener (server: ListenerConfig, at: string, index: number, c
   const health = server.health === false || (server.health === undefined && defaults.health === false)
     ? false
     : { ...(defaults.health === false ? {} : defaults.health), ...server.health }
-  const config: NormalizedConfig = Object.freeze({
+  return resolved({
     name,
     listen: server.listen,
     address,
@@ -189,28 +189,38 @@ function normaliseListener (server: ListenerConfig, at: string, index: number, c
     fastify: Object.freeze({ ...server.fastify }),
     baseDir,
     source: server
-  })
-  CHECKED.add(config)
-  if (resolved?.material !== undefined) FIRST_TLS.set(config, resolved.material)
-  return config
+  }, tlsRead?.material)
 }
 
 /**
- * Configs this module made. Given back (by the command, which checked its
- * file, or by a caller of validateConfig()), they are not checked again:
- * only what depends on their neighbours (unique names and binds, handler
- * keys) is.
+ * A configuration this module resolved carries this key (not enumerable: a
+ * spread, JSON and a log leave it out, and no one else can make it). Given
+ * back (by the command, which checked its file, or by a caller of
+ * validateConfig()), it is not checked again: only what depends on its
+ * neighbours (unique names and binds, handler keys) is. It holds the TLS
+ * material read while checking, which serves every start and restart for as
+ * long as the files are unchanged (same inode, size and modification time):
+ * the files are read once on the way to the socket, and again once renewed.
  */
-const CHECKED = new WeakSet<NormalizedConfig>()
-
-/**
- * The TLS material read while checking a config, handed to the first start
- * (or reconfigure) that serves it if the files have not changed since (same
- * inode, size and modification time), so they are read once on the way to
- * the socket. Later starts and restarts read them again (renewed certificates).
- */
-const FIRST_TLS = new WeakMap<NormalizedConfig, ReadTls>()
+const RESOLVED = Symbol('fastify-pool.resolved')
 interface ReadTls { options: ServerTlsOptions, stamp: string, files: string[] }
+interface Resolution { tls: ReadTls | undefined }
+
+function resolved (config: NormalizedConfig, tls: ReadTls | undefined): NormalizedConfig {
+  const resolution: Resolution = Object.freeze({ tls })
+  Object.defineProperty(config, RESOLVED, { value: resolution, enumerable: false })
+  return Object.freeze(config)
+}
+
+/** Whether validateConfig() made this configuration. */
+export function isResolved (config: unknown): config is NormalizedConfig {
+  return typeof config === 'object' && config !== null && Object.hasOwn(config, RESOLVED)
+}
+
+function resolutionOf (config: NormalizedConfig): Resolution | undefined {
+  const value: unknown = Reflect.get(config, RESOLVED)
+  return typeof value === 'object' && value !== null && 'tls' in value ? value as Resolution : undefined
+}
 
 /** A config this module made, checked again only against its neighbours. */
 function recheck (config: NormalizedConfig, at: string, index: number, ctx: Context): NormalizedConfig | undefined {
@@ -318,12 +328,11 @@ function stringifyTls<T extends { tls?: unknown }> (config: T): T {
   return { ...config, tls: copy }
 }
 
-/** Server TLS options for a normalised config (re-reads files). Throws on a problem. */
+/** Server TLS options for a resolved config: what it read, while its files are unchanged; else read now. Throws on a problem. */
 export function serverTls (config: NormalizedConfig): ServerTlsOptions | undefined {
   if (config.tls === undefined) return undefined
-  const first = FIRST_TLS.get(config)
-  FIRST_TLS.delete(config)
-  if (first !== undefined && filesStamp(first.files) === first.stamp) return first.options
+  const read = resolutionOf(config)?.tls
+  if (read !== undefined && filesStamp(read.files) === read.stamp) return read.options
   const problems: string[] = []
   const options = loadTls(config.tls, config.baseDir, (field, message) => problems.push(`tls.${field}: ${message}`))
   if (options === undefined) throw new Error(problems.join('; '))
@@ -359,5 +368,6 @@ export function liveChangeRefusal (current: NormalizedConfig, next: NormalizedCo
 /** The configuration with new TLS settings; an expose URL derived from the bind follows the scheme, a configured one is kept. */
 export function withTls (c: NormalizedConfig, tls: TlsConfig): NormalizedConfig {
   const expose = c.source.expose === undefined ? deriveExpose(c.address, true) : c.expose
-  return Object.freeze({ ...c, tls, expose, source: { ...c.source, tls } })
+  // Resolved still (the new settings were read and checked by the caller); the files are read at the next start.
+  return resolved({ ...c, tls, expose, source: { ...c.source, tls } }, undefined)
 }

@@ -20,6 +20,9 @@ import { ServerHandle, type NodeServer } from './server.ts'
 import { loadMerged, noteCertificate, type CertificateInfo, type ServerTlsOptions, type TlsConfig } from './tls.ts'
 import type { Handlers, ListenerContext, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
 
+/** The reload's way in to renew a kept listener's certificate (not part of the public API). */
+export const kRenewTls = Symbol('fastify-pool.renewTls')
+
 export class Listener {
   #config: NormalizedConfig
   #ctx: ListenerContext
@@ -141,7 +144,7 @@ export class Listener {
     const invalid = stopOptionsError(options, 'options')
     if (invalid !== undefined) return Promise.reject(invalid)
     const timeout = options.timeout ?? this.#ctx.stopTimeout
-    return this.#queue.add('restart', 'unstarted', () => this.#restart(this.#config), old => this.#report(old, timeout))
+    return this.#queue.add('restart', 'unstarted', () => this.#restart(this.#config, false), old => this.#report(old, timeout))
   }
 
   /**
@@ -170,6 +173,16 @@ export class Listener {
   setTls (tls: TlsConfig): Promise<void> {
     if (typeof tls !== 'object' || tls === null) return Promise.reject(new FST_POOL_TLS(this.name, `setTls() takes TLS settings ({ cert, key, ... }), got ${tls === null ? 'null' : typeof tls}`))
     return this.#queue.add('tls', 'never', async () => { this.#setTls(tls) })
+  }
+
+  /** A reload that keeps this listener: the material its new (equal) configuration read, in force on the live socket. */
+  [kRenewTls] (config: NormalizedConfig): Promise<void> {
+    return this.#queue.add('tls', 'never', async () => {
+      const options = serverTls(config)
+      if (options === undefined || this.#handle === undefined || this.#config.tls === undefined) return
+      this.#handle.applyTls(options)
+      this.#certificate = noteCertificate(options, this.#certificate, this.#log)
+    })
   }
 
   /**
@@ -237,8 +250,8 @@ export class Listener {
     return true
   }
 
-  /** Returns the generation that was swapped out, to be retired; undefined when the listener was started instead. */
-  async #restart (config: NormalizedConfig): Promise<Generation | undefined> {
+  /** Returns the generation that was swapped out, to be retired; undefined when the listener was started instead. `changed`: `config` is a new one (reconfigure). */
+  async #restart (config: NormalizedConfig, changed: boolean): Promise<Generation | undefined> {
     if (this.#state !== 'running') {
       // A stopped (or failed) listener starts from its configuration, on its
       // own address with its handler.
@@ -252,11 +265,11 @@ export class Listener {
     const handle = this.#handle as ServerHandle
     const server = handle.server
     const old = this.#gen as Generation
-    const log = config === this.#config ? this.#log : this.#logFor(config)
+    const log = changed ? this.#logFor(config) : this.#log
     let next: Generation
     let tls: ServerTlsOptions | undefined
     try {
-      // Re-read certificate files so that a restart picks up renewed ones.
+      // Certificate files that changed are read again, so that a restart picks up renewed ones.
       tls = serverTls(config)
       next = await this.#build(handle, config, log)
     } catch (err) {
@@ -266,7 +279,7 @@ export class Listener {
     }
     // From here on nothing awaits: the switch is atomic for incoming requests.
     if (tls !== undefined) handle.applyTls(tls)
-    this.#certificate = noteCertificate(tls, config !== this.#config ? undefined : this.#certificate, log)
+    this.#certificate = noteCertificate(tls, changed ? undefined : this.#certificate, log)
     handle.applyTimeouts(config)
     server.removeListener('request', old.dispatch)
     server.on('request', next.dispatch)
@@ -296,7 +309,7 @@ export class Listener {
     }
     const refusal = liveChangeRefusal(current, config)
     if (refusal !== undefined) refuse(refusal)
-    return this.#restart(config)
+    return this.#restart(config, true)
   }
 
   #setTls (tls: TlsConfig): void {

@@ -139,7 +139,10 @@ function family (registry: Registry): Family {
     upgraded: { ok: 0, failed: 0 },
     sinks
   }
-  registry.registerMetric(made.duration as unknown as PromClient.Metric)
+  // prom-client types registerMetric() for its own four classes; it takes
+  // any object with name, help, type, aggregator, get() and reset()
+  // (lib/registry.js), which is what RouteHistogram is.
+  Reflect.apply(registry.registerMetric, registry, [made.duration])
   for (const result of ['ok', 'failed']) {
     made.reloads.inc({ result }, 0)
     made.upgrades.inc({ result }, 0)

@@ -21,14 +21,17 @@ export class CallQueue {
    * the next call in as soon as the new generation serves, and what `then`
    * does (its report) is not waited for by the calls behind it.
    */
-  add<T, R = T> (op: string, share: Share, run: () => Promise<T>, then?: (value: T) => Promise<R> | R): Promise<R> {
+  add<T> (op: string, share: Share, run: () => Promise<T>): Promise<T>
+  add<T, R> (op: string, share: Share, run: () => Promise<T>, then: (value: T) => Promise<R> | R): Promise<R>
+  add<T, R> (op: string, share: Share, run: () => Promise<T>, then?: (value: T) => Promise<R> | R): Promise<T | R> {
     const last = this.#pending
     if (last !== undefined && last.op === op && (share === 'always' || (share === 'unstarted' && !last.started))) {
-      return last.promise as Promise<R>
+      // The same op: the same kind of result.
+      return last.promise as Promise<T | R>
     }
     const entry: Entry = { op, promise: Promise.resolve(), started: false }
     const queued = this.#tail.then(() => { entry.started = true; return run() })
-    const promise = then === undefined ? queued as unknown as Promise<R> : queued.then(then)
+    const promise: Promise<T | R> = then === undefined ? queued : queued.then(then)
     entry.promise = promise
     this.#pending = entry
     this.#tail = queued.then(() => {}, () => {}).finally(() => { if (this.#pending === entry) this.#pending = undefined })

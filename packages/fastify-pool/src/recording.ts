@@ -55,6 +55,10 @@ export class ListenerRecorder {
 
 interface LogControllerLike { requestCompleted (error: unknown, request: FastifyRequest, reply: FastifyReply, metadata?: unknown): void }
 
+function isControllerClass (value: unknown): value is new (options: object) => LogControllerLike {
+  return typeof value === 'function'
+}
+
 /**
  * Fastify options whose log controller records each response as Fastify
  * logs its completion: no hook at all. Only where Fastify calls it anyway:
@@ -65,8 +69,9 @@ interface LogControllerLike { requestCompleted (error: unknown, request: Fastify
  * controller of the user's. Undefined otherwise.
  */
 export function recordingOptions (options: FastifyServerOptions, recorder: ListenerRecorder): FastifyServerOptions | undefined {
-  const Base = (Fastify as unknown as { LogController?: new (options: object) => LogControllerLike }).LogController
-  if (typeof Base !== 'function' || (options as { logController?: unknown }).logController !== undefined) return undefined
+  // Fastify exports the class from 5.12 on; its typings do not name it.
+  const Base: unknown = Reflect.get(Fastify, 'LogController')
+  if (!isControllerClass(Base) || (options as { logController?: unknown }).logController !== undefined) return undefined
   if ((options as { loggerInstance?: unknown }).loggerInstance === undefined) return undefined
   class RecordingController extends Base {
     override requestCompleted (error: unknown, request: FastifyRequest, reply: FastifyReply, metadata?: unknown): void {

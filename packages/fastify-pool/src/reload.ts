@@ -8,7 +8,7 @@ import { collectConfig, protocolOf, type NormalizedConfig, type PoolDefaults, ty
 import { optionIssues, ReloadOptionsSchema } from './options.ts'
 import { failureOf, FST_POOL_RELOAD, listenerFailures, validationError, type ListenerFailure } from './errors.ts'
 import { checkHandlers, handlerFor } from './handlers.ts'
-import { Listener, type ListenerContext } from './listener.ts'
+import { kRenewTls, Listener, type ListenerContext } from './listener.ts'
 import type { Handlers, StopOptions } from './types.ts'
 
 export interface ReloadOptions extends ValidateOptions {
@@ -101,7 +101,7 @@ export async function reload (current: Iterable<Listener>, settings: ReloadSetti
   // Listeners kept as they are re-read their certificate files, which may hold a renewed one.
   for (const s of steps) {
     if (s.kind === 'keep' && s.config.tls !== undefined && s.old.isRunning) {
-      await s.old.setTls(s.config.tls).catch((e: unknown) => settings.ctx.logger?.warn({ err: e, listener: s.name }, 'could not re-read certificate'))
+      await s.old[kRenewTls](s.config).catch((e: unknown) => settings.ctx.logger?.warn({ err: e, listener: s.name }, 'could not re-read certificate'))
     }
   }
   const next = steps.flatMap(s => s.kind !== 'remove' && s.next !== undefined ? [s.next] : [])

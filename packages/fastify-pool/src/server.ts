@@ -164,11 +164,13 @@ export class ServerHandle {
 
   /** New TLS material for a live server: new connections use it, open ones keep theirs. */
   applyTls (options: ServerTlsOptions): void {
-    const tls = this.server as unknown as TlsServer & { requestCert: boolean, rejectUnauthorized: boolean }
+    const server = this.server
+    // https and http2's secure server are TLS servers; a plain one has no TLS to apply.
+    if (!('setSecureContext' in server)) return
+    const tls: TlsServer = server
     tls.setSecureContext(options)
     // setSecureContext() leaves these alone; the server reads them for each new connection.
-    tls.requestCert = options.requestCert === true
-    tls.rejectUnauthorized = options.rejectUnauthorized !== false
+    Object.assign(tls, { requestCert: options.requestCert === true, rejectUnauthorized: options.rejectUnauthorized !== false })
   }
 
   /**
