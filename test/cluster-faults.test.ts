@@ -44,7 +44,7 @@ test('a unix socket listener cannot be shared by workers: a clear error, nothing
   assert.match(refusal.message, /listener "sock" listens on unix:.*a unix socket cannot be shared by several workers/)
   const usage = run(t, [BIN, 'start', '--workers', 'two'], { cwd: dir })
   assert.equal((await usage.exited).code, 2)
-  assert.match(usage.stderr(), /--workers takes a whole number >= 1 or "auto"/)
+  assert.match(usage.stderr(), /start: --workers must be a whole number of processes >= 1, or "auto" for one per core \(got "/)
 })
 
 test('runWorkers() from a script: the same two workers, the script run again in each', async (t) => {

@@ -3,7 +3,7 @@
 // validate everything, reporting every problem with its file and field.
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { certificateInfo, errors, EXPIRY_WARNING_DAYS, controlIssues, hasIssues, isPoolError, metricsIssues, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue } from 'fastify-pool'
+import { certificateInfo, errors, EXPIRY_WARNING_DAYS, controlIssues, hasIssues, isPoolError, metricsIssues, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue, isWorkers, workersProblem } from 'fastify-pool'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { importHandlers } from './handler-modules.ts'
 import { interpolate, type Env } from './interpolate.ts'
@@ -123,10 +123,9 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   if (checked.length > 0 || servers.length === 0) issues.push(...controlIssues(control, checked))
   const monitor = doc.monitor as boolean | PeriodicMonitorOptions | undefined
   issues.push(...monitorIssues(monitor))
-  const workers = doc.workers as number | 'auto' | undefined
-  if (workers !== undefined && workers !== 'auto' && !(Number.isInteger(workers) && workers >= 1)) {
-    issues.push({ path: 'workers', message: `must be a whole number of processes >= 1, or "auto" for one per core (got ${JSON.stringify(workers)})` })
-  }
+  const workersIssue = doc.workers === undefined ? undefined : workersProblem(doc.workers)
+  if (workersIssue !== undefined) issues.push({ path: 'workers', message: workersIssue })
+  const workers = isWorkers(doc.workers) ? doc.workers : undefined
   if (issues.length > 0) fail(issues)
   return {
     file: path,

@@ -12,7 +12,8 @@ function allowExpressions (node: unknown): unknown {
   if (Array.isArray(node)) return node.map(allowExpressions)
   if (node === null || typeof node !== 'object') return node
   const out: Node = {}
-  for (const [k, v] of Object.entries(node)) out[k] = allowExpressions(v)
+  // `expected` is the library's own keyword (how a problem is worded), not JSON Schema's.
+  for (const [k, v] of Object.entries(node)) if (k !== 'expected') out[k] = allowExpressions(v)
   const type = out.type
   if ((type === 'integer' || type === 'number' || type === 'boolean') && out.const === undefined) {
     const { description, ...rest } = out

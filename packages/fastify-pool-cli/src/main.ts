@@ -178,16 +178,13 @@ export async function main (argv: string[]): Promise<number> {
       ...(values.token === undefined ? {} : { token: values.token })
     })
   }
-  let workers: number | 'auto' | undefined
-  if (values.workers !== undefined) {
-    workers = values.workers === 'auto' ? 'auto' : Number(values.workers)
-    if (workers !== 'auto' && !(Number.isInteger(workers) && workers >= 1)) throw new UsageError(`start: --workers takes a whole number >= 1 or "auto" (got "${values.workers}")`)
-  }
   const logLevel = values['log-level']
   if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel)) throw new UsageError(`start: --log-level takes one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`)
   // The log is JSON unless a person watches; errors on stderr are JSON when --json says so.
   const pretty = values.pretty ?? (values.json === true ? false : process.stdout.isTTY === true)
-  return (await import('./start.ts')).start({
+  const { start, workersFlag } = await import('./start.ts')
+  const workers = values.workers === undefined ? undefined : workersFlag(values.workers)
+  return start({
     file,
     pretty,
     ...(logLevel === undefined ? {} : { logLevel }),

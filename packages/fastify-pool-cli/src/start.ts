@@ -5,7 +5,7 @@
 import closeWithGrace from 'close-with-grace'
 import cluster from 'node:cluster'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { BUILTIN_DEFAULTS, ProcessSampler, CHANNELS, hasIssues, isPoolError, releaseInherited, type ListenerFailure, type StateChange } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, ProcessSampler, CHANNELS, hasIssues, isPoolError, isWorkers, workersProblem, releaseInherited, type ListenerFailure, type StateChange } from 'fastify-pool'
 import { displayPath, formatIssue, missingCertificates, problemLine, readDocument, type FileIssue } from './config-file.ts'
 import { readText } from './document.ts'
 import { writeDevCertificate } from './dev-cert.ts'
@@ -100,11 +100,18 @@ export async function start (options: StartOptions): Promise<number> {
   return startPool(options, text)
 }
 
+/** `--workers TEXT`, checked by the rule of the file's `workers` (WorkersSchema): the value, or a usage error. */
+export function workersFlag (text: string): number | 'auto' {
+  const value = text === 'auto' ? 'auto' : Number(text)
+  if (isWorkers(value)) return value
+  throw new UsageError(`start: --workers ${workersProblem(value, `"${text}"`) ?? ''}`)
+}
+
 /** The `workers` a pool file asks for, read without checking the rest (the pool's start checks it). */
 async function fileWorkers (file: string, text: string | undefined): Promise<number | 'auto' | undefined> {
   const doc = await readDocument(file, text === undefined ? {} : { text }).then(r => r.doc, () => undefined)
   const w = doc?.workers
-  return w === 'auto' || (typeof w === 'number' && Number.isInteger(w) && w >= 1) ? w : undefined
+  return isWorkers(w) ? w : undefined
 }
 
 async function startPool ({ file, pretty, devCert = false, verbose = false, watch = false, logLevel, pidFile }: StartOptions, text?: string): Promise<number> {

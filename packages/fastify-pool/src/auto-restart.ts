@@ -5,6 +5,7 @@
 // it passes a check again.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Listener } from './listener.ts'
+import { AutoRestartSchema, defaultsOf } from './options.ts'
 
 export interface AutoRestartOptions {
   /** Consecutive failed checks that trigger a restart (default 3). */
@@ -29,7 +30,9 @@ export interface AutoRestartStatus {
   nextAttemptAt: string | undefined
 }
 
-export const AUTO_RESTART_DEFAULTS = Object.freeze({ after: 3, min: 1000, maxDelay: 60_000, max: 5, window: 600_000 })
+const backoff = defaultsOf(AutoRestartSchema.properties.backoff)
+/** The defaults of AutoRestartSchema (options.ts), by setting. */
+export const AUTO_RESTART_DEFAULTS = Object.freeze({ ...defaultsOf(AutoRestartSchema), min: backoff.min, maxDelay: backoff.max }) as Readonly<AutoRestartSettings>
 
 export function autoRestartSettings (option: boolean | AutoRestartOptions | undefined): AutoRestartSettings | undefined {
   if (option === undefined || option === false) return undefined

@@ -2,7 +2,9 @@
 // collected, with its field path, before anything is built.
 import { bindsOverlap, deriveExpose, formatAddress, parseListen } from './address.ts'
 import { hasIssues, quote, validationError, type ValidationIssue } from './errors.ts'
-import { ListenerConfigSchema, PoolDefaultsSchema } from './schema.ts'
+import { BUILTIN_DEFAULTS, ListenerConfigSchema, PoolDefaultsSchema } from './schema.ts'
+
+export { BUILTIN_DEFAULTS }
 import { schemaIssues } from './schema-issues.ts'
 import { filesStamp, loadTls, type ServerTlsOptions } from './tls.ts'
 import type { ListenAddress, ListenerConfig, NormalizedConfig, PoolDefaults, TlsConfig } from './types.ts'
@@ -10,29 +12,6 @@ import type { ListenAddress, ListenerConfig, NormalizedConfig, PoolDefaults, Tls
 export type { ListenerConfig, NormalizedConfig, PassThroughOptions, PoolDefaults } from './types.ts'
 
 const MANAGED = ['serverFactory', 'https', 'http2', 'logger', 'loggerInstance', 'bodyLimit', 'connectionTimeout', 'keepAliveTimeout', 'requestTimeout'] as const
-
-export const BUILTIN_DEFAULTS = Object.freeze({
-  // Off, as in Fastify and Node: a socket timer is refreshed on every read and
-  // write (about 2.5 % of a small request's CPU), and the timeouts below bound
-  // every way a client can hold a socket.
-  connectionTimeout: 0,
-  // Above the 60 s idle timeout of common load balancers, as Fastify does.
-  keepAliveTimeout: 72_000,
-  requestTimeout: 120_000,
-  headersTimeout: 30_000,
-  // nginx's send_timeout: a client that stops reading cannot hold a socket for minutes.
-  sendTimeout: 60_000,
-  // Long enough that a deploy or two in a row closes no WebSocket, short
-  // enough that old generations do not pile up in memory (nginx keeps old
-  // workers for as long as one connection stays, unless told otherwise).
-  upgradeDrainTimeout: 300_000,
-  // 1,000 goodbyes take a second, 100 take 100 ms.
-  upgradeCloseWindow: 1000,
-  bodyLimit: 1_048_576,
-  stopTimeout: 10_000,
-  liveness: '/healthz',
-  readiness: '/readyz'
-})
 
 export interface ValidateOptions {
   /** Listener configs; one that validateConfig() returned is taken as checked (only names, binds and handler keys are checked again). */

@@ -116,22 +116,34 @@ export function failureOf (name: string, bind: string, reason: unknown): Listene
   return inner ?? { name, bind, error: reason instanceof Error ? reason : new Error(String(reason)) }
 }
 
+/** What settle() found: each target that succeeded with its value, each that failed with its failure, in order. */
+export interface Settled<L, T> { done: Array<[L, T]>, failed: Array<[L, ListenerFailure]> }
+
 /**
- * Run one lifecycle call on many listeners in parallel and wait for all.
- * Resolves with the values of those that succeeded, in order; throws one
- * aggregate error of type `Err` naming every listener that failed.
+ * Run one call on many targets in parallel and wait for all, whatever each
+ * does: the one way the pool acts on several listeners at once (start, stop,
+ * restart, a reload's phases). `who` names the listener a target is.
  */
-export async function settleAll<L extends { name: string, bind: string }, T, E extends Error> (targets: readonly L[], call: (l: L) => Promise<T>, Err: Ctor<E>): Promise<T[]> {
+export async function settle<L, T> (targets: readonly L[], call: (l: L) => Promise<T>, who: (l: L) => { name: string, bind: string }): Promise<Settled<L, T>> {
   const results = await Promise.allSettled(targets.map(call))
-  const failures: ListenerFailure[] = []
-  const values: T[] = []
+  const settled: Settled<L, T> = { done: [], failed: [] }
   results.forEach((r, i) => {
     const l = targets[i] as L
-    if (r.status === 'rejected') failures.push(failureOf(l.name, l.bind, r.reason))
-    else values.push(r.value)
+    if (r.status === 'fulfilled') settled.done.push([l, r.value])
+    else { const { name, bind } = who(l); settled.failed.push([l, failureOf(name, bind, r.reason)]) }
   })
-  if (failures.length > 0) throw listenerFailures(Err, failures)
-  return values
+  return settled
+}
+
+/**
+ * settle() for listeners: resolves with the values of those that succeeded,
+ * in order; throws one aggregate error of type `Err` naming every listener
+ * that failed.
+ */
+export async function settleAll<L extends { name: string, bind: string }, T, E extends Error> (targets: readonly L[], call: (l: L) => Promise<T>, Err: Ctor<E>): Promise<T[]> {
+  const { done, failed } = await settle(targets, call, l => l)
+  if (failed.length > 0) throw listenerFailures(Err, failed.map(([, f]) => f))
+  return done.map(([, value]) => value)
 }
 
 /**

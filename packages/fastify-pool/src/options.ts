@@ -15,23 +15,29 @@ const msOrZero = (fallback: number) => Type.Integer({ minimum: 0, expected: 'an 
 const flag = () => Type.Boolean({ expected: 'a boolean' })
 const fn = (what: string) => Type.Function([], Type.Unknown(), { expected: what })
 
-/** Options of the periodic monitor (pool.startMonitor(), the plugin's `monitor`). */
+/** `what` with its default, in the schema and in words (the pool file's JSON Schema shows the description). */
+const described = (description: string, fallback: number): { description: string, default: number } => ({ description: `${description} (default ${fallback})`, default: fallback })
+
+/** Health-driven restart: the one schema, for the option and the pool file alike; its defaults are AUTO_RESTART_DEFAULTS. */
+export const AutoRestartSchema = Type.Object({
+  after: Type.Optional(Type.Integer({ minimum: 1, expected: 'an integer >= 1', ...described('Failed checks in a row that restart the listener', 3) })),
+  backoff: Type.Optional(Type.Object({
+    min: Type.Optional(Type.Integer({ minimum: 0, expected: 'an integer number of milliseconds >= 0', ...described('First wait between attempts, doubled at each, in milliseconds', 1000) })),
+    max: Type.Optional(Type.Integer({ minimum: 0, expected: 'an integer number of milliseconds >= 0', ...described('Longest wait between attempts, in milliseconds', 60_000) }))
+  }, { additionalProperties: false })),
+  max: Type.Optional(Type.Integer({ minimum: 1, expected: 'an integer >= 1', ...described('Attempts within the window before giving up', 5) })),
+  window: Type.Optional(Type.Integer({ minimum: 1, expected: 'a positive integer number of milliseconds', ...described('Milliseconds over which attempts are counted', 600_000) }))
+}, { additionalProperties: false })
+
+/** Options of the periodic monitor (pool.startMonitor(), the plugin's `monitor`, the file's `monitor`). */
 export const PeriodicMonitorSchema = Type.Object({
-  interval: Type.Optional(positiveMs(5000)),
-  timeout: Type.Optional(positiveMs(2000)),
-  rise: Type.Optional(count(2)),
-  fall: Type.Optional(count(3)),
-  history: Type.Optional(count(10)),
+  interval: Type.Optional(Type.Integer({ ...positiveMs(), ...described('Milliseconds between two rounds of checks', 5000) })),
+  timeout: Type.Optional(Type.Integer({ ...positiveMs(), ...described('Milliseconds a check may take', 2000) })),
+  rise: Type.Optional(Type.Integer({ ...count(2), ...described('Passed checks in a row that make a listener ok', 2) })),
+  fall: Type.Optional(Type.Integer({ ...count(3), ...described('Failed checks in a row that make a listener ko', 3) })),
+  history: Type.Optional(Type.Integer({ ...count(10), ...described('Checks kept per listener', 10) })),
   onChange: Type.Optional(fn('a function (report, previous) => void')),
-  autoRestart: Type.Optional(Type.Union([Type.Boolean(), Type.Object({
-    after: Type.Optional(Type.Integer({ minimum: 1, expected: 'an integer >= 1' })),
-    backoff: Type.Optional(Type.Object({
-      min: Type.Optional(Type.Integer({ minimum: 0, expected: 'an integer number of milliseconds >= 0' })),
-      max: Type.Optional(Type.Integer({ minimum: 0, expected: 'an integer number of milliseconds >= 0' }))
-    }, { additionalProperties: false })),
-    max: Type.Optional(Type.Integer({ minimum: 1, expected: 'an integer >= 1' })),
-    window: Type.Optional(Type.Integer({ minimum: 1, expected: 'a positive integer number of milliseconds' }))
-  }, { additionalProperties: false })], { expected: 'true, or { after, backoff: { min, max }, max, window }' }))
+  autoRestart: Type.Optional(Type.Union([Type.Boolean(), AutoRestartSchema], { expected: 'true, or { after, backoff: { min, max }, max, window }', description: 'Restart a listener whose checks keep failing' }))
 }, { additionalProperties: false })
 
 /** Options of one pool.monitor() call. */

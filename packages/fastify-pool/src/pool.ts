@@ -2,7 +2,7 @@
 // selected by glob or regex, and started, stopped and restarted together.
 import type { FastifyBaseLogger, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { bindsOverlap, formatAddress, parseListen } from './address.ts'
-import { validateConfig, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
+import { BUILTIN_DEFAULTS, validateConfig, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
 import { brand, isListener, isPool } from './brand.ts'
 import { FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_PARAM_EMPTY, FST_POOL_RESTART, hasIssues, settleAll, validationError } from './errors.ts'
 import { checkHandlers } from './handlers.ts'
@@ -216,7 +216,7 @@ export class Pool implements Iterable<Listener> {
     if (invalid !== undefined) throw invalid
     this.stopMonitor()
     const timeout = options.timeout ?? this.#settings.ctx.stopTimeout
-    const delay = options.delay ?? this.#settings.defaults.shutdownDelay ?? 0
+    const delay = options.delay ?? this.#settings.defaults.shutdownDelay ?? BUILTIN_DEFAULTS.shutdownDelay
     return stopInSequence([...this.#listeners.values()], timeout, delay, options.handOff === true)
   }
 

@@ -6,7 +6,7 @@
 import { bindsOverlap } from './address.ts'
 import { collectConfig, protocolOf, type NormalizedConfig, type PoolDefaults, type ValidateOptions } from './config.ts'
 import { optionIssues, ReloadOptionsSchema } from './options.ts'
-import { failureOf, FST_POOL_RELOAD, listenerFailures, validationError, type ListenerFailure } from './errors.ts'
+import { FST_POOL_RELOAD, listenerFailures, settle, validationError, type ListenerFailure } from './errors.ts'
 import { checkHandlers, handlerFor } from './handlers.ts'
 import { kRenewTls, Listener, type ListenerContext } from './listener.ts'
 import type { Handlers, StopOptions } from './types.ts'
@@ -125,11 +125,9 @@ async function apply (steps: Step[], { ctx, live, timeout, log }: Apply): Promis
   const undo: Undo[] = []
   const failures: ListenerFailure[] = []
   const phase = async <S extends Step> (list: S[], act: (s: S) => Promise<Undo | undefined>): Promise<void> => {
-    const results = await Promise.allSettled(list.map(act))
-    results.forEach((r, i) => {
-      const s = list[i] as S
-      if (r.status === 'fulfilled') { if (r.value !== undefined) undo.push(r.value) } else failures.push(failureOf(s.name, s.kind === 'remove' ? s.old.bind : s.config.bind, r.reason))
-    })
+    const { done, failed } = await settle(list, act, s => ({ name: s.name, bind: s.kind === 'remove' ? s.old.bind : s.config.bind }))
+    for (const [, u] of done) if (u !== undefined) undo.push(u)
+    failures.push(...failed.map(([, f]) => f))
     if (failures.length > 0) throw listenerFailures(FST_POOL_RELOAD, failures)
   }
   const startNew = async (s: Extract<Step, { kind: 'add' | 'move' }>): Promise<Undo | undefined> => {

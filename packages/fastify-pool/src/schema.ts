@@ -1,8 +1,44 @@
 // The one source of truth for configuration: TypeBox schemas from which both
 // the TypeScript types and the shipped JSON Schema (for pool.yaml) are made.
 import { Type, type Static } from '@sinclair/typebox'
+import { PeriodicMonitorSchema } from './options.ts'
 
-const ms = (description: string) => Type.Integer({ minimum: 0, description: `${description} (milliseconds; 0 disables)` })
+/**
+ * Every default of a listener and of the pool, written once: each schema
+ * below carries its value as `default:` (and says it in its description),
+ * validateConfig() applies them (config.ts), and a test holds
+ * docs/config.md's tables to them.
+ */
+export const BUILTIN_DEFAULTS = Object.freeze({
+  // Off, as in Fastify and Node: a socket timer is refreshed on every read and
+  // write (about 2.5 % of a small request's CPU), and the timeouts below bound
+  // every way a client can hold a socket.
+  connectionTimeout: 0,
+  // Above the 60 s idle timeout of common load balancers, as Fastify does.
+  keepAliveTimeout: 72_000,
+  requestTimeout: 120_000,
+  headersTimeout: 30_000,
+  // nginx's send_timeout: a client that stops reading cannot hold a socket for minutes.
+  sendTimeout: 60_000,
+  // Long enough that a deploy or two in a row closes no WebSocket, short
+  // enough that old generations do not pile up in memory (nginx keeps old
+  // workers for as long as one connection stays, unless told otherwise).
+  upgradeDrainTimeout: 300_000,
+  // 1,000 goodbyes take a second, 100 take 100 ms.
+  upgradeCloseWindow: 1000,
+  bodyLimit: 1_048_576,
+  stopTimeout: 10_000,
+  shutdownDelay: 0,
+  liveness: '/healthz',
+  readiness: '/readyz'
+})
+
+type Defaulted = { [K in keyof typeof BUILTIN_DEFAULTS]: typeof BUILTIN_DEFAULTS[K] extends number ? K : never }[keyof typeof BUILTIN_DEFAULTS]
+
+/** An integer field with its built-in default, in the schema and in words. */
+const withDefault = (key: Defaulted, minimum: number, description: string) =>
+  Type.Integer({ minimum, default: BUILTIN_DEFAULTS[key], description: `${description} (default ${BUILTIN_DEFAULTS[key]})` })
+const ms = (key: Defaulted, description: string) => withDefault(key, 0, `${description}, in milliseconds; 0 disables`)
 
 export const LogLevelSchema = Type.Union(
   ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)),
@@ -21,19 +57,19 @@ export const TlsSchema = Type.Object({
 }, { additionalProperties: false, description: 'TLS settings; a listener with TLS serves HTTPS' })
 
 export const HealthSchema = Type.Object({
-  liveness: Type.Optional(Type.Union([Type.String({ pattern: '^/' }), Type.Literal(false)], { description: 'Path of the liveness route (default /healthz), or false' })),
-  readiness: Type.Optional(Type.Union([Type.String({ pattern: '^/' }), Type.Literal(false)], { description: 'Path of the readiness route (default /readyz), or false' }))
+  liveness: Type.Optional(Type.Union([Type.String({ pattern: '^/' }), Type.Literal(false)], { default: BUILTIN_DEFAULTS.liveness, description: `Path of the liveness route (default ${BUILTIN_DEFAULTS.liveness}), or false` })),
+  readiness: Type.Optional(Type.Union([Type.String({ pattern: '^/' }), Type.Literal(false)], { default: BUILTIN_DEFAULTS.readiness, description: `Path of the readiness route (default ${BUILTIN_DEFAULTS.readiness}), or false` }))
 }, { additionalProperties: false })
 
 const shared = {
-  connectionTimeout: Type.Optional(ms('Socket inactivity timeout')),
-  keepAliveTimeout: Type.Optional(ms('How long an idle keep-alive connection stays open')),
-  requestTimeout: Type.Optional(ms('Longest time to receive a whole request')),
-  headersTimeout: Type.Optional(ms('Longest time to receive the request headers')),
-  sendTimeout: Type.Optional(ms('How long a response may wait for a client that stopped reading before its connection is closed (default 60000)')),
-  upgradeDrainTimeout: Type.Optional(Type.Integer({ minimum: 0, description: 'After a restart or reload, how long the previous generation keeps its upgraded connections (WebSockets) before its preClose hooks close them, in milliseconds (default 300000)' })),
-  upgradeCloseWindow: Type.Optional(Type.Integer({ minimum: 0, description: 'Spread the goodbyes to upgraded connections over up to this many milliseconds, one per millisecond at most, so clients do not all reconnect at once; within a stop, a quarter of its deadline at most (default 1000; 0: all at once)' })),
-  bodyLimit: Type.Optional(Type.Integer({ minimum: 1, description: 'Largest request body accepted, in bytes' })),
+  connectionTimeout: Type.Optional(ms('connectionTimeout', 'Socket inactivity timeout')),
+  keepAliveTimeout: Type.Optional(ms('keepAliveTimeout', 'How long an idle keep-alive connection stays open')),
+  requestTimeout: Type.Optional(ms('requestTimeout', 'Longest time to receive a whole request')),
+  headersTimeout: Type.Optional(ms('headersTimeout', 'Longest time to receive the request headers')),
+  sendTimeout: Type.Optional(ms('sendTimeout', 'How long a response may wait for a client that stopped reading before its connection is closed')),
+  upgradeDrainTimeout: Type.Optional(withDefault('upgradeDrainTimeout', 0, 'After a restart or reload, how long the previous generation keeps its upgraded connections (WebSockets) before its preClose hooks close them, in milliseconds')),
+  upgradeCloseWindow: Type.Optional(withDefault('upgradeCloseWindow', 0, 'Spread the goodbyes to upgraded connections over up to this many milliseconds, one per millisecond at most, so clients do not all reconnect at once; within a stop, a quarter of its deadline at most; 0: all at once')),
+  bodyLimit: Type.Optional(withDefault('bodyLimit', 1, 'Largest request body accepted, in bytes')),
   logLevel: Type.Optional(LogLevelSchema),
   health: Type.Optional(Type.Union([HealthSchema, Type.Literal(false)], { description: 'Health routes, or false to serve none' }))
 }
@@ -42,12 +78,12 @@ export const ListenerConfigSchema = Type.Object({
   name: Type.String({ minLength: 1, description: 'Unique name of the listener' }),
   listen: Type.Union([Type.String(), Type.Integer()], { description: 'host:port, :port, [ipv6]:port, unix:/path/to.sock, or a port number' }),
   expose: Type.Optional(Type.String({ description: 'Public URL; derived from listen and TLS when absent' })),
-  handler: Type.Optional(Type.String({ minLength: 1, description: 'Handler key (default "default")' })),
-  disabled: Type.Optional(Type.Boolean({ description: 'Keep the listener in the pool but never start it' })),
-  optional: Type.Optional(Type.Boolean({ description: 'A failure to start this listener does not fail the pool start' })),
+  handler: Type.Optional(Type.String({ minLength: 1, default: 'default', description: 'Handler key (default "default")' })),
+  disabled: Type.Optional(Type.Boolean({ default: false, description: 'Keep the listener in the pool but never start it' })),
+  optional: Type.Optional(Type.Boolean({ default: false, description: 'A failure to start this listener does not fail the pool start' })),
   tls: Type.Optional(Type.Union([TlsSchema, Type.Literal(false)], { description: 'TLS settings merged over defaults.tls, or false for plain HTTP' })),
-  http2: Type.Optional(Type.Boolean({ description: 'Serve HTTP/2 (with HTTP/1.1 fallback when TLS is on)' })),
-  stopOrder: Type.Optional(Type.Integer({ description: 'pool.stop() drains listeners in groups by this number, lowest first (default 0): public listeners before the admin one' })),
+  http2: Type.Optional(Type.Boolean({ default: false, description: 'Serve HTTP/2 (with HTTP/1.1 fallback when TLS is on)' })),
+  stopOrder: Type.Optional(Type.Integer({ default: 0, description: 'pool.stop() drains listeners in groups by this number, lowest first (default 0): public listeners before the admin one' })),
   ...shared,
   fastify: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Other Fastify server options, passed through' }))
 }, { additionalProperties: false })
@@ -55,8 +91,8 @@ export const ListenerConfigSchema = Type.Object({
 export const PoolDefaultsSchema = Type.Object({
   tls: Type.Optional(TlsSchema),
   ...shared,
-  stopTimeout: Type.Optional(Type.Integer({ minimum: 0, description: 'Drain deadline of stop() and restart(), in milliseconds (default 10000)' })),
-  shutdownDelay: Type.Optional(Type.Integer({ minimum: 0, description: 'pool.stop(): milliseconds during which readiness answers 503 while requests are still served, before the drain; within stopTimeout (default 0)' }))
+  stopTimeout: Type.Optional(withDefault('stopTimeout', 0, 'Drain deadline of stop() and restart(), in milliseconds')),
+  shutdownDelay: Type.Optional(withDefault('shutdownDelay', 0, 'pool.stop(): milliseconds during which readiness answers 503 while requests are still served, before the drain; within stopTimeout'))
 }, { additionalProperties: false, description: 'Settings every listener inherits and may override' })
 
 export const MetricsFileSchema = Type.Union([
@@ -74,25 +110,27 @@ export const ControlFileSchema = Type.Object({
   path: Type.Optional(Type.String({ pattern: '^/', description: 'Where the routes are (default /pool)' }))
 }, { additionalProperties: false, description: 'The control API: GET /pool, POST /pool/restart|stop|start|reload; the fastify-pool ps, restart, stop and reload commands talk to it' })
 
-const positive = (description: string) => Type.Optional(Type.Integer({ minimum: 1, description }))
+/** How many processes run the pool: the one rule for the file's `workers` and `start --workers`. */
+const WORKERS_EXPECTED = 'a whole number of processes >= 1, or "auto" for one per core'
+export const WorkersSchema = Type.Union([Type.Integer({ minimum: 1 }), Type.Literal('auto')], {
+  expected: WORKERS_EXPECTED,
+  description: 'fastify-pool start: run the pool in this many processes (node:cluster) sharing the listening sockets; auto: one per core (default 1)'
+})
+
+/** Whether `value` is a `workers` value (WorkersSchema). */
+export function isWorkers (value: unknown): value is number | 'auto' {
+  return value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 1)
+}
+
+/** What is wrong with a `workers` value, in the words of WorkersSchema; undefined when nothing. */
+export function workersProblem (value: unknown, shown: string = JSON.stringify(value)): string | undefined {
+  return isWorkers(value) ? undefined : `must be ${WORKERS_EXPECTED} (got ${shown})`
+}
+
+/** The file's monitor section: the library's option (options.ts) without what a file cannot hold (a function). */
 export const MonitorFileSchema = Type.Union([
   Type.Boolean(),
-  Type.Object({
-    interval: positive('Milliseconds between two rounds of checks (default 5000)'),
-    timeout: positive('Milliseconds a check may take (default 2000)'),
-    rise: positive('Passed checks in a row that make a listener ok (default 2)'),
-    fall: positive('Failed checks in a row that make a listener ko (default 3)'),
-    history: positive('Checks kept per listener (default 10)'),
-    autoRestart: Type.Optional(Type.Union([Type.Boolean(), Type.Object({
-      after: positive('Failed checks in a row that restart the listener (default 3)'),
-      backoff: Type.Optional(Type.Object({
-        min: Type.Optional(Type.Integer({ minimum: 0, description: 'First wait between attempts, doubled at each (default 1000 ms)' })),
-        max: Type.Optional(Type.Integer({ minimum: 0, description: 'Longest wait between attempts (default 60000 ms)' }))
-      }, { additionalProperties: false })),
-      max: positive('Attempts within the window before giving up (default 5)'),
-      window: positive('Milliseconds over which attempts are counted (default 600000)')
-    }, { additionalProperties: false })], { description: 'Restart a listener whose checks keep failing' }))
-  }, { additionalProperties: false })
+  Type.Omit(PeriodicMonitorSchema, ['onChange'])
 ], { description: 'Periodic health checks of every listener (true for the defaults), started with the pool' })
 
 /** The shape of a pool configuration file (pool.yaml / pool.json). */
@@ -102,7 +140,7 @@ export const PoolFileSchema = Type.Object({
   metrics: Type.Optional(MetricsFileSchema),
   control: Type.Optional(ControlFileSchema),
   monitor: Type.Optional(MonitorFileSchema),
-  workers: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Literal('auto')], { description: 'fastify-pool start: run the pool in this many processes (node:cluster) sharing the listening sockets; auto: one per core (default 1)' })),
+  workers: Type.Optional(WorkersSchema),
   handlers: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Handler key -> module path, relative to this file' })),
   servers: Type.Array(ListenerConfigSchema, { description: 'The listeners' })
 }, { additionalProperties: false, title: 'fastify-pool configuration' })

@@ -2,7 +2,7 @@
 // when a required listener fails, and the shutdown sequence (readiness
 // delay, then drains in stopOrder groups) under one deadline.
 import type { FastifyBaseLogger } from 'fastify'
-import { failureOf, FST_POOL_START, FST_POOL_STOP, hasIssues, listenerFailures, settleAll, type ListenerFailure } from './errors.ts'
+import { FST_POOL_START, FST_POOL_STOP, hasIssues, listenerFailures, settle, settleAll, type ListenerFailure } from './errors.ts'
 import type { Listener } from './listener.ts'
 import type { StopReport } from './types.ts'
 
@@ -12,20 +12,16 @@ import type { StopReport } from './types.ts'
  * optional one that fails is logged.
  */
 export async function startTogether (targets: Listener[], log: FastifyBaseLogger | undefined): Promise<void> {
-  const results = await Promise.allSettled(targets.map(l => l.launch()))
-  const failures: ListenerFailure[] = []
+  const { done, failed } = await settle(targets, l => l.launch(), l => l)
   let required = false
-  results.forEach((r, i) => {
-    if (r.status === 'fulfilled') return
-    const l = targets[i] as Listener
-    failures.push(failureOf(l.name, l.bind, r.reason))
+  for (const [l, failure] of failed) {
     if (!l.config.optional) required = true
-    else log?.warn({ listener: l.name, bind: l.bind, err: r.reason }, 'optional listener failed to start')
-  })
+    else log?.warn({ listener: l.name, bind: l.bind, err: failure.error }, 'optional listener failed to start')
+  }
   if (!required) return
-  const started = targets.filter((_l, i) => { const r = results[i]; return r?.status === 'fulfilled' && r.value })
-  await Promise.allSettled(started.map(l => l.stop()))
-  throw listenerFailures(FST_POOL_START, failures)
+  // Roll back what this call started (a listener that was running already stays).
+  await settle(done.filter(([, started]) => started).map(([l]) => l), l => l.stop(), l => l)
+  throw listenerFailures(FST_POOL_START, failed.map(([, f]) => f))
 }
 
 /**
