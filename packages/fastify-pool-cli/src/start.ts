@@ -2,7 +2,6 @@
 // listens where, then serve until a signal. SIGTERM/SIGINT drain within the
 // deadline and exit 0 (a second one exits at once); an uncaught error drains
 // and exits 1; SIGHUP re-reads the file and applies it in place.
-import closeWithGrace from 'close-with-grace'
 import cluster from 'node:cluster'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { BUILTIN_DEFAULTS, ProcessSampler, CHANNELS, hasIssues, isPoolError, isWorkers, workersProblem, releaseInherited, type ListenerFailure, type StateChange } from 'fastify-pool'
@@ -15,6 +14,7 @@ import { createPoolFromFile, type FilePool } from './pool-from-file.ts'
 import { listenerTable } from './table.ts'
 import { watchFiles } from './watch.ts'
 import { holdEarlySignals } from './early-signals.ts'
+import { onStopSignals } from './shutdown.ts'
 import { causeCode, writeError, writeProblems } from './output.ts'
 import { askPrimary, sourceFromPrimary, type ClusterMessage } from './worker-messages.ts'
 import { runPrimary, workerCount, type WorkersOptions } from './workers.ts'
@@ -244,35 +244,50 @@ async function writeDevCertificates (file: string, logger: Logger, text: string 
 /** SIGTERM, SIGINT and uncaught errors run the pool's shutdown sequence, then exit; a second signal exits at once. Returns what closes the same way. */
 function closeOnSignals (session: Session): () => void {
   const { logger } = session
-  const handle = closeWithGrace({
-    // The drain deadline can change on reload, so the backstop is set when closing starts.
-    delay: null,
-    // SIGHUP reloads and SIGUSR2 upgrades instead of closing.
-    skip: ['SIGHUP', 'SIGUSR2', 'beforeExit'],
-    logger: { error: (message: unknown) => logger.error(message) },
-    onSecondSignal: (signal) => logger.warn({ signal }, `second ${signal}: exiting now without waiting for the drain`)
-  }, async ({ signal, err }) => {
-    session.closing = true
-    // A stop for good, not the hand-off of an upgrade: a successor still starting goes too (waited for below).
-    const successor = session.handOff ? undefined : session.upgrader?.abort()
-    for (const undo of session.cleanups.splice(0)) undo()
-    const timeout = session.timeout
-    const backstop = setTimeout(() => {
-      logger.error(`closing took longer than the drain deadline (${timeout} ms) + ${CLOSE_MARGIN} ms: exiting`)
+  let closing: Promise<void> | undefined
+  const close = (why: { signal?: NodeJS.Signals, err?: unknown }): void => { closing ??= drainAndExit(session, why) }
+  onStopSignals({
+    first: (signal) => close({ signal }),
+    second: (signal) => {
+      logger.warn({ signal }, `second ${signal}: exiting now without waiting for the drain`)
       process.exit(1)
-    }, timeout + CLOSE_MARGIN)
-    backstop.unref()
-    if (err !== undefined) logger.error({ err }, 'uncaught error: draining the pool, then exiting')
-    else logger.info({ signal, timeout }, `${signal ?? 'close'}: draining the pool`)
+    },
+    error: (err, stopping) => {
+      if (!stopping) { close({ err }); return }
+      logger.error({ err }, 'uncaught error while stopping: exiting now')
+      process.exit(1)
+    }
+  })
+  return () => { if (!session.closing) close({}) }
+}
+
+/** The shutdown sequence under the drain deadline (and a backstop past it), then exit: 0, or 1 after an uncaught error. */
+async function drainAndExit (session: Session, { signal, err }: { signal?: NodeJS.Signals, err?: unknown }): Promise<void> {
+  const { logger } = session
+  session.closing = true
+  // A stop for good, not the hand-off of an upgrade: a successor still starting goes too (waited for below).
+  const successor = session.handOff ? undefined : session.upgrader?.abort()
+  for (const undo of session.cleanups.splice(0)) undo()
+  const timeout = session.timeout
+  const backstop = setTimeout(() => {
+    logger.error(`closing took longer than the drain deadline (${timeout} ms) + ${CLOSE_MARGIN} ms: exiting`)
+    process.exit(1)
+  }, timeout + CLOSE_MARGIN)
+  backstop.unref()
+  if (err !== undefined) logger.error({ err }, 'uncaught error: draining the pool, then exiting')
+  else logger.info({ signal, timeout }, `${signal ?? 'close'}: draining the pool`)
+  try {
     const reports = await session.running.pool.stop({ timeout, handOff: session.handOff })
     await successor
     clearTimeout(backstop)
     if (session.pidFile !== undefined) removePidFile(session.pidFile)
     logger.info({ cut: reports.reduce((n, r) => n + r.cut, 0) }, session.started ? 'pool stopped' : 'pool stopped while it was starting: what had started is closed')
-    // Stopped while starting: the start must not go on. The stop asked for is done: exit 0.
-    if (!session.started && signal !== undefined) process.exit(0)
-  })
-  return () => { if (!session.closing) handle.close() }
+  } catch (error) {
+    logger.error({ err: error }, 'the pool could not be stopped cleanly')
+    process.exit(1)
+  }
+  // Stopped while starting too: the stop asked for is done, and the start must not go on.
+  process.exit(err === undefined ? 0 : 1)
 }
 
 /** A worker's pool asks the primary for what spans every worker: the status, the summed metrics, a rolling reload. */

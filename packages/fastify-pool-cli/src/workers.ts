@@ -23,6 +23,7 @@ import { BUILTIN_DEFAULTS, clusterMetrics, HANDOFF_ENV, hasIssues, isPoolError, 
 import type { Logger } from 'pino'
 import { displayPath, formatIssue, loadConfigFile, problemLine, type FileIssue, type LoadedConfig } from './config-file.ts'
 import { holdEarlySignals } from './early-signals.ts'
+import { onStopSignals } from './shutdown.ts'
 import { causeCode, writeError, writeProblems } from './output.ts'
 import { createLogger } from './logger.ts'
 import { notifySystemd, predecessor, publishUpgrade, removePidFile, upgradeCounts, Upgrader, UpgradeError, WORKERS_UPGRADE, writePidFile, type Predecessor, type UpgradeOptions } from './upgrade.ts'
@@ -278,9 +279,8 @@ class Supervisor {
   /** Fork the workers and supervise them; `early` holds the signals until this one's handlers are in (released then). */
   async run (early: { release: () => void }): Promise<number> {
     const finished = new Promise<number>(resolve => { this.#done = resolve })
-    const onStop = (signal: NodeJS.Signals): void => { this.#stop(signal) }
-    process.on('SIGTERM', onStop)
-    process.on('SIGINT', onStop)
+    // The first signal drains every worker; one more kills them (#stop tells which).
+    const uninstall = onStopSignals({ first: (signal) => this.#stop(signal), second: (signal) => this.#stop(signal) })
     process.on('SIGHUP', () => { this.roll('SIGHUP') })
     process.on('SIGUSR2', () => { this.#upgrader.upgrade().catch(() => {}) })
     // Only now: without any listener for a moment, a signal on its way would be dropped.
@@ -303,8 +303,7 @@ class Supervisor {
       this.#tookOver()
     }
     const code = await finished
-    process.removeListener('SIGTERM', onStop)
-    process.removeListener('SIGINT', onStop)
+    uninstall()
     return code
   }
 

@@ -1,22 +1,20 @@
-// A listener: one address, one Node server it owns for its whole running life
-// (server.ts), and the Fastify generations that serve it (generation.ts).
-// Lifecycle calls are queued (queue.ts); state changes in one place, which
-// publishes them (state.ts). The work is in server.ts, generation.ts and drain.ts;
-// over 350 lines for the documented public surface (getters and methods) alone.
+// A listener: one address, its configuration, its state and its queued
+// lifecycle calls. While it serves it has a Serving (serving.ts): the Node
+// server it owns for its whole running life and the Fastify generations on
+// it. Calls are queued (queue.ts); state changes in one place, which
+// publishes them (state.ts).
 import type { AddressInfo } from 'node:net'
 import type { FastifyBaseLogger, FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
-import { boundUrl } from './address.ts'
 import { liveChangeRefusal, serverTls, withTls, type NormalizedConfig } from './config.ts'
-import { owed } from './connections.ts'
-import { drain } from './drain.ts'
 import { probeNodeInternals } from './node-internals.ts'
 import { injectRequestError, stopOptionsError } from './options.ts'
 import { failureOf, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
-import { buildGeneration, fastifyOptions, makeInstance, MemoryApp, Retiring, type Generation } from './generation.ts'
+import { buildGeneration, fastifyOptions, makeInstance, MemoryApp, type Generation } from './generation.ts'
 import { brand } from './brand.ts'
 import { CallQueue } from './queue.ts'
 import { checkTransition, publishCut, publishGeneration, publishState } from './state.ts'
-import { ServerHandle, type NodeServer } from './server.ts'
+import type { NodeServer, ServerHandle } from './server.ts'
+import { cutMessage, Serving, type Drained } from './serving.ts'
 import { loadMerged, noteCertificate, type CertificateInfo, type ServerTlsOptions, type TlsConfig } from './tls.ts'
 import type { Handlers, ListenerContext, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
 
@@ -28,15 +26,10 @@ export class Listener {
   #ctx: ListenerContext
   #log: FastifyBaseLogger | undefined
   #state: ListenerState = 'stopped'
-  #handle: ServerHandle | undefined
-  #gen: Generation | undefined
-  /** Old generations still finishing their requests after a swap. */
-  #retiring = new Retiring()
+  /** Set while it serves (from the start's bind to the stop's last close). */
+  #serving: Serving | undefined
   #generations = 0
-  #startedAt: number | undefined
   #lastError: Error | undefined
-  #url: string | undefined
-  #address: AddressInfo | string | undefined
   #memoryApp = new MemoryApp()
   #queue = new CallQueue()
   #lastStop: StopReport | undefined
@@ -55,54 +48,44 @@ export class Listener {
   get bind (): string { return this.#config.bind }
   get config (): NormalizedConfig { return this.#config }
   /** Public URL: as configured, else derived from the address actually bound. */
-  get expose (): string | undefined { return this.#config.expose ?? this.#url }
+  get expose (): string | undefined { return this.#config.expose ?? this.url }
   /** URL of the address actually bound, while running (undefined for unix sockets). */
-  get url (): string | undefined { return this.#url }
+  get url (): string | undefined { return this.#serving?.url }
   /** Address actually bound, while running: host/port, or the socket path. */
-  get address (): AddressInfo | string | undefined { return this.#address }
+  get address (): AddressInfo | string | undefined { return this.#serving?.address }
   /** The Fastify instance serving requests now (undefined while stopped). */
-  get app (): FastifyInstance | undefined { return this.#gen?.app }
+  get app (): FastifyInstance | undefined { return this.#serving?.gen.app }
   /** The Node server this listener owns while running. */
-  get server (): NodeServer | undefined { return this.#handle?.server }
+  get server (): NodeServer | undefined { return this.#serving?.handle.server }
   get state (): ListenerState { return this.#state }
   get isRunning (): boolean { return this.#state === 'running' }
   /** Milliseconds since the listener started listening; 0 when not running. */
-  get uptime (): number { return this.#startedAt === undefined ? 0 : Date.now() - this.#startedAt }
+  get uptime (): number { return this.#serving === undefined ? 0 : Date.now() - this.#serving.startedAt }
   get handlerKey (): string { return this.#config.handler }
   get logger (): FastifyBaseLogger | undefined { return this.#log }
-
   /** Requests in progress on every generation: read from the connections, so this costs a walk over them. */
-  get inflight (): number {
-    let n = 0
-    for (const socket of this.#handle?.http1 ?? []) n += owed(socket)
-    for (const gen of [this.#gen, ...this.#retiring.generations()]) n += gen?.streams?.size ?? 0
-    return n
-  }
-
+  get inflight (): number { return this.#serving?.inflight ?? 0 }
   /** Upgraded connections (WebSockets) open, of every generation. */
-  get upgraded (): number {
-    let n = this.#gen?.upgrades.size ?? 0
-    for (const gen of this.#retiring.generations()) n += gen.upgrades.size
-    return n
-  }
+  get upgraded (): number { return this.#serving?.upgraded ?? 0 }
 
   /** A snapshot of the listener's state. */
   get status (): ListenerStatus {
+    const { name, bind, handler, disabled, optional } = this.#config
     return {
-      name: this.name,
-      bind: this.bind,
+      name,
+      bind,
       expose: this.expose,
-      url: this.#url,
-      handler: this.#config.handler,
+      url: this.url,
+      handler,
       state: this.#state,
       running: this.isRunning,
-      disabled: this.#config.disabled,
-      optional: this.#config.optional,
+      disabled,
+      optional,
       uptime: this.uptime,
-      generation: this.#gen?.number ?? 0,
+      generation: this.#serving?.gen.number ?? 0,
       inflight: this.inflight,
       upgraded: this.upgraded,
-      retiring: this.#retiring.status(),
+      retiring: this.#serving?.retiring.status() ?? [],
       lastError: this.#lastError?.message,
       lastStop: this.#lastStop,
       certificate: this.#certificate
@@ -179,8 +162,8 @@ export class Listener {
   [kRenewTls] (config: NormalizedConfig): Promise<void> {
     return this.#queue.add('tls', 'never', async () => {
       const options = serverTls(config)
-      if (options === undefined || this.#handle === undefined || this.#config.tls === undefined) return
-      this.#handle.applyTls(options)
+      if (options === undefined || this.#serving === undefined || this.#config.tls === undefined) return
+      this.#serving.handle.applyTls(options)
       this.#certificate = noteCertificate(options, this.#certificate, this.#log)
     })
   }
@@ -194,7 +177,7 @@ export class Listener {
   async inject (request: InjectOptions | string): Promise<LightMyRequestResponse> {
     const invalid = injectRequestError(request)
     if (invalid !== undefined) throw invalid
-    const gen = this.#gen
+    const gen = this.#serving?.gen
     const app = gen !== undefined && !gen.closing ? gen.app : await this.#memoryApp.get(() => this.#buildInMemory())
     return app.inject(request)
   }
@@ -207,7 +190,7 @@ export class Listener {
     const from = this.#state
     checkTransition(this.name, from, to)
     this.#state = to
-    if (from !== to) publishState(this.#ctx.owner?.pool, this, from, to, this.#gen?.number ?? 0, error)
+    if (from !== to) publishState(this.#ctx.owner?.pool, this, from, to, this.#serving?.gen.number ?? 0, error)
   }
 
   async #start (): Promise<boolean> {
@@ -216,37 +199,20 @@ export class Listener {
     if (config.disabled) throw listenerFailures(FST_POOL_START, [this.#failure(new Error('listener is disabled'))])
     this.#setState('starting')
     this.#lastError = undefined
-    let handle: ServerHandle | undefined
-    let gen: Generation | undefined
     try {
       await this.#memoryApp.close()
       // Once per process, before any generation numbers its first response.
       await probeNodeInternals(this.#log === undefined ? undefined : (message) => this.#log?.warn({ node: process.version }, message))
       const tls = serverTls(config)
       this.#certificate = noteCertificate(tls, undefined, this.#log)
-      handle = new ServerHandle(config, tls, (socket) => {
-        this.#log?.warn({ remoteAddress: socket.remoteAddress }, `send timeout (${this.#config.sendTimeout} ms): the client stopped reading; connection closed`)
-        socket.destroy()
-      })
-      gen = await this.#build(handle, config, this.#log)
-      handle.server.on('request', gen.dispatch)
-      handle.upgrades.serve(gen.upgrades)
-      await handle.listen(config.address)
+      this.#serving = await Serving.open(config, tls, handle => this.#build(handle, config, this.#log), () => this.#config.sendTimeout, this.#log)
     } catch (err) {
-      if (gen !== undefined) await gen.close('stop').catch(() => {})
-      if (handle?.listening === true) await handle.close()
       this.#lastError = err as Error
       this.#setState('failed', err as Error)
       throw listenerFailures(FST_POOL_START, [this.#failure(err as Error)])
     }
-    handle.server.on('error', (err) => this.#log?.error({ err }, 'server error'))
-    this.#handle = handle
-    this.#gen = gen
-    this.#startedAt = Date.now()
-    this.#address = handle.address
-    this.#url = boundUrl(config, this.#address)
     this.#setState('running')
-    this.#log?.info({ url: this.#url ?? this.#address }, 'listener started')
+    this.#log?.info({ url: this.url ?? this.address }, 'listener started')
     return true
   }
 
@@ -262,33 +228,22 @@ export class Listener {
         throw listenerFailures(FST_POOL_RESTART, [failureOf(this.name, this.bind, err)])
       }
     }
-    const handle = this.#handle as ServerHandle
-    const server = handle.server
-    const old = this.#gen as Generation
+    const serving = this.#serving as Serving
     const log = changed ? this.#logFor(config) : this.#log
     let next: Generation
     let tls: ServerTlsOptions | undefined
     try {
       // Certificate files that changed are read again, so that a restart picks up renewed ones.
       tls = serverTls(config)
-      next = await this.#build(handle, config, log)
+      next = await this.#build(serving.handle, config, log)
     } catch (err) {
       this.#lastError = err as Error
       this.#log?.error({ err }, 'restart failed; the running generation keeps serving')
       throw listenerFailures(FST_POOL_RESTART, [this.#failure(err as Error)])
     }
     // From here on nothing awaits: the switch is atomic for incoming requests.
-    if (tls !== undefined) handle.applyTls(tls)
+    const old = serving.swap(next, config, tls)
     this.#certificate = noteCertificate(tls, changed ? undefined : this.#certificate, log)
-    handle.applyTimeouts(config)
-    server.removeListener('request', old.dispatch)
-    server.on('request', next.dispatch)
-    handle.upgrades.serve(next.upgrades)
-    // A connection's parse errors concern the socket, not a generation: only
-    // the serving instance answers them (two handlers would both write).
-    for (const listener of old.clientErrorListeners) server.removeListener('clientError', listener)
-    old.seal(handle, this.#retiring.generations())
-    this.#gen = next
     this.#config = config
     this.#log = log
     this.#lastError = undefined
@@ -314,7 +269,7 @@ export class Listener {
 
   #setTls (tls: TlsConfig): void {
     const { merged, options } = loadMerged(this.name, this.#config.tls, tls, this.#config.baseDir)
-    const handle = this.#handle
+    const handle = this.#serving?.handle
     if (handle !== undefined) {
       if (this.#config.tls === undefined) throw new FST_POOL_TLS(this.name, 'it serves plain HTTP on a live socket; stop it, set TLS, then start it again')
       handle.applyTls(options)
@@ -326,14 +281,12 @@ export class Listener {
 
   /** What a restart or reconfigure answers: the generation now serving, and the old one's retirement (outside the queue). */
   #report (old: Generation | undefined, timeout: number): RestartReport {
-    const report = { name: this.name, bind: this.bind, generation: this.#gen?.number ?? 0 }
-    if (old === undefined) return { ...report, retired: Promise.resolve(undefined) }
+    const serving = this.#serving
+    const report = { name: this.name, bind: this.bind, generation: serving?.gen.number ?? 0 }
+    if (old === undefined || serving === undefined) return { ...report, retired: Promise.resolve(undefined) }
     const limits = { timeout, upgradeTimeout: this.#config.upgradeDrainTimeout, closeWindow: this.#config.upgradeCloseWindow }
-    const retired = this.#retiring.add(old, limits,
-      (requests, upgraded) => {
-        this.#log?.warn({ cut: requests + upgraded, requests, upgraded, generation: old.number }, cutMessage('restart', requests, upgraded, limits))
-        publishCut(this, old.number, requests + upgraded, 'restart', upgraded)
-      },
+    const retired = serving.retiring.add(old, limits,
+      (requests, upgraded) => this.#cut('restart', old.number, { requests, upgraded }, limits),
       (err) => {
         // The new generation serves already: the restart succeeded; say what failed.
         this.#lastError = err
@@ -343,43 +296,23 @@ export class Listener {
   }
 
   async #stop (timeout: number, handOff: boolean): Promise<StopReport | undefined> {
-    const handle = this.#handle
-    const gen = this.#gen
-    if (handle === undefined || gen === undefined || this.#state !== 'running') {
+    const serving = this.#serving
+    if (serving === undefined || this.#state !== 'running') {
       await this.#memoryApp.close()
       this.#setState('stopped')
       return undefined
     }
     const began = Date.now()
+    const number = serving.gen.number
     this.#setState('draining')
-    const drained = await drain({ handle, current: gen, retiring: this.#retiring.generations() }, { timeout, handOff, closeWindow: this.#config.upgradeCloseWindow })
-    const cut = drained.requests + drained.upgraded
-    if (cut > 0) {
-      this.#log?.warn({ cut, requests: drained.requests, upgraded: drained.upgraded }, cutMessage('stop', drained.requests, drained.upgraded, { timeout }))
-      publishCut(this, gen.number, cut, 'stop', drained.upgraded)
-    }
-    for (const listener of gen.clientErrorListeners) handle.server.removeListener('clientError', listener)
-    // Every connection is gone, so older generations are idle and closing.
-    // A socket's 'close' comes a little after the server's: wait for those
-    // of the upgraded ones, whose handlers may still use what onClose closes.
-    await gen.upgrades.idle()
-    await this.#retiring.settled()
-    let error: Error | undefined
-    try {
-      // Its onClose hooks run now, after its last response and its last connection.
-      await gen.close(handOff ? 'handoff' : 'stop')
-      // An inject() made while the listener was starting built an in-memory instance.
-      await this.#memoryApp.close()
-    } catch (err) {
-      error = err as Error
-    }
-    this.#handle = undefined
-    this.#gen = undefined
-    this.#startedAt = undefined
-    this.#url = undefined
-    this.#address = undefined
+    const closed = await serving.close({ timeout, handOff, closeWindow: this.#config.upgradeCloseWindow }, drained => this.#cut('stop', number, drained, { timeout }))
+    let error = closed.error
+    // An inject() made while the listener was starting built an in-memory instance.
+    if (error === undefined) await this.#memoryApp.close().catch((err: unknown) => { error = err as Error })
+    const cut = closed.requests + closed.upgraded
+    this.#serving = undefined
     this.#setState('stopped')
-    const report: StopReport = { name: this.name, bind: this.bind, duration: Date.now() - began, cut, upgradedCut: drained.upgraded }
+    const report: StopReport = { name: this.name, bind: this.bind, duration: Date.now() - began, cut, upgradedCut: closed.upgraded }
     this.#lastStop = report
     this.#log?.info({ duration: report.duration, cut }, 'listener stopped')
     if (error !== undefined) {
@@ -387,6 +320,13 @@ export class Listener {
       throw listenerFailures(FST_POOL_STOP, [this.#failure(error)])
     }
     return report
+  }
+
+  /** A drain (or a retiring generation) that reached its deadline: the warning, and the event. */
+  #cut (kind: 'stop' | 'restart', generation: number, { requests, upgraded }: Drained, limits: { timeout: number, upgradeTimeout?: number }): void {
+    if (requests + upgraded === 0) return
+    this.#log?.warn({ cut: requests + upgraded, requests, upgraded, ...(kind === 'restart' ? { generation } : {}) }, cutMessage(kind, requests, upgraded, limits))
+    publishCut(this, generation, requests + upgraded, kind, upgraded)
   }
 
   #logFor (config: NormalizedConfig): FastifyBaseLogger | undefined {
@@ -409,20 +349,6 @@ export class Listener {
   #failure (error: Error): { name: string, bind: string, error: Error } {
     return { name: this.name, bind: this.bind, error }
   }
-}
-
-/** The warning a cut gets, naming what was cut and which limit ran out. */
-function cutMessage (kind: 'stop' | 'restart', requests: number, upgraded: number, limits: { timeout: number, upgradeTimeout?: number }): string {
-  const what = [
-    ...(requests > 0 ? [`${requests} request(s) in flight`] : []),
-    ...(upgraded > 0 ? [`${upgraded} upgraded connection(s) (WebSocket) still open`] : [])
-  ].join(' and ')
-  if (kind === 'stop') return `drain deadline (${limits.timeout} ms) reached: cut ${what}`
-  const why = [
-    ...(requests > 0 ? [`restart drain deadline (${limits.timeout} ms)`] : []),
-    ...(upgraded > 0 ? [`upgradeDrainTimeout (${limits.upgradeTimeout ?? 0} ms) and the goodbye's grace`] : [])
-  ].join(' and ')
-  return `${why} reached: cut ${what}`
 }
 
 export type { ListenerContext } from './types.ts'
