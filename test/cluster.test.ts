@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { join } from 'node:path'
-import { BIN, get, run } from './fixtures/cli.ts'
+import { BIN, get, logLines, run } from './fixtures/cli.ts'
 import { keepAliveLoad } from './fixtures/load.ts'
 import { ROUTES, pids, project, started, workerPids } from './fixtures/cluster.ts'
 
@@ -100,6 +100,25 @@ test('SIGHUP rolls the workers one at a time under keep-alive load: no failed re
   assert.deepEqual([...versions], ['v2'])
   assert.equal(now.size, 2)
   for (const pid of now) assert.ok(!before.includes(pid), 'every worker was replaced')
+  child.proc.kill('SIGTERM')
+  assert.equal((await child.exited).code, 0)
+})
+
+test('a SIGTERM to a worker that its primary already asked to stop (a roll) joins that drain: its request in flight is answered, no "second SIGTERM"', async (t) => {
+  const p = await project(t)
+  const child = await started(t, p)
+  // One slow request on each worker (over new connections the kernel spreads them; 6 make both likely).
+  const slow = Array.from({ length: 6 }, () => get(`http://127.0.0.1:${p.port}/slow`))
+  await child.waitFor(out => (out.match(/"url":"\/slow"/g) ?? []).length >= 6)
+  child.proc.kill('SIGHUP')
+  // The first old worker the roll stops says so; a signal from outside reaches it mid-drain.
+  await child.waitFor(out => /"msg":"close: draining the pool"/.test(out), 20_000)
+  const leaving = logLines(child.stdout()).find(l => l.msg === 'close: draining the pool')?.pid as number
+  process.kill(leaving, 'SIGTERM')
+  const replies = await Promise.all(slow)
+  for (const r of replies) assert.equal(r.status, 200)
+  await child.waitFor(out => /"msg":"rolling reload done/.test(out), 40_000)
+  assert.doesNotMatch(child.stdout(), /second SIGTERM/)
   child.proc.kill('SIGTERM')
   assert.equal((await child.exited).code, 0)
 })
