@@ -10,10 +10,10 @@ import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createPool } from 'fastify-pool'
+import { createPool, shareSocket } from 'fastify-pool'
 import { BIN, freePort, get, logLines, ROOT, run, tempDir } from './fixtures/cli.ts'
 import { owned, track } from './fixtures/owned.ts'
-import { hey, NO_HEY } from './fixtures/upgrade.ts'
+import { hey, heyUntil, NO_HEY } from './fixtures/upgrade.ts'
 
 const ACTIVATE = spawnSync('systemd-socket-activate', ['--help'], { stdio: 'ignore' }).error === undefined
 const skip = ACTIVATE ? NO_HEY : 'no systemd-socket-activate on this machine (apt-get install systemd)'
@@ -92,6 +92,61 @@ test('the pool serves on the socket systemd passed; 10 upgrades of its process u
   assert.equal((JSON.parse((await get(`http://127.0.0.1:${port}/`)).body) as { pid: number }).pid, last)
   assert.equal(pool.pids().length, 11)
   assert.equal(await pool.exited, 0, 'the first process exited 0 after its hand-over')
+})
+
+test('10 restarts of the process (stop, then a new one) while the socket is held for it, as systemd holds it: under load no connection is refused', { skip: NO_HEY, timeout: 120_000 }, async (t) => {
+  // systemd-socket-activate execs the command once and holds nothing after
+  // it: the restarts of a service are systemd's. This test holds the socket
+  // itself and passes it to each new process the way systemd does
+  // (descriptor 3, LISTEN_FDS, LISTEN_FDNAMES). The socket stays open while
+  // no process serves it: connections wait in its backlog, none is refused.
+  const held = await shareSocket({ kind: 'tcp', host: '127.0.0.1', port: 0 })
+  assert.ok(held !== undefined && held.port !== undefined)
+  t.after(() => held.close())
+  const dir = tempDir(t, 'fastify-pool-systemd-')
+  const admin = await freePort()
+  writeFileSync(join(dir, 'pool.yaml'), yaml('web', admin))
+  writeFileSync(join(dir, 'app.mjs'), APP)
+  const serve = async (): Promise<{ pid: number, exited: Promise<number | null> }> => {
+    const [command, args] = owned(process.execPath, [BIN, 'start', '--json', 'pool.yaml'])
+    const proc = track(spawn(command, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe', held.fd], env: { ...process.env, NO_COLOR: '1', LISTEN_FDS: '1', LISTEN_FDNAMES: 'web' } }))
+    t.after(() => { if (proc.exitCode === null) proc.kill('SIGKILL') })
+    let out = ''
+    await new Promise<void>((resolve, reject) => {
+      proc.stdout?.setEncoding('utf8').on('data', (c: string) => { out += c; if (out.includes('"msg":"pool started"')) resolve() })
+      proc.stderr?.resume()
+      proc.once('exit', (code) => reject(new Error(`exited ${String(code)} before it served: ${out.slice(-2000)}`)))
+    })
+    return { pid: proc.pid as number, exited: new Promise(resolve => proc.once('exit', code => resolve(code))) }
+  }
+  let current = await serve()
+  const url = `http://127.0.0.1:${held.port}/`
+  assert.equal((await get(url)).status, 200)
+  let finish!: () => void
+  const restarting = new Promise<void>(resolve => { finish = resolve })
+  const loads = [heyUntil(t, url, restarting), heyUntil(t, url, restarting, ['-disable-keepalive'])]
+  const served = new Set<number>([current.pid])
+  try {
+    for (let i = 0; i < 10; i++) {
+      process.kill(current.pid, 'SIGTERM')
+      assert.equal(await current.exited, 0, 'the stopped process drained and exited 0')
+      current = await serve()
+      served.add(current.pid)
+      // It serves (the backlog that waited for it included) before the next stop.
+      const answer = JSON.parse((await get(url)).body) as { pid: number }
+      assert.equal(answer.pid, current.pid)
+    }
+  } finally {
+    finish()
+  }
+  const results = await Promise.all(loads)
+  for (const [i, r] of results.entries()) {
+    assert.deepEqual({ other: r.other, errors: r.errors }, { other: [], errors: [] }, `load ${i}`)
+    assert.ok(r.ok > 100, `load ${i} was served: ${r.ok}`)
+  }
+  assert.equal(served.size, 11, 'eleven processes served in turn')
+  process.kill(current.pid, 'SIGTERM')
+  assert.equal(await current.exited, 0)
 })
 
 test('a listener naming a socket that was not passed is a validation error with its path, under systemd or not', { skip: ACTIVATE ? false : 'no systemd-socket-activate', timeout: 30_000 }, async (t) => {

@@ -6,8 +6,8 @@ import { dirname, resolve } from 'node:path'
 import { certificateInfo, errors, EXPIRY_WARNING_DAYS, controlIssues, hasIssues, isPoolError, metricsIssues, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue, isWorkers, workersProblem } from 'fastify-pool'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { importHandlers } from './handler-modules.ts'
-import { interpolate, type Env } from './interpolate.ts'
-import { CONFIG_EXTENSIONS, fileError, located, parse, readDocument as readPlainDocument, type DocumentOptions } from './document.ts'
+import type { Env } from './interpolate.ts'
+import { CONFIG_EXTENSIONS, fileError, interpolatedDocument, readDocument as readPlainDocument, type DocumentOptions } from './document.ts'
 import { formatIssue, type FileIssue } from './file-issue.ts'
 
 /** A problem in a configuration file. `path` is the field (empty for the file as a whole). */
@@ -71,33 +71,20 @@ export interface LoadOptions {
 export async function loadConfigFile (file: string, options: LoadOptions = {}): Promise<LoadedConfig> {
   if (typeof file !== 'string' || file === '') throw new errors.FST_POOL_PARAM_EMPTY('file')
   const cwd = options.cwd ?? process.cwd()
-  const env = options.env ?? process.env
   const path = resolve(cwd, file)
   const baseDir = dirname(path)
   const issues: ValidationIssue[] = []
   const fail = (more: Array<Omit<FileIssue, 'file'>>): never => { throw fileError(path, cwd, more) }
 
-  let text: string | undefined
-  const { raw, locate } = await parse(path, options.text, read => { text = read }).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => fail(err.issues ?? [{ path: '', message: err.message }]))
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    fail([{ path: '', message: `must contain an object with a "servers" list (got ${raw === null || raw === undefined ? 'nothing' : Array.isArray(raw) ? 'a list' : typeof raw})` }])
-  }
-
-  // Functions are allowed as handlers in JS configs; they are kept out of
-  // interpolation and of the schema, which speaks of module paths.
-  const { handlers: rawHandlers, ...rest } = raw as Record<string, unknown>
+  const read = await interpolatedDocument(path, cwd, options)
+  const { text } = read
+  issues.push(...read.issues)
+  // A JS config may give handlers as functions: they were kept out of the interpolation.
   const inline: Record<string, Handler> = {}
-  let handlerPaths: unknown = rawHandlers
-  if (rawHandlers !== null && typeof rawHandlers === 'object' && !Array.isArray(rawHandlers)) {
-    handlerPaths = {}
-    for (const [key, value] of Object.entries(rawHandlers)) {
-      if (typeof value === 'function') inline[key] = value as Handler
-      else (handlerPaths as Record<string, unknown>)[key] = value
-    }
-  }
-  const { value, whole } = interpolate({ ...rest, ...(handlerPaths === undefined ? {} : { handlers: handlerPaths }) }, env, issues)
-  issues.splice(0, issues.length, ...located(issues, 0, locate))
-  const doc = convertWhole(value as Record<string, unknown>, whole)
+  for (const [key, fn] of Object.entries(read.functions)) inline[key] = fn as Handler
+  // The module paths (or a wrong value, which checkFileFields() reports).
+  const handlerPaths = read.doc.handlers
+  const doc = convertWhole(read.doc, read.whole)
 
   checkFileFields(doc, issues)
 
@@ -107,7 +94,7 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
 
   const servers = (doc.servers ?? []) as ListenerConfig[]
   const defaults = (doc.defaults ?? {}) as PoolDefaults
-  const given = rawHandlers === undefined ? undefined : handlers
+  const given = handlerPaths === undefined ? undefined : handlers
   let checked: NormalizedConfig[] = []
   try {
     // The checked configs go to createPool() and reload() as they are: the
@@ -229,11 +216,12 @@ function ownDevCertificateExpiring (file: string): boolean {
 }
 
 export async function missingCertificates (file: string, options: LoadOptions = {}): Promise<Array<{ cert: string, key: string }>> {
-  const path = resolve(options.cwd ?? process.cwd(), file)
-  const raw = (await parse(path, options.text).catch(() => undefined))?.raw as Record<string, unknown> | undefined
-  if (raw === null || typeof raw !== 'object') return []
-  const { handlers: _handlers, ...rest } = raw
-  const doc = interpolate(rest, options.env ?? process.env, []).value as { defaults?: { tls?: unknown }, servers?: unknown }
+  const cwd = options.cwd ?? process.cwd()
+  const path = resolve(cwd, file)
+  // Problems are left to loadConfigFile(): a file that cannot be read names no certificate.
+  const read = await interpolatedDocument(path, cwd, options).catch(() => undefined)
+  if (read === undefined) return []
+  const doc: { defaults?: unknown, servers?: unknown } = read.doc
   const asObject = (v: unknown): Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : {}
   const defaults = asObject(asObject(doc.defaults).tls)
   const blocks = Array.isArray(doc.servers) ? doc.servers.map(s => asObject(s).tls).filter(t => t !== undefined && t !== false) : []

@@ -40,14 +40,48 @@ let generation = 0
 export async function readDocument (file: string, options: DocumentOptions = {}): Promise<{ file: string, doc: Record<string, unknown> }> {
   const cwd = options.cwd ?? process.cwd()
   const path = resolve(cwd, file)
-  const { raw, locate } = await parse(path, options.text).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => { throw fileError(path, cwd, err.issues ?? [{ path: '', message: err.message }]) })
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw fileError(path, cwd, [{ path: '', message: 'must contain an object with a "servers" list' }])
-  const { handlers: _handlers, ...rest } = raw as Record<string, unknown>
+  const read = await interpolatedDocument(path, cwd, options)
+  if (read.issues.length > 0) throw fileError(path, cwd, read.issues)
+  const { handlers: _handlers, ...doc } = read.doc
+  return { file: path, doc: options.convert === undefined ? doc : options.convert(doc, read.whole) }
+}
+
+/** A pool file parsed and interpolated, as both readers take it (readDocument here, loadConfigFile in config-file.ts). */
+export interface Interpolation {
+  /** The document with every `${VAR}` replaced; `handlers` holds the module paths (a JS config's functions are in `functions`). */
+  doc: Record<string, unknown>
+  /** Handlers a JS config gives as functions: kept out of interpolation and of the schema, which speaks of module paths. */
+  functions: Record<string, unknown>
+  /** The paths of values that were one whole `${VAR}` (see DocumentOptions.convert). */
+  whole: Interpolated['whole']
+  /** Problems in `${...}` expressions, with their line and column. */
+  issues: Issue[]
+  /** The text that was parsed (YAML and JSON). */
+  text: string | undefined
+  locate: Locate
+}
+
+/** Parse and interpolate; throws FST_POOL_VALIDATE for a file that cannot be read or parsed, or holds no object. */
+export async function interpolatedDocument (path: string, cwd: string, options: Pick<DocumentOptions, 'env' | 'text'> = {}): Promise<Interpolation> {
+  let text: string | undefined
+  const { raw, locate } = await parse(path, options.text, read => { text = read }).catch((err: Error & { issues?: Array<Omit<FileIssue, 'file'>> }) => { throw fileError(path, cwd, err.issues ?? [{ path: '', message: err.message }]) })
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw fileError(path, cwd, [{ path: '', message: `must contain an object with a "servers" list (got ${raw === null || raw === undefined ? 'nothing' : Array.isArray(raw) ? 'a list' : typeof raw})` }])
+  }
+  const { handlers, ...rest } = raw as Record<string, unknown>
+  const functions: Record<string, unknown> = {}
+  let paths: unknown = handlers
+  if (handlers !== null && typeof handlers === 'object' && !Array.isArray(handlers)) {
+    const only: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(handlers)) {
+      if (typeof value === 'function') functions[key] = value
+      else only[key] = value
+    }
+    paths = only
+  }
   const issues: Issue[] = []
-  const { value, whole } = interpolate(rest, options.env ?? process.env, issues)
-  if (issues.length > 0) throw fileError(path, cwd, located(issues, 0, locate))
-  const doc = value as Record<string, unknown>
-  return { file: path, doc: options.convert === undefined ? doc : options.convert(doc, whole) }
+  const { value, whole } = interpolate({ ...rest, ...(paths === undefined ? {} : { handlers: paths }) }, options.env ?? process.env, issues)
+  return { doc: value as Record<string, unknown>, functions, whole, issues: located(issues, 0, locate), text, locate }
 }
 
 /**

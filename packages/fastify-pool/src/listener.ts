@@ -114,7 +114,9 @@ export class Listener {
   stop (options: StopOptions = {}): Promise<StopReport | undefined> {
     const invalid = stopOptionsError(options, 'options')
     if (invalid !== undefined) return Promise.reject(invalid)
-    return this.#queue.add('stop', 'always', () => this.#stop(options.timeout ?? this.#ctx.stopTimeout, options.handOff === true))
+    // A socket passed to the process (systemd's) stays open after it, and the next process takes its backlog: a hand-off.
+    const passed = this.#config.address.kind === 'systemd' || this.#config.address.kind === 'fd'
+    return this.#queue.add('stop', 'always', () => this.#stop(options.timeout ?? this.#ctx.stopTimeout, options.handOff === true || passed))
   }
 
   /**
