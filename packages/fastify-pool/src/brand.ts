@@ -5,6 +5,18 @@
 const kPool = Symbol.for('fastify-pool.pool')
 const kListener = Symbol.for('fastify-pool.listener')
 
+/**
+ * Which pool made a set of listeners (createPool() or clone()), for the
+ * events they publish and the control API they serve: claimed once, by the
+ * first pool built on them; selections and merges of it do not claim.
+ */
+export class Owner {
+  #pool: object | undefined
+  get pool (): object | undefined { return this.#pool }
+  /** The first claim wins. */
+  claim (pool: object): void { this.#pool ??= pool }
+}
+
 /** Mark a pool or listener instance. */
 export function brand (target: object, kind: 'pool' | 'listener'): void {
   Object.defineProperty(target, kind === 'pool' ? kPool : kListener, { value: true })

@@ -99,7 +99,7 @@ export class PoolControl implements Extension {
   get listener (): string { return this.#settings.listener }
 
   /** Add the routes to a generation of the control listener (other listeners get nothing); `owner` holds the pool they act on. */
-  instrument (app: FastifyInstance, listener: string, owner?: { pool: object | undefined }): void {
+  instrument (app: FastifyInstance, listener: string, owner?: { readonly pool: object | undefined }): void {
     if (listener !== this.#settings.listener) return
     const { path } = this.#settings
     const pool = (): Pool | undefined => { const p = owner?.pool; return isPool(p) ? p as Pool : undefined }

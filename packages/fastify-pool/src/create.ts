@@ -4,6 +4,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { pino } from 'pino'
 import { collectConfig, BUILTIN_DEFAULTS } from './config.ts'
+import { Owner } from './brand.ts'
 import { controlSettings, PoolControl } from './control.ts'
 import { FST_POOL_INVALID_ARGUMENT, validationError, type ValidationIssue } from './errors.ts'
 import { checkHandlers } from './handlers.ts'
@@ -52,7 +53,7 @@ export function createPool (options: PoolOptions = {}): Pool {
     stopTimeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout,
     metrics,
     control: controlOption === undefined ? undefined : new PoolControl(controlOption),
-    owner: { pool: undefined }
+    owner: new Owner()
   }
   return new Pool({ ctx, defaults, baseDir: options.baseDir, metrics }, configs.map(c => new Listener(c, ctx)))
 }

@@ -269,7 +269,7 @@ export interface BuildContext {
   handlers: Handlers | undefined
   metrics?: MetricsSink | undefined
   control?: Extension | undefined
-  owner?: { pool: object | undefined }
+  owner?: { readonly pool: object | undefined }
 }
 
 /**

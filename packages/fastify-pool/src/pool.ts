@@ -3,7 +3,7 @@
 import type { FastifyBaseLogger, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { bindsOverlap, formatAddress, parseListen } from './address.ts'
 import { BUILTIN_DEFAULTS, validateConfig, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
-import { brand, isListener, isPool } from './brand.ts'
+import { brand, isListener, isPool, Owner } from './brand.ts'
 import { FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_PARAM_EMPTY, FST_POOL_RESTART, hasIssues, settleAll, validationError } from './errors.ts'
 import { checkHandlers } from './handlers.ts'
 import { Listener, type ListenerContext } from './listener.ts'
@@ -37,8 +37,7 @@ export class Pool implements Iterable<Listener> {
     for (const l of listeners) this.#listeners.set(l.name, l)
     brand(this, 'pool')
     // The first pool made with this context owns its listeners; selections of it do not.
-    const owner = settings.ctx.owner
-    if (owner !== undefined && owner.pool === undefined) owner.pool = this
+    settings.ctx.owner?.claim(this)
     // Clones and selections count in the same metrics as the pool they came from.
     settings.metrics?.attach(this)
   }
@@ -155,7 +154,7 @@ export class Pool implements Iterable<Listener> {
   /** An independent pool: new, unstarted listeners from the same configs and handlers. */
   clone (): Pool {
     const settings = this.#fork()
-    const owner = { pool: undefined }
+    const owner = new Owner()
     settings.ctx.owner = owner
     return new Pool(settings, [...this.#listeners.values()].map(l => new Listener(l.config, { ...l.context, owner })))
   }

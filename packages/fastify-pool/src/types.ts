@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client'
 import type { Static } from '@sinclair/typebox'
 import type { ListenerConfigSchema, LogLevel, PoolDefaultsSchema, TlsFileConfig } from './schema.ts'
 import type { TrafficFigures } from './traffic.ts'
+import type { Owner } from './brand.ts'
 
 /**
  * A Fastify plugin that adds routes to a listener: `async (app, opts) => {}` or
@@ -262,13 +263,13 @@ export interface NormalizedConfig {
 /** What adds hooks or routes to every generation of a pool's listeners (metrics.ts, control.ts). */
 export interface Extension {
   /** Add them to a new instance of `listener`; `owner` holds the pool that made it. */
-  instrument: (app: FastifyInstance, listener: string, owner?: { pool: object | undefined }) => void
+  instrument: (app: FastifyInstance, listener: string, owner?: { readonly pool: object | undefined }) => void
 }
 
 /** Where a listener's requests and lifecycle are counted (metrics.ts). */
 export interface MetricsSink extends Extension {
   /** Record the instance's responses unless `recorded` (its log controller does), and add the exposition route. */
-  instrument: (app: FastifyInstance, listener: string, owner?: { pool: object | undefined }, how?: { recorded?: boolean, http2?: boolean }) => void
+  instrument: (app: FastifyInstance, listener: string, owner?: { readonly pool: object | undefined }, how?: { recorded?: boolean, http2?: boolean }) => void
   /** Fastify options that record each response without a hook, when possible. */
   recordingOptions: (options: FastifyServerOptions, listener: string) => FastifyServerOptions | undefined
   restarted: (listener: string) => void
@@ -284,7 +285,7 @@ export interface ListenerContext {
   /** The pool's metrics, when it has them. */
   metrics?: MetricsSink | undefined
   /** The pool that made the listener (createPool() or clone()), for the events it publishes. */
-  owner?: { pool: object | undefined }
+  owner?: Owner
   /** The pool's control API, when it has one. */
   control?: Extension | undefined
 }
