@@ -133,9 +133,19 @@ export function stopOptionsError (options: unknown, at: string): Error | undefin
 
 /** FST_POOL_INVALID_ARGUMENT when `request` is neither a URL path nor light-my-request options. */
 export function injectRequestError (request: unknown): Error | undefined {
-  if (typeof request === 'string' && request !== '') return undefined
-  if (typeof request === 'object' && request !== null && !Array.isArray(request) && ('url' in request || 'path' in request)) return undefined
+  if (typeof request === 'string' && request !== '') return unparsable(request)
+  if (typeof request === 'object' && request !== null && !Array.isArray(request) && ('url' in request || 'path' in request)) {
+    const url: unknown = 'url' in request ? request.url : request.path
+    return typeof url === 'string' ? unparsable(url) : undefined
+  }
   return new FST_POOL_INVALID_ARGUMENT(`inject() takes a URL path such as "/healthz" or light-my-request options such as { method: 'GET', url: '/' }, got ${request === '' ? 'an empty string' : request === null ? 'null' : Array.isArray(request) ? 'an array' : typeof request === 'object' ? 'an object without url' : typeof request}`)
+}
+
+/** A URL light-my-request cannot parse (it reads it against http://localhost, as a path when it starts with //), as a coded error. */
+function unparsable (url: string): Error | undefined {
+  const base = 'http://localhost'
+  if (URL.canParse(url.startsWith('//') ? base + url : url, base)) return undefined
+  return new FST_POOL_INVALID_ARGUMENT(`inject() takes a URL path such as "/healthz": ${JSON.stringify(url.length > 40 ? `${url.slice(0, 40)}…` : url)} is not one`)
 }
 
 /**
