@@ -19,7 +19,7 @@
 // every one of them is ready, this primary's workers hand off and it exits.
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
-import { BUILTIN_DEFAULTS, clusterMetrics, HANDOFF_ENV, hasIssues, isPoolError, ProcessSampler, shareSocket, type ListenerFailure, type ListenerStatus, type NormalizedConfig, type ProcessFigures, type SharedSocket, type UpgradeEvent } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, clusterMetrics, HANDOFF_ENV, hasIssues, isPoolError, ProcessSampler, releaseInherited, shareSocket, type ListenerFailure, type ListenerStatus, type NormalizedConfig, type ProcessFigures, type SharedSocket, type UpgradeEvent } from 'fastify-pool'
 import type { Logger } from 'pino'
 import { displayPath, formatIssue, loadConfigFile, problemLine, type FileIssue, type LoadedConfig } from './config-file.ts'
 import { holdEarlySignals } from './early-signals.ts'
@@ -202,6 +202,9 @@ export async function runPrimary (options: WorkersOptions): Promise<number> {
     replaced?.failed(failures.map(f => `listener "${f.name}" (${f.bind}): ${f.error.message}`).join('; '))
     return 1
   }
+  // Sockets the predecessor (or systemd) passed that no listener of this file takes: closed, or they would queue connections nobody accepts.
+  const released = releaseInherited()
+  if (released.length > 0) logger.info({ binds: released }, 'closed the sockets the previous process served that this configuration has no listener for')
   cluster.setupPrimary({ args: options.args ?? process.argv.slice(2) })
   return new Supervisor({ logger, shown, count, loaded, sockets, replaced, pidFile: options.pidFile }).run(early)
 }
