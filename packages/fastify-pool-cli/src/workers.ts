@@ -280,7 +280,7 @@ class Supervisor {
   get #timeout (): number { return this.#loaded.options.defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout }
 
   /** Fork the workers and supervise them; `early` holds the signals until this one's handlers are in (released then). */
-  async run (early: { release: () => void }): Promise<number> {
+  async run (early: { readonly signal: NodeJS.Signals | undefined, release: () => void }): Promise<number> {
     const finished = new Promise<number>(resolve => { this.#done = resolve })
     // The first signal drains every worker; one more kills them (#stop tells which).
     const uninstall = onStopSignals({ first: (signal) => this.#stop(signal), second: (signal) => this.#stop(signal) })
@@ -288,6 +288,13 @@ class Supervisor {
     process.on('SIGUSR2', () => { this.#upgrader.upgrade().catch(() => {}) })
     // Only now: without any listener for a moment, a signal on its way would be dropped.
     early.release()
+    // One that came while the sockets were bound: nothing is forked, and the exit says which.
+    if (early.signal !== undefined) {
+      uninstall()
+      this.#replaced?.failed(`${early.signal} before the workers started`)
+      this.#logger.info({ signal: early.signal }, `${early.signal} before the workers started: nothing was started`)
+      return 0
+    }
     const started = await Promise.all(Array.from({ length: this.#count }, () => this.#fork()))
     if (this.#closing) {
       // Stopped while the workers started: what they started is stopping.
