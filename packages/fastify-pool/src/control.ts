@@ -13,9 +13,15 @@ import { browserRefusal } from './control-guard.ts'
 import { failureOf, isPoolError, quote, type ValidationIssue } from './errors.ts'
 import type { Listener } from './listener.ts'
 import { ControlArgumentSchema, ControlObjectSchema, optionIssues, withDefaults } from './options.ts'
-import type { Pool } from './pool.ts'
 import { CHANNELS, type StateChange } from './state.ts'
-import type { ControlOptions, Extension, ListenerStatus, NormalizedConfig } from './types.ts'
+import type { ControlOptions, Extension, Field, ListenerStatus, NormalizedConfig } from './types.ts'
+
+/** What the control API reads of a pool and acts on (a Pool is one; this file sits below pool.ts). */
+interface Pool extends Iterable<Listener> {
+  uptime: () => number
+  status: () => ListenerStatus[]
+  filter: (field: Field, match: string | RegExp) => Iterable<Listener>
+}
 
 interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined, upgrade: ControlOptions['upgrade'], local?: boolean, status: (() => Promise<Record<string, unknown>>) | undefined }
 

@@ -1,8 +1,10 @@
+import type { CutEvent as CutEventOf, GenerationEvent as GenerationEventOf, StateChange as StateChangeOf } from './state.ts'
+import type { Listener } from './listener.ts'
 export { Pool, type WalkFunction } from './pool.ts'
 export { createPool } from './create.ts'
-export type { ReloadOptions, ReloadReport } from './reload.ts'
+export type { ReloadOptions } from './reload.ts'
 export { Listener } from './listener.ts'
-export { CHANNELS, type StateChange } from './state.ts'
+export { CHANNELS } from './state.ts'
 export { isPool, isListener } from './brand.ts'
 export { HEALTH_RESPONSE_SCHEMA } from './health.ts'
 export { REDACT_PATHS } from './redact.ts'
@@ -10,9 +12,8 @@ export { validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type NormalizedC
 export { parseListen, formatAddress, type ListenAddress } from './address.ts'
 export { isWorkers, workersProblem, PoolFileSchema, ListenerConfigSchema, PoolDefaultsSchema, TlsSchema, HealthSchema, type PoolFileConfig, type HealthConfig, type LogLevel } from './schema.ts'
 export { certificateInfo, EXPIRY_WARNING_DAYS, DEFAULT_CIPHERS, DEFAULT_ECDH_CURVE, type CertificateInfo, type TlsConfig } from './tls.ts'
-export type { ControlOptions, Factory, Field, Handler, Handlers, ListenerState, ListenerStatus, MetricsOptions, PoolOptions, RestartReport, RetireReport, RetiringStatus, StopOptions, StopReport } from './types.ts'
+export type { ReloadEvent, ReloadReport, TrafficFigures, ControlOptions, Factory, Field, Handler, Handlers, ListenerState, ListenerStatus, MetricsOptions, PoolOptions, RestartReport, RetireReport, RetiringStatus, StopOptions, StopReport } from './types.ts'
 export type { PoolClosing } from './closing.ts'
-export type { TrafficFigures } from './traffic.ts'
 export { HANDOFF_ENV, handoffSockets, releaseInherited, shareSocket, systemdSocketNames, type SharedSocket } from './inherited.ts'
 export { ProcessSampler, type ProcessFigures } from './process-figures.ts'
 export * as errors from './errors.ts'
@@ -23,7 +24,12 @@ export { poolStatusRoute, poolStatus, type PoolStatusRouteOptions, type PoolStat
 export { MONITOR_DEFAULTS, monitorIssues, type MonitorStatus, type MonitorReport, type MonitorHistoryEntry, type MonitorOptions, type MonitorError, type PeriodicMonitorOptions, type VersionInfo } from './monitor.ts'
 export { PoolMetrics, DURATION_BUCKETS, metricsIssues, clusterMetrics } from './metrics.ts'
 export { UNMATCHED_ROUTE } from './recording.ts'
-export type { CutEvent, GenerationEvent, UpgradeEvent } from './state.ts'
-export type { ReloadEvent } from './reload.ts'
+export type { UpgradeEvent } from './state.ts'
+/** What `fastify-pool:listener:state` publishes. */
+export type StateChange = StateChangeOf<Listener>
+/** What `fastify-pool:listener:generation` publishes. */
+export type GenerationEvent = GenerationEventOf<Listener>
+/** What `fastify-pool:listener:cut` publishes. */
+export type CutEvent = CutEventOf<Listener>
 export { PoolControl, controlIssues, isLocalOnly, type ControlActionBody, type ControlResult, type ControlStatusBody } from './control.ts'
 export { AUTO_RESTART_DEFAULTS, type AutoRestartOptions, type AutoRestartStatus } from './auto-restart.ts'

@@ -12,14 +12,13 @@ import type * as PromClient from 'prom-client'
 import type { Counter, Gauge, Registry } from 'prom-client'
 import { RouteHistogram } from './histogram.ts'
 import { ListenerRecorder, recordingOptions, recordWithHooks } from './recording.ts'
-import { TrafficWindow, type TrafficFigures } from './traffic.ts'
+import { TrafficWindow } from './traffic.ts'
 import { isPool } from './brand.ts'
 import { quote, type ValidationIssue } from './errors.ts'
 import { Type } from '@sinclair/typebox'
 import { MetricsObjectSchema, MetricsOptionSchema, optionIssues, withDefaults } from './options.ts'
 import type { Listener } from './listener.ts'
-import type { MetricsOptions, MetricsSink } from './types.ts'
-import type { ReloadEvent } from './reload.ts'
+import type { MetricsOptions, MetricsSink, ReloadEvent, TrafficFigures } from './types.ts'
 import { CHANNELS, type CutEvent, type GenerationEvent, type UpgradeEvent } from './state.ts'
 
 /** The metrics option with its defaults. */
@@ -279,11 +278,11 @@ function listenToEvents (): void {
   if (listening) return
   listening = true
   subscribe(CHANNELS.generation, (message) => {
-    const event = message as GenerationEvent
+    const event = message as GenerationEvent<Listener>
     event.listener.context.metrics?.restarted(event.name)
   })
   subscribe(CHANNELS.cut, (message) => {
-    const event = message as CutEvent
+    const event = message as CutEvent<Listener>
     event.listener.context.metrics?.cut(event.name, event.cut)
   })
   subscribe(CHANNELS.upgrade, (message) => {

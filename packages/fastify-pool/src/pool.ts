@@ -13,9 +13,9 @@ import { stopOptionsError } from './options.ts'
 import { CallQueue } from './queue.ts'
 import { startTogether, stopInSequence } from './sequence.ts'
 import { reloadChannel } from './state.ts'
-import { reload, type ReloadOptions, type ReloadOutcome, type ReloadReport } from './reload.ts'
+import { reload, type ReloadOptions, type ReloadOutcome } from './reload.ts'
 import { checkField, matcher } from './select.ts'
-import type { Field, Handlers, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
+import type { Field, Handlers, ListenerStatus, ReloadReport, RestartReport, StopOptions, StopReport } from './types.ts'
 
 interface PoolSettings {
   ctx: ListenerContext

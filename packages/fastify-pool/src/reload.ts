@@ -4,43 +4,18 @@
 // drains, removed ones drain, added ones start. A failure undoes what was done.
 // The pool queues reloads and adopts the outcome; nothing here touches it.
 import { bindsOverlap } from './address.ts'
-import { collectConfig, protocolOf, type NormalizedConfig, type PoolDefaults, type ValidateOptions } from './config.ts'
+import { collectConfig, protocolOf, type NormalizedConfig, type ValidateOptions } from './config.ts'
 import { optionIssues, ReloadOptionsSchema } from './options.ts'
 import { FST_POOL_RELOAD, listenerFailures, settle, validationError, type ListenerFailure } from './errors.ts'
 import { checkHandlers, handlerFor } from './handlers.ts'
 import { kRenewTls, Listener, type ListenerContext } from './listener.ts'
-import type { Handlers, StopOptions } from './types.ts'
+import type { Handlers, PoolDefaults, ReloadReport, StopOptions } from './types.ts'
 
 export interface ReloadOptions extends ValidateOptions {
   /** The new handlers (default: keep the current ones). */
   handlers?: Handlers
   /** Drain deadline for listeners that stop or move, in milliseconds (default: the new stopTimeout). */
   timeout?: number
-}
-
-/** What `fastify-pool:pool:reload` publishes: the report once applied, or the error. */
-export interface ReloadEvent {
-  /** The pool reloaded. */
-  pool: object
-  report?: ReloadReport
-  /** Once applied: the defaults now in force, and the drain deadline they give. */
-  defaults?: PoolDefaults
-  stopTimeout?: number
-  error?: unknown
-}
-
-/** What a reload did, by listener name. */
-export interface ReloadReport {
-  /** New listeners, started. */
-  added: string[]
-  /** Listeners no longer configured, drained and stopped. */
-  removed: string[]
-  /** Same address, new settings or handler: reconfigured on their socket. */
-  changed: string[]
-  /** New address: started there, then the old one drained. */
-  moved: string[]
-  /** Left alone (certificate files are re-read, so a renewed certificate is served). */
-  unchanged: string[]
 }
 
 /** What to do for one listener name; `next` is the listener that serves it afterwards. */

@@ -4,8 +4,7 @@
 // requests and reloads are published on. Publishing costs nothing while
 // nobody subscribes.
 import { channel } from 'node:diagnostics_channel'
-import type { Listener } from './listener.ts'
-import type { ListenerState } from './types.ts'
+import type { ListenerRef, ListenerState } from './types.ts'
 
 /** The names of the channels, as subscribers write them (docs/operations.md, "Events"). */
 export const CHANNELS = Object.freeze({
@@ -42,11 +41,14 @@ export const stateChannel = channel(CHANNELS.state)
  */
 export const reloadChannel = channel(CHANNELS.reload)
 
+// The events name their listener by a type parameter: this file sits below
+// listener.ts, and the public types (index.ts) fill in Listener.
+
 /** What `fastify-pool:listener:state` publishes. */
-export interface StateChange {
+export interface StateChange<L extends ListenerRef = ListenerRef> {
   /** The pool that made the listener (createPool() or clone()); undefined for a listener made otherwise. */
   pool: object | undefined
-  listener: Listener
+  listener: L
   name: string
   bind: string
   from: ListenerState
@@ -77,8 +79,8 @@ export function checkTransition (name: string, from: ListenerState, to: Listener
  */
 export const generationChannel = channel(CHANNELS.generation)
 
-export interface GenerationEvent {
-  listener: Listener
+export interface GenerationEvent<L extends ListenerRef = ListenerRef> {
+  listener: L
   name: string
   bind: string
   /** The generation now serving. */
@@ -90,8 +92,8 @@ export interface GenerationEvent {
 /** `fastify-pool:listener:cut`: a drain or a retiring generation reached its deadline and cut requests. */
 export const cutChannel = channel(CHANNELS.cut)
 
-export interface CutEvent {
-  listener: Listener
+export interface CutEvent<L extends ListenerRef = ListenerRef> {
+  listener: L
   name: string
   bind: string
   /** The generation whose requests were cut. */
@@ -105,17 +107,17 @@ export interface CutEvent {
 }
 
 /** Publish a state change (nothing is built while nobody subscribes). */
-export function publishState (pool: object | undefined, listener: Listener, from: ListenerState, to: ListenerState, generation: number, error: Error | undefined): void {
+export function publishState (pool: object | undefined, listener: ListenerRef, from: ListenerState, to: ListenerState, generation: number, error: Error | undefined): void {
   if (!stateChannel.hasSubscribers) return
   const change: StateChange = { pool, listener, name: listener.name, bind: listener.bind, from, to, generation }
   if (error !== undefined) change.error = error
   stateChannel.publish(change)
 }
 
-export function publishGeneration (listener: Listener, generation: number, previous: number): void {
+export function publishGeneration (listener: ListenerRef, generation: number, previous: number): void {
   if (generationChannel.hasSubscribers) generationChannel.publish({ listener, name: listener.name, bind: listener.bind, generation, previous } satisfies GenerationEvent)
 }
 
-export function publishCut (listener: Listener, generation: number, cut: number, during: CutEvent['during'], upgraded = 0): void {
+export function publishCut (listener: ListenerRef, generation: number, cut: number, during: CutEvent['during'], upgraded = 0): void {
   if (cutChannel.hasSubscribers) cutChannel.publish({ listener, name: listener.name, bind: listener.bind, generation, cut, upgraded, during } satisfies CutEvent)
 }

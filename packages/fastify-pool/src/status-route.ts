@@ -2,14 +2,21 @@
 // listener: it names binds and errors, so keep it off public listeners.
 import type { FastifyInstance } from 'fastify'
 import { validationError, type ValidationIssue } from './errors.ts'
-import type { MonitorReport, MonitorStatus, VersionInfo } from './monitor.ts'
+import type { MonitorOptions, MonitorReport, MonitorStatus, VersionInfo } from './monitor.ts'
+import type { Listener } from './listener.ts'
 import { isPool } from './brand.ts'
 import { optionIssues, StatusRouteSchema, withDefaults } from './options.ts'
-import type { Pool } from './pool.ts'
+
+/** What the route reads of a pool (a Pool is one; this file sits below pool.ts). */
+export interface ReportingPool {
+  load: (key: string) => Listener | undefined
+  monitor: (version?: VersionInfo, options?: MonitorOptions) => Promise<MonitorReport[]>
+  uptime: () => number
+}
 
 export interface PoolStatusRouteOptions {
   /** The pool to report on (default: `app.pool`, set by the fastify-pool plugin). */
-  pool?: Pool
+  pool?: ReportingPool
   /** Route path (default `/pool`). */
   path?: string
   /** Version info copied into every report. */
@@ -44,7 +51,7 @@ const STATUS_BODY = {
 } as const
 
 /** The pool status a set of reports adds up to. */
-export function poolStatus (pool: Pool, reports: MonitorReport[]): MonitorStatus {
+export function poolStatus (pool: Pick<ReportingPool, 'load'>, reports: MonitorReport[]): MonitorStatus {
   let status: MonitorStatus = 'ok'
   for (const r of reports) {
     const l = pool.load(r.name)

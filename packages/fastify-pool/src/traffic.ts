@@ -6,21 +6,7 @@
 // now with the newest snapshot at least WINDOW_MS old.
 import { performance } from 'node:perf_hooks'
 import type { RouteHistogram } from './histogram.ts'
-
-/** One listener's traffic over `window` seconds. */
-export interface TrafficFigures {
-  /** Seconds the figures cover (the window, or less just after the start). */
-  window: number
-  /** Responses completed in the window. */
-  requests: number
-  /** Responses per second. */
-  rate: number
-  /** Share of those responses with a 5xx status, 0 to 1; null without responses. */
-  errorRate: number | null
-  /** Median and 99th percentile of the response time, in milliseconds, estimated from the histogram's buckets; null without responses. */
-  p50: number | null
-  p99: number | null
-}
+import type { TrafficFigures } from './types.ts'
 
 /** What the histogram holds for one listener: per-bucket counts, all responses, 5xx responses. */
 interface Totals { counts: Float64Array, count: number, errors: number }

@@ -1,12 +1,11 @@
 // Public types shared by the pool, its listeners and the plugin. This file is
-// the bottom of the import graph: it imports types from schema.ts and from
-// other packages only.
+// near the bottom of the import graph: it imports types from schema.ts,
+// brand.ts and other packages only.
 import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { LoggerOptions } from 'pino'
 import type { Registry } from 'prom-client'
 import type { Static } from '@sinclair/typebox'
 import type { ListenerConfigSchema, LogLevel, PoolDefaultsSchema, TlsFileConfig } from './schema.ts'
-import type { TrafficFigures } from './traffic.ts'
 import type { Owner } from './brand.ts'
 
 /**
@@ -27,6 +26,9 @@ export type Handlers = Handler | Record<string, Handler>
 export type Factory = (config: NormalizedConfig, options: FastifyServerOptions) => FastifyInstance | Promise<FastifyInstance>
 
 export type ListenerState = 'stopped' | 'starting' | 'running' | 'draining' | 'failed'
+
+/** What the lifecycle's events name a listener by (state.ts); subscribers receive the Listener itself. */
+export interface ListenerRef { readonly name: string, readonly bind: string }
 
 /** The fields a pool can select and list listeners by. */
 export type Field = 'name' | 'bind' | 'expose'
@@ -288,4 +290,44 @@ export interface ListenerContext {
   owner?: Owner
   /** The pool's control API, when it has one. */
   control?: Extension | undefined
+}
+
+/** One listener's traffic over `window` seconds. */
+export interface TrafficFigures {
+  /** Seconds the figures cover (the window, or less just after the start). */
+  window: number
+  /** Responses completed in the window. */
+  requests: number
+  /** Responses per second. */
+  rate: number
+  /** Share of those responses with a 5xx status, 0 to 1; null without responses. */
+  errorRate: number | null
+  /** Median and 99th percentile of the response time, in milliseconds, estimated from the histogram's buckets; null without responses. */
+  p50: number | null
+  p99: number | null
+}
+
+/** What `fastify-pool:pool:reload` publishes: the report once applied, or the error. */
+export interface ReloadEvent {
+  /** The pool reloaded. */
+  pool: object
+  report?: ReloadReport
+  /** Once applied: the defaults now in force, and the drain deadline they give. */
+  defaults?: PoolDefaults
+  stopTimeout?: number
+  error?: unknown
+}
+
+/** What a reload did, by listener name. */
+export interface ReloadReport {
+  /** New listeners, started. */
+  added: string[]
+  /** Listeners no longer configured, drained and stopped. */
+  removed: string[]
+  /** Same address, new settings or handler: reconfigured on their socket. */
+  changed: string[]
+  /** New address: started there, then the old one drained. */
+  moved: string[]
+  /** Left alone (certificate files are re-read, so a renewed certificate is served). */
+  unchanged: string[]
 }
