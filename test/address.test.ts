@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { formatAddress, parseListen, type ListenAddress } from 'fastify-pool'
-import { bindsOverlap } from '../packages/fastify-pool/src/address.ts'
+import { bindsOverlap } from '../packages/fastify-pool/src/config/address.ts'
 
 function ok (value: unknown, baseDir = '/srv/app'): ListenAddress {
   const r = parseListen(value, baseDir)

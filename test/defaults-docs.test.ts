@@ -1,4 +1,4 @@
-// Every default is written once, in the schemas (src/schema.ts): what
+// Every default is written once, in the schemas (packages/fastify-pool/src/config/schema.ts): what
 // validateConfig() applies, what the shipped JSON Schema says, and what
 // docs/config.md's tables say must be that value.
 import { test } from 'node:test'

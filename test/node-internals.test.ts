@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { NODE_INTERNALS, nodeInternals, probeNodeInternals } from '../packages/fastify-pool/src/node-internals.ts'
+import { NODE_INTERNALS, nodeInternals, probeNodeInternals } from '../packages/fastify-pool/src/listener/node-internals.ts'
 import { ROOT } from './fixtures/cli.ts'
 import { owned, track } from './fixtures/owned.ts'
 

@@ -5,8 +5,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createPool, type ControlStatusBody, type TrafficFigures } from 'fastify-pool'
-import { RouteHistogram } from '../packages/fastify-pool/src/histogram.ts'
-import { quantile, TrafficWindow, WINDOW_MS } from '../packages/fastify-pool/src/traffic.ts'
+import { RouteHistogram } from '../packages/fastify-pool/src/observability/histogram.ts'
+import { quantile, TrafficWindow, WINDOW_MS } from '../packages/fastify-pool/src/observability/traffic.ts'
 import { statusTable } from '../packages/fastify-pool-cli/src/operate.ts'
 import { send } from './fixtures/lifecycle.ts'
 

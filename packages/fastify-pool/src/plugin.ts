@@ -3,12 +3,12 @@
 // starts it, `close()` drains it.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { hasIssues, isPoolError, validationError, type ValidationIssue } from './errors.ts'
-import type { PeriodicMonitorOptions } from './monitor.ts'
-import { optionIssues, PluginOptionsSchema, POOL_OPTION_NAMES, withDefaults } from './options.ts'
+import { hasIssues, isPoolError, validationError, type ValidationIssue } from './base/errors.ts'
+import type { PeriodicMonitorOptions } from './observability/monitor.ts'
+import { optionIssues, PluginOptionsSchema, POOL_OPTION_NAMES, withDefaults } from './config/options.ts'
 import { createPool } from './create.ts'
 import type { Pool } from './pool.ts'
-import type { PoolOptions } from './types.ts'
+import type { PoolOptions } from './config/types.ts'
 
 export interface FastifyPoolOptions extends PoolOptions {
   /**

@@ -1,21 +1,21 @@
 // The pool: listeners keyed by bind address (and found by name too),
 // selected by glob or regex, and started, stopped and restarted together.
 import type { FastifyBaseLogger, InjectOptions, LightMyRequestResponse } from 'fastify'
-import { bindsOverlap, formatAddress, parseListen } from './address.ts'
-import { BUILTIN_DEFAULTS, validateConfig, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config.ts'
-import { brand, isListener, isPool, Owner } from './brand.ts'
-import { FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_PARAM_EMPTY, FST_POOL_RESTART, hasIssues, settleAll, validationError } from './errors.ts'
-import { checkHandlers } from './handlers.ts'
-import { Listener, type ListenerContext } from './listener.ts'
-import type { PoolMetrics } from './metrics.ts'
-import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './monitor.ts'
-import { stopOptionsError } from './options.ts'
-import { CallQueue } from './queue.ts'
+import { bindsOverlap, formatAddress, parseListen } from './config/address.ts'
+import { BUILTIN_DEFAULTS, validateConfig, type ListenerConfig, type PoolDefaults, type ExistingListener } from './config/config.ts'
+import { brand, isListener, isPool, Owner } from './base/brand.ts'
+import { FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_PARAM_EMPTY, FST_POOL_RESTART, hasIssues, settleAll, validationError } from './base/errors.ts'
+import { checkHandlers } from './config/handlers.ts'
+import { Listener, type ListenerContext } from './listener/listener.ts'
+import type { PoolMetrics } from './observability/metrics.ts'
+import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './observability/monitor.ts'
+import { stopOptionsError } from './config/options.ts'
+import { CallQueue } from './base/queue.ts'
 import { startTogether, stopInSequence } from './sequence.ts'
-import { reloadChannel } from './state.ts'
+import { reloadChannel } from './listener/state.ts'
 import { reload, type ReloadOptions, type ReloadOutcome } from './reload.ts'
 import { checkField, matcher } from './select.ts'
-import type { Field, Handlers, ListenerStatus, ReloadReport, RestartReport, StopOptions, StopReport } from './types.ts'
+import type { Field, Handlers, ListenerStatus, ReloadReport, RestartReport, StopOptions, StopReport } from './config/types.ts'
 
 interface PoolSettings {
   ctx: ListenerContext

@@ -3,13 +3,13 @@
 // their socket, moved ones start on the new address before the old one
 // drains, removed ones drain, added ones start. A failure undoes what was done.
 // The pool queues reloads and adopts the outcome; nothing here touches it.
-import { bindsOverlap } from './address.ts'
-import { collectConfig, protocolOf, type NormalizedConfig, type ValidateOptions } from './config.ts'
-import { optionIssues, ReloadOptionsSchema } from './options.ts'
-import { FST_POOL_RELOAD, listenerFailures, settle, validationError, type ListenerFailure } from './errors.ts'
-import { checkHandlers, handlerFor } from './handlers.ts'
-import { kRenewTls, Listener, type ListenerContext } from './listener.ts'
-import type { Handlers, PoolDefaults, ReloadReport, StopOptions } from './types.ts'
+import { bindsOverlap } from './config/address.ts'
+import { collectConfig, protocolOf, type NormalizedConfig, type ValidateOptions } from './config/config.ts'
+import { optionIssues, ReloadOptionsSchema } from './config/options.ts'
+import { FST_POOL_RELOAD, listenerFailures, settle, validationError, type ListenerFailure } from './base/errors.ts'
+import { checkHandlers, handlerFor } from './config/handlers.ts'
+import { kRenewTls, Listener, type ListenerContext } from './listener/listener.ts'
+import type { Handlers, PoolDefaults, ReloadReport, StopOptions } from './config/types.ts'
 
 export interface ReloadOptions extends ValidateOptions {
   /** The new handlers (default: keep the current ones). */

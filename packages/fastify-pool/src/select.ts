@@ -1,7 +1,7 @@
 // Matching listeners by name, bind address or public URL.
-import { FST_POOL_INVALID_ARGUMENT, FST_POOL_PARAM_EMPTY, quote } from './errors.ts'
-import { compileGlob } from './glob.ts'
-import type { Field } from './types.ts'
+import { FST_POOL_INVALID_ARGUMENT, FST_POOL_PARAM_EMPTY, quote } from './base/errors.ts'
+import { compileGlob } from './base/glob.ts'
+import type { Field } from './config/types.ts'
 
 export const FIELDS: readonly Field[] = ['name', 'bind', 'expose']
 

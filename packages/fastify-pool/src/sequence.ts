@@ -2,9 +2,9 @@
 // when a required listener fails, and the shutdown sequence (readiness
 // delay, then drains in stopOrder groups) under one deadline.
 import type { FastifyBaseLogger } from 'fastify'
-import { FST_POOL_START, FST_POOL_STOP, hasIssues, listenerFailures, settle, settleAll, type ListenerFailure } from './errors.ts'
-import type { Listener } from './listener.ts'
-import type { StopReport } from './types.ts'
+import { FST_POOL_START, FST_POOL_STOP, hasIssues, listenerFailures, settle, settleAll, type ListenerFailure } from './base/errors.ts'
+import type { Listener } from './listener/listener.ts'
+import type { StopReport } from './config/types.ts'
 
 /**
  * Start the listeners in parallel. If a required one fails, the ones this

@@ -5,7 +5,7 @@ import { isAbsolute, resolve } from 'node:path'
 import { constants, X509Certificate } from 'node:crypto'
 import { createSecureContext, type SecureContextOptions } from 'node:tls'
 import type { TlsConfig } from './types.ts'
-import { FST_POOL_TLS } from './errors.ts'
+import { FST_POOL_TLS } from '../base/errors.ts'
 
 export type { TlsConfig } from './types.ts'
 

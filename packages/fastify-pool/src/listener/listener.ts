@@ -5,18 +5,18 @@
 // publishes them (state.ts).
 import type { AddressInfo } from 'node:net'
 import type { FastifyBaseLogger, FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
-import { liveChangeRefusal, serverTls, withTls, type NormalizedConfig } from './config.ts'
+import { liveChangeRefusal, serverTls, withTls, type NormalizedConfig } from '../config/config.ts'
 import { probeNodeInternals } from './node-internals.ts'
-import { injectRequestError, stopOptionsError } from './options.ts'
-import { failureOf, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from './errors.ts'
+import { injectRequestError, stopOptionsError } from '../config/options.ts'
+import { failureOf, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from '../base/errors.ts'
 import { buildGeneration, fastifyOptions, makeInstance, MemoryApp, type Generation } from './generation.ts'
-import { brand } from './brand.ts'
-import { CallQueue } from './queue.ts'
+import { brand } from '../base/brand.ts'
+import { CallQueue } from '../base/queue.ts'
 import { checkTransition, publishCut, publishGeneration, publishState } from './state.ts'
 import type { NodeServer, ServerHandle } from './server.ts'
 import { cutMessage, Serving, type Drained } from './serving.ts'
-import { loadMerged, noteCertificate, type CertificateInfo, type ServerTlsOptions, type TlsConfig } from './tls.ts'
-import type { Handlers, ListenerContext, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from './types.ts'
+import { loadMerged, noteCertificate, type CertificateInfo, type ServerTlsOptions, type TlsConfig } from '../config/tls.ts'
+import type { Handlers, ListenerContext, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from '../config/types.ts'
 
 /** The reload's way in to renew a kept listener's certificate (not part of the public API). */
 export const kRenewTls = Symbol('fastify-pool.renewTls')
@@ -353,4 +353,4 @@ export class Listener {
   }
 }
 
-export type { ListenerContext } from './types.ts'
+export type { ListenerContext } from '../config/types.ts'

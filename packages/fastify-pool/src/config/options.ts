@@ -5,7 +5,7 @@
 // The documented TypeScript types stay in the modules that use them; these
 // schemas say what is accepted and what is assumed when a field is left out.
 import { Type, type TObject, type TProperties, type TSchema } from '@sinclair/typebox'
-import { FST_POOL_INVALID_ARGUMENT, validationError, type ValidationIssue } from './errors.ts'
+import { FST_POOL_INVALID_ARGUMENT, validationError, type ValidationIssue } from '../base/errors.ts'
 import { schemaIssues } from './schema-issues.ts'
 
 // `expected` is our own keyword: schema-issues.ts words an issue with it.

@@ -10,10 +10,10 @@
 import { lookup } from 'node:dns/promises'
 import { closeSync, fstatSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { formatAddress } from './address.ts'
-import { explainListenError } from './errors.ts'
+import { formatAddress } from '../config/address.ts'
+import { explainListenError } from '../base/errors.ts'
 import { bindTcpHandle, boundPort, listeningFd, nodeInternals, probeNodeInternals } from './node-internals.ts'
-import type { ListenAddress } from './types.ts'
+import type { ListenAddress } from '../config/types.ts'
 
 /** The variable through which a process hands its listening sockets to its successor. */
 export const HANDOFF_ENV = 'FASTIFY_POOL_LISTEN_FDS'

@@ -4,7 +4,7 @@
 // requests and reloads are published on. Publishing costs nothing while
 // nobody subscribes.
 import { channel } from 'node:diagnostics_channel'
-import type { ListenerRef, ListenerState } from './types.ts'
+import type { ListenerRef, ListenerState } from '../config/types.ts'
 
 /** The names of the channels, as subscribers write them (docs/operations.md, "Events"). */
 export const CHANNELS = Object.freeze({

@@ -13,14 +13,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { constants as h2, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginCallback, type FastifyServerOptions } from 'fastify'
-import type { NormalizedConfig } from './config.ts'
+import type { NormalizedConfig } from '../config/config.ts'
 import { http1Dispatch, lastResponse, owed, responseDone, whenDone, type Http1Response, type Http1Socket } from './connections.ts'
 import { TwoStepClose, type PoolClosing } from './closing.ts'
-import { FST_POOL_FACTORY } from './errors.ts'
-import { handlerFor } from './handlers.ts'
+import { FST_POOL_FACTORY } from '../base/errors.ts'
+import { handlerFor } from '../config/handlers.ts'
 import { healthRoutes, type ReadinessSource } from './health.ts'
 import type { NodeServer, ServerHandle } from './server.ts'
-import type { Extension, Factory, Handlers, MetricsSink, RetireReport, RetiringStatus } from './types.ts'
+import type { Extension, Factory, Handlers, MetricsSink, RetireReport, RetiringStatus } from '../config/types.ts'
 import { holdWrites, Upgrades } from './upgrades.ts'
 
 export type { RetireReport }

@@ -5,13 +5,13 @@
 // state, the call queue and the configuration, and decides when each runs.
 import type { AddressInfo } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
-import { boundUrl } from './address.ts'
-import type { NormalizedConfig } from './config.ts'
+import { boundUrl } from '../config/address.ts'
+import type { NormalizedConfig } from '../config/config.ts'
 import { owed } from './connections.ts'
 import { drain } from './drain.ts'
 import { Retiring, type Generation } from './generation.ts'
 import { ServerHandle } from './server.ts'
-import type { ServerTlsOptions } from './tls.ts'
+import type { ServerTlsOptions } from '../config/tls.ts'
 
 /** What a drain left: requests and upgraded connections cut at the deadline. */
 export interface Drained { requests: number, upgraded: number }

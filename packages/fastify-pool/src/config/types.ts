@@ -6,7 +6,7 @@ import type { LoggerOptions } from 'pino'
 import type { Registry } from 'prom-client'
 import type { Static } from '@sinclair/typebox'
 import type { ListenerConfigSchema, LogLevel, PoolDefaultsSchema, TlsFileConfig } from './schema.ts'
-import type { Owner } from './brand.ts'
+import type { Owner } from '../base/brand.ts'
 
 /**
  * A Fastify plugin that adds routes to a listener: `async (app, opts) => {}` or

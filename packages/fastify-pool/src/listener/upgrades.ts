@@ -12,9 +12,8 @@
 // from the event until the socket closes. Nothing here runs per HTTP request.
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Socket } from 'node:net'
+import type { Server, Socket } from 'node:net'
 import { markUpgraded } from './connections.ts'
-import type { NodeServer } from './server.ts'
 
 export const UPGRADE_EVENTS = ['upgrade', 'connect'] as const
 export type UpgradeEvent = typeof UPGRADE_EVENTS[number]
@@ -30,7 +29,7 @@ export class Upgrades {
   get size (): number { return this.sockets.size }
 
   /** Count the socket as this generation's until it closes, then hand the event to its listeners. */
-  handle (event: UpgradeEvent, server: NodeServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  handle (event: UpgradeEvent, server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const sockets = this.sockets
     if (!socket.destroyed) {
       sockets.add(socket)
@@ -73,7 +72,7 @@ export class Upgrades {
  * 'upgrade', and destroys a CONNECT nobody listens for.
  */
 export class UpgradeRouter {
-  readonly #server: NodeServer
+  readonly #server: Server
   /** The generation serving now; upgrades go there. */
   #serving: Upgrades | undefined
   /** The generation being built; listeners added now are its own. */
@@ -83,7 +82,7 @@ export class UpgradeRouter {
   readonly #ours: Record<UpgradeEvent, Listener>
   #sweepQueued = false
 
-  constructor (server: NodeServer) {
+  constructor (server: Server) {
     this.#server = server
     const route = (event: UpgradeEvent): Listener => (req, socket, head) => this.#route(event, req as IncomingMessage, socket as Duplex, head as Buffer)
     this.#ours = { upgrade: route('upgrade'), connect: route('connect') }

@@ -6,7 +6,7 @@
 // now with the newest snapshot at least WINDOW_MS old.
 import { performance } from 'node:perf_hooks'
 import type { RouteHistogram } from './histogram.ts'
-import type { TrafficFigures } from './types.ts'
+import type { TrafficFigures } from '../config/types.ts'
 
 /** What the histogram holds for one listener: per-bucket counts, all responses, 5xx responses. */
 interface Totals { counts: Float64Array, count: number, errors: number }

@@ -1,11 +1,11 @@
 // A route that answers every listener's health report as JSON, for an admin
 // listener: it names binds and errors, so keep it off public listeners.
 import type { FastifyInstance } from 'fastify'
-import { validationError, type ValidationIssue } from './errors.ts'
-import type { MonitorOptions, MonitorReport, MonitorStatus, VersionInfo } from './monitor.ts'
-import type { Listener } from './listener.ts'
-import { isPool } from './brand.ts'
-import { optionIssues, StatusRouteSchema, withDefaults } from './options.ts'
+import { validationError, type ValidationIssue } from '../base/errors.ts'
+import type { MonitorOptions, MonitorReport, MonitorStatus, VersionInfo } from '../observability/monitor.ts'
+import type { Listener } from '../listener/listener.ts'
+import { isPool } from '../base/brand.ts'
+import { optionIssues, StatusRouteSchema, withDefaults } from '../config/options.ts'
 
 /** What the route reads of a pool (a Pool is one; this file sits below pool.ts). */
 export interface ReportingPool {

@@ -1,5 +1,5 @@
 // Handler maps: checking what the user gave, and choosing a listener's plugin.
-import type { ValidationIssue } from './errors.ts'
+import type { ValidationIssue } from '../base/errors.ts'
 import type { Handler, Handlers } from './types.ts'
 
 /** Problems with a `handlers` option: one plugin, or handler key -> plugin. */

@@ -1,7 +1,7 @@
 // Validation and normalisation of listener configurations. Every problem is
 // collected, with its field path, before anything is built.
 import { bindsOverlap, deriveExpose, formatAddress, parseListen } from './address.ts'
-import { hasIssues, quote, validationError, type ValidationIssue } from './errors.ts'
+import { hasIssues, quote, validationError, type ValidationIssue } from '../base/errors.ts'
 import { BUILTIN_DEFAULTS, ListenerConfigSchema, PoolDefaultsSchema } from './schema.ts'
 
 export { BUILTIN_DEFAULTS }

@@ -2,8 +2,8 @@
 // status word, so they are safe on public listeners; the details (binds,
 // errors, latency) belong to the pool status route on an admin listener.
 import type { FastifyInstance } from 'fastify'
-import type { NormalizedConfig } from './config.ts'
-import type { ListenerState } from './types.ts'
+import type { NormalizedConfig } from '../config/config.ts'
+import type { ListenerState } from '../config/types.ts'
 
 /** What the readiness route reads: the listener's state, and whether its readiness is held back before a drain. */
 export interface ReadinessSource {

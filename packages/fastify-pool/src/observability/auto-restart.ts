@@ -4,8 +4,8 @@
 // attempts within `window` it is left alone, and its report says so, until
 // it passes a check again.
 import type { FastifyBaseLogger } from 'fastify'
-import type { Listener } from './listener.ts'
-import { AutoRestartSchema, defaultsOf } from './options.ts'
+import type { Listener } from '../listener/listener.ts'
+import { AutoRestartSchema, defaultsOf } from '../config/options.ts'
 
 export interface AutoRestartOptions {
   /** Consecutive failed checks that trigger a restart (default 3). */

@@ -3,7 +3,7 @@
 import type { TSchema } from '@sinclair/typebox'
 import { ValueErrorType } from '@sinclair/typebox/errors'
 import { Value } from '@sinclair/typebox/value'
-import { quote, type ValidationIssue } from './errors.ts'
+import { quote, type ValidationIssue } from '../base/errors.ts'
 
 function toPath (pointer: string, prefix: string): string {
   let out = prefix

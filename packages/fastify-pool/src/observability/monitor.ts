@@ -2,11 +2,11 @@
 // check.ts) moves, reports, and optional periodic checks that smooth the
 // status with rise and fall counts, as HAProxy's health checks do.
 import { notRunning, probe, type CheckResult } from './check.ts'
-import { FST_POOL_MONITOR, listenerFailures, validationError, type ListenerFailure, type ValidationIssue } from './errors.ts'
-import type { Listener } from './listener.ts'
-import type { ListenerState } from './types.ts'
+import { FST_POOL_MONITOR, listenerFailures, validationError, type ListenerFailure, type ValidationIssue } from '../base/errors.ts'
+import type { Listener } from '../listener/listener.ts'
+import type { ListenerState } from '../config/types.ts'
 import { AutoRestart, autoRestartSettings, type AutoRestartOptions, type AutoRestartStatus } from './auto-restart.ts'
-import { defaultsOf, MonitorCallSchema, optionIssues, PeriodicMonitorSchema, VersionArgumentSchema, withDefaults } from './options.ts'
+import { defaultsOf, MonitorCallSchema, optionIssues, PeriodicMonitorSchema, VersionArgumentSchema, withDefaults } from '../config/options.ts'
 
 export type MonitorStatus = 'ok' | 'warn' | 'ko'
 

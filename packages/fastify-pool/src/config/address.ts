@@ -4,7 +4,7 @@
 import { isIP, isIPv6, SocketAddress, type AddressInfo } from 'node:net'
 import { isAbsolute, resolve } from 'node:path'
 
-import { quote } from './errors.ts'
+import { quote } from '../base/errors.ts'
 import type { ListenAddress, NormalizedConfig } from './types.ts'
 
 export type { ListenAddress } from './types.ts'

@@ -5,7 +5,7 @@ import { connect as http2Connect } from 'node:http2'
 import { connect as netConnect, isIP, isIPv6, type AddressInfo, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { performance } from 'node:perf_hooks'
-import type { Listener } from './listener.ts'
+import type { Listener } from '../listener/listener.ts'
 
 const USER_AGENT = 'fastify-pool-monitor'
 
