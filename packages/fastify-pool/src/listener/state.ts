@@ -41,20 +41,24 @@ export const stateChannel = channel(CHANNELS.state)
  */
 export const reloadChannel = channel(CHANNELS.reload)
 
-// The events name their listener by a type parameter: this file sits below
-// listener.ts, and the public types (index.ts) fill in Listener.
-
-/** What `fastify-pool:listener:state` publishes. */
-export interface StateChange<L extends ListenerRef = ListenerRef> {
-  /** The pool that made the listener (createPool() or clone()); undefined for a listener made otherwise. */
-  pool: object | undefined
+/**
+ * What every listener event carries. The listener is a type parameter: this
+ * file sits below listener.ts, and the public types (index.ts) fill in Listener.
+ */
+export interface ListenerEvent<L extends ListenerRef = ListenerRef> {
   listener: L
   name: string
   bind: string
+  /** The generation serving when a state changed (0 when none does), the one now serving after a swap, the one whose requests were cut. */
+  generation: number
+}
+
+/** What `fastify-pool:listener:state` publishes. */
+export interface StateChange<L extends ListenerRef = ListenerRef> extends ListenerEvent<L> {
+  /** The pool that made the listener (createPool() or clone()); undefined for a listener made otherwise. */
+  pool: object | undefined
   from: ListenerState
   to: ListenerState
-  /** The generation serving when the change was made (0 when none does). */
-  generation: number
   /** Why it failed, on a change to `failed`. */
   error?: Error
 }
@@ -79,12 +83,7 @@ export function checkTransition (name: string, from: ListenerState, to: Listener
  */
 export const generationChannel = channel(CHANNELS.generation)
 
-export interface GenerationEvent<L extends ListenerRef = ListenerRef> {
-  listener: L
-  name: string
-  bind: string
-  /** The generation now serving. */
-  generation: number
+export interface GenerationEvent<L extends ListenerRef = ListenerRef> extends ListenerEvent<L> {
   /** The one swapped out, retiring. */
   previous: number
 }
@@ -92,12 +91,7 @@ export interface GenerationEvent<L extends ListenerRef = ListenerRef> {
 /** `fastify-pool:listener:cut`: a drain or a retiring generation reached its deadline and cut requests. */
 export const cutChannel = channel(CHANNELS.cut)
 
-export interface CutEvent<L extends ListenerRef = ListenerRef> {
-  listener: L
-  name: string
-  bind: string
-  /** The generation whose requests were cut. */
-  generation: number
+export interface CutEvent<L extends ListenerRef = ListenerRef> extends ListenerEvent<L> {
   /** How many: requests, and upgraded connections (WebSockets). */
   cut: number
   /** Of `cut`, the upgraded connections. */
