@@ -357,7 +357,14 @@ export class Retiring {
 export class MemoryApp {
   #pending: Promise<FastifyInstance> | undefined
 
-  get (build: () => Promise<FastifyInstance>): Promise<FastifyInstance> { return (this.#pending ??= build()) }
+  /** The instance, built (and ready) at the first call after a close. */
+  get (ctx: BuildContext, config: NormalizedConfig, log: FastifyBaseLogger | undefined, listener: ReadinessSource): Promise<FastifyInstance> {
+    return (this.#pending ??= (async () => {
+      const app = await makeInstance(ctx, config, fastifyOptions(config, log, undefined, 0), listener)
+      await app.ready()
+      return app
+    })())
+  }
 
   async close (): Promise<void> {
     const pending = this.#pending

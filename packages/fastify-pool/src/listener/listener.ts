@@ -5,17 +5,18 @@
 // publishes them (state.ts).
 import type { AddressInfo } from 'node:net'
 import type { FastifyBaseLogger, FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
-import { liveChangeRefusal, serverTls, withTls, type NormalizedConfig } from '../config/config.ts'
+import { liveChangeRefusal, serverTls, type NormalizedConfig } from '../config/config.ts'
 import { probeNodeInternals } from './node-internals.ts'
 import { injectRequestError, stopOptionsError } from '../config/options.ts'
 import { failureOf, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from '../base/errors.ts'
 import { buildGeneration, fastifyOptions, makeInstance, MemoryApp, type Generation } from './generation.ts'
 import { brand } from '../base/brand.ts'
 import { CallQueue } from '../base/queue.ts'
-import { checkTransition, publishCut, publishGeneration, publishState } from './state.ts'
+import { checkTransition, publishGeneration, publishState } from './state.ts'
 import type { NodeServer, ServerHandle } from './server.ts'
-import { cutMessage, Serving, type Drained } from './serving.ts'
-import { loadMerged, noteCertificate, type CertificateInfo, type ServerTlsOptions, type TlsConfig } from '../config/tls.ts'
+import { reportCut, Serving } from './serving.ts'
+import type { ServerTlsOptions, TlsConfig } from '../config/tls.ts'
+import { Certificate } from './certificate.ts'
 import type { Handlers, ListenerContext, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from '../config/types.ts'
 
 /** The reload's way in to renew a kept listener's certificate (not part of the public API). */
@@ -34,7 +35,7 @@ export class Listener {
   #queue = new CallQueue()
   #lastStop: StopReport | undefined
   #readinessHeld = false
-  #certificate: CertificateInfo | undefined
+  readonly #certificate = new Certificate()
 
   constructor (config: NormalizedConfig, ctx: ListenerContext) {
     this.#config = config
@@ -88,7 +89,7 @@ export class Listener {
       retiring: this.#serving?.retiring.status() ?? [],
       lastError: this.#lastError?.message,
       lastStop: this.#lastStop,
-      certificate: this.#certificate
+      certificate: this.#certificate.info
     }
   }
 
@@ -112,11 +113,9 @@ export class Listener {
 
   /** Drain and close. Resolves once the last connection is gone (or the deadline cut it); undefined when it was not running. */
   stop (options: StopOptions = {}): Promise<StopReport | undefined> {
-    const invalid = stopOptionsError(options, 'options')
-    if (invalid !== undefined) return Promise.reject(invalid)
     // A socket passed to the process (systemd's) stays open after it, and the next process takes its backlog: a hand-off.
     const passed = this.#config.address.kind === 'systemd' || this.#config.address.kind === 'fd'
-    return this.#queue.add('stop', 'always', () => this.#stop(options.timeout ?? this.#ctx.stopTimeout, options.handOff === true || passed))
+    return this.#checked(options, timeout => this.#queue.add('stop', 'always', () => this.#stop(timeout, options.handOff === true || passed)))
   }
 
   /**
@@ -126,10 +125,7 @@ export class Listener {
    * instance has finished its requests (or the deadline cut them) and is closed.
    */
   restart (options: StopOptions = {}): Promise<RestartReport> {
-    const invalid = stopOptionsError(options, 'options')
-    if (invalid !== undefined) return Promise.reject(invalid)
-    const timeout = options.timeout ?? this.#ctx.stopTimeout
-    return this.#queue.add('restart', 'unstarted', () => this.#restart(this.#config, false), old => this.#report(old, timeout))
+    return this.#checked(options, timeout => this.#queue.add('restart', 'unstarted', () => this.#restart(this.#config, false), old => this.#report(old, timeout)))
   }
 
   /**
@@ -143,10 +139,13 @@ export class Listener {
     if (typeof config !== 'object' || config === null || typeof config.bind !== 'string' || typeof config.name !== 'string') {
       return Promise.reject(new FST_POOL_INVALID_ARGUMENT('reconfigure() takes a normalised config (from validateConfig())'))
     }
+    return this.#checked(options, timeout => this.#queue.add('reconfigure', 'never', () => this.#reconfigure(config), old => this.#report(old, timeout)))
+  }
+
+  /** Bad stop/restart options reject before anything is queued; `run` gets the drain deadline. */
+  #checked<T> (options: StopOptions, run: (timeout: number) => Promise<T>): Promise<T> {
     const invalid = stopOptionsError(options, 'options')
-    if (invalid !== undefined) return Promise.reject(invalid)
-    const timeout = options.timeout ?? this.#ctx.stopTimeout
-    return this.#queue.add('reconfigure', 'never', () => this.#reconfigure(config), old => this.#report(old, timeout))
+    return invalid === undefined ? run(options.timeout ?? this.#ctx.stopTimeout) : Promise.reject(invalid)
   }
 
   /**
@@ -157,17 +156,12 @@ export class Listener {
    */
   setTls (tls: TlsConfig): Promise<void> {
     if (typeof tls !== 'object' || tls === null) return Promise.reject(new FST_POOL_TLS(this.name, `setTls() takes TLS settings ({ cert, key, ... }), got ${tls === null ? 'null' : typeof tls}`))
-    return this.#queue.add('tls', 'never', async () => { this.#setTls(tls) })
+    return this.#queue.add('tls', 'never', async () => { this.#config = this.#certificate.replace(this.#config, tls, this.#serving?.handle, this.#log) })
   }
 
   /** A reload that keeps this listener: the material its new (equal) configuration read, in force on the live socket. */
   [kRenewTls] (config: NormalizedConfig): Promise<void> {
-    return this.#queue.add('tls', 'never', async () => {
-      const options = serverTls(config)
-      if (options === undefined || this.#serving === undefined || this.#config.tls === undefined) return
-      this.#serving.handle.applyTls(options)
-      this.#certificate = noteCertificate(options, this.#certificate, this.#log)
-    })
+    return this.#queue.add('tls', 'never', async () => { this.#certificate.renew(config, this.#config, this.#serving?.handle, this.#log) })
   }
 
   /**
@@ -180,7 +174,7 @@ export class Listener {
     const invalid = injectRequestError(request)
     if (invalid !== undefined) throw invalid
     const gen = this.#serving?.gen
-    const app = gen !== undefined && !gen.closing ? gen.app : await this.#memoryApp.get(() => this.#buildInMemory())
+    const app = gen !== undefined && !gen.closing ? gen.app : await this.#memoryApp.get(this.#ctx, this.#config, this.#log, this)
     return app.inject(request)
   }
 
@@ -206,7 +200,7 @@ export class Listener {
       // Once per process, before any generation numbers its first response.
       await probeNodeInternals(this.#log === undefined ? undefined : (message) => this.#log?.warn({ node: process.version }, message))
       const tls = serverTls(config)
-      this.#certificate = noteCertificate(tls, undefined, this.#log)
+      this.#certificate.served(tls, true, this.#log)
       this.#serving = await Serving.open(config, tls, handle => this.#build(handle, config, this.#log), () => this.#config.sendTimeout, this.#log)
     } catch (err) {
       this.#lastError = err as Error
@@ -245,7 +239,7 @@ export class Listener {
     }
     // From here on nothing awaits: the switch is atomic for incoming requests.
     const old = serving.swap(next, config, tls)
-    this.#certificate = noteCertificate(tls, changed ? undefined : this.#certificate, log)
+    this.#certificate.served(tls, changed, log)
     this.#config = config
     this.#log = log
     this.#lastError = undefined
@@ -269,18 +263,6 @@ export class Listener {
     return this.#restart(config, true)
   }
 
-  #setTls (tls: TlsConfig): void {
-    const { merged, options } = loadMerged(this.name, this.#config.tls, tls, this.#config.baseDir)
-    const handle = this.#serving?.handle
-    if (handle !== undefined) {
-      if (this.#config.tls === undefined) throw new FST_POOL_TLS(this.name, 'it serves plain HTTP on a live socket; stop it, set TLS, then start it again')
-      handle.applyTls(options)
-      this.#certificate = noteCertificate(options, undefined, this.#log)
-    }
-    this.#config = withTls(this.#config, merged)
-    this.#log?.info('TLS settings replaced')
-  }
-
   /** What a restart or reconfigure answers: the generation now serving, and the old one's retirement (outside the queue). */
   #report (old: Generation | undefined, timeout: number): RestartReport {
     const serving = this.#serving
@@ -288,7 +270,7 @@ export class Listener {
     if (old === undefined || serving === undefined) return { ...report, retired: Promise.resolve(undefined) }
     const limits = { timeout, upgradeTimeout: this.#config.upgradeDrainTimeout, closeWindow: this.#config.upgradeCloseWindow }
     const retired = serving.retiring.add(old, limits,
-      (requests, upgraded) => this.#cut('restart', old.number, { requests, upgraded }, limits),
+      (requests, upgraded) => reportCut(this, this.#log, 'restart', old.number, { requests, upgraded }, limits),
       (err) => {
         // The new generation serves already: the restart succeeded; say what failed.
         this.#lastError = err
@@ -307,7 +289,7 @@ export class Listener {
     const began = Date.now()
     const number = serving.gen.number
     this.#setState('draining')
-    const closed = await serving.close({ timeout, handOff, closeWindow: this.#config.upgradeCloseWindow }, drained => this.#cut('stop', number, drained, { timeout }))
+    const closed = await serving.close({ timeout, handOff, closeWindow: this.#config.upgradeCloseWindow }, drained => reportCut(this, this.#log, 'stop', number, drained, { timeout }))
     let error = closed.error
     // An inject() made while the listener was starting built an in-memory instance.
     if (error === undefined) await this.#memoryApp.close().catch((err: unknown) => { error = err as Error })
@@ -324,13 +306,6 @@ export class Listener {
     return report
   }
 
-  /** A drain (or a retiring generation) that reached its deadline: the warning, and the event. */
-  #cut (kind: 'stop' | 'restart', generation: number, { requests, upgraded }: Drained, limits: { timeout: number, upgradeTimeout?: number }): void {
-    if (requests + upgraded === 0) return
-    this.#log?.warn({ cut: requests + upgraded, requests, upgraded, ...(kind === 'restart' ? { generation } : {}) }, cutMessage(kind, requests, upgraded, limits))
-    publishCut(this, generation, requests + upgraded, kind, upgraded)
-  }
-
   #logFor (config: NormalizedConfig): FastifyBaseLogger | undefined {
     return this.#ctx.logger?.child({ listener: config.name, bind: config.bind }, config.logLevel === undefined ? {} : { level: config.logLevel })
   }
@@ -340,12 +315,6 @@ export class Listener {
     const number = ++this.#generations
     return buildGeneration(handle, config.name, number, config.http2,
       (serverFactory, closer) => makeInstance(this.#ctx, config, fastifyOptions(config, log, serverFactory, number), this, closer))
-  }
-
-  async #buildInMemory (): Promise<FastifyInstance> {
-    const app = await makeInstance(this.#ctx, this.#config, fastifyOptions(this.#config, this.#log, undefined, 0), this)
-    await app.ready()
-    return app
   }
 
   #failure (error: Error): { name: string, bind: string, error: Error } {

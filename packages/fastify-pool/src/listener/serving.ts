@@ -12,6 +12,8 @@ import { drain } from './drain.ts'
 import { Retiring, type Generation } from './generation.ts'
 import { ServerHandle } from './server.ts'
 import type { ServerTlsOptions } from '../config/tls.ts'
+import type { ListenerRef } from '../config/types.ts'
+import { publishCut } from './state.ts'
 
 /** What a drain left: requests and upgraded connections cut at the deadline. */
 export interface Drained { requests: number, upgraded: number }
@@ -126,8 +128,15 @@ export class Serving {
   }
 }
 
+/** A drain (or a retiring generation) that reached its deadline: the warning, and the event. */
+export function reportCut (listener: ListenerRef, log: FastifyBaseLogger | undefined, kind: 'stop' | 'restart', generation: number, { requests, upgraded }: Drained, limits: { timeout: number, upgradeTimeout?: number }): void {
+  if (requests + upgraded === 0) return
+  log?.warn({ cut: requests + upgraded, requests, upgraded, ...(kind === 'restart' ? { generation } : {}) }, cutMessage(kind, requests, upgraded, limits))
+  publishCut(listener, generation, requests + upgraded, kind, upgraded)
+}
+
 /** The warning a cut gets, naming what was cut and which limit ran out. */
-export function cutMessage (kind: 'stop' | 'restart', requests: number, upgraded: number, limits: { timeout: number, upgradeTimeout?: number }): string {
+function cutMessage (kind: 'stop' | 'restart', requests: number, upgraded: number, limits: { timeout: number, upgradeTimeout?: number }): string {
   const what = [
     ...(requests > 0 ? [`${requests} request(s) in flight`] : []),
     ...(upgraded > 0 ? [`${upgraded} upgraded connection(s) (WebSocket) still open`] : [])
