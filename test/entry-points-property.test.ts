@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import Fastify from 'fastify'
-import { createPool, fastifyPool, poolStatusRoute, validateConfig, type Pool } from 'fastify-pool'
+import { createPool, fastifyPool, poolStatusRoute, resolvePoolOptions, validateConfig, type Pool } from 'fastify-pool'
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 60)
 
@@ -34,10 +34,11 @@ async function coded (what: string, value: unknown, call: () => unknown): Promis
 
 const valid = (): Pool => createPool({ servers: [{ name: 'a', listen: '127.0.0.1:0' }] })
 
-test('createPool(), validateConfig() and the plugin refuse arbitrary options with a coded error', async () => {
+test('createPool(), resolvePoolOptions(), validateConfig() and the plugin refuse arbitrary options with a coded error', async () => {
   await fc.assert(fc.asyncProperty(wrong, fc.constantFrom('options', 'servers', 'defaults', 'handlers', 'factory', 'logger', 'baseDir', 'metrics', 'control', 'server'), async (value, where) => {
     const options = where === 'options' ? value : where === 'server' ? { servers: [value] } : { servers: [], [where]: value }
     await coded(`createPool(${where})`, value, () => createPool(options as never))
+    await coded(`resolvePoolOptions(${where})`, value, () => resolvePoolOptions(options as never))
     await coded(`validateConfig(${where})`, value, () => validateConfig(options as never))
     await coded(`the plugin (${where})`, value, async () => {
       const app = Fastify()

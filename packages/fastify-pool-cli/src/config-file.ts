@@ -3,7 +3,7 @@
 // validate everything, reporting every problem with its file and field.
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { certificateInfo, errors, EXPIRY_WARNING_DAYS, controlIssues, hasIssues, isPoolError, metricsIssues, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, validateConfig, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type ValidationIssue, isWorkers, workersProblem } from 'fastify-pool'
+import { certificateInfo, errors, EXPIRY_WARNING_DAYS, hasIssues, isPoolError, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, resolvePoolOptions, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type PoolOptions, type ResolvedPoolOptions, type ValidationIssue, isWorkers, workersProblem } from 'fastify-pool'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { importHandlers } from './handler-modules.ts'
 import type { Env } from './interpolate.ts'
@@ -41,6 +41,9 @@ export interface FilePoolOptions {
 export interface LoadedConfig {
   /** Absolute path of the file. */
   file: string
+  /** What createPool() takes, resolved once (with what LoadOptions.plug added). */
+  pool: ResolvedPoolOptions
+  /** The file's sections as it sets them (servers resolved). */
   options: FilePoolOptions
   /** Handler key -> absolute path of the module it came from (functions given in a JS config are absent). */
   modules: Record<string, string>
@@ -60,6 +63,12 @@ export interface LoadOptions {
    * configuration in force, not from the disk.
    */
   text?: string
+  /**
+   * What a running command adds to the file's pool options before they are
+   * resolved: its logger, its control and metrics hooks, handlers that see
+   * `app.pool`. Resolved with the file, so nothing is checked twice.
+   */
+  plug?: (options: PoolOptions) => PoolOptions
 }
 
 /**
@@ -95,28 +104,28 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   const servers = (doc.servers ?? []) as ListenerConfig[]
   const defaults = (doc.defaults ?? {}) as PoolDefaults
   const given = handlerPaths === undefined ? undefined : handlers
-  let checked: NormalizedConfig[] = []
+  const metrics = doc.metrics as boolean | MetricsOptions | undefined
+  const control = doc.control as ControlOptions | undefined
+  let pool: ResolvedPoolOptions | undefined
   try {
-    // The checked configs go to createPool() and reload() as they are: the
-    // file is checked once, and its certificates read once on the way to the socket.
-    checked = validateConfig({ servers, defaults, handlers: given, baseDir })
+    // Resolved once, with what the command plugs in: createPool() takes it as
+    // it is, and the certificates are read once on the way to the socket.
+    const plain: PoolOptions = { servers, defaults, baseDir, ...(given === undefined ? {} : { handlers: given }), ...(metrics === undefined ? {} : { metrics }), ...(control === undefined ? {} : { control }) }
+    pool = resolvePoolOptions(options.plug === undefined ? plain : options.plug(plain))
   } catch (err) {
     if (!hasIssues(err)) throw err
     for (const i of err.errors) if (!issues.some(o => o.path === i.path)) issues.push(i)
   }
-  const metrics = doc.metrics as boolean | MetricsOptions | undefined
-  issues.push(...metricsIssues(metrics, servers.map(s => (s as { name?: unknown }).name).filter((n): n is string => typeof n === 'string')))
-  const control = doc.control as ControlOptions | undefined
-  if (checked.length > 0 || servers.length === 0) issues.push(...controlIssues(control, checked))
   const monitor = doc.monitor as boolean | PeriodicMonitorOptions | undefined
   issues.push(...monitorIssues(monitor))
   const workersIssue = doc.workers === undefined ? undefined : workersProblem(doc.workers)
   if (workersIssue !== undefined) issues.push({ path: 'workers', message: workersIssue })
   const workers = isWorkers(doc.workers) ? doc.workers : undefined
-  if (issues.length > 0) fail(issues)
+  if (issues.length > 0 || pool === undefined) return fail(issues)
   return {
     file: path,
-    options: { servers: checked, defaults, ...(given === undefined ? {} : { handlers: given }), baseDir, ...(metrics === undefined ? {} : { metrics }), ...(control === undefined ? {} : { control }), ...(monitor === undefined ? {} : { monitor }), ...(workers === undefined ? {} : { workers }) },
+    pool,
+    options: { servers: [...pool.servers], defaults, ...(given === undefined ? {} : { handlers: given }), baseDir, ...(metrics === undefined ? {} : { metrics }), ...(control === undefined ? {} : { control }), ...(monitor === undefined ? {} : { monitor }), ...(workers === undefined ? {} : { workers }) },
     modules,
     ...(text === undefined ? {} : { text })
   }

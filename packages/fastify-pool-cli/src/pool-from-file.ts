@@ -2,7 +2,7 @@
 // handler modules: what `fastify-pool start` runs, for tests and scripts too.
 import { channel } from 'node:diagnostics_channel'
 import { fileURLToPath } from 'node:url'
-import { CHANNELS, createPool, type ControlOptions, type Pool, type PoolOptions, type ReloadReport } from 'fastify-pool'
+import { CHANNELS, createPool, type ControlOptions, type Handler, type Pool, type PoolOptions, type ReloadReport } from 'fastify-pool'
 import { loadConfigFile, type LoadedConfig, type LoadOptions } from './config-file.ts'
 import { wrapHandlers } from './with-pool.ts'
 
@@ -27,18 +27,24 @@ export interface FilePool {
 /** Load a configuration file and build its pool (not started). */
 export async function createPoolFromFile (file: string | URL, options: PoolFromFileOptions = {}): Promise<FilePool> {
   const path = file instanceof URL ? fileURLToPath(file) : file
-  const { logger, control: _control, metricsExposition: _exposition, text, ...loadOptions } = options
-  // A text given is for the first load only: a reload reads the file.
-  let loaded = await loadConfigFile(path, { ...loadOptions, ...(text === undefined ? {} : { text }) })
+  const { logger, control: _control, metricsExposition: _exposition, text, ...given } = options
   const owner = {}
   // Handlers reach the pool through this, once it exists.
   const current = (): Pool => pool
-  const control = loaded.options.control === undefined ? {} : { control: { reload: async () => filePool.reload(), ...loaded.options.control, ...options.control } }
-  const metrics = loaded.options.metrics === undefined || loaded.options.metrics === false || options.metricsExposition === undefined
-    ? {}
-    : { metrics: { ...(loaded.options.metrics === true ? {} : loaded.options.metrics), exposition: options.metricsExposition } }
-  const { monitor: _monitor, workers: _workers, ...poolOptions } = loaded.options
-  const pool: Pool = createPool({ ...poolOptions, ...control, ...metrics, handlers: wrapHandlers(loaded.options.handlers, current, owner), ...(logger === undefined ? {} : { logger }) })
+  // What the command adds to the file's options, resolved with them (once per load).
+  const plug = (file: PoolOptions): PoolOptions => ({
+    ...file,
+    ...(file.control === undefined ? {} : { control: { reload: async () => filePool.reload(), ...file.control, ...options.control } }),
+    ...(file.metrics === undefined || file.metrics === false || options.metricsExposition === undefined
+      ? {}
+      : { metrics: { ...(file.metrics === true ? {} : file.metrics), exposition: options.metricsExposition } }),
+    handlers: wrapHandlers(file.handlers as Record<string, Handler> | undefined, current, owner),
+    ...(logger === undefined ? {} : { logger })
+  })
+  const loadOptions = { ...given, plug }
+  // A text given is for the first load only: a reload reads the file.
+  let loaded = await loadConfigFile(path, { ...loadOptions, ...(text === undefined ? {} : { text }) })
+  const pool: Pool = createPool(loaded.pool)
   // A pool's metrics and control API are set when it is made: a reload cannot change them.
   const fixedAtStart = JSON.stringify([loaded.options.metrics, loaded.options.control])
   const filePool: FilePool = {
@@ -53,7 +59,7 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
         if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: current(), error: err })
         throw err
       }
-      const { metrics, control, monitor: _monitor, workers: _workers, ...options } = next.options
+      const { metrics, control } = next.options
       if (JSON.stringify([metrics, control]) !== fixedAtStart) {
         pool.logger?.warn('the metrics or control settings changed: they take effect at the next start; the running pool keeps its own')
       }
@@ -64,7 +70,8 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
       loaded = next
       let report: ReloadReport
       try {
-        report = await current().reload({ ...options, handlers: wrapHandlers(next.options.handlers, current, owner) })
+        const { servers, defaults, handlers, baseDir } = next.pool
+        report = await current().reload({ servers: [...servers], defaults, ...(handlers === undefined ? {} : { handlers }), ...(baseDir === undefined ? {} : { baseDir }) })
       } catch (err) {
         loaded = previous
         throw err

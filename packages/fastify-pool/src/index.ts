@@ -2,6 +2,7 @@ import type { CutEvent as CutEventOf, GenerationEvent as GenerationEventOf, Stat
 import type { Listener } from './listener/listener.ts'
 export { Pool, type WalkFunction } from './pool.ts'
 export { createPool } from './create.ts'
+export { resolvePoolOptions, isResolvedOptions, type ResolvedPoolOptions } from './resolve.ts'
 export type { ReloadOptions } from './reload.ts'
 export { Listener } from './listener/listener.ts'
 export { CHANNELS } from './listener/state.ts'

@@ -23,7 +23,7 @@ interface Pool extends Iterable<Listener> {
   filter: (field: Field, match: string | RegExp) => Iterable<Listener>
 }
 
-interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined, upgrade: ControlOptions['upgrade'], local?: boolean, status: (() => Promise<Record<string, unknown>>) | undefined }
+export interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined, upgrade: ControlOptions['upgrade'], local?: boolean, status: (() => Promise<Record<string, unknown>>) | undefined }
 
 /** The body of `GET /pool`. */
 export interface ControlStatusBody {
