@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createPoolFromFile, interpolate, loadConfigFile, type FileIssue } from 'fastify-pool-cli'
+import { fileFieldIssues } from 'fastify-pool'
 import { poolJsonSchemaText } from '../packages/fastify-pool-cli/src/json-schema.ts'
 import { ROOT, TLS, get, tempDir } from './fixtures/cli.ts'
 
@@ -174,9 +175,9 @@ test('file-level problems: missing file, unknown fields, no servers, wrong exten
   })
   assert.deepEqual((await problems(join(dir, 'nope.yaml'))).errors.map(e => e.message), ['file not found'])
   assert.deepEqual((await problems(join(dir, 'fields.yaml'))).errors.map(e => `${e.path}: ${e.message}`), [
-    'listeners: is not a known field (expected $schema, defaults, metrics, control, monitor, workers, handlers, servers)',
     'servers: is required: a list of listeners',
-    'defaults: must be an object'
+    'listeners: is not a known field (expected $schema, defaults, metrics, control, monitor, workers, handlers, servers)',
+    'defaults: must be an object (got 3)'
   ])
   assert.match((await problems(join(dir, 'pool.toml'))).errors[0]?.message ?? '', /unsupported file type "\.toml"; expected \.yaml, \.yml, \.json, \.js, \.mjs, \.cjs/)
   assert.match((await problems(join(dir, 'list.yaml'))).errors[0]?.message ?? '', /must contain an object with a "servers" list \(got a list\)/)
@@ -253,4 +254,23 @@ test('a file is checked once: its certificate is read once on the way to the soc
   await pool.restart()
   assert.equal(reads, 3, 'a restart reads a renewed file')
   assert.equal((await get(`${pool.load('s')?.url ?? ''}/healthz`, { ca })).status, 200)
+})
+
+test('the top level is checked against PoolFileSchema, in its words; what a section holds is left to its own check', () => {
+  const byPath = Object.fromEntries(fileFieldIssues({
+    $schema: 3,
+    servers: 'a',
+    handlers: { ok: './a.js', empty: '', number: 2 },
+    defaults: { colour: 'red' },
+    metrics: { listener: 3 },
+    extra: 1
+  }).map(i => [i.path, i.message]))
+  assert.deepEqual(byPath, {
+    $schema: 'must be a string (got 3)',
+    servers: 'must be a list of listeners (got "a")',
+    'handlers.empty': 'must be a module path, relative to this file (got "")',
+    'handlers.number': 'must be a module path, relative to this file (got 2)',
+    extra: 'is not a known field (expected $schema, defaults, metrics, control, monitor, workers, handlers, servers)'
+  })
+  assert.deepEqual(fileFieldIssues({ servers: [], handlers: [] }).map(i => `${i.path}: ${i.message}`), ['handlers: must be a map of handler keys to module paths (got [])'])
 })

@@ -3,7 +3,7 @@
 // validate everything, reporting every problem with its file and field.
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { certificateInfo, errors, EXPIRY_WARNING_DAYS, hasIssues, isPoolError, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, resolvePoolOptions, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type PoolOptions, type ResolvedPoolOptions, type ValidationIssue, isWorkers, workersProblem } from 'fastify-pool'
+import { certificateInfo, errors, fileFieldIssues, EXPIRY_WARNING_DAYS, hasIssues, isPoolError, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, resolvePoolOptions, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type PoolOptions, type ResolvedPoolOptions, type ValidationIssue, isWorkers, workersProblem } from 'fastify-pool'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { importHandlers } from './handler-modules.ts'
 import type { Env } from './interpolate.ts'
@@ -91,11 +91,11 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   // A JS config may give handlers as functions: they were kept out of the interpolation.
   const inline: Record<string, Handler> = {}
   for (const [key, fn] of Object.entries(read.functions)) inline[key] = fn as Handler
-  // The module paths (or a wrong value, which checkFileFields() reports).
+  // The module paths (or a wrong value, which fileFieldIssues() reports).
   const handlerPaths = read.doc.handlers
   const doc = convertWhole(read.doc, read.whole)
 
-  checkFileFields(doc, issues)
+  issues.push(...fileFieldIssues(doc))
 
   const { handlers, modules } = handlerPaths !== null && typeof handlerPaths === 'object'
     ? await importHandlers(doc.handlers as Record<string, unknown> ?? {}, path, inline, issues)
@@ -131,30 +131,6 @@ export async function loadConfigFile (file: string, options: LoadOptions = {}): 
   }
 }
 
-/** The file's own fields; servers and defaults are checked in depth by validateConfig(). */
-function checkFileFields (doc: Record<string, unknown>, issues: ValidationIssue[]): void {
-  const known = Object.keys(PoolFileSchema.properties)
-  for (const key of Object.keys(doc)) {
-    if (!known.includes(key)) issues.push({ path: key, message: `is not a known field (expected ${known.join(', ')})` })
-  }
-  if (doc.servers === undefined) issues.push({ path: 'servers', message: 'is required: a list of listeners' })
-  else if (!Array.isArray(doc.servers)) issues.push({ path: 'servers', message: `must be a list of listeners (got ${typeof doc.servers})` })
-  if (doc.defaults !== undefined && (doc.defaults === null || typeof doc.defaults !== 'object' || Array.isArray(doc.defaults))) {
-    issues.push({ path: 'defaults', message: 'must be an object' })
-  }
-  if (doc.$schema !== undefined && typeof doc.$schema !== 'string') issues.push({ path: '$schema', message: 'must be a string' })
-  if (doc.handlers !== undefined) {
-    if (doc.handlers === null || typeof doc.handlers !== 'object' || Array.isArray(doc.handlers)) {
-      issues.push({ path: 'handlers', message: 'must map handler keys to module paths' })
-    } else {
-      for (const [key, spec] of Object.entries(doc.handlers)) {
-        if (typeof spec !== 'string' || spec === '') issues.push({ path: `handlers.${key}`, message: `must be a module path, relative to this file (got ${JSON.stringify(spec)})` })
-      }
-    }
-  }
-}
-
-/** Where a field path is in the file's text (YAML and JSON files), for problems found after parsing. */
 /** Values that were one whole `${VAR}` become numbers or booleans where the schema wants them. */
 function convertWhole (doc: Record<string, unknown>, whole: Array<Array<string | number>>): Record<string, unknown> {
   for (const at of whole) {

@@ -23,7 +23,7 @@ export function schemaIssues (schema: Parameters<typeof Value.Errors>[0], value:
     if (skip.includes(path)) continue
     if (error.type === ValueErrorType.ObjectRequiredProperty) issues.push({ path, message: 'is required' })
     else if (error.type === ValueErrorType.ObjectAdditionalProperties) issues.push({ path, message: 'is not a known option' })
-    else if (error.type === ValueErrorType.StringMinLength && error.schema.minLength === 1) issues.push({ path, message: 'must not be empty' })
+    else if (error.type === ValueErrorType.StringMinLength && error.schema.minLength === 1 && typeof error.schema.expected !== 'string') issues.push({ path, message: 'must not be empty' })
     else if (error.type === ValueErrorType.Union) {
       // An object (or array) where a union allows one: the problems are inside
       // it, at their own paths, as they are for a field that is not a union.

@@ -2,6 +2,8 @@
 // the TypeScript types and the shipped JSON Schema (for pool.yaml) are made.
 import { Type, type Static } from '@sinclair/typebox'
 import { PeriodicMonitorSchema } from './options.ts'
+import { schemaIssues } from './schema-issues.ts'
+import type { ValidationIssue } from '../base/errors.ts'
 
 /**
  * Every default of a listener and of the pool, written once: each schema
@@ -93,7 +95,7 @@ export const PoolDefaultsSchema = Type.Object({
   ...shared,
   stopTimeout: Type.Optional(withDefault('stopTimeout', 0, 'Drain deadline of stop() and restart(), in milliseconds')),
   shutdownDelay: Type.Optional(withDefault('shutdownDelay', 0, 'pool.stop(): milliseconds during which readiness answers 503 while requests are still served, before the drain; within stopTimeout'))
-}, { additionalProperties: false, description: 'Settings every listener inherits and may override' })
+}, { additionalProperties: false, description: 'Settings every listener inherits and may override', expected: 'an object' })
 
 export const MetricsFileSchema = Type.Union([
   Type.Boolean(),
@@ -135,15 +137,32 @@ export const MonitorFileSchema = Type.Union([
 
 /** The shape of a pool configuration file (pool.yaml / pool.json). */
 export const PoolFileSchema = Type.Object({
-  $schema: Type.Optional(Type.String()),
+  $schema: Type.Optional(Type.String({ expected: 'a string' })),
   defaults: Type.Optional(PoolDefaultsSchema),
   metrics: Type.Optional(MetricsFileSchema),
   control: Type.Optional(ControlFileSchema),
   monitor: Type.Optional(MonitorFileSchema),
   workers: Type.Optional(WorkersSchema),
-  handlers: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Handler key -> module path, relative to this file' })),
-  servers: Type.Array(ListenerConfigSchema, { description: 'The listeners' })
+  handlers: Type.Optional(Type.Record(Type.String(), Type.String({ minLength: 1, expected: 'a module path, relative to this file' }), { description: 'Handler key -> module path, relative to this file', expected: 'a map of handler keys to module paths' })),
+  servers: Type.Array(ListenerConfigSchema, { description: 'The listeners', expected: 'a list of listeners' })
 }, { additionalProperties: false, title: 'fastify-pool configuration' })
+
+/**
+ * The top level of a pool file against PoolFileSchema: unknown fields, each
+ * section's type, the handler map's module paths. What a section holds is
+ * left to its own check (validateConfig(), the metrics, control and monitor
+ * checks), which words it in its own terms; a file adds only what is here.
+ */
+export function fileFieldIssues (doc: Record<string, unknown>): ValidationIssue[] {
+  const issues: ValidationIssue[] = []
+  schemaIssues(PoolFileSchema, doc, '', issues)
+  const known = Object.keys(PoolFileSchema.properties)
+  return issues.filter(i => !/[.[]/.test(i.path) || i.path.startsWith('handlers.')).map(i => {
+    if (i.message === 'is not a known option') return { ...i, message: `is not a known field (expected ${known.join(', ')})` }
+    const expected = (PoolFileSchema.properties as Record<string, { expected?: string }>)[i.path]?.expected
+    return i.message === 'is required' && expected !== undefined ? { ...i, message: `is required: ${expected}` } : i
+  })
+}
 
 export type TlsFileConfig = Static<typeof TlsSchema>
 export type HealthConfig = Static<typeof HealthSchema>
