@@ -53,19 +53,19 @@ export const VersionArgumentSchema = Type.Object({ version: Type.Optional(Versio
 
 /** The `metrics` option: true for the defaults, or where to serve the exposition. */
 export const MetricsObjectSchema = Type.Object({
-  listener: Type.Optional(Type.String({ minLength: 1, default: 'admin' })),
-  path: Type.Optional(Type.String({ pattern: '^/', expected: 'a path starting with "/"', default: '/metrics' })),
+  listener: Type.Optional(Type.String({ minLength: 1, default: 'admin', description: 'The listener that serves the metrics' })),
+  path: Type.Optional(Type.String({ pattern: '^/', expected: 'a path starting with "/"', default: '/metrics', description: 'Path of the exposition' })),
   registry: Type.Optional(Type.Object({}, { expected: 'a prom-client Registry' })),
-  defaultMetrics: Type.Optional(Type.Boolean({ expected: 'a boolean', default: true })),
+  defaultMetrics: Type.Optional(Type.Boolean({ expected: 'a boolean', default: true, description: 'Include the process metrics of prom-client' })),
   exposition: Type.Optional(fn('a function () => Promise<string> that gives the text to serve'))
 }, { additionalProperties: false })
 export const MetricsOptionSchema = Type.Union([Type.Boolean(), MetricsObjectSchema], { expected: 'true, or { listener, path, registry, defaultMetrics }' })
 
 /** The `control` option: where the control API is served, and its token. */
 export const ControlObjectSchema = Type.Object({
-  listener: Type.Optional(Type.String({ minLength: 1, default: 'admin' })),
-  token: Type.Optional(Type.String({ minLength: 16, writeOnly: true, expected: 'a secret of at least 16 characters' })),
-  path: Type.Optional(Type.String({ pattern: '^/', expected: 'a path starting with "/"', default: '/pool' })),
+  listener: Type.Optional(Type.String({ minLength: 1, default: 'admin', description: 'The listener that serves the control API' })),
+  token: Type.Optional(Type.String({ minLength: 16, writeOnly: true, expected: 'a secret of at least 16 characters', description: 'Bearer token, 16 characters at least; required unless the listener is on loopback or a unix socket. In a pool file read it from the environment, never write it there' })),
+  path: Type.Optional(Type.String({ pattern: '^/', expected: 'a path starting with "/"', default: '/pool', description: 'Where the routes are' })),
   reload: Type.Optional(fn('a function () => Promise that reloads the pool')),
   upgrade: Type.Optional(fn('a function ({ timeout, node }) => Promise that replaces the process')),
   status: Type.Optional(fn('a function () => Promise<object> whose fields GET /pool adds'))

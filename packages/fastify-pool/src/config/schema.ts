@@ -1,7 +1,7 @@
 // The one source of truth for configuration: TypeBox schemas from which both
 // the TypeScript types and the shipped JSON Schema (for pool.yaml) are made.
 import { Type, type Static } from '@sinclair/typebox'
-import { PeriodicMonitorSchema } from './options.ts'
+import { ControlObjectSchema, MetricsObjectSchema, PeriodicMonitorSchema } from './options.ts'
 import { schemaIssues } from './schema-issues.ts'
 import type { ValidationIssue } from '../base/errors.ts'
 
@@ -97,20 +97,17 @@ export const PoolDefaultsSchema = Type.Object({
   shutdownDelay: Type.Optional(withDefault('shutdownDelay', 0, 'pool.stop(): milliseconds during which readiness answers 503 while requests are still served, before the drain; within stopTimeout'))
 }, { additionalProperties: false, description: 'Settings every listener inherits and may override', expected: 'an object' })
 
+// The file's metrics and control sections are the options' schemas without
+// what only code can give (a registry, functions).
 export const MetricsFileSchema = Type.Union([
   Type.Boolean(),
-  Type.Object({
-    listener: Type.Optional(Type.String({ minLength: 1, description: 'The listener that serves the metrics (default admin)' })),
-    path: Type.Optional(Type.String({ pattern: '^/', description: 'Path of the exposition (default /metrics)' })),
-    defaultMetrics: Type.Optional(Type.Boolean({ description: 'Include the process metrics of prom-client (default true)' }))
-  }, { additionalProperties: false })
+  Type.Omit(MetricsObjectSchema, ['registry', 'exposition'], { additionalProperties: false })
 ], { description: 'Prometheus metrics: true serves them on the listener named admin at /metrics' })
 
-export const ControlFileSchema = Type.Object({
-  listener: Type.Optional(Type.String({ minLength: 1, description: 'The listener that serves the control API (default admin)' })),
-  token: Type.Optional(Type.String({ minLength: 16, writeOnly: true, description: 'Bearer token, 16 characters at least; required unless the listener is on loopback or a unix socket. Read it from the environment, never write it in the file' })),
-  path: Type.Optional(Type.String({ pattern: '^/', description: 'Where the routes are (default /pool)' }))
-}, { additionalProperties: false, description: 'The control API: GET /pool, POST /pool/restart|stop|start|reload; the fastify-pool ps, restart, stop and reload commands talk to it' })
+export const ControlFileSchema = Type.Omit(ControlObjectSchema, ['reload', 'upgrade', 'status'], {
+  additionalProperties: false,
+  description: 'The control API: GET /pool, POST /pool/restart|stop|start|reload; the fastify-pool ps, restart, stop and reload commands talk to it'
+})
 
 /** How many processes run the pool: the one rule for the file's `workers` and `start --workers`. */
 const WORKERS_EXPECTED = 'a whole number of processes >= 1, or "auto" for one per core'
