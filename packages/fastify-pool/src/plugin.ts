@@ -43,7 +43,7 @@ async function plugin (app: FastifyInstance, options: FastifyPoolOptions): Promi
     pool = createPool({ ...poolOptions, logger: options.logger ?? app.log } as PoolOptions)
   } catch (err) {
     if (!hasIssues(err) || !isPoolError(err, 'FST_POOL_VALIDATE')) throw err
-    // The pool checks its own fields again: each problem is said once.
+    // The pool's fields are checked there, once; with the plugin's own problems, all at once.
     issues.push(...err.errors.filter(i => !issues.some(mine => mine.path === i.path)))
   }
   if (issues.length > 0 || pool === undefined) throw validationError(issues)

@@ -88,9 +88,12 @@ export const PoolOptionsSchema = Type.Object({
   control: Type.Optional(ControlObjectSchema)
 }, { additionalProperties: false })
 
-/** The plugin's options: the pool's, its own, and Fastify's register() options it receives with them. */
+/**
+ * The plugin's options: the pool's (named here, checked once, by
+ * createPool()), its own, and Fastify's register() options it receives with them.
+ */
 export const PluginOptionsSchema = Type.Object({
-  ...PoolOptionsSchema.properties,
+  ...Object.fromEntries(Object.keys(PoolOptionsSchema.properties).map(key => [key, Type.Optional(Type.Unknown())])),
   drainDelay: Type.Optional(msOrZero(0)),
   monitor: Type.Optional(Type.Union([Type.Boolean(), PeriodicMonitorSchema], { expected: 'a boolean or periodic monitor options' })),
   prefix: Type.Optional(Type.Unknown()),
