@@ -58,7 +58,6 @@ export interface Interpolation {
   issues: Issue[]
   /** The text that was parsed (YAML and JSON). */
   text: string | undefined
-  locate: Locate
 }
 
 /** Parse and interpolate; throws FST_POOL_VALIDATE for a file that cannot be read or parsed, or holds no object. */
@@ -81,7 +80,7 @@ export async function interpolatedDocument (path: string, cwd: string, options: 
   }
   const issues: Issue[] = []
   const { value, whole } = interpolate({ ...rest, ...(paths === undefined ? {} : { handlers: paths }) }, options.env ?? process.env, issues)
-  return { doc: value as Record<string, unknown>, functions, whole, issues: located(issues, 0, locate), text, locate }
+  return { doc: value as Record<string, unknown>, functions, whole, issues: located(issues, 0, locate), text }
 }
 
 /**
