@@ -10,7 +10,8 @@ import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createPool, shareSocket } from 'fastify-pool'
+import { createPool } from 'fastify-pool'
+import { bindSocket } from 'fastify-pool/sockets'
 import { BIN, freePort, get, logLines, ROOT, run, tempDir } from './fixtures/cli.ts'
 import { owned, track } from './fixtures/owned.ts'
 import { assertAllServed, hey, heyUntil, NO_HEY } from './fixtures/upgrade.ts'
@@ -100,7 +101,7 @@ test('10 restarts of the process (stop, then a new one) while the socket is held
   // itself and passes it to each new process the way systemd does
   // (descriptor 3, LISTEN_FDS, LISTEN_FDNAMES). The socket stays open while
   // no process serves it: connections wait in its backlog, none is refused.
-  const held = await shareSocket({ kind: 'tcp', host: '127.0.0.1', port: 0 })
+  const held = await bindSocket({ kind: 'tcp', host: '127.0.0.1', port: 0 })
   assert.ok(held !== undefined && held.port !== undefined)
   t.after(() => held.close())
   const dir = tempDir(t, 'fastify-pool-systemd-')

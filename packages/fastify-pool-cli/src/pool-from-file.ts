@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { CHANNELS, createPool, type ControlOptions, type Handler, type Pool, type PoolOptions, type ReloadReport } from 'fastify-pool'
 import { loadConfigFile, type LoadedConfig, type LoadOptions } from './config-file.ts'
 import { wrapHandlers } from './with-pool.ts'
+import { inheritedSockets } from './inherited.ts'
 
 const reloadChannel = channel(CHANNELS.reload)
 
@@ -39,6 +40,8 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
       ? {}
       : { metrics: { ...(file.metrics === true ? {} : file.metrics), exposition: options.metricsExposition } }),
     handlers: wrapHandlers(file.handlers as Record<string, Handler> | undefined, current, owner),
+    // The sockets this process was given (systemd's, a predecessor's, its primary's): inherited.ts.
+    sockets: inheritedSockets(),
     ...(logger === undefined ? {} : { logger })
   })
   const loadOptions = { ...given, plug }

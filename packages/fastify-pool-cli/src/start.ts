@@ -4,7 +4,7 @@
 // and exits 1; SIGHUP re-reads the file and applies it in place.
 import cluster from 'node:cluster'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { BUILTIN_DEFAULTS, ProcessSampler, CHANNELS, hasIssues, isPoolError, isWorkers, workersProblem, releaseInherited, type ListenerFailure, type StateChange } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, ProcessSampler, CHANNELS, hasIssues, isPoolError, isWorkers, workersProblem, type ListenerFailure, type StateChange } from 'fastify-pool'
 import { displayPath, formatIssue, missingCertificates, problemLine, readDocument, type FileIssue } from './config-file.ts'
 import { readText } from './document.ts'
 import { writeDevCertificate } from './dev-cert.ts'
@@ -19,6 +19,7 @@ import { causeCode, writeError, writeProblems } from './output.ts'
 import { askPrimary, sourceFromPrimary, type ClusterMessage } from './worker-messages.ts'
 import { runPrimary, workerCount, type WorkersOptions } from './workers.ts'
 import { UsageError } from './usage-error.ts'
+import { inheritedSockets } from './inherited.ts'
 import { checkPidFile, notifySystemd, poolSockets, predecessor, publishUpgrade, relayUpgrade, removePidFile, Upgrader, UpgradeError, UPGRADE_TIMEOUT, writePidFile, type Predecessor, type UpgradeOptions } from './upgrade.ts'
 
 export interface StartOptions {
@@ -181,7 +182,7 @@ async function startPool ({ file, pretty, devCert = false, verbose = false, watc
     return 1
   }
   // Sockets the predecessor handed over for listeners this file no longer has: closed, or they would queue connections nobody accepts.
-  const released = releaseInherited()
+  const released = inheritedSockets().release()
   if (released.length > 0) logger.info({ binds: released }, 'closed the sockets the previous process served that this configuration has no listener for')
   await applyMonitor(session)
   // The table is for people (--pretty, or a terminal). With --json every line

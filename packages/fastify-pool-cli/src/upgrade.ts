@@ -20,7 +20,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { channel } from 'node:diagnostics_channel'
 import { accessSync, constants, renameSync, rmSync, readFileSync, writeFileSync } from 'node:fs'
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path'
-import { CHANNELS, HANDOFF_ENV, handoffSockets, type Pool, type UpgradeEvent } from 'fastify-pool'
+import { CHANNELS, type Pool, type UpgradeEvent } from 'fastify-pool'
+import { listeningDescriptors } from 'fastify-pool/sockets'
+import { HANDOFF_ENV } from './inherited.ts'
 import { UsageError } from './usage-error.ts'
 
 /** The variable that tells a successor it replaces a process: the predecessor's pid. */
@@ -235,7 +237,7 @@ export class Upgrader {
 
 /** The sockets of a single process's listeners, to hand on, or why they cannot be. */
 export function poolSockets (pool: Pool): Map<string, number> | string {
-  return handoffSockets(pool) ?? `this Node (${process.version}) does not tell a server's descriptor (server._handle.fd): the sockets cannot be handed over`
+  return listeningDescriptors(pool) ?? `this Node (${process.version}) does not tell a server's descriptor (server._handle.fd): the sockets cannot be handed over`
 }
 
 /** Publish an upgrade (with the line's counts), in the process that serves after it. */

@@ -19,7 +19,10 @@
 // every one of them is ready, this primary's workers hand off and it exits.
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
-import { BUILTIN_DEFAULTS, clusterMetrics, HANDOFF_ENV, hasIssues, isPoolError, ProcessSampler, releaseInherited, shareSocket, type ListenerFailure, type ListenerStatus, type NormalizedConfig, type ProcessFigures, type SharedSocket, type UpgradeEvent } from 'fastify-pool'
+import { closeSync } from 'node:fs'
+import { BUILTIN_DEFAULTS, clusterMetrics, hasIssues, isPoolError, ProcessSampler, type ListenerFailure, type ListenerStatus, type NormalizedConfig, type ProcessFigures, type UpgradeEvent } from 'fastify-pool'
+import { bindSocket, canShareSockets, type BoundSocket } from 'fastify-pool/sockets'
+import { HANDOFF_ENV, inheritedSockets } from './inherited.ts'
 import type { Logger } from 'pino'
 import { displayPath, formatIssue, loadConfigFile, problemLine, type FileIssue, type LoadedConfig } from './config-file.ts'
 import { holdEarlySignals } from './early-signals.ts'
@@ -85,7 +88,7 @@ export function workersRefusal (loaded: LoadedConfig): string[] {
  * from 4 on, named in FASTIFY_POOL_LISTEN_FDS.
  */
 class SharedSockets {
-  readonly #sockets = new Map<string, SharedSocket>()
+  readonly #sockets = new Map<string, BoundSocket>()
   /** False once Node's server handles proved unusable: the workers bind through node:cluster. */
   usable = true
 
@@ -97,15 +100,20 @@ class SharedSockets {
   async hold (servers: readonly NormalizedConfig[], warn: (message: string) => void): Promise<string[]> {
     const added: string[] = []
     const failures: ListenerFailure[] = []
-    for (const s of servers) {
-      if (s.disabled || this.#sockets.has(s.bind) || !this.usable) continue
+    // A unix socket is refused with workers (workersRefusal); without Node's server handles the workers bind through node:cluster.
+    const shared = servers.filter(s => !s.disabled && s.address.kind !== 'unix' && !this.#sockets.has(s.bind))
+    if (shared.length > 0 && this.usable && !await canShareSockets(warn)) this.usable = false
+    if (!this.usable) return added
+    const inherited = inheritedSockets()
+    for (const s of shared) {
+      if (this.#sockets.has(s.bind)) continue
       try {
-        const socket = await shareSocket(s.address, warn)
-        if (socket === undefined) {
-          // A unix socket (refused with workers), or no server handles: those bind through node:cluster.
-          if (s.address.kind !== 'unix') this.usable = false
-          continue
-        }
+        // The one this process was given for it (systemd's, or its predecessor's), else one bound here (not listening: the workers listen).
+        const fd = inherited.forSharing(s.address, s.bind)
+        const socket = fd !== undefined
+          ? { fd, port: undefined, close: () => { try { closeSync(fd) } catch {} } }
+          : await bindSocket(s.address, warn)
+        if (socket === undefined) throw new Error(`the socket passed as ${s.bind} is not open in this process`)
         this.#sockets.set(s.bind, socket)
         added.push(s.bind)
       } catch (error) {
@@ -203,7 +211,7 @@ export async function runPrimary (options: WorkersOptions): Promise<number> {
     return 1
   }
   // Sockets the predecessor (or systemd) passed that no listener of this file takes: closed, or they would queue connections nobody accepts.
-  const released = releaseInherited()
+  const released = inheritedSockets().release()
   if (released.length > 0) logger.info({ binds: released }, 'closed the sockets the previous process served that this configuration has no listener for')
   cluster.setupPrimary({ args: options.args ?? process.argv.slice(2) })
   return new Supervisor({ logger, shown, count, loaded, sockets, replaced, pidFile: options.pidFile }).run(early)

@@ -6,7 +6,7 @@ import { pino } from 'pino'
 import { BUILTIN_DEFAULTS } from './config/config.ts'
 import { Owner } from './base/brand.ts'
 import { validationError, type ValidationIssue } from './base/errors.ts'
-import { passedSocketProblem } from './listener/inherited.ts'
+import { SocketSeam } from './listener/sockets.ts'
 import { PoolControl } from './control/control.ts'
 import { Listener, type ListenerContext } from './listener/listener.ts'
 import { PoolMetrics } from './observability/metrics.ts'
@@ -20,9 +20,9 @@ import { resolvePoolOptions, type ResolvedPoolOptions } from './resolve.ts'
  * given. Not part of resolving: it is about this process, not the options
  * (`fastify-pool validate` checks a systemd pool file anywhere).
  */
-function passedSocketIssues (configs: readonly NormalizedConfig[]): ValidationIssue[] {
+function passedSocketIssues (configs: readonly NormalizedConfig[], sockets: SocketSeam): ValidationIssue[] {
   return configs.flatMap((c, index) => {
-    const problem = passedSocketProblem(c.address)
+    const problem = sockets.problem(c.address)
     return problem === undefined ? [] : [{ path: `servers[${index}].listen`, message: problem }]
   })
 }
@@ -41,7 +41,8 @@ function makeLogger (logger: PoolOptions['logger'], level: string | undefined): 
  */
 export function createPool (options: PoolOptions | ResolvedPoolOptions = {}): Pool {
   const resolved = resolvePoolOptions(options)
-  const missing = passedSocketIssues(resolved.servers)
+  const sockets = new SocketSeam(resolved.sockets)
+  const missing = passedSocketIssues(resolved.servers, sockets)
   if (missing.length > 0) throw validationError(missing)
   const defaults = resolved.defaults
   const metrics = resolved.metrics === undefined ? undefined : new PoolMetrics(resolved.metrics)
@@ -52,7 +53,8 @@ export function createPool (options: PoolOptions | ResolvedPoolOptions = {}): Po
     stopTimeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout,
     metrics,
     control: resolved.control === undefined ? undefined : new PoolControl(resolved.control),
-    owner: new Owner()
+    owner: new Owner(),
+    sockets
   }
   return new Pool({ ctx, defaults, baseDir: resolved.baseDir, metrics }, resolved.servers.map(c => new Listener(c, ctx)))
 }

@@ -6,11 +6,11 @@
 // once, with what it plugs in (its logger, its hooks) already in them.
 import { collectConfig } from './config/config.ts'
 import { controlSettings, type ControlSettings } from './control/control.ts'
-import { FST_POOL_INVALID_ARGUMENT, validationError } from './base/errors.ts'
+import { FST_POOL_INVALID_ARGUMENT, quote, validationError, type ValidationIssue } from './base/errors.ts'
 import { checkHandlers } from './config/handlers.ts'
 import { metricsSettings, type MetricsSettings } from './observability/metrics.ts'
 import { optionIssues, PoolOptionsSchema } from './config/options.ts'
-import type { Factory, Handlers, NormalizedConfig, PoolDefaults, PoolOptions } from './config/types.ts'
+import type { Factory, Handlers, NormalizedConfig, PoolDefaults, PoolOptions, SocketSource } from './config/types.ts'
 
 /** What resolvePoolOptions() returns: createPool() builds from it without checking anything again. */
 export interface ResolvedPoolOptions {
@@ -23,6 +23,7 @@ export interface ResolvedPoolOptions {
   /** With their defaults; undefined when off. */
   readonly metrics: Readonly<MetricsSettings> | undefined
   readonly control: Readonly<ControlSettings> | undefined
+  readonly sockets: SocketSource | undefined
 }
 
 // The mark of a result of this copy of the package (non-enumerable: a spread
@@ -33,11 +34,19 @@ export function isResolvedOptions (value: unknown): value is ResolvedPoolOptions
   return typeof value === 'object' && value !== null && Object.hasOwn(value, kResolved)
 }
 
+/** The `sockets` option: an object (a class's instance too) with take() and, optionally, problem(). */
+function socketSourceIssues (sockets: unknown): ValidationIssue[] {
+  if (sockets === undefined) return []
+  const source = sockets as Partial<Record<'take' | 'problem', unknown>> | null
+  const shaped = typeof source === 'object' && source !== null && typeof source.take === 'function' && (source.problem === undefined || typeof source.problem === 'function')
+  return shaped ? [] : [{ path: 'sockets', message: `must be a socket source: an object with take(address, bind) and, optionally, problem(address, bind) (got ${quote(sockets)})` }]
+}
+
 /** Check and default every option of createPool(); throws FST_POOL_VALIDATE listing every problem. */
 export function resolvePoolOptions (options: PoolOptions | ResolvedPoolOptions = {}): ResolvedPoolOptions {
   if (isResolvedOptions(options)) return options
   if (typeof options !== 'object' || options === null) throw new FST_POOL_INVALID_ARGUMENT(`createPool() takes an options object, got ${typeof options}`)
-  const issues = [...optionIssues(PoolOptionsSchema, options, ''), ...checkHandlers(options.handlers)]
+  const issues = [...optionIssues(PoolOptionsSchema, options, ''), ...checkHandlers(options.handlers), ...socketSourceIssues(options.sockets)]
   const servers = collectConfig({ servers: options.servers, defaults: options.defaults, handlers: options.handlers, baseDir: options.baseDir }, issues)
   const names = (Array.isArray(options.servers) ? options.servers as unknown[] : []).map(s => (s as { name?: unknown } | null)?.name).filter((n): n is string => typeof n === 'string')
   const metrics = issues.some(i => i.path.startsWith('metrics')) ? undefined : metricsSettings(options.metrics, names, issues)
@@ -51,7 +60,8 @@ export function resolvePoolOptions (options: PoolOptions | ResolvedPoolOptions =
     logger: options.logger,
     baseDir: options.baseDir,
     metrics: metrics === undefined ? undefined : Object.freeze(metrics),
-    control: control === undefined ? undefined : Object.freeze(control)
+    control: control === undefined ? undefined : Object.freeze(control),
+    sockets: options.sockets
   }
   return Object.freeze(Object.defineProperty(resolved, kResolved, { value: true }))
 }

@@ -85,7 +85,9 @@ export const PoolOptionsSchema = Type.Object({
   logger: Type.Optional(Type.Union([Type.Boolean(), Type.Object({})], { expected: 'a boolean, pino options or a pino logger' })),
   baseDir: Type.Optional(Type.String({ expected: 'a folder path' })),
   metrics: Type.Optional(MetricsOptionSchema),
-  control: Type.Optional(ControlObjectSchema)
+  control: Type.Optional(ControlObjectSchema),
+  // An object whose methods may be its class's: checked by socketSourceIssues() (resolve.ts).
+  sockets: Type.Optional(Type.Unknown())
 }, { additionalProperties: false })
 
 /**

@@ -160,6 +160,39 @@ export interface PoolOptions {
    * See docs/operations.md.
    */
   control?: ControlOptions
+  /**
+   * Where the listeners' listening sockets come from when this process was
+   * given them instead of binding them (socket activation, a predecessor's
+   * hand-off, the primary of a cluster): see {@link SocketSource}. Default:
+   * every listener binds its own address, and `fd:N` listens on descriptor N.
+   */
+  sockets?: SocketSource
+}
+
+/**
+ * The seam between a pool and the process that runs it: the listening
+ * sockets a process was given (by systemd, by the process it replaces, by
+ * its cluster's primary). The pool asks it on each start of a listener; it
+ * knows nothing of where they came from. fastify-pool-cli provides the
+ * sources of the command (docs/pool.md, "Sockets from elsewhere").
+ */
+export interface SocketSource {
+  /**
+   * The socket for this address, taken by the listener that starts on it:
+   * the descriptor of a listening (or bound) socket, or a listening handle
+   * as net.Server.listen() takes it (`fastify-pool/sockets`' handleFor()
+   * makes one from a descriptor: listen({ fd }) in a node:cluster worker
+   * would ask the primary instead). Undefined: the listener binds the
+   * address itself (`fd:N`: listens on descriptor N). Throw to refuse the
+   * start: the error is the listener's failure.
+   */
+  take: (address: ListenAddress, bind: string) => number | object | undefined
+  /**
+   * Why a `systemd:NAME` or `fd:N` address cannot be served from this
+   * source, if it cannot; checked by createPool() before anything is built
+   * (FST_POOL_VALIDATE). Without it a `systemd:NAME` address is refused.
+   */
+  problem?: (address: ListenAddress, bind: string) => string | undefined
 }
 
 /** The pool's `control` option. */
@@ -202,7 +235,7 @@ export interface MetricsOptions {
 export type ListenAddress =
   | { kind: 'tcp', host: string | undefined, port: number }
   | { kind: 'unix', path: string }
-  /** A listening socket this process was given: `fd:N`, or `systemd:NAME` (socket activation; inherited.ts). */
+  /** A listening socket this process was given: `fd:N`, or `systemd:NAME` (socket activation; served from PoolOptions.sockets). */
   | { kind: 'fd', fd: number }
   | { kind: 'systemd', name: string }
 
@@ -290,6 +323,11 @@ export interface ListenerContext {
   owner?: Owner
   /** The pool's control API, when it has one. */
   control?: Extension | undefined
+  /** Where listening sockets come from (PoolOptions.sockets around the default: each listener binds its address; listener/sockets.ts). */
+  sockets: {
+    take: (address: ListenAddress) => number | object | undefined
+    problem: (address: ListenAddress) => string | undefined
+  }
 }
 
 /** One listener's traffic over `window` seconds. */

@@ -201,7 +201,7 @@ export class Listener {
       await probeNodeInternals(this.#log === undefined ? undefined : (message) => this.#log?.warn({ node: process.version }, message))
       const tls = serverTls(config)
       this.#certificate.served(tls, true, this.#log)
-      this.#serving = await Serving.open(config, tls, handle => this.#build(handle, config, this.#log), () => this.#config.sendTimeout, this.#log)
+      this.#serving = await Serving.open(config, tls, handle => this.#build(handle, config, this.#log), () => this.#config.sendTimeout, this.#log, this.#ctx.sockets)
     } catch (err) {
       this.#lastError = err as Error
       this.#setState('failed', err as Error)

@@ -302,6 +302,7 @@ export function boundPort (handle: ServerHandle): number | undefined {
  * found `serverHandles` unusable hands no descriptor to its workers).
  */
 export function handleForFd (fd: number): ServerHandle | undefined {
+  if (!usable.serverHandles) return undefined
   const made = makeHandle(null, null, null, fd)
   return typeof made === 'number' ? undefined : made
 }

@@ -2,7 +2,6 @@
 // http2 (with HTTP/1.1 fallback over TLS); its timeouts and TLS context; the
 // connections and sessions it holds; listen, and a close that does not cut
 // responses short.
-import cluster from 'node:cluster'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { createSecureServer, createServer as createH2Server, type Http2SecureServer, type Http2Server, type Http2Session } from 'node:http2'
@@ -12,11 +11,11 @@ import { basename, dirname, join } from 'node:path'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { formatAddress } from '../config/address.ts'
 import type { NormalizedConfig } from '../config/config.ts'
-import { takeInherited, wasHanded } from './inherited.ts'
+import type { ListenerContext } from '../config/types.ts'
 import { explainListenError } from '../base/errors.ts'
 import { markSocket, sendStalled, type Http1Socket } from './connections.ts'
 import type { ServerTlsOptions } from '../config/tls.ts'
-import { closeKeepingConnections, handleForFd } from './node-internals.ts'
+import { closeKeepingConnections } from './node-internals.ts'
 import { UpgradeRouter } from './upgrades.ts'
 
 export type NodeServer = HttpServer | Http2Server | Http2SecureServer
@@ -107,23 +106,18 @@ export class ServerHandle {
   }
 
   /**
-   * Listen on the address: on the socket this process was given for it
-   * (inherited.ts), else bind it. A unix socket is bound under a private
+   * Listen on the address: on the socket the pool's source gives for it
+   * (sockets.ts), else bind it. A unix socket is bound under a private
    * name and renamed into place: libuv removes the name a socket was bound
    * to when it closes, and the socket outlives this process when an upgrade
    * hands it on, so the file must not go then (`close(handOff)`).
    */
-  async listen (address: NormalizedConfig['address']): Promise<void> {
-    const fd = takeInherited(address)
-    if (fd !== undefined) return await this.#listen({ fd })
-    if (address.kind === 'fd' || address.kind === 'systemd') {
-      throw new Error(`the socket passed as ${formatAddress(address)} was closed when the listener stopped; a passed socket serves one start per process (restarts keep it)`)
-    }
-    if (cluster.isWorker && wasHanded(address)) {
-      // A bind would meet the socket the primary holds for every worker (EADDRINUSE).
-      throw new Error('the primary holds this listener\'s socket for every worker, and this worker\'s descriptor of it closed when the listener stopped: a rolling reload (fastify-pool reload) starts it again in new workers; restarts keep it')
-    }
+  async listen (address: NormalizedConfig['address'], sockets: ListenerContext['sockets']): Promise<void> {
+    const given = sockets.take(address)
+    if (typeof given === 'number') return await this.#listen({ fd: given })
+    if (given !== undefined) return await this.#listen(given)
     if (address.kind === 'tcp') return await this.#listen({ host: address.host, port: address.port })
+    if (address.kind !== 'unix') throw new Error(`no socket was passed as ${formatAddress(address)}`)
     const path = address.path
     this.#unixPath = path
     const hidden = join(dirname(path), `.${basename(path)}.${process.pid}`)
@@ -134,19 +128,14 @@ export class ServerHandle {
     renameSync(hidden, path)
   }
 
-  #listen (options: { fd: number } | { host: string | undefined, port: number } | { path: string }): Promise<void> {
+  #listen (options: object): Promise<void> {
     const server = this.server
-    // In a cluster worker a descriptor is listened on as a handle of this
-    // process's own: { fd } would be sent to the primary (node-internals.ts).
-    const inWorker = 'fd' in options && cluster.isWorker
-    const handle = inWorker ? handleForFd(options.fd) : undefined
-    if (inWorker && handle === undefined) return Promise.reject(new Error(`the socket the primary gave (descriptor ${options.fd}) cannot be listened on in this worker`))
     return new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => { server.removeListener('listening', onListening); reject(explainListenError(err)) }
       const onListening = (): void => { server.removeListener('error', onError); resolve() }
       server.once('error', onError)
       server.once('listening', onListening)
-      server.listen(handle ?? options)
+      server.listen(options)
     }).then(() => this.#startSweep())
   }
 

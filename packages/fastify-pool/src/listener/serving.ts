@@ -11,6 +11,7 @@ import { owed } from './connections.ts'
 import { drain } from './drain.ts'
 import { Retiring, type Generation } from './generation.ts'
 import { ServerHandle } from './server.ts'
+import type { ListenerContext } from '../config/types.ts'
 import type { ServerTlsOptions } from '../config/tls.ts'
 import type { ListenerRef } from '../config/types.ts'
 import { publishCut } from './state.ts'
@@ -40,7 +41,7 @@ export class Serving {
    * A server for `config` with its first generation (from `build`), bound to
    * its address. On a failure what was made is closed, and the error thrown.
    */
-  static async open (config: NormalizedConfig, tls: ServerTlsOptions | undefined, build: (handle: ServerHandle) => Promise<Generation>, sendTimeout: () => number, log: FastifyBaseLogger | undefined): Promise<Serving> {
+  static async open (config: NormalizedConfig, tls: ServerTlsOptions | undefined, build: (handle: ServerHandle) => Promise<Generation>, sendTimeout: () => number, log: FastifyBaseLogger | undefined, sockets: ListenerContext['sockets']): Promise<Serving> {
     let handle: ServerHandle | undefined
     let gen: Generation | undefined
     try {
@@ -51,7 +52,7 @@ export class Serving {
       gen = await build(handle)
       handle.server.on('request', gen.dispatch)
       handle.upgrades.serve(gen.upgrades)
-      await handle.listen(config.address)
+      await handle.listen(config.address, sockets)
     } catch (err) {
       if (gen !== undefined) await gen.close('stop').catch(() => {})
       if (handle?.listening === true) await handle.close()
