@@ -83,10 +83,16 @@ test('fastify-pool reload applies the edited file; a broken file is refused and 
   assert.equal((await get(`${a?.url ?? ''}/`)).body, 'v2')
   await pool.waitFor(out => /"msg":"configuration reloaded"/.test(out))
 
-  writeFileSync(join(dir, 'pool.yaml'), `${poolFile(port)}  - name: broken\n    listen: nowhere\n`)
+  writeFileSync(join(dir, 'pool.yaml'), `${poolFile(port)}  - name: broken\n    listen: nowhere\n  - name: 3\n    listen: 127.0.0.1:0\n`)
   const refused = await command(t, dir, ['reload'])
   assert.equal(refused.code, 1)
-  assert.match(refused.stderr, /reload refused, still serving the previous configuration/)
+  // Each problem once: a heading, then one line per problem.
+  const lines = refused.stderr.trim().split('\n')
+  const count = Number(/^pool\.yaml: reload refused, still serving the previous configuration: the file is invalid \((\d+) problems\):$/.exec(lines[0] ?? '')?.[1])
+  assert.ok(count >= 2, refused.stderr)
+  assert.equal(lines.length, 1 + count, refused.stderr)
+  assert.equal(lines.filter(l => /nowhere/.test(l)).length, 1, refused.stderr)
+  assert.equal(lines.filter(l => /servers\[4\]\.name: /.test(l)).length, 1, refused.stderr)
   assert.equal((await get(`${a?.url ?? ''}/`)).body, 'v2')
   pool.proc.kill('SIGTERM')
   assert.equal((await pool.exited).code, 0)

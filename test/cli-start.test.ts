@@ -39,11 +39,24 @@ test('a second signal exits at once without waiting for the drain', async (t) =>
   await child.waitFor(out => /"url":"\/slow\?ms=60000"/.test(out))
   child.proc.kill('SIGINT')
   await child.waitFor(out => /SIGINT: draining the pool/.test(out))
-  child.proc.kill('SIGINT')
+  child.proc.kill('SIGTERM')
   const { code } = await child.exited
   assert.equal(code, 1)
-  assert.match(child.stdout(), /second SIGINT: exiting now/)
+  assert.match(child.stdout(), /second SIGTERM: exiting now/)
   assert.ok((await slow) instanceof Error, 'the held request was cut')
+})
+
+test('one stop that arrives twice at once (a Ctrl-C to the process group that a package manager also passes on) is one stop: the drain finishes, exit 0', async (t) => {
+  const dir = project(t, BASIC)
+  const { child, at } = await startPool(t, dir, { STOP_TIMEOUT: '60000' })
+  const slow = get(`${at.public}/slow?ms=300`)
+  await child.waitFor(out => /"url":"\/slow\?ms=300"/.test(out))
+  child.proc.kill('SIGINT')
+  child.proc.kill('SIGINT')
+  const { code } = await child.exited
+  assert.equal(code, 0, child.stdout())
+  assert.doesNotMatch(child.stdout(), /second SIGINT/)
+  assert.equal((await slow).status, 200, 'the request in flight was answered')
 })
 
 test('an uncaught error drains the pool and exits non-zero', async (t) => {

@@ -215,6 +215,13 @@ test('help for one command, completion scripts, and --log-level', async (t) => {
   assert.deepEqual(complete.stdout.trim().split(' ').sort(), ['reload', 'restart'])
   assert.equal(none!.code, 2)
   assert.equal(level!.code, 2)
+  // What the help says matches what the commands do: an upgrade works with --workers; stop and restart act in every worker.
+  const upgrade = run(t, [BIN, 'help', 'upgrade'])
+  assert.equal((await upgrade.exited).code, 0)
+  assert.doesNotMatch(upgrade.stdout().replace(/\s+/g, ' '), /refused .*with --workers/i)
+  assert.match(upgrade.stdout().replace(/\s+/g, ' '), /With --workers the primary and every worker are replaced/)
+  assert.match(upgrade.stdout().replace(/\s+/g, ' '), /Refused while the pool starts or stops, during a reload or another upgrade, and for a pool that runs in a terminal, as a container's pid 1 or under a package manager/)
+  assert.match(help!.stdout.replace(/\s+/g, ' '), /with --workers, in every worker/)
   assert.match(level!.stderr, /--log-level takes one of fatal, error, warn, info, debug, trace, silent/)
 
   const dir = project(t, BASIC)

@@ -16,7 +16,7 @@ test('kill -9 of a worker: it is replaced and the port keeps answering', async (
   // The other worker answers meanwhile.
   assert.equal((JSON.parse((await get(`http://127.0.0.1:${p.port}/`)).body) as { pid: number }).pid, other)
   await child.waitFor(out => logLines(out).filter(l => l.msg === 'pool started' && l.worker !== undefined).length >= 3)
-  const answering = await pids(p.port)
+  const answering = await pids(p.port, 300, 2)
   assert.equal(answering.size, 2)
   assert.ok(!answering.has(victim))
   child.proc.kill('SIGTERM')
@@ -53,7 +53,7 @@ test('runWorkers() from a script: the same two workers, the script run again in 
   writeFileSync(join(p.dir, 'main.mjs'), `import { runWorkers } from ${JSON.stringify(entry)}\nprocess.exitCode = await runWorkers({ file: 'pool.yaml', workers: 2 })\n`)
   const child = run(t, ['--conditions=source', '--import', import.meta.resolve('tsx'), join(p.dir, 'main.mjs')], { cwd: p.dir })
   await child.waitFor(out => /"msg":"pool started in 2 workers"/.test(out))
-  assert.equal((await pids(p.port)).size, 2)
+  assert.equal((await pids(p.port, 300, 2)).size, 2)
   child.proc.kill('SIGTERM')
   assert.equal((await child.exited).code, 0)
 })

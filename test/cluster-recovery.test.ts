@@ -29,7 +29,7 @@ test('kill -9 of a worker while the pool file holds invalid YAML: the replacemen
   const load = keepAliveLoad(`http://127.0.0.1:${p.port}/`, 4)
   t.after(() => load.stop())
   await child.waitFor(out => logLines(out).filter(l => l.msg === 'pool started' && l.worker !== undefined).length >= 3)
-  const answering = await pids(p.port)
+  const answering = await pids(p.port, 300, 2)
   assert.equal(answering.size, 2, 'two workers serve again')
   assert.ok(!answering.has(victim))
   assert.doesNotMatch(child.stdout(), /giving up/)
@@ -70,7 +70,7 @@ test('a reload whose new listener cannot be bound (a busy port), then one whose 
   await child.waitFor(out => /the roll stops; the other workers keep the previous configuration/.test(out))
 
   assert.deepEqual([...await versions(p.port)], ['v1'])
-  assert.deepEqual(new Set(await pids(p.port)), new Set(before), 'the same two workers serve')
+  assert.deepEqual(new Set(await pids(p.port, 300, 2)), new Set(before), 'the same two workers serve')
   assert.doesNotMatch(child.stdout(), /a worker died|giving up/)
   const result = await load.stop()
   assert.ok(result.total > 20, `${result.total} requests`)

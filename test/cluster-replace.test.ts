@@ -29,7 +29,7 @@ test('a replacement that cannot start is tried again until it can, and is not co
   assert.deepEqual([...await pids(p.port, 10)], [survivor])
   rmSync(join(p.dir, 'database-down'))
   await child.waitFor(out => logLines(out).filter(l => l.msg === 'pool started' && l.worker !== undefined).length >= 3)
-  const answering = await pids(p.port)
+  const answering = await pids(p.port, 300, 2)
   assert.equal(answering.size, 2, 'two workers serve again')
   const result = await load.stop()
   assert.ok(result.total > 20, `${result.total} requests`)

@@ -4,16 +4,18 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
-import { Agent, request } from 'node:http'
 import { join } from 'node:path'
 import { BIN, get, logLines, run } from './fixtures/cli.ts'
 import { keepAliveLoad } from './fixtures/load.ts'
-import { ROUTES, pids, project, started, workerPids } from './fixtures/cluster.ts'
+import { ROUTES, project, started, workerPids } from './fixtures/cluster.ts'
 
 test('--workers 2: two processes serve the same port; ps and the metrics see both', async (t) => {
   const p = await project(t)
   const child = await started(t, p)
-  const answering = await pids(p.port)
+  // Until both workers answered (the kernel gives a connection to whichever accepts first), at most 300 requests.
+  const answering = new Set<number>()
+  let requests = 0
+  for (; requests < 300 && answering.size < 2; requests++) answering.add((JSON.parse((await get(`http://127.0.0.1:${p.port}/`)).body) as { pid: number }).pid)
   assert.equal(answering.size, 2, `pids that answered: ${[...answering].join(', ')}`)
   assert.deepEqual([...answering].sort(), workerPids(child).sort())
 
@@ -31,30 +33,8 @@ test('--workers 2: two processes serve the same port; ps and the metrics see bot
   for (const line of processes.slice(1, 4)) assert.match(line, new RegExp(`\\s${process.version.replace(/\./g, '\\.')}\\s.*MiB`))
   const metrics = (await get(`http://127.0.0.1:${p.admin}/metrics`)).body
   const count = /http_request_duration_seconds_count\{listener="public",method="GET",route="\/",status_code="200"\} (\d+)/.exec(metrics)?.[1]
-  assert.equal(Number(count), 40, 'the requests of both workers, summed')
+  assert.equal(Number(count), requests, 'the requests of both workers, summed')
   assert.match(metrics, /fastify_pool_listener_up\{listener="public"\} 1/)
-
-  // A listener stopped in one worker cannot take the port back there (the primary holds its socket
-  // for every worker): the start says so, the other worker serves meanwhile, and a reload brings it back.
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
-  t.after(() => agent.destroy())
-  const post = (path: string): Promise<{ results: Array<{ ok: boolean, error?: string }> }> => new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: p.admin, method: 'POST', path, agent }, (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (c: string) => { body += c }).on('end', () => resolve(JSON.parse(body)))
-    })
-    req.on('error', reject).end()
-  })
-  assert.equal((await post('/pool/stop?name=public')).results[0]?.ok, true)
-  const again = (await post('/pool/start?name=public')).results[0]
-  assert.equal(again?.ok, false)
-  assert.match(again?.error ?? '', /^the primary holds this listener's socket for every worker.*fastify-pool reload/)
-  assert.equal((await pids(p.port, 10)).size, 1, 'the other worker serves')
-  const reload = run(t, [BIN, 'reload'], { cwd: p.dir })
-  assert.equal((await reload.exited).code, 0, reload.stderr())
-  // The answer comes as the roll begins (it replaces the worker that answered): wait for its end.
-  await child.waitFor(out => /"msg":"rolling reload done: every worker runs the new configuration"/.test(out))
-  assert.equal((await pids(p.port)).size, 2, 'both new workers serve')
 
   child.proc.kill('SIGTERM')
   assert.equal((await child.exited).code, 0)

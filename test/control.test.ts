@@ -2,7 +2,9 @@
 // the token rules, and a control request that acts on its own listener.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
+import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
 import { createPool, type ControlOptions, type Pool, type PoolOptions } from 'fastify-pool'
 import { send } from './fixtures/lifecycle.ts'
 
@@ -206,4 +208,27 @@ test('GET /pool tells the figures of the process that answers: pid, Node, uptime
   assert.ok(second.cpu > 20, `CPU ${second.cpu} % while busy`)
   for (const k of ['p50', 'p99', 'max']) assert.ok(Number.isFinite(second.eventLoopDelay[k]) && second.eventLoopDelay[k] >= 0, `eventLoopDelay.${k}`)
   assert.ok(second.eventLoopDelay.p50 <= second.eventLoopDelay.max)
+})
+
+test('10 polls of GET /pool and of the status page write no line at info; at debug, one line each; an action is still logged at info', async (t) => {
+  const run = async (level: 'info' | 'debug'): Promise<Array<Record<string, unknown>>> => {
+    const lines: Array<Record<string, unknown>> = []
+    const stream = new Writable({ write (chunk: Buffer, _encoding, done) { lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done() } })
+    const p = pool(t, { listener: 'admin' }, { logger: pino({ level }, stream), defaults: { logLevel: level } })
+    await p.start()
+    const before = lines.length
+    for (let i = 0; i < 10; i++) assert.equal((await call(p, 'GET', '/pool')).status, 200)
+    for (let i = 0; i < 2; i++) assert.equal((await send(`${p.load('admin')?.url ?? ''}/pool/dashboard`)).status, 200)
+    assert.equal((await call(p, 'POST', '/pool/restart?name=public-a')).status, 200)
+    await p.stop({ timeout: 0 })
+    return lines.slice(before)
+  }
+  const info = await run('info')
+  assert.deepEqual(info.filter(l => l.listener === 'admin' && l.msg !== 'listener stopped').map(l => l.msg), [], 'no line for an operator\'s request at info')
+  assert.ok(info.some(l => l.listener === 'public-a' && /restart/.test(String(l.msg))), 'the restart it asked for is logged')
+  const debug = await run('debug')
+  const requests = debug.filter(l => l.msg === 'control request')
+  assert.equal(requests.length, 13, 'one line per control request at debug')
+  assert.deepEqual(requests.slice(0, 10).map(l => [l.level, l.method, l.url, l.statusCode]), Array.from({ length: 10 }, () => [20, 'GET', '/pool', 200]))
+  assert.equal(debug.filter(l => l.listener === 'admin' && (l.msg === 'incoming request' || l.msg === 'request completed')).length, 0, 'not also Fastify\'s two lines per request')
 })

@@ -74,6 +74,7 @@ test('docs/architecture.md lists every file under the folder it is in', () => {
   for (const line of page.split('\n')) {
     const heading = /^### (?:`(\w+)\/`|the top of `src\/`)/.exec(line)
     if (heading !== null) folder = heading[1] ?? ''
+    else if (line.startsWith('### ')) folder = undefined
     const row = /^\| `([\w-]+\.ts)` \|/.exec(line)
     if (row !== null && folder !== undefined) listed.set(join(folder, row[1] as string), folder)
   }

@@ -21,7 +21,7 @@ test('creates a project from the starter, named after its folder', async (t) => 
   assert.equal(existsSync(join(app, 'certs')), false, 'no development certificate is copied')
   const pkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { name: string, scripts: Record<string, string>, dependencies: Record<string, string> }
   assert.equal(pkg.name, 'my-app')
-  assert.equal(pkg.scripts.start, 'fastify-pool start --dev-cert')
+  assert.equal(pkg.scripts.start, 'exec fastify-pool start --dev-cert')
   assert.equal(pkg.dependencies['fastify-pool'], `^${VERSION}`)
   assert.equal(pkg.dependencies['fastify-pool-cli'], `^${VERSION}`)
   assert.match(readFileSync(join(app, 'pool.yaml'), 'utf8'), /^# yaml-language-server: \$schema=\.\/node_modules\/fastify-pool-cli\/schema\/pool\.schema\.json$/m)

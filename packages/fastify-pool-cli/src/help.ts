@@ -80,7 +80,8 @@ Example:
 
 Give the listeners whose name matches GLOB (all without it) a new generation
 on their socket: new connections and requests reach it at once, the old one
-finishes what it has. The port never closes.
+finishes what it has. The port never closes. With --workers, in every worker:
+one line per listener and worker.
 
 Options:
       --bind           GLOB matches listen addresses (127.0.0.1:*), not names
@@ -93,9 +94,10 @@ Example:
 `,
   stop: `Usage: fastify-pool stop GLOB [file] [options]
 
-Drain and stop the listeners whose name matches GLOB. Stopping the listener
-that serves the control API is refused without --force (every command would
-be cut off until a reload). To stop the whole pool, send it SIGTERM.
+Drain and stop the listeners whose name matches GLOB (with --workers, in
+every worker). Stopping the listener that serves the control API is refused
+without --force (every command would be cut off until a reload). To stop
+the whole pool, send it SIGTERM.
 
 Options:
       --bind           GLOB matches listen addresses, not names
@@ -129,8 +131,15 @@ names now, the file and handler modules read afresh) and hands it every
 listening socket; once all its listeners are ready, the old process drains
 (requests on its open connections are answered with Connection: close) and
 exits 0. A new process that fails, exits or is not ready in time is stopped,
-and the old one serves on unchanged. Refused during a stop, while another
-upgrade runs, and with --workers.
+and the old one serves on unchanged. With --workers the primary and every
+worker are replaced: the new primary forks its workers on the same sockets,
+and the old workers hand over once every new one is ready.
+
+Refused while the pool starts or stops, during a reload or another upgrade,
+and for a pool that runs in a terminal, as a container's pid 1 or under a
+package manager (npm start): the new process would not be the terminal's job,
+and the container or the package manager would end with the old one. There,
+reload it (fastify-pool reload, SIGHUP, --watch) or restart it instead.
 
 Options:
       --node <path>      Run the new process with this node binary (taken only

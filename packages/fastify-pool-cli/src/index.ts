@@ -3,5 +3,4 @@ export { createPoolFromFile, type FilePool, type PoolFromFileOptions } from './p
 export { interpolate, type Env } from './interpolate.ts'
 export { withPool } from './with-pool.ts'
 export { createDevCertificate, writeDevCertificate, type DevCertificate, type DevCertificateOptions } from './dev-cert.ts'
-export { workerCount, type WorkersOptions } from './workers.ts'
-export { runWorkers } from './start.ts'
+export { runWorkers, workerCount, type WorkersOptions } from './start.ts'

@@ -24,6 +24,8 @@ export class InheritedSockets implements SocketSource {
   /** From systemd: name → descriptors (a name may be given to several). */
   readonly #systemd = new Map<string, number[]>()
   readonly #taken = new Set<number>()
+  /** A worker's: a handed socket the primary sent again (its first descriptor closed with a stop), by bind, for the next start. */
+  readonly #again = new Map<string, object>()
 
   constructor (env: NodeJS.ProcessEnv) {
     const text = env[HANDOFF_ENV]
@@ -64,6 +66,11 @@ export class InheritedSockets implements SocketSource {
    */
   take (address: ListenAddress, bind: string): number | object | undefined {
     const handed = this.#handed.get(bind)
+    const again = this.#again.get(bind)
+    if (again !== undefined) {
+      this.#again.delete(bind)
+      return again
+    }
     if (handed !== undefined && this.#taken.has(handed) && cluster.isWorker) {
       // A bind would meet the socket the primary holds for every worker (EADDRINUSE).
       throw new Error('the primary holds this listener\'s socket for every worker, and this worker\'s descriptor of it closed when the listener stopped: a rolling reload (fastify-pool reload) starts it again in new workers; restarts keep it')
@@ -98,8 +105,16 @@ export class InheritedSockets implements SocketSource {
     }
   }
 
-  /** Whether a listener of this bind got (or will get) its socket from the predecessor or the primary. */
-  handed (bind: string): boolean { return this.#handed.has(bind) }
+  /** Whether a listener of this bind took the socket it was handed (a start of it again needs another: sentAgain()). */
+  spent (bind: string): boolean {
+    const fd = this.#handed.get(bind)
+    return fd !== undefined && this.#taken.has(fd) && !this.#again.has(bind)
+  }
+
+  /** A worker: the primary sent this bind's socket again (a handle of this process's own), for the listener's next start. */
+  sentAgain (bind: string, handle: object): void {
+    this.#again.set(bind, handle)
+  }
 
   /** Close the handed descriptors no listener took; the binds they were for. */
   release (): string[] {

@@ -111,7 +111,11 @@ async function act (target: ControlTarget, action: 'restart' | 'stop', options: 
   if (!isActionBody(body)) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? '')}`, status === 400 ? EXIT.usage : EXIT.failed)
   const answer = body
   if (options.json) process.stdout.write(`${JSON.stringify(answer)}\n`)
-  else for (const r of answer.results) process.stdout.write(`${resultLine(action, r)}\n`)
+  else {
+    for (const r of answer.results) process.stdout.write(`${resultLine(action, r)}\n`)
+    // A worker that could not say what it did (it did not answer in time) is named too.
+    for (const w of answer.workers ?? []) if (!w.ok && !answer.results.some(r => r.worker === w.id)) process.stdout.write(`worker ${w.id} (${w.pid ?? '?'}): ${action} failed: ${w.error ?? 'unknown error'}\n`)
+  }
   return answer.ok ? EXIT.ok : EXIT.failed
 }
 
@@ -128,10 +132,14 @@ async function reload (target: ControlTarget, json: boolean): Promise<number> {
     }
     return EXIT.ok
   }
-  const listed = Array.isArray(body.problems) ? body.problems as Array<{ path?: string, message?: string }> : undefined
-  const problems = listed === undefined ? '' : listed.map(p => `  ${p.path ?? ''}: ${p.message ?? ''}`).join('\n')
-  // In JSON the problems are a field of the one error line; in text they follow the message.
-  throw new ControlError(`reload refused, still serving the previous configuration: ${String(body.error ?? status)}${problems === '' || jsonOutput() ? '' : `\n${problems}`}`, EXIT.failed, listed)
+  // An invalid file's problems each name a field (a failed start names listeners instead: its message says it all).
+  const named = Array.isArray(body.problems) && body.problems.length > 0 && (body.problems as unknown[]).every(p => typeof (p as { path?: unknown } | null)?.path === 'string')
+  const listed = named ? body.problems as Array<{ path?: string, message?: string }> : undefined
+  const refused = 'reload refused, still serving the previous configuration'
+  if (listed === undefined) throw new ControlError(`${refused}: ${String(body.error ?? status)}`, EXIT.failed)
+  // Each problem once: the pool's error message lists them too, so it is not repeated. In JSON they are a field of the one error line; in text they follow it.
+  const summary = `${refused}: the file is invalid (${listed.length} problem${listed.length === 1 ? '' : 's'})`
+  throw new ControlError(jsonOutput() ? summary : `${summary}:\n${listed.map(p => `  ${p.path ?? ''}: ${p.message ?? ''}`).join('\n')}`, EXIT.failed, listed)
 }
 
 /** Replace the process: one line (or one JSON object) once the new one serves, or why not. */
@@ -150,10 +158,12 @@ async function upgrade (target: ControlTarget, options: OperateOptions): Promise
   throw new ControlError(`upgrade failed, the running process serves on unchanged: ${String(answer.error ?? status)}`, EXIT.failed)
 }
 
+/** One listener's result, with the worker that did it (--workers: every worker acts). */
 function resultLine (action: string, r: ControlResult): string {
-  if (!r.ok) return `${r.name} (${r.bind}): ${action} failed: ${r.error ?? 'unknown error'}`
-  if (r.pending === true) return `${r.name} (${r.bind}): ${action} under way (it serves the control API)`
-  return `${r.name} (${r.bind}): ${r.state}${r.generation > 0 ? `, generation ${r.generation}` : ''}`
+  const who = `${r.worker === undefined ? '' : `worker ${r.worker}: `}${r.name} (${r.bind})`
+  if (!r.ok) return `${who}: ${action} failed: ${r.error ?? 'unknown error'}`
+  if (r.pending === true) return `${who}: ${action} under way (it serves the control API)`
+  return `${who}: ${r.state}${r.generation > 0 ? `, generation ${r.generation}` : ''}`
 }
 
 /** The `ps` table: one line per listener (per worker and listener with --workers). */

@@ -18,12 +18,14 @@
 // handle types, and only after the successor's IPC is up.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { channel } from 'node:diagnostics_channel'
-import { accessSync, constants, renameSync, rmSync, readFileSync, writeFileSync } from 'node:fs'
-import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path'
+import { accessSync, constants } from 'node:fs'
+import { delimiter, isAbsolute, join, resolve } from 'node:path'
+import { isatty } from 'node:tty'
 import { CHANNELS, type Pool, type UpgradeEvent } from 'fastify-pool'
 import { listeningDescriptors } from 'fastify-pool/sockets'
 import { HANDOFF_ENV } from './inherited.ts'
-import { UsageError } from './usage-error.ts'
+import { underPackageManager } from './parent-watch.ts'
+import type { Supervisor } from './supervisor.ts'
 
 /** The variable that tells a successor it replaces a process: the predecessor's pid. */
 export const PREDECESSOR_ENV = 'FASTIFY_POOL_PREDECESSOR'
@@ -105,8 +107,14 @@ function checkExecutable (file: string): string {
 }
 
 export interface UpgraderHooks {
-  /** Why an upgrade cannot begin now (the pool is stopping, not started yet, ...); undefined: it can. */
-  refusal: () => string | undefined
+  /** The phase, which says whether an upgrade may begin (supervisor.ts). */
+  supervisor: Pick<Supervisor<unknown>, 'upgradeRefusal' | 'beginUpgrade' | 'upgradeFailed'>
+  /**
+   * The listening sockets to hand on, bind → descriptor (a single process:
+   * its listeners'; the primary of --workers: those it holds for its
+   * workers), or why they cannot be.
+   */
+  sockets: () => Map<string, number> | string
   /** Called once the successor is ready: stop this process as a hand-off. */
   handOver: (successor: ChildProcess) => void
   /** The drain deadline, to bound how long a failed successor may take to stop. */
@@ -115,53 +123,60 @@ export interface UpgraderHooks {
 }
 
 /**
- * The running command's side of an upgrade: one at a time. `sockets` are the
- * listening sockets to hand on, bind → descriptor (a single process: its
- * listeners'; the primary of --workers: those it holds for its workers), or
- * why they cannot be.
+ * Why this process must not be replaced where it runs, if it must not. Under
+ * a package manager, the package manager ends when this process does. In a
+ * terminal the successor would not be the terminal's job: the shell takes
+ * the terminal back when the old process exits, Ctrl-C no longer reaches
+ * the successor, its log goes to a terminal that may be gone, and the
+ * terminal's SIGHUP reaches it as a reload. As a container's pid 1, the old
+ * process's exit ends the container, successor and all.
  */
+export function placeRefusal (): string | undefined {
+  if (underPackageManager()) return 'this process was started by a package manager (npm start, pnpm start, npx): the package manager exits when this process hands over, and whatever runs it (a container, systemd, a terminal) takes the pool for stopped; to upgrade, run the command itself (node_modules/.bin/fastify-pool start, or the bin in a container\'s CMD), or reload in place (fastify-pool reload)'
+  if (process.pid === 1) return 'this process is pid 1 (a container\'s init): its exit after the hand-over would end the container, successor and all; roll out a new container instead, or reload in place (fastify-pool reload)'
+  if (isatty(0) || isatty(1) || isatty(2)) return 'this pool runs in a terminal, and the new process would not be the terminal\'s job (Ctrl-C would no longer reach it, and it would outlive the terminal): in a terminal, reload instead (fastify-pool reload, SIGHUP or --watch); to upgrade, run it under a supervisor (systemd, a container) or detached from the terminal (fastify-pool start < /dev/null > pool.log 2>&1 &)'
+  return undefined
+}
+
+/** The running command's side of an upgrade: one at a time, when the supervisor's phase allows it. */
 export class Upgrader {
-  readonly #sockets: () => Map<string, number> | string
   readonly #hooks: UpgraderHooks
-  #running: Promise<UpgradeResult> | undefined
   /** The successor being started, until it is ready or stopped. */
   #starting: ChildProcess | undefined
   #aborted = false
 
-  constructor (sockets: () => Map<string, number> | string, hooks: UpgraderHooks) {
-    this.#sockets = sockets
+  constructor (hooks: UpgraderHooks) {
     this.#hooks = hooks
   }
 
-  get running (): boolean { return this.#running !== undefined }
-
   upgrade (options: UpgradeOptions = {}): Promise<UpgradeResult> {
-    const refusal = this.#running !== undefined ? 'an upgrade is already under way' : this.#hooks.refusal()
-    if (refusal !== undefined) {
-      this.#hooks.log.warn({ reason: refusal }, `upgrade refused: ${refusal}`)
-      return Promise.reject(new UpgradeError(refusal, 409))
+    // Not now (the phase), not here (a terminal, pid 1), or not possible (no sockets to hand on).
+    const refusal = this.#hooks.supervisor.upgradeRefusal() ?? placeRefusal()
+    const sockets = this.#hooks.sockets()
+    if (refusal !== undefined || typeof sockets === 'string') {
+      const reason = refusal ?? (sockets as string)
+      this.#hooks.log.warn({ reason }, `upgrade refused: ${reason}`)
+      return Promise.reject(new UpgradeError(reason, refusal === undefined ? 501 : 409))
     }
     const began = Date.now()
     const node = (() => { try { return successorNode(options.node) } catch (err) { return err as UpgradeError } })()
     if (node instanceof UpgradeError) return Promise.reject(node)
-    this.#running = this.#run(node, options.timeout ?? UPGRADE_TIMEOUT, began)
+    this.#hooks.supervisor.beginUpgrade()
+    return this.#run(node, sockets, options.timeout ?? UPGRADE_TIMEOUT, began)
       .then((result) => {
         // Counted and published by the successor, which serves from now on.
         this.#hooks.log.info({ pid: result.pid, node, duration: result.duration }, `upgrade: process ${result.pid} serves every listener; this one (${process.pid}) hands over and exits`)
         return result
       }, (err: UpgradeError & { pid?: number }) => {
         counts.failed++
-        this.#running = undefined
+        this.#hooks.supervisor.upgradeFailed()
         this.#hooks.log.error({ reason: err.message, node }, `upgrade failed, still serving from this process: ${err.message}`)
         publishUpgrade({ result: 'failed', previous: process.pid, pid: err.pid, node, reason: err.message, duration: Date.now() - began })
         throw err
       })
-    return this.#running
   }
 
-  async #run (node: string, timeout: number, began: number): Promise<UpgradeResult> {
-    const sockets = this.#sockets()
-    if (typeof sockets === 'string') throw new UpgradeError(sockets, 501)
+  async #run (node: string, sockets: Map<string, number>, timeout: number, began: number): Promise<UpgradeResult> {
     const binds = [...sockets.keys()]
     const fds = [...sockets.values()]
     // The successor's descriptors: 0-2 as this process's, 3 the IPC channel, then one per listener.
@@ -277,43 +292,4 @@ export function predecessor (): Predecessor | undefined {
     ready: () => say({ 'fastify-pool': 'upgrade-ready', pid: process.pid, node: process.version }),
     failed: (reason) => { say({ 'fastify-pool': 'upgrade-failed', reason }); process.disconnect?.() }
   }
-}
-
-/** --pid-file must be writable before anything starts: its folder exists and may be written to. */
-export function checkPidFile (file: string): void {
-  const dir = dirname(resolve(file))
-  try {
-    accessSync(dir, constants.W_OK)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    throw new UsageError(`start: --pid-file ${file}: ${code === 'ENOENT' ? `the folder ${dir} does not exist` : `cannot write in ${dir} (${code ?? 'error'})`}`)
-  }
-}
-
-/** Write `pid` to the file atomically (a reader sees the old pid or the new one, never half a file). */
-export function writePidFile (file: string): void {
-  const temporary = `${file}.${process.pid}.tmp`
-  writeFileSync(temporary, `${process.pid}\n`)
-  renameSync(temporary, file)
-}
-
-/** Remove the pid file if it still names this process (after an upgrade it names the successor). */
-export function removePidFile (file: string): void {
-  try {
-    if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file, { force: true })
-  } catch {}
-}
-
-/**
- * Tell systemd (Type=notify) through the systemd-notify command: Node has no
- * unix datagram sockets to write to $NOTIFY_SOCKET. The successor sends
- * MAINPID=<its pid> and READY=1, so systemd follows the process that serves
- * (the unit needs NotifyAccess=all). Nothing without NOTIFY_SOCKET.
- */
-export function notifySystemd (fields: Record<string, string | number>, log: UpgraderHooks['log']): void {
-  if (process.env.NOTIFY_SOCKET === undefined) return
-  const args = Object.entries(fields).map(([k, v]) => `${k}=${v}`)
-  const child = spawn('systemd-notify', args, { stdio: 'ignore' })
-  child.once('error', (err) => log.warn({ err }, 'could not run systemd-notify: systemd is not told about this process'))
-  child.unref()
 }

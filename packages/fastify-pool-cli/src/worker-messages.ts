@@ -1,9 +1,11 @@
 // What the primary and its workers say to each other over the cluster's IPC
 // channel, and the worker's side of it: asking the primary for the status of
-// every worker, for the metrics summed over them, for a rolling reload or
-// for an upgrade of every process.
+// every worker, for the metrics summed over them, for a rolling reload, for
+// an upgrade of every process, or for an action (restart, stop, start) on
+// listeners of every worker.
 import cluster from 'node:cluster'
 import type { ListenerStatus, ProcessFigures, UpgradeEvent } from 'fastify-pool'
+import type { ControlAction } from 'fastify-pool/control'
 import type { UpgradeResult } from './upgrade.ts'
 
 /** Every message carries `fastify-pool` with its kind; requests and answers carry an id. */
@@ -21,11 +23,17 @@ export type ClusterMessage =
   | { 'fastify-pool': 'upgrade-request', id: string, node?: string, timeout?: number }
   | { 'fastify-pool': 'upgrade-answer', id: string, result?: UpgradeResult, error?: string, statusCode?: number }
   | { 'fastify-pool': 'upgrade-event', event: UpgradeEvent }
+  | { 'fastify-pool': 'socket-request', id: string, bind: string }
+  | { 'fastify-pool': 'socket-answer', id: string, error?: string }
+  | { 'fastify-pool': 'act-request', id: string, action: ControlAction, query: Record<string, unknown>, self: string }
+  | { 'fastify-pool': 'act-answer', id: string, statusCode: number, body: object }
+  | { 'fastify-pool': 'act', id: string, action: ControlAction, query: Record<string, unknown>, self: string }
+  | { 'fastify-pool': 'acted', id: string, statusCode: number, body: object }
 
 let sequence = 0
 
 /** A worker's request to the primary; resolves with its answer (rejects after `ms`). */
-export function askPrimary<K extends 'status' | 'metrics' | 'roll' | 'upgrade'> (kind: K, ms = 10_000, fields: object = {}): Promise<Extract<ClusterMessage, { 'fastify-pool': `${K}-answer` }>> {
+export function askPrimary<K extends 'status' | 'metrics' | 'roll' | 'upgrade' | 'act'> (kind: K, ms = 10_000, fields: object = {}): Promise<Extract<ClusterMessage, { 'fastify-pool': `${K}-answer` }>> {
   return new Promise((resolve, reject) => {
     if (!cluster.isWorker || process.send === undefined) { reject(new Error('not a cluster worker')); return }
     const id = `${process.pid}-${++sequence}`
@@ -39,6 +47,29 @@ export function askPrimary<K extends 'status' | 'metrics' | 'roll' | 'upgrade'> 
     }
     process.on('message', on)
     process.send({ ...fields, 'fastify-pool': `${kind}-request`, id })
+  })
+}
+
+/**
+ * A worker asks the primary for a listener's socket again (its own
+ * descriptor of it closed when the listener stopped): resolves with Node's
+ * handle of it, sent with the answer (a descriptor of this process's own).
+ */
+export function askPrimaryForSocket (bind: string, ms = 10_000): Promise<object> {
+  return new Promise((resolve, reject) => {
+    if (!cluster.isWorker || process.send === undefined) { reject(new Error('not a cluster worker')); return }
+    const id = `${process.pid}-${++sequence}`
+    const timer = setTimeout(() => { process.removeListener('message', on); reject(new Error(`the primary did not send the socket of ${bind} within ${ms} ms`)) }, ms)
+    timer.unref()
+    const on = (message: ClusterMessage, handle: unknown): void => {
+      if (message?.['fastify-pool'] !== 'socket-answer' || message.id !== id) return
+      clearTimeout(timer)
+      process.removeListener('message', on)
+      if (typeof handle === 'object' && handle !== null) resolve(handle)
+      else reject(new Error(message.error ?? `the primary holds no socket for ${bind}`))
+    }
+    process.on('message', on)
+    process.send({ 'fastify-pool': 'socket-request', id, bind } satisfies ClusterMessage)
   })
 }
 

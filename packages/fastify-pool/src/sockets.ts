@@ -18,6 +18,8 @@ export interface BoundSocket {
   fd: number
   /** The port it is bound to (the one chosen for port 0). */
   port: number | undefined
+  /** Node's handle of it: what child_process's send() passes to another process (as a descriptor of its own there). */
+  handle: object
   close: () => void
 }
 
@@ -36,7 +38,7 @@ export async function bindSocket (address: ListenAddress, warn?: (message: strin
   const host = address.host === undefined ? null : isIP(address.host) !== 0 ? address.host : (await lookup(address.host)).address
   try {
     const handle = bindTcpHandle(host, address.port, host !== null && isIP(host) === 6 ? 6 : 4)
-    return { fd: handle.fd, port: boundPort(handle), close: () => handle.close() }
+    return { fd: handle.fd, port: boundPort(handle), handle, close: () => handle.close() }
   } catch (err) {
     throw explainListenError(err as Error)
   }

@@ -68,7 +68,8 @@ export const ControlObjectSchema = Type.Object({
   path: Type.Optional(Type.String({ pattern: '^/', expected: 'a path starting with "/"', default: '/pool', description: 'Where the routes are' })),
   reload: Type.Optional(fn('a function () => Promise that reloads the pool')),
   upgrade: Type.Optional(fn('a function ({ timeout, node }) => Promise that replaces the process')),
-  status: Type.Optional(fn('a function () => Promise<object> whose fields GET /pool adds'))
+  status: Type.Optional(fn('a function () => Promise<object> whose fields GET /pool adds')),
+  act: Type.Optional(fn('a function (action, query) => Promise<{ statusCode, body }> that acts in every process'))
 }, { additionalProperties: false })
 
 export const ControlArgumentSchema = Type.Object({ control: Type.Optional(ControlObjectSchema) })

@@ -104,7 +104,7 @@ export const MetricsFileSchema = Type.Union([
   Type.Omit(MetricsObjectSchema, ['registry', 'exposition'], { additionalProperties: false })
 ], { description: 'Prometheus metrics: true serves them on the listener named admin at /metrics' })
 
-export const ControlFileSchema = Type.Omit(ControlObjectSchema, ['reload', 'upgrade', 'status'], {
+export const ControlFileSchema = Type.Omit(ControlObjectSchema, ['reload', 'upgrade', 'status', 'act'], {
   additionalProperties: false,
   description: 'The control API: GET /pool, POST /pool/restart|stop|start|reload; the fastify-pool ps, restart, stop and reload commands talk to it'
 })

@@ -213,6 +213,14 @@ export interface ControlOptions {
   upgrade?: (options: { timeout?: number, node?: string }) => Promise<Record<string, unknown>>
   /** Fields `GET <path>` adds to its answer (the command's workers add every worker's listeners). */
   status?: () => Promise<Record<string, unknown>>
+  /**
+   * What `POST <path>/restart|stop|start` runs instead of acting on this
+   * pool's listeners (the command's workers: the primary has every worker
+   * act, and answers with one aggregate). `query` is the request's (`name`
+   * or `bind`, `force`); it resolves with the status code and the body.
+   * `fastify-pool/control`'s controlAction() is the action on one pool.
+   */
+  act?: (action: 'restart' | 'stop' | 'start', query: Record<string, unknown>) => Promise<{ statusCode: number, body: object }>
 }
 
 /** The pool's `metrics` option, as an object. */

@@ -23,7 +23,7 @@ interface Pool extends Iterable<Listener> {
   filter: (field: Field, match: string | RegExp) => Iterable<Listener>
 }
 
-export interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined, upgrade: ControlOptions['upgrade'], local?: boolean, status: (() => Promise<Record<string, unknown>>) | undefined }
+export interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined, upgrade: ControlOptions['upgrade'], local?: boolean, status: (() => Promise<Record<string, unknown>>) | undefined, act?: ControlOptions['act'] }
 
 /** The body of `GET /pool`. */
 export interface ControlStatusBody {
@@ -46,6 +46,8 @@ export interface ControlStatusBody {
 export interface ControlResult {
   name: string
   bind: string
+  /** With workers: the worker (its id) where the listener did it. */
+  worker?: number
   ok: boolean
   /** Its state once the action was done (or began, for one still under way). */
   state: string
@@ -57,10 +59,18 @@ export interface ControlResult {
 }
 
 /** The body of `POST /pool/<action>`. */
-export interface ControlActionBody { ok: boolean, action: string, results: ControlResult[], error?: string }
+export interface ControlActionBody {
+  ok: boolean
+  action: string
+  results: ControlResult[]
+  error?: string
+  /** With workers: what each worker did (done or failed, and why), whichever worker the request reached. */
+  workers?: Array<{ id: number, pid: number | undefined, ok: boolean, error?: string }>
+}
 
 const ACTIONS = ['restart', 'stop', 'start'] as const
-type Action = typeof ACTIONS[number]
+export type ControlAction = typeof ACTIONS[number]
+type Action = ControlAction
 
 export { isLocalOnly }
 
@@ -124,8 +134,19 @@ export class PoolControl implements Extension {
       scope.post(`${path}/reload`, async (_request, reply) => this.#reload(listener, pool(), reply))
       scope.post(`${path}/upgrade`, async (request, reply) => this.#upgrade(request, reply))
     }
-    app.register(routes)
-    app.register(async (scope) => this.#dashboard(scope, path))
+    // An operator's requests (ps, the status page's poll every 2 s) are not
+    // the traffic a log is for: Fastify's two lines per request are left out
+    // of these routes (their logger starts at warn, so errors still show),
+    // and one line per request is written at debug instead. What an action
+    // does (a listener restarted, a reload) is logged at info by the pool.
+    const logLevel = quieter(app.log.level, 'warn')
+    app.register(async (scope) => {
+      scope.addHook('onResponse', async (request, reply) => {
+        app.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, responseTime: reply.elapsedTime }, 'control request')
+      })
+      scope.register(routes)
+      scope.register(async (page) => this.#dashboard(page, path))
+    }, { logLevel })
   }
 
   /**
@@ -158,23 +179,12 @@ export class PoolControl implements Extension {
     await reply.code(401).send({ error: 'this control API needs an "Authorization: Bearer <token>" header with the pool\'s control token' })
   }
 
-  async #act (action: Action, self: string, pool: Pool | undefined, request: FastifyRequest, reply: FastifyReply): Promise<ControlActionBody> {
-    const query = request.query as Record<string, unknown>
-    const selected = select(pool, query)
-    if (typeof selected === 'string') {
-      reply.code(selected.startsWith('no listener') ? 404 : 400)
-      return { ok: false, action, results: [], error: selected }
-    }
-    const force = query.force === '1' || query.force === 'true'
-    if (action === 'stop' && !force && selected.some(l => l.name === self)) {
-      reply.code(409)
-      return { ok: false, action, results: [], error: `listener "${self}" serves this control API: stopping it would cut every command off from the pool until the process restarts. Leave it out of the glob, or add force=1 (fastify-pool stop --force) to stop it anyway` }
-    }
-    const run = (l: Listener): Promise<unknown> => action === 'restart' ? l.restart() : action === 'stop' ? l.stop() : l.start()
-    const results = await untilDone(selected, self, pool, run)
-    const ok = results.every(r => r.ok)
-    if (!ok) reply.code(500)
-    return { ok, action, results }
+  async #act (action: Action, self: string, pool: Pool | undefined, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const query = { ...request.query as Record<string, unknown> }
+    const act = this.#settings.act
+    const { statusCode, body } = act === undefined ? await controlAction(pool, action, query, self) : await act(action, query)
+    reply.code(statusCode)
+    return body
   }
 
   async #reload (self: string, pool: Pool | undefined, reply: FastifyReply): Promise<unknown> {
@@ -227,6 +237,34 @@ export class PoolControl implements Extension {
   }
 }
 
+const SEVERITY = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity } as const
+type Level = keyof typeof SEVERITY
+
+/** Of a logger's level and `floor`, the one that logs less. */
+function quieter (level: string, floor: Level): Level {
+  return level in SEVERITY && SEVERITY[level as Level] >= SEVERITY[floor] ? level as Level : floor
+}
+
+/**
+ * `POST <path>/restart|stop|start` on one pool: the listeners the query
+ * selects (`name` or `bind` glob; none: every enabled one), acted on in
+ * parallel, each with what it did; the answer's status code with it.
+ * `self` is the listener serving the request: stopping it needs
+ * `force`, and it is answered for as soon as it starts to drain.
+ */
+export async function controlAction (pool: Pool | undefined, action: Action, query: Record<string, unknown>, self?: string): Promise<{ statusCode: number, body: ControlActionBody }> {
+  const selected = select(pool, query)
+  if (typeof selected === 'string') return { statusCode: selected.startsWith('no listener') ? 404 : 400, body: { ok: false, action, results: [], error: selected } }
+  const force = query.force === '1' || query.force === 'true'
+  if (action === 'stop' && !force && self !== undefined && selected.some(l => l.name === self)) {
+    return { statusCode: 409, body: { ok: false, action, results: [], error: `listener "${self}" serves this control API: stopping it would cut every command off from the pool until the process restarts. Leave it out of the glob, or add force=1 (fastify-pool stop --force) to stop it anyway` } }
+  }
+  const run = (l: Listener): Promise<unknown> => action === 'restart' ? l.restart() : action === 'stop' ? l.stop() : l.start()
+  const results = await untilDone(selected, self, pool, run)
+  const ok = results.every(r => r.ok)
+  return { statusCode: ok ? 200 : 500, body: { ok, action, results } }
+}
+
 function sha256 (text: string): Buffer {
   return createHash('sha256').update(text).digest()
 }
@@ -255,7 +293,7 @@ function select (pool: Pool | undefined, query: Record<string, unknown>): Listen
  * listener serving this request is answered for as soon as it starts to
  * drain (a stop of it waits for this very request to end).
  */
-async function untilDone (listeners: Listener[], self: string, pool: Pool | undefined, run: (l: Listener) => Promise<unknown>): Promise<ControlResult[]> {
+async function untilDone (listeners: Listener[], self: string | undefined, pool: Pool | undefined, run: (l: Listener) => Promise<unknown>): Promise<ControlResult[]> {
   const result = (l: Listener, error?: unknown, pending = false): ControlResult => ({
     name: l.name,
     bind: l.bind,

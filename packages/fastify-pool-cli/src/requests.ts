@@ -1,0 +1,140 @@
+// What the workers of --workers ask their primary, and how it answers: the
+// status of every worker, the metrics summed over them, a rolling reload, an
+// upgrade of every process, an action of the control API in every worker
+// (one aggregate, whichever worker took the request), and a listener's
+// socket again. The primary (primary.ts) says what it has through
+// `PrimaryDesk`; nothing here keeps state.
+import type { Worker } from 'node:cluster'
+import { clusterMetrics, type ProcessFigures } from 'fastify-pool'
+import type { ControlAction, ControlActionBody, ControlResult } from 'fastify-pool/control'
+import type { BoundSocket } from 'fastify-pool/sockets'
+import { upgradeCounts, UpgradeError, type UpgradeOptions, type UpgradeResult } from './upgrade.ts'
+import type { ClusterMessage } from './worker-messages.ts'
+
+// How long a worker may take to answer the primary's question: its status, an action.
+const ASK_MS = 2000
+const ACT_MS = 60_000
+
+export interface Slot {
+  worker: Worker
+  /** Set once the worker said every listener is up. */
+  ready: boolean
+  /** The primary asked it to stop (a shutdown or a roll): its exit is expected. */
+  leaving: boolean
+  /** Started by a roll and not ready yet: a failure is the roll's, not a crash. */
+  trial: boolean
+}
+
+/** What the primary gives the answers. */
+export interface PrimaryDesk {
+  slots: () => Iterable<Slot>
+  closing: () => boolean
+  restarts: () => number
+  figures: () => ProcessFigures
+  reload: (reason: string) => Promise<{ ok: boolean, error?: string }>
+  upgrade: (options: UpgradeOptions) => Promise<UpgradeResult>
+  /** The socket of a listener of the configuration in force, held anew if it has none; or why not. */
+  socket: (bind: string) => Promise<BoundSocket | string>
+  /** Close the sockets of these binds: every worker stopped their listener. */
+  drop: (binds: string[]) => void
+}
+
+/** A worker's request to the primary, answered to that worker. */
+export async function answer (desk: PrimaryDesk, from: Slot, message: ClusterMessage): Promise<void> {
+  const kind = message?.['fastify-pool']
+  const reply = (answer: ClusterMessage, handle?: object): void => {
+    if (from.worker.isConnected()) from.worker.send(answer, handle as Parameters<Worker['send']>[1])
+  }
+  if (kind === 'status-request') {
+    // Every worker that serves, those a roll is replacing too.
+    const serving = [...desk.slots()].filter(s => s.ready && s.worker.isConnected())
+    const statuses = await Promise.all(serving.map(s => ask(s, { 'fastify-pool': 'listeners-request', id: '' }, 'listeners')))
+    reply({ 'fastify-pool': 'status-answer', id: message.id, workers: statuses.flatMap((s, i) => s === undefined ? [] : [{ id: serving[i]!.worker.id, pid: serving[i]!.worker.process.pid, listeners: s.listeners, process: s.process }]), restarts: desk.restarts(), primary: desk.figures() })
+  } else if (kind === 'metrics-request') {
+    const text = await clusterMetrics().catch((err: Error) => `# metrics of the workers could not be collected: ${err.message}\n`)
+    reply({ 'fastify-pool': 'metrics-answer', id: message.id, text: withUpgradeCounts(text) })
+  } else if (kind === 'upgrade-request') {
+    const options: UpgradeOptions = { ...(message.node === undefined ? {} : { node: message.node }), ...(message.timeout === undefined ? {} : { timeout: message.timeout }) }
+    const outcome = await desk.upgrade(options).then(
+      result => ({ result }),
+      (err: Error) => ({ error: err.message, statusCode: err instanceof UpgradeError ? err.statusCode : 500 }))
+    reply({ 'fastify-pool': 'upgrade-answer', id: message.id, ...outcome })
+  } else if (kind === 'roll-request') {
+    reply({ 'fastify-pool': 'roll-answer', id: message.id, ...await desk.reload('control API') })
+  } else if (kind === 'act-request') {
+    reply({ 'fastify-pool': 'act-answer', id: message.id, ...await act(desk, message.action, message.query, message.self) })
+  } else if (kind === 'socket-request') {
+    // A worker starts a listener again: its socket, as a descriptor of the worker's own.
+    const socket = await desk.socket(message.bind).catch((err: Error) => err.message)
+    if (typeof socket === 'string') reply({ 'fastify-pool': 'socket-answer', id: message.id, error: socket })
+    else reply({ 'fastify-pool': 'socket-answer', id: message.id }, socket.handle)
+  }
+}
+
+/**
+ * An action of the control API (restart, stop, start) on the listeners of
+ * every worker serving: one aggregate, each result naming its worker, and
+ * per worker whether it did it (a worker that does not answer in time is
+ * named with why). A listener that every worker stopped has its socket
+ * closed too: else the port would queue connections that nobody accepts (a
+ * start holds it anew: answer(), 'socket-request').
+ */
+async function act (desk: PrimaryDesk, action: ControlAction, query: Record<string, unknown>, self: string): Promise<{ statusCode: number, body: ControlActionBody }> {
+  if (desk.closing()) return { statusCode: 409, body: { ok: false, action, results: [], error: 'the pool is stopping' } }
+  const slots = [...desk.slots()].filter(s => s.ready && !s.leaving && s.worker.isConnected())
+  const answers = await Promise.all(slots.map(s => ask(s, { 'fastify-pool': 'act', id: '', action, query, self }, 'acted', ACT_MS)))
+  const workers: NonNullable<ControlActionBody['workers']> = []
+  const results: ControlResult[] = []
+  const codes: number[] = []
+  for (const [i, slot] of slots.entries()) {
+    const answered = answers[i]
+    const id = slot.worker.id
+    const pid = slot.worker.process.pid
+    if (answered === undefined) {
+      workers.push({ id, pid, ok: false, error: 'the worker did not answer in time' })
+      codes.push(504)
+      continue
+    }
+    const body = answered.body as Partial<ControlActionBody>
+    codes.push(answered.statusCode)
+    workers.push({ id, pid, ok: body.ok === true, ...(body.error === undefined ? {} : { error: body.error }) })
+    for (const r of body.results ?? []) results.push({ ...r, worker: id })
+  }
+  if (action === 'stop' && answers.every(a => a !== undefined)) {
+    const binds = new Set(results.map(r => r.bind))
+    desk.drop([...binds].filter(bind => results.every(r => r.bind !== bind || (r.ok && r.state === 'stopped'))))
+  }
+  // Every worker has the same listeners: a selection that matches nothing, a bad glob or a refusal is the same in each.
+  const same = codes.length > 0 && codes.every(c => c === codes[0]) ? codes[0] as number : undefined
+  const ok = workers.length > 0 && workers.every(w => w.ok)
+  const refused = same !== undefined && same !== 200 && same !== 500 ? answers[0]?.body as Partial<ControlActionBody> | undefined : undefined
+  const error = refused?.error ?? (workers.length === 0 ? 'no worker serves' : undefined)
+  return { statusCode: same ?? (ok ? 200 : 500), body: { ok, action, results, workers, ...(error === undefined ? {} : { error }) } }
+}
+
+/** Ask one worker (bounded: a busy worker is left out); its answer, or undefined. */
+function ask<K extends 'listeners' | 'acted'> (slot: Slot, question: ClusterMessage, answerKind: K, ms = ASK_MS): Promise<Extract<ClusterMessage, { 'fastify-pool': K }> | undefined> {
+  return new Promise(resolve => {
+    const id = Math.random().toString(36).slice(2)
+    const timer = setTimeout(() => { slot.worker.removeListener('message', on); resolve(undefined) }, ms)
+    timer.unref()
+    const on = (m: ClusterMessage): void => {
+      if (m?.['fastify-pool'] !== answerKind || (m as { id?: string }).id !== id) return
+      clearTimeout(timer)
+      slot.worker.removeListener('message', on)
+      resolve(m as Extract<ClusterMessage, { 'fastify-pool': K }>)
+    }
+    slot.worker.on('message', on)
+    slot.worker.send({ ...question, id })
+  })
+}
+
+/**
+ * The upgrade counter as the primary counts it: the primary is the process
+ * an upgrade replaces, and the workers' counters (summed by the cluster
+ * registry) would count each upgrade once per worker.
+ */
+function withUpgradeCounts (text: string): string {
+  const counts = upgradeCounts()
+  return text.replace(/^fastify_pool_upgrades_total\{result="(ok|failed)"\} \S+$/gm, (_line, result: 'ok' | 'failed') => `fastify_pool_upgrades_total{result="${result}"} ${counts[result]}`)
+}
