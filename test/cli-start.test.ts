@@ -1,7 +1,7 @@
 // `fastify-pool start` end to end: serving, signals, drains and SIGHUP, in child processes on real sockets.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -138,6 +138,23 @@ test('SIGTERM while the file is still loading: exit 0, nothing bound', async (t)
   probe.listen(port, '127.0.0.1')
   await once(probe, 'listening')
   await new Promise(resolve => probe.close(resolve))
+})
+
+test('SIGTERM while the listeners start (a plugin still registering): the start stops there, exit 0, no "pool started", no error', async (t) => {
+  const dir = tempDir(t, 'fastify-pool-cli-')
+  // A plugin whose registration takes a while, and says when it began.
+  writeFileSync(join(dir, 'slow.mjs'), "export default async function (app) { process.stderr.write('registering\\n'); await new Promise(resolve => setTimeout(resolve, 1000)); app.get('/', async () => 'hi') }\n")
+  writeFileSync(join(dir, 'pool.yaml'), 'handlers:\n  default: ./slow.mjs\nservers:\n  - { name: a, listen: "127.0.0.1:0" }\nmonitor: true\n')
+  const child = run(t, [BIN, 'start', '--json', '--pid-file', join(dir, 'pool.pid'), 'pool.yaml'], { cwd: dir })
+  await child.waitFor(out => out.includes('registering'))
+  child.proc.kill('SIGTERM')
+  const { code } = await child.exited
+  assert.equal(code, 0, child.stdout() + child.stderr())
+  assert.match(child.stdout(), /"msg":"SIGTERM: draining the pool"/)
+  assert.match(child.stdout(), /"msg":"pool stopped while it was starting: what had started is closed"/)
+  assert.doesNotMatch(child.stdout(), /"msg":"pool started"/)
+  assert.equal(child.stderr().replace('registering\n', ''), '', 'nothing unexpected on stderr')
+  assert.equal(existsSync(join(dir, 'pool.pid')), false, 'no pid file for a pool that never served')
 })
 
 test('SIGHUP applies an edited file in place; a broken one is rejected and the pool keeps serving', async (t) => {

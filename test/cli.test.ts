@@ -220,7 +220,7 @@ test('help for one command, completion scripts, and --log-level', async (t) => {
   assert.equal((await upgrade.exited).code, 0)
   assert.doesNotMatch(upgrade.stdout().replace(/\s+/g, ' '), /refused .*with --workers/i)
   assert.match(upgrade.stdout().replace(/\s+/g, ' '), /With --workers the primary and every worker are replaced/)
-  assert.match(upgrade.stdout().replace(/\s+/g, ' '), /Refused while the pool starts or stops, during a reload or another upgrade, and for a pool that runs in a terminal, as a container's pid 1 or under a package manager/)
+  assert.match(upgrade.stdout().replace(/\s+/g, ' '), /Refused while the pool starts or stops, during a reload or another upgrade, and for a pool that runs in a terminal, in a container \(as its pid 1 or the child of its init\) or under a package manager/)
   assert.match(help!.stdout.replace(/\s+/g, ' '), /with --workers, in every worker/)
   assert.match(level!.stderr, /--log-level takes one of fatal, error, warn, info, debug, trace, silent/)
 

@@ -25,8 +25,8 @@ test('kill -9 of a worker: it is replaced and the port keeps answering', async (
 
 test('workers that keep dying: the primary gives up with a clear error and exit 1', async (t) => {
   const p = await project(t)
-  // Each worker dies shortly after its pool is up.
-  writeFileSync(join(p.dir, 'routes.js'), `import cluster from 'node:cluster'\n${ROUTES('v1')}\nif (cluster.isWorker) setTimeout(() => process.exit(3), 300).unref()\n`)
+  // Each worker dies half a second after its listeners are built (its pool is up and it said so by then).
+  writeFileSync(join(p.dir, 'routes.js'), ROUTES('v1').replace('export default async function (app) {', 'export default async function (app) {\n  app.addHook(\'onReady\', async () => { setTimeout(() => process.exit(3), 500).unref() })'))
   const child = run(t, [BIN, 'start', '--json'], { cwd: p.dir })
   const { code } = await child.exited
   assert.equal(code, 1)

@@ -54,7 +54,8 @@ async function startWith (t: TestContext, manager: 'npm' | 'pnpm', script: strin
   })
   const deadline = Date.now() + 20_000
   while (pool === undefined) {
-    pool = logLines(out).find(l => l.msg === 'pool started')?.pid as number | undefined
+    // One process's line, or the primary's once every worker is up.
+    pool = logLines(out).find(l => (l.msg === 'pool started' && l.worker === undefined) || /^pool started in \d+ workers$/.test(String(l.msg)))?.pid as number | undefined
     if (pool !== undefined) break
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${manager} start did not start the pool:\n${out}`)
     await new Promise(resolve => setTimeout(resolve, 20))
@@ -84,6 +85,19 @@ for (const manager of ['npm', 'pnpm'] as const) {
     await assert.rejects(get(`http://127.0.0.1:${started.port}/`), { code: 'ECONNREFUSED' })
   })
 }
+
+test('SIGTERM to `npm start` whose script runs the command with --workers 2, without exec: the primary notices, every worker drains, nothing is left', { skip: has('npm') ? false : 'no npm on this machine', timeout: 30_000 }, async (t) => {
+  const started = await startWith(t, 'npm', `node ${BIN} start --json --workers 2 pool.yaml`)
+  const workers = ((logLines(started.output()).find(l => /^pool started in/.test(String(l.msg)))?.workers ?? []) as Array<{ pid: number }>).map(w => w.pid)
+  assert.equal(workers.length, 2)
+  started.manager.kill('SIGTERM')
+  await started.exited
+  await ended(started.pool)
+  for (const pid of workers) await ended(pid)
+  assert.match(started.output(), /the package manager that ran this command is not there to stop it; draining every worker as SIGTERM would/)
+  assert.match(started.output(), /"msg":"every worker stopped; exiting"/)
+  await assert.rejects(get(`http://127.0.0.1:${started.port}/`), { code: 'ECONNREFUSED' })
+})
 
 test('the starter, the scaffolded app, the Kubernetes example and this repository start the command with exec', () => {
   const scripts = ['package.json', 'examples/starter/_package.json', 'examples/kubernetes/package.json']

@@ -6,40 +6,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BIN, freePort, get, ROOT, run, TLS } from './fixtures/cli.ts'
+import { APP, poolYaml, ports, startUpgradable, survivors } from './fixtures/upgrade.ts'
+import { BIN, get, ROOT, run } from './fixtures/cli.ts'
 import { keepAliveLoad } from './fixtures/load.ts'
-import { startUpgradable, survivors } from './fixtures/upgrade.ts'
-
-const APP = 'export default async function (app) { app.get(\'/\', async () => ({ pid: process.pid })) }\n'
-
-function poolYaml (ports: { public: number, secure: number, h2: number, admin: number }, extra = ''): string {
-  return `servers:
-  - name: public
-    listen: 127.0.0.1:${ports.public}
-  - name: sock
-    listen: unix:./app.sock
-  - name: secure
-    listen: 127.0.0.1:${ports.secure}
-    tls: { cert: ${join(TLS, 'server.crt')}, key: ${join(TLS, 'server.key')} }
-  - name: h2
-    listen: 127.0.0.1:${ports.h2}
-    http2: true
-    tls: { cert: ${join(TLS, 'server.crt')}, key: ${join(TLS, 'server.key')} }
-  - name: admin
-    listen: 127.0.0.1:${ports.admin}
-handlers:
-  default: ./app.mjs
-control:
-  listener: admin
-defaults:
-  stopTimeout: 5000
-  logLevel: warn
-${extra}`
-}
-
-async function ports (): Promise<{ public: number, secure: number, h2: number, admin: number }> {
-  return { public: await freePort(), secure: await freePort(), h2: await freePort(), admin: await freePort() }
-}
 
 test('a successor with an invalid file, one whose handler throws at start, and one that hangs: the old process serves on, unchanged, and the command says why', { timeout: 120_000 }, async (t) => {
   const p = await ports()

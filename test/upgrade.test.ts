@@ -4,41 +4,10 @@
 // 200 (upgrade-failures.test.ts: when it cannot).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { statSync } from 'node:fs'
 import { join } from 'node:path'
-import { BIN, freePort, get, logLines, run, TLS } from './fixtures/cli.ts'
-import { assertAllServed, hey, NO_HEY, startUpgradable, survivors, unixLoad } from './fixtures/upgrade.ts'
-
-const APP = 'export default async function (app) { app.get(\'/\', async () => ({ pid: process.pid })) }\n'
-
-function poolYaml (ports: { public: number, secure: number, h2: number, admin: number }, extra = ''): string {
-  return `servers:
-  - name: public
-    listen: 127.0.0.1:${ports.public}
-  - name: sock
-    listen: unix:./app.sock
-  - name: secure
-    listen: 127.0.0.1:${ports.secure}
-    tls: { cert: ${join(TLS, 'server.crt')}, key: ${join(TLS, 'server.key')} }
-  - name: h2
-    listen: 127.0.0.1:${ports.h2}
-    http2: true
-    tls: { cert: ${join(TLS, 'server.crt')}, key: ${join(TLS, 'server.key')} }
-  - name: admin
-    listen: 127.0.0.1:${ports.admin}
-handlers:
-  default: ./app.mjs
-control:
-  listener: admin
-defaults:
-  stopTimeout: 5000
-  logLevel: warn
-${extra}`
-}
-
-async function ports (): Promise<{ public: number, secure: number, h2: number, admin: number }> {
-  return { public: await freePort(), secure: await freePort(), h2: await freePort(), admin: await freePort() }
-}
+import { statSync } from 'node:fs'
+import { APP, assertAllServed, heyUntil, NO_HEY, poolYaml, ports, startUpgradable, survivors, unixLoad } from './fixtures/upgrade.ts'
+import { BIN, get, logLines, run } from './fixtures/cli.ts'
 
 test('10 upgrades under load over TCP (keep-alive and not), a unix socket, HTTPS and HTTP/2: no request fails, the socket file stays the same', { skip: NO_HEY, timeout: 120_000 }, async (t) => {
   const p = await ports()
@@ -46,12 +15,15 @@ test('10 upgrades under load over TCP (keep-alive and not), a unix socket, HTTPS
   const first = pool.pid()
   const sock = join(pool.dir, 'app.sock')
   const inode = statSync(sock).ino
-  const seconds = 16
+  // The loads run until the last upgrade is done.
+  let finish!: () => void
+  const upgrading = new Promise<void>(resolve => { finish = resolve })
+  t.after(() => finish())
   const loads = [
-    hey(t, `http://127.0.0.1:${p.public}/`, seconds),
-    hey(t, `http://127.0.0.1:${p.public}/`, seconds, ['-disable-keepalive']),
-    hey(t, `https://127.0.0.1:${p.secure}/`, seconds),
-    hey(t, `https://127.0.0.1:${p.h2}/`, seconds, ['-h2'])
+    heyUntil(t, `http://127.0.0.1:${p.public}/`, upgrading),
+    heyUntil(t, `http://127.0.0.1:${p.public}/`, upgrading, ['-disable-keepalive']),
+    heyUntil(t, `https://127.0.0.1:${p.secure}/`, upgrading),
+    heyUntil(t, `https://127.0.0.1:${p.h2}/`, upgrading, ['-h2'])
   ]
   const overUnix = unixLoad(sock)
   const served = new Set<number>([first])
@@ -68,6 +40,7 @@ test('10 upgrades under load over TCP (keep-alive and not), a unix socket, HTTPS
     await pool.handOvers(i)
     served.add(pool.pid())
   }
+  finish()
   const unix = await overUnix.stop()
   const results = await Promise.all(loads)
   assertAllServed(results)

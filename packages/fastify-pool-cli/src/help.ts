@@ -32,14 +32,19 @@ Options:
       --watch            Reload when the file or a handler module changes (development)
       --dev-cert         Write a self-signed localhost certificate where the file names
                          TLS files that do not exist (development)
-      --pid-file <f>     Write the serving process's pid there, atomically (after an
-                         upgrade the new process writes its own)
+      --pid-file <f>     Write there, atomically, the pid of the process that owns the
+                         pool (with --workers the primary's; after an upgrade the new
+                         process writes its own)
       --env-file <f>     Read environment variables from this file first
       --verbose          Print stack traces of unexpected errors
 
+Run by npm start or pnpm start, it also drains when the package manager is
+gone (FASTIFY_POOL_PARENT_WATCH=off: not).
+
 Exit codes: 0 stopped by a signal after the drain (or before anything started);
 1 an invalid file, a listener that could not start, an uncaught error, a second
-signal, or a drain over its deadline + 5 s; 2 usage error.
+signal (the same one again within 0.5 s is the same stop), or a drain over its
+deadline + 5 s; 2 usage error.
 
 Example:
   fastify-pool start pool.yaml --log-level debug
@@ -136,9 +141,10 @@ worker are replaced: the new primary forks its workers on the same sockets,
 and the old workers hand over once every new one is ready.
 
 Refused while the pool starts or stops, during a reload or another upgrade,
-and for a pool that runs in a terminal, as a container's pid 1 or under a
-package manager (npm start): the new process would not be the terminal's job,
-and the container or the package manager would end with the old one. There,
+and for a pool that runs in a terminal, in a container (as its pid 1 or the
+child of its init) or under a package manager (npm start): the new process
+would not be the terminal's job, and the container or the package manager
+would end with the old one. There,
 reload it (fastify-pool reload, SIGHUP, --watch) or restart it instead.
 
 Options:

@@ -84,7 +84,11 @@ export class InheritedSockets implements SocketSource {
       throw new Error(`the socket passed as ${bind} was closed when the listener stopped; a passed socket serves one start per process (restarts keep it)`)
     }
     this.#taken.add(fd)
-    return cluster.isWorker ? handleFor(fd) ?? fd : fd
+    if (!cluster.isWorker) return fd
+    // listen({ fd }) in a worker would ask the primary to listen on its own descriptor of that number: another socket.
+    const handle = handleFor(fd)
+    if (handle === undefined) throw new Error(`this worker cannot listen on the socket its primary gave (descriptor ${fd}): Node makes no handle of it here`)
+    return handle
   }
 
   /** Why an `fd:N` or `systemd:NAME` address cannot be served here, if it cannot. */
@@ -113,6 +117,9 @@ export class InheritedSockets implements SocketSource {
 
   /** A worker: the primary sent this bind's socket again (a handle of this process's own), for the listener's next start. */
   sentAgain (bind: string, handle: object): void {
+    // One sent before and not used (two starts asked at once): closed, not leaked.
+    const before = this.#again.get(bind)
+    if (before !== undefined && before !== handle) (before as { close?: () => void }).close?.()
     this.#again.set(bind, handle)
   }
 

@@ -27,6 +27,8 @@ export interface OperateOptions {
 }
 
 const WATCH_MS = 2000
+// How long `restart` and `stop` wait for the pool's answer (ms).
+const ACT_WAIT = 600_000
 
 export async function operate (options: OperateOptions): Promise<number> {
   const shown = displayPath(options.file)
@@ -105,7 +107,8 @@ async function watchPs (target: ControlTarget, json: boolean): Promise<number> {
 async function act (target: ControlTarget, action: 'restart' | 'stop', options: OperateOptions): Promise<number> {
   const query: Record<string, string> = options.selector === undefined ? {} : { [options.field ?? 'name']: options.selector }
   if (options.force === true) query.force = '1'
-  const { status, body } = await callControl(target, 'POST', `/${action}`, query)
+  // A stop drains within the pool's deadline (with workers, each worker's): the pool bounds it, not this client.
+  const { status, body } = await callControl(target, 'POST', `/${action}`, query, undefined, ACT_WAIT)
   checkAnswer(target, status, body)
   if (status === 409) throw new ControlError(String(body.error ?? 'refused'), EXIT.failed)
   if (!isActionBody(body)) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? '')}`, status === 400 ? EXIT.usage : EXIT.failed)

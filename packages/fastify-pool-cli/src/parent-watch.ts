@@ -41,13 +41,25 @@ function cmdline (pid: number): string[] {
   try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(a => a !== '') } catch { return [] }
 }
 
+/** The package manager whose script runs this process, as it was when asked. */
+export interface PackageManager {
+  pid: number
+  /** The shell between them, when the script did not exec the command. */
+  shell: number | undefined
+  /** This process's parent then: the package manager, or the shell. */
+  parent: number
+}
+
 /**
  * The package manager whose script runs this process, if one does: its pid,
  * and the shell between them when the script did not exec the command.
  * Read from /proc (Linux); a package manager's variables alone (inherited by
  * everything a script starts, a test runner's children too) do not say so.
+ * FASTIFY_POOL_PARENT_WATCH=off says no (a script that starts the command
+ * in the background on purpose, `fastify-pool start &`).
  */
-export function packageManager (env: NodeJS.ProcessEnv = process.env): { pid: number, shell: number | undefined } | undefined {
+export function packageManager (env: NodeJS.ProcessEnv = process.env): PackageManager | undefined {
+  if (env.FASTIFY_POOL_PARENT_WATCH === 'off') return undefined
   if (env.npm_lifecycle_event === undefined && env.npm_execpath === undefined) return undefined
   const parent = process.ppid
   const shell = SHELLS.has(commandOf(parent) ?? '') ? parent : undefined
@@ -55,7 +67,7 @@ export function packageManager (env: NodeJS.ProcessEnv = process.env): { pid: nu
   if (pid === undefined) return undefined
   // npm sets its title ("npm start"); node /usr/bin/npm before it does; pnpm is its own program.
   const args = cmdline(pid).slice(0, 2).flatMap(a => a.split(' ')[0] ?? [])
-  return args.some(a => MANAGERS.test(basename(a))) ? { pid, shell } : undefined
+  return args.some(a => MANAGERS.test(basename(a))) ? { pid, shell, parent } : undefined
 }
 
 /** Whether a package manager's script runs this process. */
@@ -64,15 +76,13 @@ export function underPackageManager (): boolean {
 }
 
 /**
- * Call `gone` once when the package manager that started this process is
- * gone (nothing when no package manager did). Returns what stops watching.
- * The timer is unref'd: it never keeps the process alive.
+ * Call `gone` once when the package manager found at the start (`manager`,
+ * read before anything loaded) is gone; nothing without one. Returns what
+ * stops watching. The timer is unref'd: it never keeps the process alive.
  */
-export function watchPackageManager (gone: (why: string) => void): () => void {
-  const manager = packageManager()
+export function watchPackageManager (manager: PackageManager | undefined, gone: (why: string) => void): () => void {
   if (manager === undefined) return () => {}
-  const parent = process.ppid
-  const { shell } = manager
+  const { parent, shell } = manager
   const timer = setInterval(() => {
     const lost = process.ppid !== parent
       ? `its parent process ${parent} is gone`

@@ -76,7 +76,8 @@ export class PoolProcess {
       }
       return err.errors
     }
-    await this.applyMonitor()
+    // Not once the pool stops (a stop that came while it started): the stop ended the monitor.
+    if (this.#closing === undefined) await this.applyMonitor()
     return undefined
   }
 

@@ -15,8 +15,9 @@
 // API is done by every worker, and answered with one aggregate
 // (requests.ts answers the workers).
 import cluster from 'node:cluster'
-import { BUILTIN_DEFAULTS, ProcessSampler, type UpgradeEvent } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, ProcessSampler, type ListenerFailure, type UpgradeEvent } from 'fastify-pool'
 import type { Logger } from 'pino'
+import { watchPackageManager, type PackageManager } from './parent-watch.ts'
 import type { PidFile } from './pid-file.ts'
 import type { LoadedConfig } from './config-file.ts'
 import { rollWorkers, type RollOutcome } from './roll.ts'
@@ -45,6 +46,8 @@ export interface PrimarySettings {
   loaded: LoadedConfig
   sockets: SharedSockets
   replaced: Predecessor | undefined
+  /** The package manager that runs this command, if one does (parent-watch.ts). */
+  manager: PackageManager | undefined
   pidFile: PidFile | undefined
 }
 
@@ -60,6 +63,7 @@ export class Primary {
   /** The primary this one replaces (the supervisor knows until when it hands over). */
   readonly #replaced: Predecessor | undefined
   readonly #pidFile: PidFile | undefined
+  readonly #manager: PackageManager | undefined
   /** This primary's workers leave because a successor serves (an upgrade). */
   #handOff = false
   /** A stop for good stops a successor still starting too; the exit waits for it. */
@@ -77,7 +81,12 @@ export class Primary {
   /** What the workers' requests are answered from (requests.ts). */
   readonly #desk: PrimaryDesk = {
     slots: () => this.#slots,
-    closing: () => this.#closing,
+    busy: () => {
+      const phase = this.#supervisor.phase
+      if (phase === 'serving') return [...this.#slots].some(s => !s.ready) ? 'a worker is starting (a replacement): act once it serves' : undefined
+      return phase === 'stopping' ? 'the pool is stopping' : `the workers are ${phase}: act once that is done`
+    },
+    actTimeout: () => this.#timeout + 10_000,
     restarts: () => this.#restarts,
     figures: () => this.#figures.read(),
     reload: (reason) => this.reload(reason),
@@ -87,7 +96,7 @@ export class Primary {
       if (server === undefined) return `no listener of the configuration in force listens on ${bind}`
       return await this.#sockets.ensure(server, (m) => this.#logger.warn({ node: process.version }, m)) ?? `the primary holds no socket for ${bind}`
     },
-    drop: (binds) => this.#sockets.drop(binds)
+    drop: (binds) => this.#sockets.stopped(binds)
   }
 
   constructor (settings: PrimarySettings) {
@@ -98,6 +107,7 @@ export class Primary {
     this.#sockets = settings.sockets
     this.#replaced = settings.replaced
     this.#pidFile = settings.pidFile
+    this.#manager = settings.manager
     this.#supervisor = new Supervisor<RollOutcome>({ reload: (reason) => this.#roll(reason), log: settings.logger })
     this.#upgrader = new Upgrader({
       supervisor: this.#supervisor,
@@ -105,6 +115,7 @@ export class Primary {
       // Deferred: the answer to a worker's control request goes out before the stop does.
       handOver: (successor) => { setImmediate(() => this.#handOver(successor.pid)) },
       stopTimeout: () => this.#timeout,
+      failed: () => { if (!this.#closing) this.#pidFile?.write() },
       log: settings.logger
     })
   }
@@ -145,7 +156,12 @@ export class Primary {
       notifySystemd({ READY: 1, MAINPID: process.pid }, (fields, message) => this.#logger.warn(fields, message))
       this.#tookOver()
     }
+    const unwatch = watchPackageManager(this.#manager, (why) => {
+      this.#logger.warn({ parent: process.ppid }, `${why}: the package manager that ran this command is not there to stop it; draining every worker as SIGTERM would`)
+      this.#stop(undefined)
+    })
     const code = await finished
+    unwatch()
     uninstall()
     return code
   }
@@ -165,6 +181,8 @@ export class Primary {
       serving: () => [...this.#slots].filter(s => !s.leaving),
       fork: (config) => this.#fork(config, true),
       leave: (slot) => {
+        // One that died meanwhile has left already (its exit fired: waiting for it would wait for ever).
+        if (slot.worker.isDead() || !this.#slots.has(slot)) return Promise.resolve()
         const gone = new Promise<void>(resolve => slot.worker.once('exit', () => resolve()))
         this.#leave(slot, true)
         return gone
@@ -242,7 +260,10 @@ export class Primary {
       this.#respawns.delete(timer)
       if (this.#closing) return
       this.#restarts++
-      this.#fork().catch(() => {})
+      // The sockets of listeners stopped in every worker are held again first: the replacement starts every listener of the file, on the primary's sockets (not through node:cluster).
+      this.#sockets.hold(this.#loaded.options.servers, (m) => this.#logger.warn({ node: process.version }, m))
+        .catch((err: Error & { failures?: ListenerFailure[] }) => this.#logger.warn({ failed: err.failures?.map(f => `${f.name}: ${f.error.message}`) }, 'a socket of the configuration could not be bound again for the replacement worker'))
+        .then(() => { if (!this.#closing) this.#fork().catch(() => {}) }, () => {})
     }, delay)
     this.#respawns.add(timer)
   }

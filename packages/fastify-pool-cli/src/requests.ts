@@ -11,9 +11,8 @@ import type { BoundSocket } from 'fastify-pool/sockets'
 import { upgradeCounts, UpgradeError, type UpgradeOptions, type UpgradeResult } from './upgrade.ts'
 import type { ClusterMessage } from './worker-messages.ts'
 
-// How long a worker may take to answer the primary's question: its status, an action.
+// How long a worker may take to answer the primary's question about its status; an action's, see PrimaryDesk.actTimeout.
 const ASK_MS = 2000
-const ACT_MS = 60_000
 
 export interface Slot {
   worker: Worker
@@ -28,7 +27,10 @@ export interface Slot {
 /** What the primary gives the answers. */
 export interface PrimaryDesk {
   slots: () => Iterable<Slot>
-  closing: () => boolean
+  /** Why an action on listeners may not run now (the workers are starting, rolling, upgrading or stopping), if it may not. */
+  busy: () => string | undefined
+  /** How long a worker may take to do an action: a stop drains (the drain deadline, and a margin). */
+  actTimeout: () => number
   restarts: () => number
   figures: () => ProcessFigures
   reload: (reason: string) => Promise<{ ok: boolean, error?: string }>
@@ -80,9 +82,11 @@ export async function answer (desk: PrimaryDesk, from: Slot, message: ClusterMes
  * start holds it anew: answer(), 'socket-request').
  */
 async function act (desk: PrimaryDesk, action: ControlAction, query: Record<string, unknown>, self: string): Promise<{ statusCode: number, body: ControlActionBody }> {
-  if (desk.closing()) return { statusCode: 409, body: { ok: false, action, results: [], error: 'the pool is stopping' } }
+  // While workers start, roll or leave, "every worker" is not one set: refused, with why.
+  const busy = desk.busy()
+  if (busy !== undefined) return { statusCode: 409, body: { ok: false, action, results: [], error: busy } }
   const slots = [...desk.slots()].filter(s => s.ready && !s.leaving && s.worker.isConnected())
-  const answers = await Promise.all(slots.map(s => ask(s, { 'fastify-pool': 'act', id: '', action, query, self }, 'acted', ACT_MS)))
+  const answers = await Promise.all(slots.map(s => ask(s, { 'fastify-pool': 'act', id: '', action, query, self }, 'acted', desk.actTimeout())))
   const workers: NonNullable<ControlActionBody['workers']> = []
   const results: ControlResult[] = []
   const codes: number[] = []
@@ -91,7 +95,7 @@ async function act (desk: PrimaryDesk, action: ControlAction, query: Record<stri
     const id = slot.worker.id
     const pid = slot.worker.process.pid
     if (answered === undefined) {
-      workers.push({ id, pid, ok: false, error: 'the worker did not answer in time' })
+      workers.push({ id, pid, ok: false, error: slot.worker.isDead() ? 'the worker exited before it answered' : 'the worker did not answer in time' })
       codes.push(504)
       continue
     }
@@ -100,9 +104,10 @@ async function act (desk: PrimaryDesk, action: ControlAction, query: Record<stri
     workers.push({ id, pid, ok: body.ok === true, ...(body.error === undefined ? {} : { error: body.error }) })
     for (const r of body.results ?? []) results.push({ ...r, worker: id })
   }
-  if (action === 'stop' && answers.every(a => a !== undefined)) {
-    const binds = new Set(results.map(r => r.bind))
-    desk.drop([...binds].filter(bind => results.every(r => r.bind !== bind || (r.ok && r.state === 'stopped'))))
+  if (action === 'stop') {
+    // Only a listener that every worker says it stopped: one that did not answer, or failed, may still serve the port.
+    const stoppedEverywhere = (bind: string): boolean => slots.every(slot => results.some(r => r.worker === slot.worker.id && r.bind === bind && r.ok && r.state === 'stopped'))
+    desk.drop([...new Set(results.map(r => r.bind))].filter(stoppedEverywhere))
   }
   // Every worker has the same listeners: a selection that matches nothing, a bad glob or a refusal is the same in each.
   const same = codes.length > 0 && codes.every(c => c === codes[0]) ? codes[0] as number : undefined
@@ -116,15 +121,21 @@ async function act (desk: PrimaryDesk, action: ControlAction, query: Record<stri
 function ask<K extends 'listeners' | 'acted'> (slot: Slot, question: ClusterMessage, answerKind: K, ms = ASK_MS): Promise<Extract<ClusterMessage, { 'fastify-pool': K }> | undefined> {
   return new Promise(resolve => {
     const id = Math.random().toString(36).slice(2)
-    const timer = setTimeout(() => { slot.worker.removeListener('message', on); resolve(undefined) }, ms)
-    timer.unref()
-    const on = (m: ClusterMessage): void => {
-      if (m?.['fastify-pool'] !== answerKind || (m as { id?: string }).id !== id) return
+    const done = (answer: Extract<ClusterMessage, { 'fastify-pool': K }> | undefined): void => {
       clearTimeout(timer)
       slot.worker.removeListener('message', on)
-      resolve(m as Extract<ClusterMessage, { 'fastify-pool': K }>)
+      slot.worker.removeListener('exit', gone)
+      resolve(answer)
+    }
+    // A worker that exits meanwhile answers nothing: no need to wait for the timeout.
+    const gone = (): void => done(undefined)
+    const timer = setTimeout(gone, ms)
+    timer.unref()
+    const on = (m: ClusterMessage): void => {
+      if (m?.['fastify-pool'] === answerKind && (m as { id?: string }).id === id) done(m as Extract<ClusterMessage, { 'fastify-pool': K }>)
     }
     slot.worker.on('message', on)
+    slot.worker.once('exit', gone)
     slot.worker.send({ ...question, id })
   })
 }

@@ -51,6 +51,8 @@ export async function rollWorkers<S> (file: string, reason: string, workers: Rol
   }
   for (const old of workers.serving()) {
     if (workers.closing()) break
+    // A worker that died during the roll was replaced from the configuration in force; it is not waited for.
+    if (!workers.serving().includes(old)) continue
     const fresh = await workers.fork(next, true)
     if (!fresh.ready) {
       logger.error('a new worker could not start its pool: the roll stops; the other workers keep the previous configuration')

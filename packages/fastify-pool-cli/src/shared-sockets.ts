@@ -76,6 +76,16 @@ export class SharedSockets {
     return this.#sockets.get(server.bind)
   }
 
+  /**
+   * A listener that every worker stopped: close the socket this process
+   * bound for it, or its port would queue connections nobody accepts. One it
+   * was given (systemd's, a predecessor's) stays: it has no other copy here,
+   * and systemd keeps its own anyway.
+   */
+  stopped (binds: Iterable<string>): void {
+    this.drop([...binds].filter(bind => this.#sockets.get(bind)?.port !== undefined))
+  }
+
   /** Close the sockets of these binds (the workers that listen on them keep their own descriptors). */
   drop (binds: Iterable<string>): void {
     for (const bind of binds) {
@@ -110,9 +120,12 @@ export class SharedSockets {
   }
 }
 
-/** A socket this process was given (systemd's, a predecessor's): its handle made once, so that it is closed once. */
+/** A socket this process was given (systemd's, a predecessor's; no `port`): its handle made once, so that it is closed once. */
 function passed (fd: number): BoundSocket {
   const handle = handleFor(fd)
-  if (handle === undefined) return { fd, port: undefined, handle: {}, close: () => { try { closeSync(fd) } catch {} } }
+  if (handle === undefined) {
+    closeSync(fd)
+    throw new Error(`Node cannot make a handle of descriptor ${fd} here`)
+  }
   return { fd, port: undefined, handle, close: () => (handle as { close: () => void }).close() }
 }

@@ -11,7 +11,7 @@ import { displayPath } from './config-file.ts'
 import { holdEarlySignals } from './early-signals.ts'
 import { inheritedSockets } from './inherited.ts'
 import { createLogger } from './logger.ts'
-import { watchPackageManager } from './parent-watch.ts'
+import { packageManager, watchPackageManager } from './parent-watch.ts'
 import type { PidFile } from './pid-file.ts'
 import { PoolProcess, loadFailed, type PoolProcessSettings, type StopCause } from './pool-process.ts'
 import { stopOnSignals } from './shutdown.ts'
@@ -35,6 +35,8 @@ export async function runSingle (options: SingleOptions): Promise<number> {
   const { file, shown, pretty, pidFile } = options
   // Started by `fastify-pool upgrade`: the process it replaces waits for its word.
   const replaced = predecessor()
+  // Read before anything loads: if it is gone by the time the pool serves, the first look says so.
+  const manager = replaced === undefined ? packageManager() : undefined
   // A listener's logger is a child of this one: it has this level unless its configuration sets one.
   const logger = createLogger({ pretty, level: options.logLevel ?? 'info' })
   const early = holdEarlySignals()
@@ -59,6 +61,7 @@ export async function runSingle (options: SingleOptions): Promise<number> {
     sockets: () => proc === undefined ? 'the pool is still starting' : poolSockets(proc.pool),
     handOver: () => stop({}, true),
     stopTimeout: () => proc?.timeout ?? 0,
+    failed: () => { if (!supervisor.stopping) pidFile?.write() },
     log: logger
   })
   try {
@@ -90,6 +93,8 @@ export async function runSingle (options: SingleOptions): Promise<number> {
   process.on('SIGUSR2', () => { upgrader.upgrade().catch(() => {}) })
 
   const failures = await pool.start()
+  // Stopped while it started (a signal, the package manager gone): the stop goes on, nothing more starts.
+  if (supervisor.stopping) return 0
   if (failures !== undefined) {
     replaced?.failed(failures.map(f => `listener "${f.name}" (${f.bind}): ${f.error.message}`).join('; '))
     return 1
@@ -107,12 +112,11 @@ export async function runSingle (options: SingleOptions): Promise<number> {
   }
   // Under systemd (Type=notify, NotifyAccess=all): this process is the service's main one now.
   notifySystemd({ READY: 1, MAINPID: process.pid }, (fields, message) => logger.warn(fields, message))
-  if (replaced === undefined) {
-    pool.onClose(watchPackageManager((why) => {
-      logger.warn({ parent: process.ppid }, `${why}: the package manager that ran this command is not there to stop it; draining the pool as SIGTERM would`)
-      stop({})
-    }))
-  } else {
+  pool.onClose(watchPackageManager(manager, (why) => {
+    logger.warn({ parent: process.ppid }, `${why}: the package manager that ran this command is not there to stop it; draining the pool as SIGTERM would`)
+    stop({})
+  }))
+  if (replaced !== undefined) {
     logger.info({ previous: replaced.pid }, `serving every listener: process ${replaced.pid} hands over to this one`)
     publishUpgrade({ result: 'ok', previous: replaced.pid, pid: process.pid, node: process.version, duration: Math.round(performance.now()) })
     replaced.ready()

@@ -18,6 +18,7 @@ import { createLogger } from './logger.ts'
 import { causeCode, writeError } from './output.ts'
 import { PidFile } from './pid-file.ts'
 import { Primary } from './primary.ts'
+import { packageManager } from './parent-watch.ts'
 import { loadFailed } from './pool-process.ts'
 import { SharedSockets } from './shared-sockets.ts'
 import { runSingle } from './single.ts'
@@ -128,6 +129,8 @@ async function runPrimary (options: WorkersOptions & {
   const logger = createLogger({ pretty: options.pretty ?? false, level: options.logLevel ?? 'info' })
   // Started by `fastify-pool upgrade`: the primary it replaces waits for its word.
   const replaced = predecessor()
+  // Read before anything loads: if it is gone by the time the workers serve, the first look says so.
+  const manager = replaced === undefined ? packageManager() : undefined
   let loaded: LoadedConfig
   // A SIGTERM or SIGINT while the file loads: nothing is forked, and the exit says which signal.
   const early = holdEarlySignals()
@@ -169,5 +172,5 @@ async function runPrimary (options: WorkersOptions & {
   const released = inheritedSockets().release()
   if (released.length > 0) logger.info({ binds: released }, 'closed the sockets the previous process served that this configuration has no listener for')
   cluster.setupPrimary({ args: options.args ?? process.argv.slice(2) })
-  return await new Primary({ logger, shown, count, loaded, sockets, replaced, pidFile: options.pidFile }).run(early)
+  return await new Primary({ logger, shown, count, loaded, sockets, replaced, manager, pidFile: options.pidFile }).run(early)
 }

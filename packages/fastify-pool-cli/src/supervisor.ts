@@ -69,8 +69,9 @@ export class Supervisor<R> {
     return undefined
   }
 
-  /** starting → serving; a reload asked for meanwhile runs now. */
+  /** starting → serving; a reload asked for meanwhile runs now. Nothing once stopping (a stop that came during the start). */
   started (): void {
+    if (this.#phase === 'stopping') return
     this.#move('serving')
     this.#next()
   }

@@ -18,7 +18,7 @@
 // handle types, and only after the successor's IPC is up.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { channel } from 'node:diagnostics_channel'
-import { accessSync, constants } from 'node:fs'
+import { accessSync, constants, readFileSync } from 'node:fs'
 import { delimiter, isAbsolute, join, resolve } from 'node:path'
 import { isatty } from 'node:tty'
 import { CHANNELS, type Pool, type UpgradeEvent } from 'fastify-pool'
@@ -119,6 +119,8 @@ export interface UpgraderHooks {
   handOver: (successor: ChildProcess) => void
   /** The drain deadline, to bound how long a failed successor may take to stop. */
   stopTimeout: () => number
+  /** The successor failed: this process serves on (it writes its pid file again: a successor stopped after it wrote its own removed it). */
+  failed?: () => void
   log: { info: (fields: object, message: string) => void, warn: (fields: object, message: string) => void, error: (fields: object, message: string) => void }
 }
 
@@ -128,14 +130,28 @@ export interface UpgraderHooks {
  * terminal the successor would not be the terminal's job: the shell takes
  * the terminal back when the old process exits, Ctrl-C no longer reaches
  * the successor, its log goes to a terminal that may be gone, and the
- * terminal's SIGHUP reaches it as a reload. As a container's pid 1, the old
- * process's exit ends the container, successor and all.
+ * terminal's SIGHUP reaches it as a reload. As a container's pid 1, or the
+ * child of its init (tini and the like), the old process's exit ends the
+ * container, successor and all.
  */
 export function placeRefusal (): string | undefined {
   if (underPackageManager()) return 'this process was started by a package manager (npm start, pnpm start, npx): the package manager exits when this process hands over, and whatever runs it (a container, systemd, a terminal) takes the pool for stopped; to upgrade, run the command itself (node_modules/.bin/fastify-pool start, or the bin in a container\'s CMD), or reload in place (fastify-pool reload)'
+  const init = containerInit()
+  if (init !== undefined) return `this process runs in a container whose init is ${init}: when the old process exits after the hand-over, the container ends, successor and all; roll out a new container instead, or reload in place (fastify-pool reload)`
   if (process.pid === 1) return 'this process is pid 1 (a container\'s init): its exit after the hand-over would end the container, successor and all; roll out a new container instead, or reload in place (fastify-pool reload)'
   if (isatty(0) || isatty(1) || isatty(2)) return 'this pool runs in a terminal, and the new process would not be the terminal\'s job (Ctrl-C would no longer reach it, and it would outlive the terminal): in a terminal, reload instead (fastify-pool reload, SIGHUP or --watch); to upgrade, run it under a supervisor (systemd, a container) or detached from the terminal (fastify-pool start < /dev/null > pool.log 2>&1 &)'
   return undefined
+}
+
+/** A container's init that ends the container with its child (tini, docker run --init, dumb-init, podman's catatonit), as pid 1 of this process's namespace. */
+function containerInit (): string | undefined {
+  if (process.pid === 1) return undefined
+  try {
+    const name = readFileSync('/proc/1/comm', 'utf8').trim()
+    return ['tini', 'docker-init', 'dumb-init', 'catatonit'].includes(name) ? name : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** The running command's side of an upgrade: one at a time, when the supervisor's phase allows it. */
@@ -170,6 +186,7 @@ export class Upgrader {
       }, (err: UpgradeError & { pid?: number }) => {
         counts.failed++
         this.#hooks.supervisor.upgradeFailed()
+        this.#hooks.failed?.()
         this.#hooks.log.error({ reason: err.message, node }, `upgrade failed, still serving from this process: ${err.message}`)
         publishUpgrade({ result: 'failed', previous: process.pid, pid: err.pid, node, reason: err.message, duration: Date.now() - began })
         throw err

@@ -60,20 +60,24 @@ export async function runWorker (file: string, base: Logger, settings: PoolProce
  * start whose socket this worker was handed and closed with a stop gets it
  * again from the primary. A failure here is left to the start to report.
  */
-async function socketsAgain (proc: PoolProcess, action: ControlAction, query: Record<string, unknown>): Promise<void> {
+async function socketsAgain (proc: PoolProcess, action: ControlAction, query: Record<string, unknown>, log: Logger): Promise<void> {
   if (action === 'stop') return
-  const field = typeof query.bind === 'string' ? 'bind' : 'name'
-  const glob = query[field]
+  // The selection as the control API makes it; one it will refuse (both fields, a repeated one, a bad glob) fetches nothing.
+  const fields = (['name', 'bind'] as const).filter(f => query[f] !== undefined)
+  const field = fields[0]
+  const glob = field === undefined ? undefined : query[field]
+  if (fields.length > 1 || (field !== undefined && (typeof glob !== 'string' || glob === ''))) return
   let selected: Listener[]
   try {
-    selected = typeof glob === 'string' ? [...proc.pool.filter(field, glob)] : [...proc.pool].filter(l => !l.config.disabled)
+    selected = field === undefined ? [...proc.pool].filter(l => !l.config.disabled) : [...proc.pool.filter(field, glob as string)]
   } catch {
     return
   }
   const inherited = inheritedSockets()
   await Promise.all(selected.filter(l => !l.isRunning && inherited.spent(l.bind)).map(async (l) => {
-    inherited.sentAgain(l.bind, await askPrimaryForSocket(l.bind))
-  })).catch(() => {})
+    // Left to the start to fail; the log says why the socket did not come.
+    try { inherited.sentAgain(l.bind, await askPrimaryForSocket(l.bind)) } catch (err) { log.warn({ listener: l.name, err }, 'the primary did not send this listener\'s socket again') }
+  }))
 }
 
 /** A worker's pool asks the primary for what spans every worker: the status, the summed metrics, a rolling reload, an upgrade, an action. */
@@ -114,7 +118,7 @@ function answerThePrimary (proc: PoolProcess, stop: (cause: StopCause, handOff: 
     else if (kind === 'upgrade-event') relayUpgrade(message.event)
     else if (kind === 'listeners-request') process.send?.({ 'fastify-pool': 'listeners', id: message.id, listeners: proc.pool.status(), process: figures.read() } satisfies ClusterMessage)
     else if (kind === 'act') {
-      socketsAgain(proc, message.action, message.query).then(() => controlAction(proc.pool, message.action, message.query, message.self)).then(
+      socketsAgain(proc, message.action, message.query, proc.logger).then(() => controlAction(proc.pool, message.action, message.query, message.self)).then(
         ({ statusCode, body }) => ({ statusCode, body }),
         (err: Error) => ({ statusCode: 500, body: { ok: false, action: message.action, results: [], error: err.message } })
       ).then((answer) => { process.send?.({ 'fastify-pool': 'acted', id: message.id, ...answer } satisfies ClusterMessage) }).catch(() => {})

@@ -195,13 +195,14 @@ export class PoolControl implements Extension {
     }
     // A reload that replaces the control listener itself drains it, and this
     // request with it: answer once that begins rather than wait for ourselves.
-    const outcome = await raceSelfDrain(self, pool, reload().then(report => ({ ok: true, report }), (err: Error & { errors?: unknown[] }) => ({
-      ok: false,
-      error: err.message,
-      ...(Array.isArray(err.errors) ? { problems: err.errors } : {})
-    })))
+    let status = 422
+    const outcome = await raceSelfDrain(self, pool, reload().then(report => ({ ok: true, report }), (err: Error & { errors?: unknown[], statusCode?: unknown }) => {
+      // A reload refused for now (the process is upgrading or stopping: 409) says so; an invalid file or a failed reload is 422.
+      if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) status = err.statusCode
+      return { ok: false, error: err.message, ...(Array.isArray(err.errors) ? { problems: err.errors } : {}) }
+    }))
     if (outcome === 'draining') return { ok: true, pending: true, note: 'the reload replaces the control listener: it goes on after this answer' }
-    if (!outcome.ok) reply.code(422)
+    if (!outcome.ok) reply.code(status)
     return outcome
   }
 
