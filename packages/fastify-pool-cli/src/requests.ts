@@ -5,7 +5,8 @@
 // socket again. The primary (primary.ts) says what it has through
 // `PrimaryDesk`; nothing here keeps state.
 import type { Worker } from 'node:cluster'
-import { clusterMetrics, type ProcessFigures } from 'fastify-pool'
+import type { ProcessFigures } from 'fastify-pool'
+import { clusterMetrics } from 'fastify-pool/metrics'
 import type { ControlAction, ControlActionBody, ControlResult } from 'fastify-pool/control'
 import type { BoundSocket } from 'fastify-pool/sockets'
 import { upgradeCounts, UpgradeError, type UpgradeOptions, type UpgradeResult } from './upgrade.ts'

@@ -22,7 +22,7 @@ export type { ValidationIssue, ListenerFailure } from './base/errors.ts'
 export { fastifyPool, default, type FastifyPoolOptions } from './plugin.ts'
 export { poolStatusRoute, poolStatus, type PoolStatusRouteOptions, type PoolStatusBody } from './control/status-route.ts'
 export { MONITOR_DEFAULTS, monitorIssues, type MonitorStatus, type MonitorReport, type MonitorHistoryEntry, type MonitorOptions, type MonitorError, type PeriodicMonitorOptions, type VersionInfo } from './observability/monitor.ts'
-export { PoolMetrics, DURATION_BUCKETS, metricsIssues, clusterMetrics } from './observability/metrics.ts'
+export { PoolMetrics, DURATION_BUCKETS, metricsIssues } from './observability/metrics.ts'
 export { UNMATCHED_ROUTE } from './observability/recording.ts'
 export type { UpgradeEvent } from './listener/state.ts'
 /** What `fastify-pool:listener:state` publishes. */
