@@ -41,6 +41,8 @@ export interface StartOptions {
   logLevel?: string
   /** --pid-file: the pid of the process that owns the service (pid-file.ts). */
   pidFile?: string
+  /** With workers: the arguments they are started with (default: this process's). */
+  args?: string[]
 }
 
 /**
@@ -50,7 +52,7 @@ export interface StartOptions {
  * pool is up (in a worker) or once every worker is gone (in the primary).
  */
 export async function runWorkers (options: WorkersOptions): Promise<number> {
-  return start({ file: options.file, pretty: options.pretty ?? false, workers: options.workers ?? 'auto', ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }) })
+  return start({ file: options.file, pretty: options.pretty ?? false, workers: options.workers ?? 'auto', ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }), ...(options.args === undefined ? {} : { args: options.args }) })
 }
 
 export async function start (options: StartOptions): Promise<number> {
@@ -64,7 +66,7 @@ export async function start (options: StartOptions): Promise<number> {
   if (workers !== undefined && workerCount(workers) > 1) {
     if (watch) throw new UsageError('start: --watch runs one process; it cannot be used with workers')
     if (devCert) await writeDevCertificates(file, createLogger({ pretty, level: 'info' }), text)
-    return runPrimary({ file, workers, pretty, ...(text === undefined ? {} : { text }), ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }), ...(pidFile === undefined ? {} : { pidFile }) })
+    return runPrimary({ file, workers, pretty, ...(text === undefined ? {} : { text }), ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }), ...(pidFile === undefined ? {} : { pidFile }), ...(options.args === undefined ? {} : { args: options.args }) })
   }
   return runSingle({ ...settings, file, watch, pidFile, text, devCertificates: async (logger) => { if (devCert) await writeDevCertificates(file, logger, text) } })
 }
