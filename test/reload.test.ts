@@ -204,3 +204,24 @@ test('reload on a stopped pool only swaps the configuration', async (t) => {
   await pool.start()
   assert.equal((await get(`${url(pool, 'b')}/`)).body, 'a')
 })
+
+test('reload compares configurations exactly: a new fastify.genReqId is a change (the new ids are served), the same function object is not', async (t) => {
+  const first = (): string => 'first-id'
+  const second = (): string => 'second-id'
+  const echo = async (app: FastifyInstance): Promise<void> => { app.get('/', async (request) => request.id) }
+  const pool = poolFor(t, [{ name: 'a', listen: '127.0.0.1:0', fastify: { genReqId: first } }], echo)
+  await pool.start()
+  assert.equal((await get(`${url(pool, 'a')}/`)).body, 'first-id')
+
+  const same = await pool.reload({ servers: [{ name: 'a', listen: '127.0.0.1:0', fastify: { genReqId: first } }], handlers: echo })
+  assert.deepEqual({ changed: same.changed, unchanged: same.unchanged }, { changed: [], unchanged: ['a'] }, 'the same function: unchanged')
+
+  const changed = await pool.reload({ servers: [{ name: 'a', listen: '127.0.0.1:0', fastify: { genReqId: second } }], handlers: echo })
+  assert.deepEqual({ changed: changed.changed, unchanged: changed.unchanged }, { changed: ['a'], unchanged: [] }, 'another function: changed')
+  assert.equal((await get(`${url(pool, 'a')}/`)).body, 'second-id', 'the new ids are served')
+
+  // A key whose value is undefined is as good as no key (as it was when configurations were compared as JSON).
+  const base = { name: 'a', listen: '127.0.0.1:0', fastify: { genReqId: second } }
+  const again = await pool.reload({ servers: [{ ...base, fastify: { ...base.fastify, requestIdHeader: undefined } }], handlers: echo })
+  assert.deepEqual(again.unchanged, ['a'], 'an undefined key is no key')
+})

@@ -193,8 +193,33 @@ async function change (s: ChangeStep, ctx: ListenerContext, live: boolean, timeo
   }
 }
 
+/**
+ * Whether a reload leaves a listener's configuration as it was. Compared
+ * exactly, as JSON could not: a function (a `fastify.genReqId`, a
+ * serializer) is the same only if it is the same object, a Buffer by its
+ * bytes, a RegExp by its source and flags; a key whose value is undefined is
+ * as good as no key. Where it comes from (`source`, `baseDir`) is not
+ * compared: what it resolved to is.
+ */
 function sameConfig (a: NormalizedConfig, b: NormalizedConfig): boolean {
   const { source: _a, baseDir: _ab, ...left } = a
   const { source: _b, baseDir: _bb, ...right } = b
-  return JSON.stringify(left) === JSON.stringify(right)
+  return sameValue(left, right, new Map())
+}
+
+function sameValue (a: unknown, b: unknown, seen: Map<object, object>): boolean {
+  if (Object.is(a, b)) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  // A cycle met again: the pair is being compared further up.
+  if (seen.get(a) === b) return true
+  seen.set(a, b)
+  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false
+  if (Buffer.isBuffer(a)) return Buffer.isBuffer(b) && a.equals(b)
+  if (a instanceof RegExp) return String(a) === String(b)
+  if (a instanceof Date) return a.getTime() === (b as Date).getTime()
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((v, i) => sameValue(v, b[i], seen))
+  const keys = (o: object): string[] => Object.keys(o).filter(k => (o as Record<string, unknown>)[k] !== undefined).sort()
+  const ka = keys(a)
+  const kb = keys(b)
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], seen))
 }
