@@ -24,14 +24,19 @@ test('--version and --help', async (t) => {
 
 test('unknown commands, options and values are usage errors (exit 2)', async (t) => {
   const cases: Array<[string[], RegExp]> = [
-    [['frobnicate'], /unknown command "frobnicate"/],
+    [['frobnicate'], /unknown command "frobnicate"; expected one of start, validate, ps, restart, stop, reload, upgrade, completion$/m],
     [['--frob'], /unknown option "--frob"/],
     [['start', '--frob'], /start: unknown option "--frob"/],
     [['validate', '--pretty'], /validate: unknown option "--pretty"/],
     [['start', '-c'], /option -c, --config <value> needs a value/],
     [['start', 'a.yaml', 'b.yaml'], /one configuration file at most/],
     [['start', 'a.yaml', '-c', 'b.yaml'], /the file is given twice/],
-    [['start', '--pretty', '--json'], /cannot be used together/]
+    [['start', '--pretty', '--json'], /cannot be used together/],
+    // A typo gets the nearest name; a word that is no typo of any gets none.
+    [['valdiate'], /unknown command "valdiate"; expected one of .*; did you mean "validate"\?$/m],
+    [['start', '--wrokers', '2'], /start: unknown option "--wrokers"; did you mean "--workers"\?$/m],
+    [['help', 'upgarde'], /help: unknown command "upgarde"; expected one of .*; did you mean "upgrade"\?$/m],
+    [['--verison'], /unknown option "--verison"; a command comes first: .*; did you mean "--version"\?$/m]
   ]
   await Promise.all(cases.map(async ([args, message]) => {
     const child = run(t, [BIN, ...args])

@@ -55,7 +55,7 @@ test('a mistake inside a union-typed field is reported at its inner path', () =>
   }))
   const byPath = new Map(issues.map(i => [i.path, i.message]))
   assert.equal(byPath.get('servers[0].tls.minVersion'), 'must be "TLSv1.2" or "TLSv1.3" (got "TLSv1")')
-  assert.equal(byPath.get('servers[1].tls.certt'), 'is not a known option')
+  assert.equal(byPath.get('servers[1].tls.certt'), 'is not a known option; did you mean "cert"?')
   assert.ok(byPath.has('servers[2].tls.requestCert'), JSON.stringify(issues))
   assert.ok(byPath.has('servers[3].health.liveness'), JSON.stringify(issues))
   assert.ok(!issues.some(i => /must be an object or false/.test(i.message)), 'no blanket message on the union itself')

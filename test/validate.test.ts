@@ -344,3 +344,21 @@ test('createPool(non-object) is refused', () => {
   assert.throws(() => createPool(null as never), { code: 'FST_POOL_INVALID_ARGUMENT' })
   assert.equal(createPool().size, 0)
 })
+
+test('a typo of a field gets the nearest known name, wherever it is; a word that is no typo gets the list alone', () => {
+  const issues = (options: unknown): Map<string, string> => {
+    try {
+      validateConfig(options as never)
+    } catch (err) {
+      return new Map((err as { errors: Array<{ path: string, message: string }> }).errors.map(i => [i.path, i.message]))
+    }
+    return new Map()
+  }
+  const found = issues({ servers: [{ name: 'a', lisen: ':1', keepaliveTimeout: 3, colour: 'red' }] })
+  assert.equal(found.get('servers[0].lisen'), 'is not a known option; did you mean "listen"?')
+  // Case is no edit: the camel-case slip is named too.
+  assert.equal(found.get('servers[0].keepaliveTimeout'), 'is not a known option; did you mean "keepAliveTimeout"?')
+  assert.equal(found.get('servers[0].colour'), 'is not a known option')
+  const pool = (() => { try { createPool({ servers: [], handler: {} } as never) } catch (err) { return (err as { errors: Array<{ path: string, message: string }> }).errors } return [] })()
+  assert.match(pool.find(i => i.path === 'handler')?.message ?? '', /^is not a known option; did you mean "handlers"\? \(known: servers, defaults, handlers/)
+})

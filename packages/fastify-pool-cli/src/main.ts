@@ -8,6 +8,7 @@ import { findConfigFile } from './find-config.ts'
 import { COMMAND_HELP, completion } from './help.ts'
 import { causeCode, useJson, writeError } from './output.ts'
 import { UsageError } from './usage-error.ts'
+import { didYouMean } from 'fastify-pool/errors'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -127,7 +128,7 @@ export async function main (argv: string[]): Promise<number> {
       process.stdout.write(HELP)
       return 0
     }
-    if (!Object.hasOwn(COMMAND_HELP, topic)) throw new UsageError(`help: unknown command "${topic}"; expected one of ${NAMES}`)
+    if (!Object.hasOwn(COMMAND_HELP, topic)) throw new UsageError(`help: unknown command "${topic}"; expected one of ${NAMES}${didYouMean(topic, Object.keys(COMMAND_HELP))}`)
     process.stdout.write(COMMAND_HELP[topic as keyof typeof COMMAND_HELP])
     return 0
   }
@@ -137,8 +138,8 @@ export async function main (argv: string[]): Promise<number> {
   }
   if (!Object.hasOwn(COMMANDS, first)) {
     throw new UsageError(first.startsWith('-')
-      ? `unknown option "${first}"; a command comes first: ${NAMES}`
-      : `unknown command "${first}"; expected one of ${NAMES}`)
+      ? `unknown option "${first}"; a command comes first: ${NAMES}${didYouMean(first, ['--help', '--version'])}`
+      : `unknown command "${first}"; expected one of ${NAMES}${didYouMean(first, [...Object.keys(COMMANDS), 'help'])}`)
   }
   const command = first as keyof typeof COMMANDS
   let values: Values
@@ -148,7 +149,7 @@ export async function main (argv: string[]): Promise<number> {
     values = parsed.values as typeof values
     positionals = parsed.positionals
   } catch (err) {
-    throw new UsageError(`${command}: ${usageMessage(err as Error & { code?: string })}`)
+    throw new UsageError(`${command}: ${usageMessage(err as Error & { code?: string }, Object.keys(COMMANDS[command]).map(o => `--${o}`))}`)
   }
   verbose = values.verbose === true
   if (values.help === true) {
@@ -237,10 +238,11 @@ function loadEnvFile (file: string): void {
   }
 }
 
-function usageMessage (err: Error & { code?: string }): string {
+/** parseArgs's error in the command's words; an unknown option with the nearest of `known` (`--wrokers`: did you mean "--workers"?). */
+function usageMessage (err: Error & { code?: string }, known: string[]): string {
   const quoted = /'([^']*)'/.exec(err.message)?.[1] ?? ''
   switch (err.code) {
-    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': return `unknown option "${quoted}"`
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': return `unknown option "${quoted}"${didYouMean(quoted, known)}`
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': return `unexpected argument "${quoted}"`
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
       return /argument missing/.test(err.message) ? `option ${quoted} needs a value` : `option ${quoted} takes no value`

@@ -160,3 +160,6 @@ export function explainListenError (err: Error): Error {
       : code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : undefined
   return why === undefined ? err : Object.assign(new Error(`${code}: ${why}`, { cause: err }), { code })
 }
+
+// How a name that is not known is answered, for the command's words too (fastify-pool/errors).
+export { didYouMean } from './suggest.ts'

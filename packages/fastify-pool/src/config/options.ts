@@ -6,7 +6,7 @@
 // schemas say what is accepted and what is assumed when a field is left out.
 import { Type, type TObject, type TProperties, type TSchema } from '@sinclair/typebox'
 import { FST_POOL_INVALID_ARGUMENT, validationError, type ValidationIssue } from '../base/errors.ts'
-import { schemaIssues } from './schema-issues.ts'
+import { schemaIssues, UNKNOWN } from './schema-issues.ts'
 
 // `expected` is our own keyword: schema-issues.ts words an issue with it.
 const positiveMs = (fallback?: number) => Type.Integer({ minimum: 1, expected: 'a positive integer number of milliseconds', ...(fallback === undefined ? {} : { default: fallback }) })
@@ -166,9 +166,9 @@ export function optionIssues (schema: TObject, value: unknown, at: string): Vali
   const issues: ValidationIssue[] = []
   schemaIssues(schema, value, at, issues)
   return issues.map(i => {
-    if (i.message !== 'is not a known option') return i
+    if (!i.message.startsWith(UNKNOWN)) return i
     const parent = objectAt(schema, i.path.slice(at === '' ? 0 : at.length + 1).split('.').slice(0, -1))
-    return parent === undefined ? i : { ...i, message: `is not a known option (known: ${Object.keys(parent.properties).filter(k => !REGISTER_OPTIONS.has(k)).join(', ')})` }
+    return parent === undefined ? i : { ...i, message: `${i.message} (known: ${Object.keys(parent.properties).filter(k => !REGISTER_OPTIONS.has(k)).join(', ')})` }
   })
 }
 

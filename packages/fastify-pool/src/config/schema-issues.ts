@@ -4,6 +4,7 @@ import type { TSchema } from '@sinclair/typebox'
 import { ValueErrorType } from '@sinclair/typebox/errors'
 import { Value } from '@sinclair/typebox/value'
 import { quote, type ValidationIssue } from '../base/errors.ts'
+import { didYouMean } from '../base/suggest.ts'
 
 function toPath (pointer: string, prefix: string): string {
   let out = prefix
@@ -12,6 +13,9 @@ function toPath (pointer: string, prefix: string): string {
   }
   return out
 }
+
+/** How an unknown field is worded; what follows it (a suggestion) is kept by those who word it again (options.ts, schema.ts). */
+export const UNKNOWN = 'is not a known option'
 
 export function schemaIssues (schema: Parameters<typeof Value.Errors>[0], value: unknown, prefix: string, issues: ValidationIssue[], skip: readonly string[] = []): void {
   const seen = new Set<string>()
@@ -22,8 +26,11 @@ export function schemaIssues (schema: Parameters<typeof Value.Errors>[0], value:
     seen.add(path)
     if (skip.includes(path)) continue
     if (error.type === ValueErrorType.ObjectRequiredProperty) issues.push({ path, message: 'is required' })
-    else if (error.type === ValueErrorType.ObjectAdditionalProperties) issues.push({ path, message: 'is not a known option' })
-    else if (error.type === ValueErrorType.StringMinLength && error.schema.minLength === 1 && typeof error.schema.expected !== 'string') issues.push({ path, message: 'must not be empty' })
+    else if (error.type === ValueErrorType.ObjectAdditionalProperties) {
+      // The object's schema: a typo of one of its fields is named (`keepaliveTimeout`: did you mean "keepAliveTimeout"?).
+      const key = error.path.split('/').pop() ?? ''
+      issues.push({ path, message: `${UNKNOWN}${didYouMean(key, Object.keys((error.schema as { properties?: object }).properties ?? {}))}` })
+    } else if (error.type === ValueErrorType.StringMinLength && error.schema.minLength === 1 && typeof error.schema.expected !== 'string') issues.push({ path, message: 'must not be empty' })
     else if (error.type === ValueErrorType.Union) {
       // An object (or array) where a union allows one: the problems are inside
       // it, at their own paths, as they are for a field that is not a union.

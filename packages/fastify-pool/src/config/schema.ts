@@ -2,7 +2,7 @@
 // the TypeScript types and the shipped JSON Schema (for pool.yaml) are made.
 import { Type, type Static } from '@sinclair/typebox'
 import { ControlObjectSchema, MetricsObjectSchema, PeriodicMonitorSchema } from './options.ts'
-import { schemaIssues } from './schema-issues.ts'
+import { schemaIssues, UNKNOWN } from './schema-issues.ts'
 import type { ValidationIssue } from '../base/errors.ts'
 
 /**
@@ -155,7 +155,7 @@ export function fileFieldIssues (doc: Record<string, unknown>): ValidationIssue[
   schemaIssues(PoolFileSchema, doc, '', issues)
   const known = Object.keys(PoolFileSchema.properties)
   return issues.filter(i => !/[.[]/.test(i.path) || i.path.startsWith('handlers.')).map(i => {
-    if (i.message === 'is not a known option') return { ...i, message: `is not a known field (expected ${known.join(', ')})` }
+    if (i.message.startsWith(UNKNOWN)) return { ...i, message: `is not a known field${i.message.slice(UNKNOWN.length)} (expected ${known.join(', ')})` }
     const expected = (PoolFileSchema.properties as Record<string, { expected?: string }>)[i.path]?.expected
     return i.message === 'is required' && expected !== undefined ? { ...i, message: `is required: ${expected}` } : i
   })
