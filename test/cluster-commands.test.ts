@@ -97,7 +97,7 @@ test('--workers 2: stop, restart and start of one listener act in every worker, 
 
   const none = await command(['restart', 'nothing-*'])
   assert.equal(none.code, 5, none.out)
-  assert.match(none.out, /no listener matches name=nothing-\*/)
+  assert.match(none.out, /no listener matches name=nothing-\* \(names: public, admin\)/)
   const control = await command(['stop', 'admin'])
   assert.equal(control.code, 1, control.out)
   assert.match(control.out, /serves this control API/)

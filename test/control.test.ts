@@ -70,7 +70,7 @@ test('POST /pool/restart?name=GLOB gives a new generation to exactly the listene
   assert.deepEqual(byBind.body.results.map((r: { name: string }) => r.name), ['public-b'])
   const none = await call(p, 'POST', '/pool/restart?name=nothing-*')
   assert.equal(none.status, 404)
-  assert.match(none.body.error, /no listener matches name=nothing-\*/)
+  assert.match(none.body.error, /no listener matches name=nothing-\* \(names: public-a, public-b, admin\)/)
   assert.equal((await call(p, 'POST', '/pool/restart?name=a&bind=b')).status, 400)
   assert.deepEqual(generations(p), { 'public-a': 2, 'public-b': 3, admin: 1 })
 })

@@ -124,7 +124,8 @@ export async function main (argv: string[]): Promise<number> {
   }
   if (first === '-h' || first === '--help' || first === 'help') {
     const topic = first === 'help' ? rest[0] : undefined
-    if (topic === undefined) {
+    // `help --help` is help too.
+    if (topic === undefined || topic === '--help' || topic === '-h') {
       process.stdout.write(HELP)
       return 0
     }

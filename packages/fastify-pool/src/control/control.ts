@@ -286,7 +286,8 @@ function select (pool: Pool | undefined, query: Record<string, unknown>): Listen
     if (isPoolError(err, 'FST_POOL_GLOB')) return `${field}: ${err.message}`
     throw err
   }
-  return chosen.length === 0 ? `no listener matches ${field}=${glob}` : chosen
+  // Nothing matches: say what there is to match.
+  return chosen.length === 0 ? `no listener matches ${field}=${glob} (${field === 'name' ? 'names' : 'binds'}: ${[...pool].map(l => field === 'name' ? l.name : l.bind).join(', ')})` : chosen
 }
 
 /**
