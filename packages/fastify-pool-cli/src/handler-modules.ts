@@ -71,6 +71,8 @@ async function importHandler (spec: string, configFile: string): Promise<{ handl
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) return { problem: `module not found: ${file}` }
+    const typescript = typeScriptAdvice(e, file)
+    if (typescript !== undefined) return { problem: typescript }
     const where = await errorPosition(e, file)
     return { problem: `cannot import ${where ?? file}: ${e.name === 'SyntaxError' ? 'SyntaxError: ' : ''}${e.message.split('\n')[0]}` }
   }
@@ -81,6 +83,17 @@ async function importHandler (spec: string, configFile: string): Promise<{ handl
     return { problem: `${file} must export a Fastify plugin as default (got ${plugin === undefined ? 'no default export' : typeof plugin})` }
   }
   return { handler: plugin as Handler, file }
+}
+
+/**
+ * A TypeScript handler module that this Node cannot import, in one line that
+ * says how to make it work: Node 22.18+, 23.6+ and later strip types by
+ * default (22.6+ with --experimental-strip-types); an older one needs tsx
+ * (as the source checkout runs), or the module compiled to JavaScript.
+ */
+export function typeScriptAdvice (err: NodeJS.ErrnoException, file: string): string | undefined {
+  if (err.code !== 'ERR_UNKNOWN_FILE_EXTENSION' || !/\.[cm]?ts$/.test(file)) return undefined
+  return `cannot import ${file}: Node ${process.version} does not run TypeScript by itself; run the command on Node 22.18+ or 23.6+ (they strip types), through tsx (node --import tsx node_modules/fastify-pool-cli/bin/fastify-pool.js start), or compile the module to JavaScript`
 }
 
 /**
