@@ -8,6 +8,8 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TLS, freePort, get, tempDir } from './fixtures/cli.ts'
 import { ROUTE, TOKEN, command, poolFile, project, started } from './fixtures/operate.ts'
+import { createPool } from 'fastify-pool'
+import { statusTable } from '../packages/fastify-pool-cli/src/operate.ts'
 
 test('ps prints the table of the running pool; restart \'pub*\' gives exactly those listeners a new generation', async (t) => {
   const port = await freePort()
@@ -136,4 +138,15 @@ test('ps reaches a control listener on a unix socket, and one over HTTPS on loop
   assert.match(tlsPs.stdout, new RegExp(`^admin\\s+running\\s+https://127\\.0\\.0\\.1:${port}`, 'm'))
   tlsPool.proc.kill('SIGTERM')
   assert.equal((await tlsPool.exited).code, 0)
+})
+
+test('ps shows no generation for a stopped listener ("-", not 0), and the one serving for a running one', async () => {
+  const pool = createPool({ servers: [{ name: 'up', listen: '127.0.0.1:0' }, { name: 'down', listen: '127.0.0.1:0' }] })
+  await pool.start()
+  await pool.restart()
+  await pool.load('down')?.stop()
+  const rows = statusTable(pool.status()).trim().split('\n').map(r => r.split(/\s{2,}/))
+  const gen = rows[0]?.indexOf('GEN') ?? -1
+  assert.deepEqual(rows.slice(1).map(r => [r[0], r[1], r[gen]]), [['up', 'running', '2'], ['down', 'stopped', '-']])
+  await pool.stop()
 })

@@ -215,6 +215,8 @@ function paint (state: string, text: string): string {
 
 /** The generation serving, and how many older ones still finish requests or keep upgraded connections. */
 function generations (l: ListenerStatus): string {
+  // No generation serves a stopped listener: '-', not 0 (the next start numbers its generation after the last one).
+  if (l.generation === 0 && l.retiring.length === 0) return '-'
   return l.retiring.length === 0 ? String(l.generation) : `${l.generation} (+${l.retiring.length} retiring)`
 }
 
