@@ -79,7 +79,7 @@ test('every failure of the commands against a running pool, with --json, is JSON
     const r = await command(t, dir, args, env)
     assert.equal(r.code, code, `${what}: ${r.stderr}`)
     const lines = jsonLines(what, r)
-    if (expected !== '') assert.equal(lines.stderr.find(l => l.level === 'error')?.code, expected, what)
+    if (expected !== '') assert.equal(lines.stderr.find(l => l.level === 50)?.code, expected, what)
   }
   // A refused reload: the problems are fields of one error line, said once.
   writeFileSync(join(dir, 'pool.yaml'), `${poolFile(admin)}  - name: extra\n    listen: 127.0.0.1:${busy}\n    handler: public\n`)

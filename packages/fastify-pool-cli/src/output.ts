@@ -33,10 +33,17 @@ export function useJson (on: boolean): void { json = on }
 /** True while the command writes JSON lines. */
 export function jsonOutput (): boolean { return json }
 
+// pino's number for error: an error line is shaped like every line of the log (`level`, `time`, `msg`), so one parser reads both streams.
+const ERROR_LEVEL = 50
+
+/** An error as a JSON line of the log's shape, with its fields. */
+function errorJson (fields: ErrorLine | (Record<string, unknown> & { message: string })): string {
+  return `${JSON.stringify({ level: ERROR_LEVEL, time: Date.now(), msg: fields.message, ...fields })}\n`
+}
+
 /** One error: a JSON line, or `text` (default: the message) for people; on stderr. */
 export function writeError (line: ErrorLine, text = line.message): void {
-  if (json) process.stderr.write(`${JSON.stringify({ level: 'error', ...line })}\n`)
-  else process.stderr.write(`${text}\n`)
+  process.stderr.write(json ? errorJson(line) : `${text}\n`)
 }
 
 /** Every problem of a file, then a summary (`nothing was started`, say). */
@@ -51,8 +58,7 @@ export function writeProblems (issues: readonly FileIssue[], shown: string, afte
     }, formatIssue(issue, shown))
   }
   const summary = `${shown}: ${issues.length} problem${issues.length === 1 ? '' : 's'}${after === '' ? '' : `; ${after}`}`
-  if (json) process.stderr.write(`${JSON.stringify({ level: 'error', code: 'FST_POOL_VALIDATE', message: summary, file: shown, problems: issues.length })}\n`)
-  else process.stderr.write(`${summary}\n`)
+  process.stderr.write(json ? errorJson({ code: 'FST_POOL_VALIDATE', message: summary, file: shown, problems: issues.length }) : `${summary}\n`)
 }
 
 /** The code of an error's cause, as Node gives it (`EADDRINUSE`). */

@@ -10,7 +10,7 @@ export async function validate (file: string, json = false): Promise<number> {
     const { options } = await loadConfigFile(file)
     const names = options.servers.map(s => s.name)
     process.stdout.write(json
-      ? `${JSON.stringify({ level: 'info', file: shown, valid: true, listeners: names })}\n`
+      ? `${JSON.stringify({ level: 30, time: Date.now(), msg: `${shown}: valid`, file: shown, valid: true, listeners: names })}\n`
       : `${shown}: valid (${names.length} listener${names.length === 1 ? '' : 's'}: ${names.join(', ')})\n`)
     return 0
   } catch (err) {
