@@ -112,7 +112,7 @@ test('validate without a file says which file is missing', async (t) => {
   const dir = tempDir(t)
   const child = run(t, [BIN, 'validate'], { cwd: dir })
   assert.equal((await child.exited).code, 1)
-  assert.match(child.stderr(), /pool\.yaml: file not found/)
+  assert.match(child.stderr(), /^pool\.yaml: file not found \(looked for pool\.yaml, pool\.yml, pool\.json, pool\.mjs, pool\.js in .+; name the file: fastify-pool validate FILE\)$/m)
 })
 
 test('the file can be given as an argument: fastify-pool validate pool.yaml', async (t) => {

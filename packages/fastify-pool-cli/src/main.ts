@@ -1,10 +1,12 @@
 // Entry point of the `fastify-pool` command: parse the arguments, run a command,
 // turn usage mistakes into a short message and exit code 2.
-import { accessSync, constants, readFileSync } from 'node:fs'
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import cluster from 'node:cluster'
 import { releaseEarlySignals } from './early-signals.ts'
-import { findConfigFile } from './find-config.ts'
+import { DEFAULT_NAMES, findConfigFile } from './find-config.ts'
+import { displayPath } from './file-issue.ts'
 import { COMMAND_HELP, completion } from './help.ts'
 import { causeCode, useJson, writeError } from './output.ts'
 import { UsageError } from './usage-error.ts'
@@ -158,8 +160,15 @@ export async function main (argv: string[]): Promise<number> {
     return 0
   }
   if (command === 'completion') return completion(positionals)
-  const { file, globs } = fileAndGlobs(command, positionals, values)
-  if (command === 'validate') return (await import('./validate.ts')).validate(file, values.json === true)
+  const { file, globs, named } = fileAndGlobs(command, positionals, values)
+  // No file named and none of the default names here (checked once the arguments are): say which were looked for, and where.
+  const missing = (): boolean => {
+    if (named || existsSync(file)) return false
+    const message = `file not found (looked for ${DEFAULT_NAMES.join(', ')} in ${dirname(file)}; name the file: fastify-pool ${command} FILE)`
+    writeError({ code: 'FST_POOL_VALIDATE', message, file: displayPath(file) }, `${displayPath(file)}: ${message}`)
+    return true
+  }
+  if (command === 'validate') return missing() ? 1 : (await import('./validate.ts')).validate(file, values.json === true)
   // Loaded on demand: --help, --version and usage errors stay fast.
   if (command !== 'start') {
     let timeout: number | undefined
@@ -167,6 +176,7 @@ export async function main (argv: string[]): Promise<number> {
       timeout = Number(values.timeout)
       if (!(Number.isInteger(timeout) && timeout > 0)) throw new UsageError(`upgrade: --timeout takes a whole number of milliseconds above 0 (got "${values.timeout}")`)
     }
+    if (missing()) return 1
     return (await import('./operate.ts')).operate({
       ...(timeout === undefined ? {} : { timeout }),
       ...(values.node === undefined ? {} : { node: values.node }),
@@ -186,6 +196,7 @@ export async function main (argv: string[]): Promise<number> {
   const pretty = values.pretty ?? (values.json === true ? false : process.stdout.isTTY === true)
   const { start, workersFlag } = await import('./start.ts')
   const workers = values.workers === undefined ? undefined : workersFlag(values.workers)
+  if (missing()) return 1
   return start({
     file,
     pretty,
@@ -202,7 +213,7 @@ export async function main (argv: string[]): Promise<number> {
  * The file (an argument, as `fastify start app.js`, or -c) and, for restart
  * and stop, the glob: the file is the argument with a config file's extension.
  */
-function fileAndGlobs (command: keyof typeof COMMANDS, positionals: string[], values: Values): { file: string, globs: string[] } {
+function fileAndGlobs (command: keyof typeof COMMANDS, positionals: string[], values: Values): { file: string, globs: string[], named: boolean } {
   const takesGlob = command === 'restart' || command === 'stop'
   const files = takesGlob ? positionals.filter(isConfigFileName) : positionals
   const globs = takesGlob ? positionals.filter(p => !isConfigFileName(p)) : []
@@ -215,7 +226,7 @@ function fileAndGlobs (command: keyof typeof COMMANDS, positionals: string[], va
   }
   if (values.pretty === true && values.json === true) throw new UsageError(`${command}: --pretty and --json cannot be used together`)
   if (values['env-file'] !== undefined) loadEnvFile(values['env-file'])
-  return { file: findConfigFile(given ?? values.config), globs }
+  return { file: findConfigFile(given ?? values.config), globs, named: (given ?? values.config) !== undefined }
 }
 
 function isConfigFileName (arg: string): boolean {
