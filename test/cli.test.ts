@@ -39,7 +39,9 @@ test('unknown commands, options and values are usage errors (exit 2)', async (t)
     [['valdiate'], /unknown command "valdiate"; expected one of .*; did you mean "validate"\?$/m],
     [['start', '--wrokers', '2'], /start: unknown option "--wrokers"; did you mean "--workers"\?$/m],
     [['help', 'upgarde'], /help: unknown command "upgarde"; expected one of .*; did you mean "upgrade"\?$/m],
-    [['--verison'], /unknown option "--verison"; a command comes first: .*; did you mean "--version"\?$/m]
+    [['--verison'], /unknown option "--verison"; a command comes first: .*; did you mean "--version"\?$/m],
+    // A value that looks like an option is not taken silently, nor called "no value".
+    [['start', '--pid-file', '-p.pid'], /start: option --pid-file needs a value; one that starts with "-" is written --pid-file=VALUE$/m]
   ]
   await Promise.all(cases.map(async ([args, message]) => {
     const child = run(t, [BIN, ...args])

@@ -38,7 +38,7 @@ test('--workers 2 without Node\'s server handles (FASTIFY_POOL_NODE_INTERNALS=of
   assert.equal(workers.size, 2, 'both workers serve (round-robin through the primary)')
   const cmd = run(t, [BIN, 'upgrade', 'pool.yaml'], { cwd: dir.dir })
   assert.equal((await cmd.exited).code, 1)
-  assert.match(cmd.stderr(), /upgrade failed, the running process serves on unchanged: the workers share their ports through node:cluster's primary/)
+  assert.match(cmd.stderr(), /upgrade refused, the running process serves on unchanged: the workers share their ports through node:cluster's primary/)
   process.kill(dir.pid(), 'SIGUSR2')
   await dir.child.waitFor(out => /upgrade refused: the workers share their ports through node:cluster's primary/.test(out))
   assert.deepEqual([...await answeringPids(p.public)].sort(), [...workers].sort(), 'the same workers serve')

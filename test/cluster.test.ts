@@ -92,8 +92,9 @@ test('a SIGTERM to a worker that its primary already asked to stop (a roll) join
   await child.waitFor(out => (out.match(/"url":"\/slow"/g) ?? []).length >= 6)
   child.proc.kill('SIGHUP')
   // The first old worker the roll stops says so; a signal from outside reaches it mid-drain.
-  await child.waitFor(out => /"msg":"close: draining the pool"/.test(out), 20_000)
-  const leaving = logLines(child.stdout()).find(l => l.msg === 'close: draining the pool')?.pid as number
+  const handing = 'the primary hands this worker\'s clients to the others: draining the pool'
+  await child.waitFor(out => logLines(out).some(l => l.msg === handing), 20_000)
+  const leaving = logLines(child.stdout()).find(l => l.msg === handing)?.pid as number
   process.kill(leaving, 'SIGTERM')
   const replies = await Promise.all(slow)
   for (const r of replies) assert.equal(r.status, 200)

@@ -39,7 +39,7 @@ test('in a terminal: `fastify-pool upgrade` and SIGUSR2 are refused with advice,
 
   const upgrade = run(t, [BIN, 'upgrade', 'pool.yaml'], { cwd: dir })
   assert.equal((await upgrade.exited).code, 1, upgrade.stdout() + upgrade.stderr())
-  assert.match(upgrade.stderr(), /^pool\.yaml: upgrade failed, the running process serves on unchanged: this pool runs in a terminal, .*reload instead \(fastify-pool reload, SIGHUP or --watch\); to upgrade, run it under a supervisor/m)
+  assert.match(upgrade.stderr(), /^pool\.yaml: upgrade refused, the running process serves on unchanged: this pool runs in a terminal, .*reload instead \(fastify-pool reload, SIGHUP or --watch\); to upgrade, run it under a supervisor/m)
   process.kill(pid as number, 'SIGUSR2')
   await shows(s => logLines(s).filter(l => /^upgrade refused: this pool runs in a terminal/.test(String(l.msg))).length === 2)
   assert.equal((JSON.parse((await get(`http://127.0.0.1:${port}/`)).body) as { pid: number }).pid, pid, 'the same process serves')

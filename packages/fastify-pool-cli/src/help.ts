@@ -26,8 +26,9 @@ Options:
   -c, --config <file>    The pool file
   -l, --log-level <l>    fatal, error, warn, info, debug, trace or silent: the level of
                          the command and of every listener whose section sets none
-      --pretty | --json  Readable logs, or JSON lines (the default when stdout is not
-                         a terminal; errors are JSON lines on stderr too)
+      --pretty | --json  Readable logs, or JSON lines (the log's format anyway when
+                         stdout is not a terminal; --json makes errors on stderr JSON
+                         lines too)
       --workers <n|auto> Run the pool in n processes sharing its sockets
       --watch            Reload when the file or a handler module changes (development)
       --dev-cert         Write a self-signed localhost certificate where the file names
@@ -144,13 +145,13 @@ Refused while the pool starts or stops, during a reload or another upgrade,
 and for a pool that runs in a terminal, in a container (as its pid 1 or the
 child of its init) or under a package manager (npm start): the new process
 would not be the terminal's job, and the container or the package manager
-would end with the old one. There,
-reload it (fastify-pool reload, SIGHUP, --watch) or restart it instead.
+would end with the old one. There, reload it (fastify-pool reload, SIGHUP,
+--watch) or restart it instead.
 
 Options:
-      --node <path>      Run the new process with this node binary (taken only
-                         from a control listener on loopback or a unix socket)
-      --timeout <ms>     How long the new process may take to be ready (default 60000)
+      --node <path>    Run the new process with this node binary (taken only
+                       from a control listener on loopback or a unix socket)
+      --timeout <ms>   How long the new process may take to be ready (default 60000)
 ${OPERATE_OPTIONS}
 
 ${OPERATE_EXIT}

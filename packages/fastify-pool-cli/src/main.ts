@@ -46,13 +46,13 @@ Options:
       --dev-cert       (start) Where the file names TLS certificate and key files
                        that do not exist, write a self-signed certificate for
                        localhost there first. For development only.
-      --watch          (start) Restart the listeners of a handler module when
-                       its file changes. For development only.
+      --watch          (start) Reload when the file or a handler module changes.
+                       For development only.
                        (ps, also -w) Refresh every 2 s, in place on a terminal
       --workers <n>    (start) Run the pool in n processes sharing its sockets
                        (node:cluster), or "auto" for one per core
-      --pid-file <f>   (start) Write the serving process's pid there (an upgrade's
-                       successor writes its own)
+      --pid-file <f>   (start) Write the pid of the process that owns the pool there
+                       (with --workers the primary's; an upgrade's successor writes its own)
       --node <path>    (upgrade) Run the new process with this node binary
       --timeout <ms>   (upgrade) How long the new process may take to be ready
                        (default 60000)
@@ -256,8 +256,13 @@ function usageMessage (err: Error & { code?: string }, known: string[]): string 
   switch (err.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': return `unknown option "${quoted}"${didYouMean(quoted, known)}`
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': return `unexpected argument "${quoted}"`
-    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return /argument missing/.test(err.message) ? `option ${quoted} needs a value` : `option ${quoted} takes no value`
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+      const option = quoted.split(' ')[0] ?? quoted
+      if (/argument missing/.test(err.message)) return `option ${quoted} needs a value`
+      // `--pid-file -p.pid`: Node will not take a value that looks like an option without `=`.
+      if (/ambiguous/.test(err.message)) return `option ${option} needs a value; one that starts with "-" is written ${option}=VALUE`
+      return `option ${quoted} takes no value`
+    }
     default: return err.message
   }
 }

@@ -158,7 +158,9 @@ async function upgrade (target: ControlTarget, options: OperateOptions): Promise
       : `upgraded: process ${String(answer.pid)} (Node ${String(answer.version)}) serves every listener; process ${String(answer.previous)} drains and exits\n`)
     return EXIT.ok
   }
-  throw new ControlError(`upgrade failed, the running process serves on unchanged: ${String(answer.error ?? status)}`, EXIT.failed)
+  // Refused (not now, not here: 409; not possible: 501) is not failed (the successor could not start: 502, or it timed out).
+  const outcome = status === 409 || status === 501 ? 'upgrade refused' : 'upgrade failed'
+  throw new ControlError(`${outcome}, the running process serves on unchanged: ${String(answer.error ?? status)}`, EXIT.failed)
 }
 
 /** One listener's result, with the worker that did it (--workers: every worker acts). */

@@ -23,8 +23,8 @@ export interface PoolProcessSettings {
   logLevel: string | undefined
 }
 
-/** Why the pool stops: a signal, an uncaught error, or neither (an upgrade's hand-over, a primary's word). */
-export interface StopCause { signal?: NodeJS.Signals, err?: unknown }
+/** Why the pool stops: a signal, an uncaught error, or `reason` (an upgrade's hand-over, a primary's word, the package manager gone). */
+export interface StopCause { signal?: NodeJS.Signals, err?: unknown, reason?: string }
 
 export class PoolProcess {
   readonly running: FilePool
@@ -106,12 +106,12 @@ export class PoolProcess {
    * connections are answered with Connection: close. `after` is waited for
    * before the exit (a successor still starting is stopped).
    */
-  drainAndExit ({ signal, err }: StopCause, handOff: boolean, after?: Promise<void>, done?: () => void): Promise<void> {
-    this.#closing ??= this.#drainAndExit(signal, err, handOff, after, done)
+  drainAndExit ({ signal, err, reason }: StopCause, handOff: boolean, after?: Promise<void>, done?: () => void): Promise<void> {
+    this.#closing ??= this.#drainAndExit({ ...(signal === undefined ? {} : { signal }), reason: signal ?? reason ?? 'stop' }, err, handOff, after, done)
     return this.#closing
   }
 
-  async #drainAndExit (signal: NodeJS.Signals | undefined, err: unknown, handOff: boolean, after: Promise<void> | undefined, done: (() => void) | undefined): Promise<void> {
+  async #drainAndExit (why: { signal?: NodeJS.Signals, reason: string }, err: unknown, handOff: boolean, after: Promise<void> | undefined, done: (() => void) | undefined): Promise<void> {
     const { logger } = this
     for (const undo of this.#cleanups.splice(0)) undo()
     const timeout = this.timeout
@@ -121,7 +121,7 @@ export class PoolProcess {
     }, timeout + CLOSE_MARGIN)
     backstop.unref()
     if (err !== undefined) logger.error({ err }, 'uncaught error: draining the pool, then exiting')
-    else logger.info({ signal, timeout }, `${signal ?? 'close'}: draining the pool`)
+    else logger.info({ ...why, timeout }, `${why.reason}: draining the pool`)
     try {
       const reports = await this.pool.stop({ timeout, handOff })
       await after

@@ -245,14 +245,14 @@ export class Primary {
         return
       }
       delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (this.#deaths.length - 1))
-      this.#logger.warn({ worker: slot.worker.id, pid: slot.worker.process.pid, code, signal, restartIn: delay }, 'a worker died; starting another')
+      this.#logger.warn({ worker: slot.worker.id, workerPid: slot.worker.process.pid, code, signal, restartIn: delay }, 'a worker died; starting another')
     } else {
       // A replacement that could not start (a port another program holds, a
       // database down): not a crash loop. Try again, waiting longer each
       // time, until one starts; the others serve meanwhile.
       this.#startFailures++
       delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** this.#startFailures)
-      this.#logger.error({ worker: slot.worker.id, pid: slot.worker.process.pid, code, signal, failures: this.#startFailures, restartIn: delay }, `a replacement worker could not start its pool (${this.#startFailures} time(s) in a row); trying again`)
+      this.#logger.error({ worker: slot.worker.id, workerPid: slot.worker.process.pid, code, signal, failures: this.#startFailures, restartIn: delay }, `a replacement worker could not start its pool (${this.#startFailures} time(s) in a row); trying again`)
     }
     // Not unref'd: with every worker gone, this timer is what keeps the primary
     // alive until the replacement starts; a stop clears it.

@@ -59,7 +59,7 @@ export async function runSingle (options: SingleOptions): Promise<number> {
   const upgrader = new Upgrader({
     supervisor,
     sockets: () => proc === undefined ? 'the pool is still starting' : poolSockets(proc.pool),
-    handOver: () => stop({}, true),
+    handOver: () => stop({ reason: 'upgrade: the new process serves' }, true),
     stopTimeout: () => proc?.timeout ?? 0,
     failed: () => { if (!supervisor.stopping) pidFile?.write() },
     log: logger
@@ -114,7 +114,7 @@ export async function runSingle (options: SingleOptions): Promise<number> {
   notifySystemd({ READY: 1, MAINPID: process.pid }, (fields, message) => logger.warn(fields, message))
   pool.onClose(watchPackageManager(manager, (why) => {
     logger.warn({ parent: process.ppid }, `${why}: the package manager that ran this command is not there to stop it; draining the pool as SIGTERM would`)
-    stop({})
+    stop({ reason: 'the package manager is gone' })
   }))
   if (replaced !== undefined) {
     logger.info({ previous: replaced.pid }, `serving every listener: process ${replaced.pid} hands over to this one`)

@@ -135,11 +135,11 @@ export interface UpgraderHooks {
  * container, successor and all.
  */
 export function placeRefusal (): string | undefined {
-  if (underPackageManager()) return 'this process was started by a package manager (npm start, pnpm start, npx): the package manager exits when this process hands over, and whatever runs it (a container, systemd, a terminal) takes the pool for stopped; to upgrade, run the command itself (node_modules/.bin/fastify-pool start, or the bin in a container\'s CMD), or reload in place (fastify-pool reload)'
+  if (underPackageManager()) return 'this process was started by a package manager (npm start, pnpm start, npx): the package manager exits when this process hands over, and whatever runs it (a container, systemd, a terminal) takes the pool for stopped; to upgrade, run the command itself (node_modules/.bin/fastify-pool start) under a supervisor such as systemd, or reload in place (fastify-pool reload)'
   const init = containerInit()
   if (init !== undefined) return `this process runs in a container whose init is ${init}: when the old process exits after the hand-over, the container ends, successor and all; roll out a new container instead, or reload in place (fastify-pool reload)`
   if (process.pid === 1) return 'this process is pid 1 (a container\'s init): its exit after the hand-over would end the container, successor and all; roll out a new container instead, or reload in place (fastify-pool reload)'
-  if (isatty(0) || isatty(1) || isatty(2)) return 'this pool runs in a terminal, and the new process would not be the terminal\'s job (Ctrl-C would no longer reach it, and it would outlive the terminal): in a terminal, reload instead (fastify-pool reload, SIGHUP or --watch); to upgrade, run it under a supervisor (systemd, a container) or detached from the terminal (fastify-pool start < /dev/null > pool.log 2>&1 &)'
+  if (isatty(0) || isatty(1) || isatty(2)) return 'this pool runs in a terminal, and the new process would not be the terminal\'s job (Ctrl-C would no longer reach it, and it would outlive the terminal): in a terminal, reload instead (fastify-pool reload, SIGHUP or --watch); to upgrade, run it under a supervisor such as systemd, or detached from the terminal (fastify-pool start < /dev/null > pool.log 2>&1 &)'
   return undefined
 }
 
@@ -181,7 +181,7 @@ export class Upgrader {
     return this.#run(node, sockets, options.timeout ?? UPGRADE_TIMEOUT, began)
       .then((result) => {
         // Counted and published by the successor, which serves from now on.
-        this.#hooks.log.info({ pid: result.pid, node, duration: result.duration }, `upgrade: process ${result.pid} serves every listener; this one (${process.pid}) hands over and exits`)
+        this.#hooks.log.info({ successor: result.pid, node, duration: result.duration }, `upgrade: process ${result.pid} serves every listener; this one (${process.pid}) hands over and exits`)
         return result
       }, (err: UpgradeError & { pid?: number }) => {
         counts.failed++

@@ -114,7 +114,7 @@ function answerThePrimary (proc: PoolProcess, stop: (cause: StopCause, handOff: 
   const figures = new ProcessSampler()
   const on = (message: ClusterMessage): void => {
     const kind = message?.['fastify-pool']
-    if (kind === 'stop') stop({}, message.handOff === true)
+    if (kind === 'stop') stop({ reason: message.handOff === true ? 'the primary hands this worker\'s clients to the others' : 'the primary stops the pool' }, message.handOff === true)
     else if (kind === 'upgrade-event') relayUpgrade(message.event)
     else if (kind === 'listeners-request') process.send?.({ 'fastify-pool': 'listeners', id: message.id, listeners: proc.pool.status(), process: figures.read() } satisfies ClusterMessage)
     else if (kind === 'act') {

@@ -258,7 +258,7 @@ export async function controlAction (pool: Pool | undefined, action: Action, que
   if (typeof selected === 'string') return { statusCode: selected.startsWith('no listener') ? 404 : 400, body: { ok: false, action, results: [], error: selected } }
   const force = query.force === '1' || query.force === 'true'
   if (action === 'stop' && !force && self !== undefined && selected.some(l => l.name === self)) {
-    return { statusCode: 409, body: { ok: false, action, results: [], error: `listener "${self}" serves this control API: stopping it would cut every command off from the pool until the process restarts. Leave it out of the glob, or add force=1 (fastify-pool stop --force) to stop it anyway` } }
+    return { statusCode: 409, body: { ok: false, action, results: [], error: `listener "${self}" serves this control API: stopping it would cut every command off from the pool until a reload (SIGHUP) or a restart of the process. Leave it out of the glob, or add force=1 (fastify-pool stop --force) to stop it anyway` } }
   }
   const run = (l: Listener): Promise<unknown> => action === 'restart' ? l.restart() : action === 'stop' ? l.stop() : l.start()
   const results = await untilDone(selected, self, pool, run)
