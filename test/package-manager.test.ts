@@ -7,7 +7,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BIN, freePort, get, logLines, ROOT, tempDir } from './fixtures/cli.ts'
 import { owned, track } from './fixtures/owned.ts'
@@ -35,13 +35,14 @@ async function ended (pid: number, ms = 15_000): Promise<void> {
 }
 
 /** A project whose start script runs the command, started with `manager start`; resolves with the package manager's process and the pool's pid once it serves. */
-async function startWith (t: TestContext, manager: 'npm' | 'pnpm', script: string): Promise<{ port: number, pool: number, manager: ReturnType<typeof spawn>, output: () => string, exited: Promise<number | null> }> {
+async function startWith (t: TestContext, manager: 'npm' | 'pnpm', script: string, prepare: (dir: string) => void = () => {}, argv: string[] = ['start']): Promise<{ port: number, pool: number, manager: ReturnType<typeof spawn>, output: () => string, exited: Promise<number | null> }> {
   const dir = tempDir(t, `fastify-pool-${manager}-`)
   const port = await freePort()
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'pm-stop', private: true, type: 'module', scripts: { start: script } }))
   writeFileSync(join(dir, 'app.mjs'), APP)
   writeFileSync(join(dir, 'pool.yaml'), `servers:\n  - name: web\n    listen: 127.0.0.1:${port}\nhandlers:\n  default: ./app.mjs\ndefaults:\n  stopTimeout: 3000\n`)
-  const [command, args] = owned(manager, ['start'])
+  prepare(dir)
+  const [command, args] = owned(manager, argv)
   const child = track(spawn(command, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', npm_config_update_notifier: 'false' } }))
   let out = ''
   child.stdout?.setEncoding('utf8').on('data', (c: string) => { out += c })
@@ -96,6 +97,19 @@ test('SIGTERM to `npm start` whose script runs the command with --workers 2, wit
   for (const pid of workers) await ended(pid)
   assert.match(started.output(), /the package manager that ran this command is not there to stop it; draining every worker as SIGTERM would/)
   assert.match(started.output(), /"msg":"every worker stopped; exiting"/)
+  await assert.rejects(get(`http://127.0.0.1:${started.port}/`), { code: 'ECONNREFUSED' })
+})
+
+test('SIGTERM to `npx fastify-pool start` (npm exec runs the bin under a shell of its own, which dies): the command notices, drains and exits, nothing is left', { skip: has('npx') ? false : 'no npx on this machine', timeout: 30_000 }, async (t) => {
+  // npx finds the command in the project's node_modules/.bin, as after `npm install fastify-pool-cli`.
+  const started = await startWith(t, 'npm', 'node -e 0', (dir) => {
+    mkdirSync(join(dir, 'node_modules', '.bin'), { recursive: true })
+    symlinkSync(BIN, join(dir, 'node_modules', '.bin', 'fastify-pool'))
+  }, ['exec', '--', 'fastify-pool', 'start', '--json', 'pool.yaml'])
+  started.manager.kill('SIGTERM')
+  await started.exited
+  await ended(started.pool)
+  assert.match(started.output(), /the package manager that ran this command is not there to stop it; draining the pool as SIGTERM would/)
   await assert.rejects(get(`http://127.0.0.1:${started.port}/`), { code: 'ECONNREFUSED' })
 })
 
