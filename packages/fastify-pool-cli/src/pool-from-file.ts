@@ -13,7 +13,7 @@ export interface PoolFromFileOptions extends LoadOptions {
   /** The pool's logger (see PoolOptions.logger). Default: none. */
   logger?: PoolOptions['logger']
   /** Overrides of the file's control section (its reload and status: the command's workers ask the primary). */
-  control?: Pick<ControlOptions, 'reload' | 'status' | 'upgrade'>
+  control?: Pick<ControlOptions, 'reload' | 'status' | 'upgrade' | 'act'>
   /** What the metrics route serves instead of the pool's own (the command's workers: the cluster's sum). */
   metricsExposition?: () => Promise<string>
 }
