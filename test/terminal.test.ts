@@ -21,7 +21,8 @@ test('in a terminal: `fastify-pool upgrade` and SIGUSR2 are refused with advice,
   writeFileSync(join(dir, 'app.mjs'), 'export default async function (app) { app.get(\'/\', async () => ({ pid: process.pid })) }\n')
   writeFileSync(join(dir, 'pool.yaml'), `servers:\n  - name: web\n    listen: 127.0.0.1:${port}\n  - name: admin\n    listen: 127.0.0.1:${admin}\nhandlers:\n  default: ./app.mjs\ncontrol:\n  listener: admin\n`)
   // script runs the command on a pseudo-terminal of its own: stdin, stdout and stderr are that terminal, and what is written to script's stdin is typed there.
-  const [command, args] = owned('script', ['-qfec', `${process.execPath} ${BIN} start --json pool.yaml`, '/dev/null'])
+  // It runs it through $SHELL -c; `exec` makes the pool the terminal's job itself, whatever the shell (dash, /bin/sh when SHELL is unset, keeps a parent that dies of the Ctrl-C too).
+  const [command, args] = owned('script', ['-qfec', `exec ${process.execPath} ${BIN} start --json pool.yaml`, '/dev/null'])
   const terminal = track(spawn(command, args, { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } }))
   t.after(() => { if (terminal.exitCode === null) terminal.kill('SIGKILL') })
   let screen = ''
