@@ -20,7 +20,7 @@ test('ps prints the table of the running pool; restart \'pub*\' gives exactly th
   assert.equal(ps.code, 0, ps.stderr)
   const [table, processes] = ps.stdout.trim().split('\n\n')
   const lines = (table ?? '').split('\n')
-  assert.match(lines[0] ?? '', /^NAME\s+STATE\s+URL\s+GEN\s+UPTIME\s+INFLIGHT\s+UPGRADED\s+CERT EXPIRES\s+LAST ERROR$/)
+  assert.match(lines[0] ?? '', /^NAME\s+STATE\s+URL\s+GEN\s+UPTIME\s+INFLIGHT\s+UPGRADED\s+SHED\s+CERT EXPIRES\s+LAST ERROR$/)
   assert.match(processes ?? '', /^PROCESS\s+PID\s+NODE.*\npool\s+\d+\s+v\d+\.\d+\.\d+\s/)
   assert.deepEqual(lines.slice(1).map(l => l.split(/\s+/).slice(0, 2)), [['public-a', 'running'], ['public-b', 'running'], ['admin', 'running']])
 

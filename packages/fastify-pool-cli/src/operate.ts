@@ -2,7 +2,7 @@
 // `fastify-pool start`, through its control API, found through the same
 // pool file. Results go to stdout (a table, or JSON with --json), problems
 // to stderr, and the exit code says which (see EXIT).
-import type { ControlActionBody, ControlResult, ControlStatusBody, ListenerStatus, ProcessFigures, TrafficFigures } from 'fastify-pool'
+import type { ControlActionBody, ControlResult, ControlStatusBody, ListenerStatus, OverloadStatus, ProcessFigures, TrafficFigures } from 'fastify-pool'
 import { hasIssues } from 'fastify-pool/errors'
 import { displayPath, type FileIssue } from './file-issue.ts'
 import { jsonOutput, writeError, writeProblems } from './output.ts'
@@ -176,7 +176,7 @@ export function statusTable (listeners: Array<ListenerStatus & { worker?: string
   const workers = listeners.some(l => l.worker !== undefined)
   // Traffic comes with metrics on (the request-duration histogram); without them the columns are left out.
   const traffic = listeners.some(l => l.traffic !== undefined)
-  const rows = [[...(workers ? ['WORKER'] : []), 'NAME', 'STATE', 'URL', 'GEN', 'UPTIME', 'INFLIGHT', 'UPGRADED', ...(traffic ? ['REQ/S', '5XX', 'P50', 'P99'] : []), 'CERT EXPIRES', 'LAST ERROR']]
+  const rows = [[...(workers ? ['WORKER'] : []), 'NAME', 'STATE', 'URL', 'GEN', 'UPTIME', 'INFLIGHT', 'UPGRADED', ...(traffic ? ['REQ/S', '5XX', 'P50', 'P99'] : []), 'SHED', 'CERT EXPIRES', 'LAST ERROR']]
   for (const l of listeners) {
     rows.push([
       ...(workers ? [l.worker ?? '-'] : []),
@@ -188,6 +188,7 @@ export function statusTable (listeners: Array<ListenerStatus & { worker?: string
       String(l.inflight),
       String(l.upgraded),
       ...(traffic ? trafficCells(l.traffic) : []),
+      shedCell(l.overload),
       l.certificate === undefined ? '-' : `${l.certificate.notAfter.slice(0, 10)} (${l.certificate.daysLeft} d)`,
       l.lastError ?? '-'
     ])
@@ -199,6 +200,12 @@ export function statusTable (listeners: Array<ListenerStatus & { worker?: string
     // Colour after padding, so that the escapes do not count in the widths.
     return colour && row > 0 && i === state ? paint(cell, padded) : padded
   }).join('  ')).join('\n') + '\n'
+}
+
+/** Load shedding: off, how many got 503, and while it sheds how long the requests it serves waited. */
+export function shedCell (o: OverloadStatus | undefined): string {
+  if (o === undefined) return 'off'
+  return o.shedding ? `${o.shed} (shedding, waits ${Math.round(o.delay)} ms)` : String(o.shed)
 }
 
 /** Rate, 5xx share and latency, as the table shows them. */

@@ -13,7 +13,7 @@ export { validateConfig, BUILTIN_DEFAULTS, type ListenerConfig, type NormalizedC
 export { parseListen, formatAddress, type ListenAddress } from './config/address.ts'
 export { isWorkers, workersProblem, fileFieldIssues, PoolFileSchema, ListenerConfigSchema, PoolDefaultsSchema, TlsSchema, HealthSchema, type PoolFileConfig, type HealthConfig, type LogLevel } from './config/schema.ts'
 export { certificateInfo, EXPIRY_WARNING_DAYS, DEFAULT_CIPHERS, DEFAULT_ECDH_CURVE, type CertificateInfo, type TlsConfig } from './config/tls.ts'
-export type { ReloadEvent, ReloadReport, TrafficFigures, ControlOptions, Factory, Field, Handler, Handlers, ListenerState, ListenerStatus, MetricsOptions, PoolOptions, SocketSource, RestartReport, RetireReport, RetiringStatus, StopOptions, StopReport } from './config/types.ts'
+export type { ReloadEvent, ReloadReport, TrafficFigures, ControlOptions, Factory, Field, Handler, Handlers, ListenerState, ListenerStatus, MetricsOptions, OverloadSettings, OverloadStatus, PoolOptions, SocketSource, RestartReport, RetireReport, RetiringStatus, StopOptions, StopReport } from './config/types.ts'
 export type { PoolClosing } from './listener/closing.ts'
 export { ProcessSampler, type ProcessFigures } from './observability/process-figures.ts'
 export * as errors from './base/errors.ts'

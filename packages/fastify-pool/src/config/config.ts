@@ -7,7 +7,7 @@ import { BUILTIN_DEFAULTS, ListenerConfigSchema, PoolDefaultsSchema } from './sc
 export { BUILTIN_DEFAULTS }
 import { schemaIssues } from './schema-issues.ts'
 import { filesStamp, loadTls, type ServerTlsOptions } from './tls.ts'
-import type { ListenAddress, ListenerConfig, NormalizedConfig, PoolDefaults, TlsConfig } from './types.ts'
+import type { ListenAddress, ListenerConfig, NormalizedConfig, OverloadSettings, PoolDefaults, TlsConfig } from './types.ts'
 
 export type { ListenerConfig, NormalizedConfig, PassThroughOptions, PoolDefaults } from './types.ts'
 
@@ -165,10 +165,23 @@ function normaliseListener (server: ListenerConfig, at: string, index: number, c
       liveness: health === false ? false : health.liveness ?? BUILTIN_DEFAULTS.liveness,
       readiness: health === false ? false : health.readiness ?? BUILTIN_DEFAULTS.readiness
     }),
+    overload: resolveOverload(server.overload, defaults.overload),
     fastify: Object.freeze({ ...server.fastify }),
     baseDir,
     source: server
   }, tlsRead?.material)
+}
+
+/** Field by field like health: a listener's overload object overrides only what it names; false turns it off. */
+function resolveOverload (own: ListenerConfig['overload'], inherited: PoolDefaults['overload']): OverloadSettings | false {
+  if (own === false || (own === undefined && inherited === false)) return false
+  const merged = { ...(inherited === false ? {} : inherited), ...own }
+  return Object.freeze({
+    target: merged.target ?? BUILTIN_DEFAULTS.overloadTarget,
+    maxWait: merged.maxWait ?? BUILTIN_DEFAULTS.overloadMaxWait,
+    retryAfter: merged.retryAfter ?? BUILTIN_DEFAULTS.retryAfter,
+    exempt: Object.freeze([...(merged.exempt ?? [])])
+  })
 }
 
 /**

@@ -32,7 +32,15 @@ export const BUILTIN_DEFAULTS = Object.freeze({
   stopTimeout: 10_000,
   shutdownDelay: 0,
   liveness: '/healthz',
-  readiness: '/readyz'
+  readiness: '/readyz',
+  // About a twentieth of a second per turn for a flooded listener: the other
+  // listeners' probes wait no longer than that, and a turn still admits ten
+  // 2 ms requests (docs/overload.md).
+  overloadTarget: 20,
+  // Long enough that a client who gets 503 and sends again at once costs a
+  // parse twice a second, short enough to be an answer rather than a timeout.
+  overloadMaxWait: 500,
+  retryAfter: 1
 })
 
 type Defaulted = { [K in keyof typeof BUILTIN_DEFAULTS]: typeof BUILTIN_DEFAULTS[K] extends number ? K : never }[keyof typeof BUILTIN_DEFAULTS]
@@ -63,6 +71,13 @@ export const HealthSchema = Type.Object({
   readiness: Type.Optional(Type.Union([Type.String({ pattern: '^/' }), Type.Literal(false)], { default: BUILTIN_DEFAULTS.readiness, description: `Path of the readiness route (default ${BUILTIN_DEFAULTS.readiness}), or false` }))
 }, { additionalProperties: false })
 
+export const OverloadSchema = Type.Object({
+  target: Type.Optional(withDefault('overloadTarget', 1, 'Milliseconds of event-loop time per turn the listener may take; its requests beyond wait, newest first')),
+  maxWait: Type.Optional(withDefault('overloadMaxWait', 1, 'Milliseconds a request may wait before it is answered 503 with Retry-After, without running its route')),
+  retryAfter: Type.Optional(withDefault('retryAfter', 0, 'Seconds, the Retry-After of that 503')),
+  exempt: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { description: 'Paths never held nor shed besides the health, control and metrics routes: /x exactly, /x/* everything under /x' }))
+}, { additionalProperties: false })
+
 const shared = {
   connectionTimeout: Type.Optional(ms('connectionTimeout', 'Socket inactivity timeout')),
   keepAliveTimeout: Type.Optional(ms('keepAliveTimeout', 'How long an idle keep-alive connection stays open')),
@@ -73,7 +88,8 @@ const shared = {
   upgradeCloseWindow: Type.Optional(withDefault('upgradeCloseWindow', 0, 'Spread the goodbyes to upgraded connections over up to this many milliseconds, one per millisecond at most, so clients do not all reconnect at once; within a stop, a quarter of its deadline at most; 0: all at once')),
   bodyLimit: Type.Optional(withDefault('bodyLimit', 1, 'Largest request body accepted, in bytes')),
   logLevel: Type.Optional(LogLevelSchema),
-  health: Type.Optional(Type.Union([HealthSchema, Type.Literal(false)], { description: 'Health routes, or false to serve none' }))
+  health: Type.Optional(Type.Union([HealthSchema, Type.Literal(false)], { description: 'Health routes, or false to serve none' })),
+  overload: Type.Optional(Type.Union([OverloadSchema, Type.Literal(false)], { description: 'Load shedding (on by default), or false to serve every request whatever the load' }))
 }
 
 export const ListenerConfigSchema = Type.Object({

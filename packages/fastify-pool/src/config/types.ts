@@ -94,6 +94,34 @@ export interface RestartReport {
   retired: Promise<RetireReport | undefined>
 }
 
+/** A listener's load shedding, as configured (config.ts resolves the defaults). */
+export interface OverloadSettings {
+  /** Milliseconds of loop time per turn the listener may take before its requests wait. */
+  readonly target: number
+  /** Milliseconds a request may wait before it is answered 503. */
+  readonly maxWait: number
+  /** Seconds, the Retry-After of a 503. */
+  readonly retryAfter: number
+  /** Paths never held nor shed: `/x` exactly, `/x/*` and everything under it. */
+  readonly exempt: readonly string[]
+}
+
+/** What a listener's load shedding reports (status, GET /pool, metrics). */
+export interface OverloadStatus {
+  /** True from the first 503 until a second passed without one. */
+  shedding: boolean
+  /** Requests answered 503 since the listener was made. */
+  shed: number
+  /** Requests waiting now. */
+  waiting: number
+  /** Milliseconds of loop time per turn (the setting). */
+  target: number
+  /** Milliseconds the requests served from the queue waited, recently (0 when none waited in the last second). */
+  delay: number
+  /** Requests a turn admits at the measured cost of one, or undefined before one was measured. */
+  limit: number | undefined
+}
+
 /** A snapshot of a listener's state. */
 export interface ListenerStatus {
   name: string
@@ -119,6 +147,8 @@ export interface ListenerStatus {
   lastStop: StopReport | undefined
   /** The TLS certificate served (TLS listeners, once started): subject, expiry, days left. */
   certificate: { subject: string, notAfter: string, daysLeft: number } | undefined
+  /** Load shedding (overload.ts), while it is on. */
+  overload?: OverloadStatus | undefined
   /** With metrics on: responses per second, 5xx share and p50/p99 latency over about the last 10 s (docs/operations.md). */
   traffic?: TrafficFigures
 }
@@ -296,6 +326,8 @@ export interface NormalizedConfig {
   readonly bodyLimit: number
   readonly logLevel: LogLevel | undefined
   readonly health: Readonly<{ liveness: string | false, readiness: string | false }>
+  /** Load shedding (overload.ts), or false. */
+  readonly overload: OverloadSettings | false
   readonly fastify: PassThroughOptions
   /** Folder relative paths (TLS files, unix sockets) are resolved against. */
   readonly baseDir: string
@@ -307,6 +339,8 @@ export interface NormalizedConfig {
 export interface Extension {
   /** Add them to a new instance of `listener`; `owner` holds the pool that made it. */
   instrument: (app: FastifyInstance, listener: string, owner?: { readonly pool: object | undefined }) => void
+  /** The paths of what it adds to `listener` that load shedding must never hold: `/x`, or `/x/*` for everything under it. */
+  exempt?: (listener: string) => string[]
 }
 
 /** Where a listener's requests and lifecycle are counted (metrics.ts). */

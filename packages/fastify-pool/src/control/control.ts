@@ -114,6 +114,12 @@ export class PoolControl implements Extension {
 
   get listener (): string { return this.#settings.listener }
 
+  /** The control API and its status page answer whatever the load: they are how an operator reaches a busy process. */
+  exempt (listener: string): string[] {
+    if (listener !== this.#settings.listener) return []
+    return [this.#settings.path, `${this.#settings.path}/*`]
+  }
+
   /** Add the routes to a generation of the control listener (other listeners get nothing); `owner` holds the pool they act on. */
   instrument (app: FastifyInstance, listener: string, owner?: { readonly pool: object | undefined }): void {
     if (listener !== this.#settings.listener) return

@@ -30,7 +30,7 @@ export function dashboardHtml (path: string): string {
 <form id="token" hidden><label>Control token <input type="password" name="token" autocomplete="off"></label><button>Use</button></form>
 <p id="error" hidden></p>
 <section><h2>Listeners</h2>
-<table id="listeners"><thead><tr><th>worker</th><th>name</th><th>state</th><th>url</th><th>generation</th><th>uptime</th><th>in flight</th><th>upgraded</th><th title="responses per second, about the last 10 s">req/s</th><th title="share of 5xx responses">5xx</th><th>p50</th><th>p99</th><th>certificate</th><th>last error</th><th></th></tr></thead><tbody></tbody></table>
+<table id="listeners"><thead><tr><th>worker</th><th>name</th><th>state</th><th>url</th><th>generation</th><th>uptime</th><th>in flight</th><th>upgraded</th><th title="responses per second, about the last 10 s">req/s</th><th title="share of 5xx responses">5xx</th><th>p50</th><th>p99</th><th title="requests answered 503 by load shedding; while it sheds, how long the requests it serves waited">shed</th><th>certificate</th><th>last error</th><th></th></tr></thead><tbody></tbody></table>
 </section>
 <section><h2>Processes</h2>
 <table id="processes"><thead><tr><th>process</th><th>pid</th><th>node</th><th>started</th><th>uptime</th><th>cpu</th><th>rss</th><th>heap</th><th>loop delay p99</th></tr></thead><tbody></tbody></table>
@@ -50,6 +50,7 @@ th, td { text-align: left; padding: .3em .6em; border-bottom: 1px solid #e4e4e4;
 th { font-weight: 600; color: #555; }
 td.state-running { color: #17803d; } td.state-draining, td.state-starting { color: #a15c00; }
 td.state-failed { color: #b3261e; } td.state-stopped, td.state-disabled { color: #888; }
+td.shedding { color: #a15c00; }
 #error { color: #b3261e; }
 button { font: inherit; padding: .1em .6em; margin-right: .3em; }
 `
@@ -112,6 +113,8 @@ function render (status) {
     cell(row, t && t.errorRate !== null ? (t.errorRate * 100).toFixed(1) + ' %' : '-', 'errors')
     cell(row, t ? ms(t.p50) : '-', 'p50')
     cell(row, t ? ms(t.p99) : '-', 'p99')
+    const o = l.overload
+    cell(row, o ? String(o.shed) + (o.shedding ? ' (shedding, waits ' + ms(o.delay) + ')' : '') : 'off', o && o.shedding ? 'shed shedding' : 'shed')
     cell(row, l.certificate ? l.certificate.notAfter.slice(0, 10) + ' (' + l.certificate.daysLeft + ' d)' : '-')
     cell(row, l.lastError || '-')
     const actions = row.insertCell()

@@ -22,6 +22,7 @@ import { healthRoutes, type ReadinessSource } from './health.ts'
 import type { NodeServer, ServerHandle } from './server.ts'
 import type { Extension, Factory, Handlers, MetricsSink, RetireReport, RetiringStatus } from '../config/types.ts'
 import { holdWrites, Upgrades } from './upgrades.ts'
+import type { Gate } from './overload.ts'
 
 export type { RetireReport }
 
@@ -213,12 +214,13 @@ async function within (done: Promise<void>, ms: number): Promise<void> {
 }
 
 /**
- * Build a ready generation whose requests come from `server`. `make` builds
- * the Fastify instance with the server factory it is given. Nothing that
+ * Build a ready generation whose requests come from `server`, through the
+ * listener's load shedding (`gate`) when it has one. `make` builds the
+ * Fastify instance with the server factory it is given. Nothing that
  * lives longer than the instance (the server, the listener) keeps a reference
  * to it, except the listeners that the swap removes again.
  */
-export async function buildGeneration (handle: ServerHandle, name: string, number: number, http2: boolean, make: (serverFactory: ServerFactory, closer: TwoStepClose) => Promise<FastifyInstance>): Promise<Generation> {
+export async function buildGeneration (handle: ServerHandle, name: string, number: number, http2: boolean, make: (serverFactory: ServerFactory, closer: TwoStepClose) => Promise<FastifyInstance>, gate?: Gate): Promise<Generation> {
   const server = handle.server
   const before = server.listeners('clientError')
   const slot = factorySlot(server)
@@ -240,7 +242,8 @@ export async function buildGeneration (handle: ServerHandle, name: string, numbe
     throw err
   }
   handle.upgrades.building(undefined)
-  const handler = slot.handler
+  // Load shedding sits before Fastify: a request it holds or refuses costs no routing.
+  const handler = gate === undefined ? slot.handler : gate.wrap(slot.handler)
   slot.handler = undefined
   return new Generation(app, number, handler, added(server, before), http2, upgrades, closer)
 }

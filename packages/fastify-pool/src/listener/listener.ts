@@ -17,7 +17,8 @@ import type { NodeServer, ServerHandle } from './server.ts'
 import { reportCut, Serving } from './serving.ts'
 import type { ServerTlsOptions, TlsConfig } from '../config/tls.ts'
 import { Certificate } from './certificate.ts'
-import type { Handlers, ListenerContext, ListenerState, ListenerStatus, RestartReport, StopOptions, StopReport } from '../config/types.ts'
+import { Gate } from './overload.ts'
+import type { Handlers, ListenerContext, ListenerState, ListenerStatus, OverloadStatus, RestartReport, StopOptions, StopReport } from '../config/types.ts'
 
 /** The reload's way in to renew a kept listener's certificate (not part of the public API). */
 export const kRenewTls = Symbol('fastify-pool.renewTls')
@@ -36,6 +37,8 @@ export class Listener {
   #lastStop: StopReport | undefined
   #readinessHeld = false
   readonly #certificate = new Certificate()
+  /** Load shedding: made at the first start with it on, kept across generations (its counts go on). */
+  #gate: Gate | undefined
 
   constructor (config: NormalizedConfig, ctx: ListenerContext) {
     this.#config = config
@@ -69,6 +72,9 @@ export class Listener {
   /** Upgraded connections (WebSockets) open, of every generation. */
   get upgraded (): number { return this.#serving?.upgraded ?? 0 }
 
+  /** Its load shedding: what it refused and how close it runs to its target; undefined while off (or before its first start). */
+  get overload (): OverloadStatus | undefined { return this.#config.overload === false ? undefined : this.#gate?.status }
+
   /** A snapshot of the listener's state. */
   get status (): ListenerStatus {
     const { name, bind, handler, disabled, optional } = this.#config
@@ -89,7 +95,8 @@ export class Listener {
       retiring: this.#serving?.retiring.status() ?? [],
       lastError: this.#lastError?.message,
       lastStop: this.#lastStop,
-      certificate: this.#certificate.info
+      certificate: this.#certificate.info,
+      overload: this.overload
     }
   }
 
@@ -295,6 +302,7 @@ export class Listener {
     if (error === undefined) await this.#memoryApp.close().catch((err: unknown) => { error = err as Error })
     const cut = closed.requests + closed.upgraded
     this.#serving = undefined
+    this.#gate?.close()
     this.#setState('stopped')
     const report: StopReport = { name: this.name, bind: this.bind, duration: Date.now() - began, cut, upgradedCut: closed.upgraded }
     this.#lastStop = report
@@ -314,7 +322,24 @@ export class Listener {
   #build (handle: ServerHandle, config: NormalizedConfig, log: FastifyBaseLogger | undefined): Promise<Generation> {
     const number = ++this.#generations
     return buildGeneration(handle, config.name, number, config.http2,
-      (serverFactory, closer) => makeInstance(this.#ctx, config, fastifyOptions(config, log, serverFactory, number), this, closer))
+      (serverFactory, closer) => makeInstance(this.#ctx, config, fastifyOptions(config, log, serverFactory, number), this, closer),
+      this.#gateFor(config, log))
+  }
+
+  /** The load shedding of a new generation: undefined when it is off. */
+  #gateFor (config: NormalizedConfig, log: FastifyBaseLogger | undefined): Gate | undefined {
+    const settings = config.overload
+    if (settings === false) return undefined
+    const { health } = config
+    const exempt = [
+      ...(health.liveness === false ? [] : [health.liveness]),
+      ...(health.readiness === false ? [] : [health.readiness]),
+      ...(this.#ctx.control?.exempt?.(config.name) ?? []),
+      ...(this.#ctx.metrics?.exempt?.(config.name) ?? [])
+    ]
+    this.#gate ??= new Gate(settings, log)
+    this.#gate.configure(settings, exempt, log)
+    return this.#gate
   }
 
   #failure (error: Error): { name: string, bind: string, error: Error } {

@@ -129,6 +129,33 @@ function family (registry: Registry): Family {
     const notAfter = l.status.certificate?.notAfter
     return notAfter === undefined ? undefined : Date.parse(notAfter) / 1000
   }, Math.min, 'min')
+  // Load shedding (overload.ts): what a listener refused, and how close it runs to its target.
+  gauge('fastify_pool_shedding', '1 while the listener answers 503 to requests that waited too long (load shedding), else 0', l => l.overload === undefined ? undefined : (l.overload.shedding ? 1 : 0), Math.max, 'max')
+  gauge('fastify_pool_waiting_requests', 'Requests waiting for their turn because the listener is over its overload target, per listener', l => l.overload?.waiting, (a, b) => a + b, 'sum')
+  gauge('fastify_pool_queue_delay_seconds', 'How long the requests served from the waiting queue waited, recently (0 when none waited in the last second)', l => {
+    const delay = l.overload?.delay
+    return delay === undefined ? undefined : delay / 1000
+  }, Math.max, 'max')
+  gauge('fastify_pool_overload_target_seconds', 'Event-loop time per turn a listener may take before its requests wait (its overload target)', l => {
+    const target = l.overload?.target
+    return target === undefined ? undefined : target / 1000
+  }, Math.max, 'max')
+  gauge('fastify_pool_overload_limit', 'Requests a turn admits at the measured cost of one (the overload target over that cost)', l => l.overload?.limit, Math.min, 'min')
+  const shed: Counter<'listener'> = new client.Counter({
+    name: 'fastify_pool_shed_total',
+    help: 'Requests answered 503 with Retry-After by load shedding, without running their route, per listener',
+    labelNames: ['listener'],
+    registers,
+    collect () {
+      shed.reset()
+      const values = new Map<string, number>()
+      for (const l of listenersOf(sinks)) {
+        const n = l.overload?.shed
+        if (n !== undefined) values.set(l.name, (values.get(l.name) ?? 0) + n)
+      }
+      for (const [listener, n] of values) shed.inc({ listener }, n)
+    }
+  })
   const made: Family = {
     duration: new RouteHistogram('http_request_duration_seconds', 'Time from the request to its response, per listener, method, route pattern and status code', DURATION_BUCKETS),
     restarts: new client.Counter({ name: 'fastify_pool_restarts_total', help: 'Generations swapped in on a live socket (restart, reconfigure, reload)', labelNames: ['listener'], registers }),
@@ -216,6 +243,11 @@ export class PoolMetrics implements MetricsSink {
       reply.header('content-type', this.registry.contentType).header('cache-control', 'no-store')
       return custom === undefined ? this.exposition() : custom()
     })
+  }
+
+  /** A scrape is answered whatever the load: an overload is when it matters most. */
+  exempt (listener: string): string[] {
+    return listener === this.settings.listener ? [this.settings.path] : []
   }
 
   /** Fastify options whose log controller records the listener's responses, when possible (recording.ts). */

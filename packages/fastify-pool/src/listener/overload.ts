@@ -1,0 +1,315 @@
+// Load shedding per listener, inside one process (docs/overload.md).
+//
+// Every listener of a process shares one event loop, and libuv reads every
+// ready socket in one turn: a flood on one listener fills each turn with its
+// requests, and the other listeners' probes wait behind them. So each
+// listener may spend about `target` ms of loop time per turn; its requests
+// beyond that wait in a queue of its own, served newest first in the next
+// turns (a request that has just arrived still has a client waiting for it;
+// Facebook's "Fail at Scale" adaptive LIFO), and one that waits past
+// `maxWait` is answered 503 with Retry-After, without running its route
+// (CoDel's bounded sojourn). The other listeners' requests are read in the
+// same turn and served at once: a turn lasts about one target, whatever the
+// flood. The number of requests a turn admits follows from what they cost,
+// measured: a 2 ms route gets ten a turn, a 50 µs one four hundred.
+//
+// Why a queue rather than a 503 at once: a client that gets a 503 sends
+// again at once (a load generator, a retrying proxy); answering each costs a
+// read, a parse and a write, and 900 such clients cost more than the route.
+// Held for up to maxWait, each costs that once per maxWait.
+//
+// Time is measured with the loop's own clock: the work between two requests
+// is the first one's (its handler and the promises it resolved), and a turn
+// ends when the loop waited for I/O (its idle time grew) or reached its
+// check phase (an immediate, armed only once a turn has two requests).
+// Nothing is allocated per request while a listener is under its target.
+import { performance } from 'node:perf_hooks'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import type { FastifyBaseLogger } from 'fastify'
+import type { OverloadSettings, OverloadStatus } from '../config/types.ts'
+
+/** More waiting than this and the oldest is answered at once: memory stays bounded under any flood. */
+export const MAX_WAITING = 4096
+/** How long without a 503 ends a shedding episode (and its log line). */
+const QUIET_MS = 1000
+
+type Request = IncomingMessage | Http2ServerRequest
+type Response = ServerResponse | Http2ServerResponse
+type RequestHandler = (req: Request, res: Response) => void
+interface Held { run: RequestHandler, req: Request, res: Response, at: number }
+
+/**
+ * The loop of this process, as the gates see it: which turn it is, and whose
+ * work runs since the last mark. One per process, whatever the number of
+ * pools: they share the loop.
+ */
+class LoopTurns {
+  turn = 1
+  /** The gate whose request ran last: the work since `mark` is its. */
+  owner: Gate | undefined
+  mark = 0
+  #idle = -1
+  #armed = false
+  readonly #waiting = new Set<Gate>()
+
+  /** A request arrives: charge the work since the last mark to its owner, and tell whether a new turn began. */
+  enter (): number {
+    const now = performance.now()
+    const idle = performance.nodeTiming.idleTime
+    if (idle !== this.#idle) {
+      // The loop waited for I/O since: a new turn, and what ran before it is nobody's.
+      this.#idle = idle
+      this.turn++
+      this.owner = undefined
+    } else {
+      this.owner?.charge(this.turn, now - this.mark)
+      if (!this.#armed) this.#arm()
+    }
+    this.mark = now
+    return now
+  }
+
+  /** `gate` has requests waiting: serve them at the end of this turn. */
+  waiting (gate: Gate): void {
+    this.#waiting.add(gate)
+    if (!this.#armed) this.#arm()
+  }
+
+  #arm (): void {
+    this.#armed = true
+    setImmediate(this.#end).unref()
+  }
+
+  /** The check phase: the turn ends. Each gate with requests waiting serves the newest within its budget of the next. */
+  readonly #end = (): void => {
+    this.#armed = false
+    let now = performance.now()
+    this.owner?.charge(this.turn, now - this.mark)
+    this.owner = undefined
+    this.turn++
+    for (const gate of this.#waiting) {
+      now = gate.serveWaiting(now, this.turn)
+      if (gate.waitingCount === 0) this.#waiting.delete(gate)
+    }
+    this.mark = now
+    if (this.#waiting.size > 0) this.#arm()
+  }
+}
+
+const loop = new LoopTurns()
+
+const SHED_BODY = JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: 'The server is overloaded; retry later' })
+const SHED_LENGTH = Buffer.byteLength(SHED_BODY)
+
+/** One listener's load shedding. It lives as long as the listener; every generation's requests pass through it. */
+export class Gate {
+  #settings: OverloadSettings
+  #exact = new Set<string>()
+  #prefixes: string[] = []
+  #log: FastifyBaseLogger | undefined
+  /** The turn `spent` and `admitted` count in. */
+  #turn = 0
+  #spent = 0
+  #admitted = 0
+  /** Milliseconds of loop time one admitted request takes (a moving average), 0 before one was measured. */
+  #cost = 0
+  /** Oldest first, from #head; the newest is served first. */
+  #held: Array<Held | undefined> = []
+  #head = 0
+  #shed = 0
+  #delay = 0
+  #lastWaitAt = 0
+  #episode: { since: number, shed: number, last: number, timer: NodeJS.Timeout } | undefined
+
+  constructor (settings: OverloadSettings, log: FastifyBaseLogger | undefined) {
+    this.#settings = settings
+    this.#log = log
+    this.#setExempt(settings.exempt)
+  }
+
+  /** New settings (a reload), and the paths the listener's routes add (health, control, metrics). */
+  configure (settings: OverloadSettings, exempt: readonly string[], log: FastifyBaseLogger | undefined): void {
+    this.#settings = settings
+    this.#log = log
+    this.#setExempt([...settings.exempt, ...exempt])
+  }
+
+  /** The request listener that admits `handler`'s requests, holds them, or answers 503. */
+  wrap (handler: RequestHandler): RequestHandler {
+    const gate = this
+    return function admit (req, res) {
+      const now = loop.enter()
+      if (gate.#turn !== loop.turn) gate.#newTurn(loop.turn)
+      if (gate.#spent < gate.#settings.target || gate.#isExempt(req.url)) {
+        gate.#admitted++
+        loop.owner = gate
+        handler(req, res)
+        return
+      }
+      gate.#hold({ run: handler, req, res, at: now })
+    }
+  }
+
+  get waitingCount (): number { return this.#held.length - this.#head }
+
+  get status (): OverloadStatus {
+    const cost = this.#cost
+    return {
+      shedding: this.#episode !== undefined,
+      shed: this.#shed,
+      waiting: this.waitingCount,
+      target: this.#settings.target,
+      delay: performance.now() - this.#lastWaitAt > QUIET_MS ? 0 : Math.round(this.#delay * 10) / 10,
+      limit: cost > 0 ? Math.max(1, Math.floor(this.#settings.target / cost)) : undefined
+    }
+  }
+
+  /** @internal the loop charges the work since its last mark. */
+  charge (turn: number, ms: number): void {
+    if (this.#turn !== turn) this.#newTurn(turn)
+    this.#spent += ms
+  }
+
+  /**
+   * @internal The end of a turn: answer those that waited past maxWait, then
+   * run the newest within the budget of the new turn. Returns the time after.
+   */
+  serveWaiting (now: number, turn: number): number {
+    const { maxWait, target } = this.#settings
+    for (let oldest = this.#oldest(); oldest !== undefined && now - oldest.at >= maxWait; oldest = this.#oldest()) {
+      this.#dropOldest()
+      this.#refuse(oldest, now)
+    }
+    if (this.#turn !== turn) this.#newTurn(turn)
+    // Async routes run on in promises after this loop: the measured cost bounds how many start.
+    let runs = this.#cost > 0 ? Math.max(1, Math.floor((target - this.#spent) / this.#cost)) : 1
+    const began = now
+    while (runs > 0 && this.#spent + (now - began) < target && this.waitingCount > 0) {
+      const held = this.#held.pop() as Held
+      if (gone(held)) continue
+      runs--
+      this.#admitted++
+      const waited = now - held.at
+      this.#delay = this.#delay === 0 ? waited : this.#delay * 0.8 + waited * 0.2
+      this.#lastWaitAt = now
+      held.run(held.req, held.res)
+      now = performance.now()
+    }
+    this.#spent += now - began
+    if (this.waitingCount === 0) this.#clear()
+    // The promises of the last one run after this: they are this gate's work.
+    loop.owner = this
+    return now
+  }
+
+  #newTurn (turn: number): void {
+    // A turn whose work was measured tells what a request costs.
+    if (this.#spent > 0 && this.#admitted > 0) {
+      const each = this.#spent / this.#admitted
+      this.#cost = this.#cost === 0 ? each : this.#cost * 0.8 + each * 0.2
+    }
+    this.#turn = turn
+    this.#spent = 0
+    this.#admitted = 0
+  }
+
+  #hold (held: Held): void {
+    if (this.waitingCount >= MAX_WAITING) {
+      const oldest = this.#oldest() as Held
+      this.#dropOldest()
+      this.#refuse(oldest, held.at)
+    }
+    this.#held.push(held)
+    this.#lastWaitAt = held.at
+    loop.waiting(this)
+  }
+
+  #oldest (): Held | undefined { return this.#held[this.#head] }
+
+  #dropOldest (): void {
+    this.#held[this.#head++] = undefined
+    // Compact now and then, so that the array does not grow for ever under a steady flood.
+    if (this.#head >= 1024 && this.#head * 2 >= this.#held.length) {
+      this.#held = this.#held.slice(this.#head)
+      this.#head = 0
+    }
+  }
+
+  #clear (): void {
+    this.#held = []
+    this.#head = 0
+  }
+
+  /** Answer 503 with Retry-After, without the route; a client already gone is skipped. */
+  #refuse (held: Held, now: number): void {
+    if (gone(held)) return
+    const res = held.res as ServerResponse
+    if (res.headersSent) return
+    this.#shed++
+    res.writeHead(503, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': SHED_LENGTH,
+      'retry-after': String(this.#settings.retryAfter),
+      'cache-control': 'no-store'
+    })
+    res.end(SHED_BODY)
+    this.#noteShed(now)
+  }
+
+  /** A shedding episode: one warning when it begins, one when a second passed without a 503. */
+  #noteShed (now: number): void {
+    const episode = this.#episode
+    if (episode !== undefined) {
+      episode.shed++
+      episode.last = now
+      return
+    }
+    const { target, maxWait } = this.#settings
+    this.#log?.warn({ target, maxWait }, `overloaded: requests over ${target} ms of loop time per turn wait, newest first, and those waiting over ${maxWait} ms get 503`)
+    const timer = setInterval(() => this.#quiet(), QUIET_MS / 2)
+    timer.unref()
+    this.#episode = { since: now, shed: 1, last: now, timer }
+  }
+
+  #quiet (): void {
+    const episode = this.#episode
+    if (episode === undefined) return
+    const now = performance.now()
+    if (now - episode.last < QUIET_MS || this.waitingCount > 0) return
+    clearInterval(episode.timer)
+    this.#episode = undefined
+    const duration = Math.round(episode.last - episode.since)
+    this.#log?.warn({ shed: episode.shed, duration }, `no longer overloaded: ${episode.shed} request(s) got 503 over ${duration} ms`)
+  }
+
+  #setExempt (paths: readonly string[]): void {
+    this.#exact = new Set(paths.filter(p => !p.endsWith('/*')))
+    this.#prefixes = paths.filter(p => p.endsWith('/*')).map(p => p.slice(0, -1))
+  }
+
+  /** Health, readiness, control and metrics paths are served whatever the load. */
+  #isExempt (url: string | undefined): boolean {
+    if (url === undefined) return false
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    if (this.#exact.has(path)) return true
+    for (const prefix of this.#prefixes) {
+      if (path.startsWith(prefix) || path === prefix.slice(0, -1)) return true
+    }
+    return false
+  }
+
+  /** The listener stopped: nothing waits any more (its drain answered or cut those), and no timer stays. */
+  close (): void {
+    if (this.#episode !== undefined) clearInterval(this.#episode.timer)
+    this.#episode = undefined
+  }
+}
+
+/** The client left while its request waited: nothing to run or answer. */
+function gone ({ req, res }: Held): boolean {
+  if (req.destroyed) return true
+  const stream = (res as { stream?: { destroyed: boolean } }).stream
+  return stream !== undefined ? stream.destroyed : (res as ServerResponse).destroyed
+}
