@@ -15,6 +15,8 @@ export interface BenchOptions {
   workers: { rounds: number, duration: number, warmup: number, connections: number, pipelining: number }
   websocket: { rounds: number, duration: number, warmup: number, connections: number, inFlight: number, held: number, restarts: number, restartSeconds: number }
   upgrade: { rounds: number, duration: number, upgrades: number, connections: number }
+  /** Floods at `levels` × capacity for `duration` s each; probes every `interval` ms; `timeout` ms for both; whole seconds (wrk takes no fractions). */
+  overload: { levels: number[], duration: number, warmup: number, capacity: number, interval: number, timeout: number }
 }
 
 export const PRESETS: Record<'quick' | 'full', Omit<BenchOptions, 'mode' | 'pin' | 'profileDir'>> = {
@@ -27,7 +29,8 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchOptions, 'mode' | 'pin'
     modes: { processes: 2, warmup: 0.5, duration: 1 },
     workers: { rounds: 1, duration: 1, warmup: 0.5, connections: 100, pipelining: 10 },
     websocket: { rounds: 1, duration: 1, warmup: 0.5, connections: 50, inFlight: 10, held: 200, restarts: 3, restartSeconds: 2 },
-    upgrade: { rounds: 1, duration: 2, upgrades: 2, connections: 20 }
+    upgrade: { rounds: 1, duration: 2, upgrades: 2, connections: 20 },
+    overload: { levels: [1, 20], duration: 2, warmup: 1, capacity: 1, interval: 50, timeout: 2000 }
   },
   full: {
     overhead: { rounds: 5, duration: 5, warmup: 2, connections: 100, pipelining: 10 },
@@ -37,7 +40,8 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchOptions, 'mode' | 'pin'
     modes: { processes: 12, warmup: 1.5, duration: 2 },
     workers: { rounds: 4, duration: 5, warmup: 1, connections: 100, pipelining: 10 },
     websocket: { rounds: 4, duration: 5, warmup: 1, connections: 50, inFlight: 10, held: 1000, restarts: 10, restartSeconds: 10 },
-    upgrade: { rounds: 2, duration: 5, upgrades: 10, connections: 20 }
+    upgrade: { rounds: 2, duration: 5, upgrades: 10, connections: 20 },
+    overload: { levels: [1, 2, 5, 20], duration: 10, warmup: 1, capacity: 3, interval: 50, timeout: 2000 }
   }
 }
 

@@ -1,4 +1,4 @@
-// `pnpm bench [--quick] [--only overhead,scale,restart,drain,modes,workers,websocket,upgrade] [--loads autocannon,wrk] [--rounds N] [--duration S] [--no-write] [--no-pin] [--profile]`
+// `pnpm bench [--quick] [--only overhead,scale,restart,drain,modes,workers,websocket,upgrade,overload] [--loads autocannon,wrk] [--rounds N] [--duration S] [--no-write] [--no-pin] [--profile]`
 // Runs the benchmark suites, prints their tables and writes them into
 // BENCHMARKS.md between the result markers (the prose around them is kept).
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
@@ -16,9 +16,10 @@ import { modes } from './modes.ts'
 import { workers } from './workers.ts'
 import { websocketSuite as websocket } from './websocket.ts'
 import { upgrade } from './upgrade.ts'
+import { overload } from './overload.ts'
 import { fmt } from './stats.ts'
 
-const SUITES = { overhead, scale, restart, drain, modes, workers, websocket, upgrade } as const
+const SUITES = { overhead, scale, restart, drain, modes, workers, websocket, upgrade, overload } as const
 type SuiteName = keyof typeof SUITES
 
 const BEGIN = '<!-- bench:results:begin (written by `pnpm bench`; edit outside these markers) -->'
