@@ -33,10 +33,10 @@ export const BUILTIN_DEFAULTS = Object.freeze({
   shutdownDelay: 0,
   liveness: '/healthz',
   readiness: '/readyz',
-  // About a twentieth of a second per turn for a flooded listener: the other
-  // listeners' probes wait no longer than that, and a turn still admits ten
-  // 2 ms requests (docs/overload.md).
-  overloadTarget: 20,
+  // A twentieth of a second of queueing: a flooded listener takes 5 ms of
+  // loop time per turn, so the other listeners' requests and new connections
+  // (libuv accepts one per turn) wait a few milliseconds (docs/overload.md).
+  overloadTarget: 50,
   // Long enough that a client who gets 503 and sends again at once costs a
   // parse twice a second, short enough to be an answer rather than a timeout.
   overloadMaxWait: 500,
@@ -72,7 +72,7 @@ export const HealthSchema = Type.Object({
 }, { additionalProperties: false })
 
 export const OverloadSchema = Type.Object({
-  target: Type.Optional(withDefault('overloadTarget', 1, 'Milliseconds of event-loop time per turn the listener may take; its requests beyond wait, newest first')),
+  target: Type.Optional(withDefault('overloadTarget', 1, 'Queueing-delay target in milliseconds: the listener takes a tenth of it of event-loop time per turn, its requests beyond wait, and once they wait longer than it the newest are served first')),
   maxWait: Type.Optional(withDefault('overloadMaxWait', 1, 'Milliseconds a request may wait before it is answered 503 with Retry-After, without running its route')),
   retryAfter: Type.Optional(withDefault('retryAfter', 0, 'Seconds, the Retry-After of that 503')),
   exempt: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { description: 'Paths never held nor shed besides the health, control and metrics routes: /x exactly, /x/* everything under /x' }))

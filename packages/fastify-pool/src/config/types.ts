@@ -96,7 +96,7 @@ export interface RestartReport {
 
 /** A listener's load shedding, as configured (config.ts resolves the defaults). */
 export interface OverloadSettings {
-  /** Milliseconds of loop time per turn the listener may take before its requests wait. */
+  /** Milliseconds a request should wait at most (queueing delay): the listener takes a tenth of it of loop time per turn, and beyond it its queue is served newest first. */
   readonly target: number
   /** Milliseconds a request may wait before it is answered 503. */
   readonly maxWait: number
@@ -114,7 +114,7 @@ export interface OverloadStatus {
   shed: number
   /** Requests waiting now. */
   waiting: number
-  /** Milliseconds of loop time per turn (the setting). */
+  /** The queueing-delay target, in milliseconds (the setting). */
   target: number
   /** Milliseconds the requests served from the queue waited, recently (0 when none waited in the last second). */
   delay: number

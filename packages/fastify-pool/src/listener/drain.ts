@@ -125,8 +125,18 @@ function finishThenClose (server: NodeServer, socket: Http1Socket): void {
   }
 }
 
-/** Close the given sockets that are idle, with one look at Node's connection list for all of them. */
+/**
+ * Close the given sockets that are idle, with one look at Node's connection
+ * list for all of them. A timer fires before the loop reads its sockets: a
+ * request already in the kernel would look idle and be lost with the close
+ * (a busy loop makes that window a whole turn). So the look is taken in the
+ * check phase, after this turn's reads.
+ */
 function closeIdle (server: NodeServer, sockets: Iterable<Http1Socket>): void {
+  setImmediate(closeIdleNow, server, sockets).unref()
+}
+
+function closeIdleNow (server: NodeServer, sockets: Iterable<Http1Socket>): void {
   const between = betweenRequests(server)
   for (const socket of sockets) {
     if (!isIdle(socket)) continue

@@ -296,6 +296,7 @@ export class Listener {
     const began = Date.now()
     const number = serving.gen.number
     this.#setState('draining')
+    this.#gate?.release()
     const closed = await serving.close({ timeout, handOff, closeWindow: this.#config.upgradeCloseWindow }, drained => reportCut(this, this.#log, 'stop', number, drained, { timeout }))
     let error = closed.error
     // An inject() made while the listener was starting built an in-memory instance.

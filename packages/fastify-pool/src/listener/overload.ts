@@ -1,17 +1,21 @@
 // Load shedding per listener, inside one process (docs/overload.md).
 //
 // Every listener of a process shares one event loop, and libuv reads every
-// ready socket in one turn: a flood on one listener fills each turn with its
-// requests, and the other listeners' probes wait behind them. So each
-// listener may spend about `target` ms of loop time per turn; its requests
-// beyond that wait in a queue of its own, served newest first in the next
-// turns (a request that has just arrived still has a client waiting for it;
-// Facebook's "Fail at Scale" adaptive LIFO), and one that waits past
-// `maxWait` is answered 503 with Retry-After, without running its route
-// (CoDel's bounded sojourn). The other listeners' requests are read in the
-// same turn and served at once: a turn lasts about one target, whatever the
-// flood. The number of requests a turn admits follows from what they cost,
-// measured: a 2 ms route gets ten a turn, a 50 µs one four hundred.
+// ready socket in one turn (and accepts one new connection per listening
+// socket per turn): a flood on one listener fills each turn with its
+// requests, and the other listeners' probes wait behind them, their new
+// connections unaccepted. So each listener may spend a tenth of its `target`
+// (its queueing-delay target, 50 ms: 5 ms) of loop time per turn; its
+// requests beyond that wait in a queue of its own and are served in the next
+// turns: in arrival order while the oldest has waited less than `target`,
+// newest first once it has (a request that has just arrived still has a
+// client waiting for it; Facebook's "Fail at Scale", adaptive LIFO). One
+// that waits past `maxWait` is answered 503 with Retry-After, without
+// running its route (CoDel's bounded sojourn). The other listeners'
+// requests are read in the same turn and served at once: a turn lasts a few
+// milliseconds, whatever the flood. How many requests a turn admits follows
+// from what they cost, measured: a 2 ms route gets two or three a turn, a
+// 50 µs one a hundred.
 //
 // Why a queue rather than a 503 at once: a client that gets a 503 sends
 // again at once (a load generator, a retrying proxy); answering each costs a
@@ -22,12 +26,14 @@
 // is the first one's (its handler and the promises it resolved), and a turn
 // ends when the loop waited for I/O (its idle time grew) or reached its
 // check phase (an immediate, armed only once a turn has two requests).
-// Nothing is allocated per request while a listener is under its target.
+// Nothing is allocated per request while a listener is under its budget.
 import { performance } from 'node:perf_hooks'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { OverloadSettings, OverloadStatus } from '../config/types.ts'
+import { owed, type Http1Socket } from './connections.ts'
 
 /** More waiting than this and the oldest is answered at once: memory stays bounded under any flood. */
 export const MAX_WAITING = 4096
@@ -53,6 +59,10 @@ class LoopTurns {
   #armed = false
   readonly #waiting = new Set<Gate>()
 
+  /** The gate that spent the most of this turn, and how much. */
+  #heaviest: Gate | undefined
+  #most = 0
+
   /** A request arrives: charge the work since the last mark to its owner, and tell whether a new turn began. */
   enter (): number {
     const now = performance.now()
@@ -60,14 +70,30 @@ class LoopTurns {
     if (idle !== this.#idle) {
       // The loop waited for I/O since: a new turn, and what ran before it is nobody's.
       this.#idle = idle
-      this.turn++
+      this.#next()
       this.owner = undefined
     } else {
-      this.owner?.charge(this.turn, now - this.mark)
+      this.#charge(now)
       if (!this.#armed) this.#arm()
     }
     this.mark = now
     return now
+  }
+
+  #charge (now: number): void {
+    const owner = this.owner
+    if (owner === undefined) return
+    const spent = owner.charge(this.turn, now - this.mark)
+    if (spent > this.#most) {
+      this.#most = spent
+      this.#heaviest = owner
+    }
+  }
+
+  #next (): void {
+    this.turn++
+    this.#heaviest = undefined
+    this.#most = 0
   }
 
   /** `gate` has requests waiting: serve them at the end of this turn. */
@@ -85,13 +111,17 @@ class LoopTurns {
   readonly #end = (): void => {
     this.#armed = false
     let now = performance.now()
-    this.owner?.charge(this.turn, now - this.mark)
+    this.#charge(now)
+    // Until the next request, the loop runs timers and writes: mostly the
+    // responses of the listener that spent the most, whose budget they count in.
+    const heaviest = this.#heaviest
     this.owner = undefined
-    this.turn++
+    this.#next()
     for (const gate of this.#waiting) {
       now = gate.serveWaiting(now, this.turn)
       if (gate.waitingCount === 0) this.#waiting.delete(gate)
     }
+    this.owner ??= heaviest
     this.mark = now
     if (this.#waiting.size > 0) this.#arm()
   }
@@ -105,6 +135,8 @@ const SHED_LENGTH = Buffer.byteLength(SHED_BODY)
 /** One listener's load shedding. It lives as long as the listener; every generation's requests pass through it. */
 export class Gate {
   #settings: OverloadSettings
+  /** Milliseconds of loop time per turn: a tenth of the target. */
+  #budget = 0
   #exact = new Set<string>()
   #prefixes: string[] = []
   #log: FastifyBaseLogger | undefined
@@ -121,9 +153,12 @@ export class Gate {
   #delay = 0
   #lastWaitAt = 0
   #episode: { since: number, shed: number, last: number, timer: NodeJS.Timeout } | undefined
+  /** Connections not read until their Retry-After is over. */
+  readonly #paused = new Set<Socket>()
 
   constructor (settings: OverloadSettings, log: FastifyBaseLogger | undefined) {
     this.#settings = settings
+    this.#budget = budgetOf(settings)
     this.#log = log
     this.#setExempt(settings.exempt)
   }
@@ -131,6 +166,7 @@ export class Gate {
   /** New settings (a reload), and the paths the listener's routes add (health, control, metrics). */
   configure (settings: OverloadSettings, exempt: readonly string[], log: FastifyBaseLogger | undefined): void {
     this.#settings = settings
+    this.#budget = budgetOf(settings)
     this.#log = log
     this.#setExempt([...settings.exempt, ...exempt])
   }
@@ -141,7 +177,7 @@ export class Gate {
     return function admit (req, res) {
       const now = loop.enter()
       if (gate.#turn !== loop.turn) gate.#newTurn(loop.turn)
-      if (gate.#spent < gate.#settings.target || gate.#isExempt(req.url)) {
+      if (gate.#spent < gate.#budget || gate.#isExempt(req.url)) {
         gate.#admitted++
         loop.owner = gate
         handler(req, res)
@@ -161,14 +197,15 @@ export class Gate {
       waiting: this.waitingCount,
       target: this.#settings.target,
       delay: performance.now() - this.#lastWaitAt > QUIET_MS ? 0 : Math.round(this.#delay * 10) / 10,
-      limit: cost > 0 ? Math.max(1, Math.floor(this.#settings.target / cost)) : undefined
+      limit: cost > 0 ? Math.max(1, Math.floor(this.#budget / cost)) : undefined
     }
   }
 
-  /** @internal the loop charges the work since its last mark. */
-  charge (turn: number, ms: number): void {
+  /** @internal the loop charges the work since its last mark; returns what the gate spent in this turn. */
+  charge (turn: number, ms: number): number {
     if (this.#turn !== turn) this.#newTurn(turn)
     this.#spent += ms
+    return this.#spent
   }
 
   /**
@@ -177,16 +214,28 @@ export class Gate {
    */
   serveWaiting (now: number, turn: number): number {
     const { maxWait, target } = this.#settings
+    const budget = this.#budget
+    // Those that arrived in one turn expire in one turn: at most half a budget of
+    // answers a turn (over TLS each costs a record), the rest a turn later.
+    const refusing = now
     for (let oldest = this.#oldest(); oldest !== undefined && now - oldest.at >= maxWait; oldest = this.#oldest()) {
       this.#dropOldest()
       this.#refuse(oldest, now)
+      if ((this.#shed & 15) === 0 && performance.now() - refusing > budget / 2) break
     }
+    now = performance.now()
     if (this.#turn !== turn) this.#newTurn(turn)
     // Async routes run on in promises after this loop: the measured cost bounds how many start.
-    let runs = this.#cost > 0 ? Math.max(1, Math.floor((target - this.#spent) / this.#cost)) : 1
+    let runs = this.#cost > 0 ? Math.max(1, Math.floor((budget - this.#spent) / this.#cost)) : 1
     const began = now
-    while (runs > 0 && this.#spent + (now - began) < target && this.waitingCount > 0) {
-      const held = this.#held.pop() as Held
+    while (runs > 0 && this.#spent + (now - began) < budget && this.waitingCount > 0) {
+      // In order while the queue is young; newest first once its oldest has waited the target.
+      const oldest = this.#oldest() as Held
+      let held: Held
+      if (now - oldest.at < target) {
+        held = oldest
+        this.#dropOldest()
+      } else held = this.#held.pop() as Held
       if (gone(held)) continue
       runs--
       this.#admitted++
@@ -241,20 +290,53 @@ export class Gate {
     this.#head = 0
   }
 
-  /** Answer 503 with Retry-After, without the route; a client already gone is skipped. */
+  /**
+   * Answer 503 with Retry-After, without the route, keeping the connection;
+   * a client already gone is skipped. Over HTTP/1 the connection is then not
+   * read for Retry-After: a client that sends again at once waits in the
+   * kernel's buffer, where it costs nothing, rather than costing a parse and
+   * a 503 twice a second (an HTTP/2 session carries other streams: it is
+   * left alone).
+   */
   #refuse (held: Held, now: number): void {
     if (gone(held)) return
     const res = held.res as ServerResponse
     if (res.headersSent) return
     this.#shed++
+    this.#noteShed(now)
+    const { retryAfter } = this.#settings
     res.writeHead(503, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': SHED_LENGTH,
-      'retry-after': String(this.#settings.retryAfter),
+      'retry-after': String(retryAfter),
       'cache-control': 'no-store'
     })
+    if (retryAfter > 0 && (held.res as { stream?: unknown }).stream === undefined) res.once('finish', this.#pauseFor(retryAfter * 1000))
     res.end(SHED_BODY)
-    this.#noteShed(now)
+  }
+
+  /**
+   * A 'finish' listener that stops reading the response's connection for
+   * `ms`. It runs after Node's own (which may resume the socket to discard an
+   * unread body); Node's server stops and starts reading on the socket's
+   * 'pause' and 'resume' events.
+   */
+  #pauseFor (ms: number): (this: ServerResponse) => void {
+    const paused = this.#paused
+    return function pause (this: ServerResponse) {
+      const socket = this.socket ?? this.req?.socket
+      // A pipelining client has more requests on the way: those are answered in order first.
+      if (socket == null || socket.destroyed || owed(socket as Http1Socket) > 0) return
+      socket.pause()
+      paused.add(socket)
+      // Spread over half as long again: the connections refused in one turn are not all read again in one.
+      setTimeout(resume, ms * (1 + Math.random() / 2), socket, paused).unref()
+    }
+  }
+
+  /** Read every connection paused after a 503 again: a drain begins, and what their clients sent must get its answer. */
+  release (): void {
+    for (const socket of this.#paused) resume(socket, this.#paused)
   }
 
   /** A shedding episode: one warning when it begins, one when a second passed without a 503. */
@@ -266,7 +348,7 @@ export class Gate {
       return
     }
     const { target, maxWait } = this.#settings
-    this.#log?.warn({ target, maxWait }, `overloaded: requests over ${target} ms of loop time per turn wait, newest first, and those waiting over ${maxWait} ms get 503`)
+    this.#log?.warn({ target, maxWait }, `overloaded: requests wait their turn (newest first once they wait over ${target} ms), and those waiting over ${maxWait} ms get 503`)
     const timer = setInterval(() => this.#quiet(), QUIET_MS / 2)
     timer.unref()
     this.#episode = { since: now, shed: 1, last: now, timer }
@@ -305,6 +387,16 @@ export class Gate {
     if (this.#episode !== undefined) clearInterval(this.#episode.timer)
     this.#episode = undefined
   }
+}
+
+function resume (socket: Socket, paused: Set<Socket>): void {
+  if (!paused.delete(socket)) return
+  if (!socket.destroyed) socket.resume()
+}
+
+/** A tenth of the delay target per turn: the turns stay short enough that the other listeners' requests and new connections (one accepted per turn) wait a few milliseconds. */
+function budgetOf (settings: OverloadSettings): number {
+  return Math.max(1, settings.target / 10)
 }
 
 /** The client left while its request waited: nothing to run or answer. */

@@ -136,11 +136,11 @@ function family (registry: Registry): Family {
     const delay = l.overload?.delay
     return delay === undefined ? undefined : delay / 1000
   }, Math.max, 'max')
-  gauge('fastify_pool_overload_target_seconds', 'Event-loop time per turn a listener may take before its requests wait (its overload target)', l => {
+  gauge('fastify_pool_overload_target_seconds', 'The queueing-delay target of a listener (it takes a tenth of it of event-loop time per turn)', l => {
     const target = l.overload?.target
     return target === undefined ? undefined : target / 1000
   }, Math.max, 'max')
-  gauge('fastify_pool_overload_limit', 'Requests a turn admits at the measured cost of one (the overload target over that cost)', l => l.overload?.limit, Math.min, 'min')
+  gauge('fastify_pool_overload_limit', 'Requests a loop turn admits at the measured cost of one (a tenth of the target over that cost)', l => l.overload?.limit, Math.min, 'min')
   const shed: Counter<'listener'> = new client.Counter({
     name: 'fastify_pool_shed_total',
     help: 'Requests answered 503 with Retry-After by load shedding, without running their route, per listener',

@@ -1,0 +1,219 @@
+// One listener's flood must not take the others down (docs/overload.md).
+// The pool runs in a process of its own (test/fixtures/overload-pool.ts), the
+// flood in another (test/fixtures/flood.ts), and this process probes the
+// admin listener the way a kubelet does: a new connection every 50 ms, a
+// 2 s timeout. Everything on 127.0.0.1, bounded in time.
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { fileURLToPath } from 'node:url'
+import { createPool, validateConfig } from 'fastify-pool'
+import { logLines, run, type Child } from './fixtures/cli.ts'
+import { get, tls, tlsPath } from './fixtures/client.ts'
+import type { FloodOptions, FloodResult } from './fixtures/flood.ts'
+
+const POOL = fileURLToPath(new URL('./fixtures/overload-pool.ts', import.meta.url))
+const FLOOD = fileURLToPath(new URL('./fixtures/flood.ts', import.meta.url))
+const TSX = ['--conditions=source', '--import', 'tsx']
+
+interface Served { public: string, admin: string, port: number, child: Child }
+
+async function startPool (t: TestContext, options: { http2?: boolean, tls?: boolean, overload?: unknown } = {}): Promise<Served> {
+  const child = run(t, [...TSX, POOL, JSON.stringify(options)])
+  const out = await child.waitFor(o => o.includes('"admin":'), 30_000)
+  const first = logLines(out).find(l => l.admin !== undefined) as { public: string, admin: string }
+  return { public: first.public, admin: first.admin, port: Number(new URL(first.public).port), child }
+}
+
+async function flood (t: TestContext, options: FloodOptions): Promise<FloodResult> {
+  const child = run(t, [...TSX, FLOOD, JSON.stringify(options)])
+  const { code } = await child.exited
+  assert.equal(code, 0, child.stderr())
+  return JSON.parse(child.stdout()) as FloodResult
+}
+
+interface Probes { latencies: number[], failures: string[] }
+
+/** Until `done` settles: each URL in turn, a new connection each, every 50 ms; a probe over 2 s fails. */
+async function probe (urls: string[], done: Promise<unknown>): Promise<Probes> {
+  const state = { over: false }
+  done.then(() => { state.over = true }, () => { state.over = true })
+  const result: Probes = { latencies: [], failures: [] }
+  const ca = tls('ca.crt')
+  for (let i = 0; !state.over; i++) {
+    const url = urls[i % urls.length] as string
+    const began = performance.now()
+    try {
+      const reply = await get(url, { agent: false, timeout: 2000, ca })
+      if (reply.status === 200) result.latencies.push(performance.now() - began)
+      else result.failures.push(`${url}: ${reply.status}`)
+    } catch (err) {
+      result.failures.push(`${url}: ${(err as Error).message}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  return result
+}
+
+function p99 (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0
+}
+
+const ADMIN_PROBES = (s: Served): string[] => [`${s.admin}/healthz`, `${s.admin}/readyz`, `${s.admin}/pool`, `${s.public}/healthz`, `${s.public}/readyz`]
+
+/** Capacity: 2xx a second with four connections always busy. */
+async function capacity (t: TestContext, options: Omit<FloodOptions, 'connections' | 'seconds'>): Promise<number> {
+  const r = await flood(t, { ...options, connections: 4, seconds: 2 })
+  assert.equal(r.shed + r.failed + r.other, 0, `a load the listener can serve is not shed: ${JSON.stringify(r)}`)
+  return r.ok / r.seconds
+}
+
+function assertIsolated (t: TestContext, what: string, probes: Probes, r: FloodResult, cap: number, least = 0.85): void {
+  const figures = `${what}: ${JSON.stringify(r)}; capacity ${cap.toFixed(0)}/s; goodput ${(r.ok / r.seconds / cap).toFixed(2)}; probes p99 ${p99(probes.latencies).toFixed(1)} ms over ${probes.latencies.length}`
+  t.diagnostic(figures)
+  assert.deepEqual(probes.failures, [], figures)
+  assert.ok(probes.latencies.length >= 20, figures)
+  assert.ok(p99(probes.latencies) <= 100, `probes p99 over 100 ms; ${figures}`)
+  assert.ok(r.ok / r.seconds >= least * cap, `goodput under ${least} of capacity; ${figures}`)
+  assert.ok(r.shed > 0, `the excess is shed; ${figures}`)
+  assert.equal(r.retryAfter, r.shed, `every 503 says when to retry; ${figures}`)
+  assert.equal(r.other, 0, figures)
+}
+
+test('a 2 ms route flooded at 2× and 20× its capacity: the admin listener\'s health, readiness and GET /pool (and public\'s own probes) answer within 100 ms, none fails; public serves ≥ 0.85 of its capacity, the excess gets 503 with Retry-After; then it recovers, and says so once', { timeout: 120_000 }, async (t) => {
+  const served = await startPool(t)
+  const cap = await capacity(t, { port: served.port, path: '/' })
+  for (const [level, connections] of [[2, 600], [20, 4000]] as const) {
+    const r = flood(t, { port: served.port, path: '/', connections, seconds: 5, rate: Math.round(level * cap), reconnect: true })
+    const probes = await probe(ADMIN_PROBES(served), r)
+    assertIsolated(t, `${level}×`, probes, await r, cap)
+    // Over: no 503 any more, at once.
+    for (let i = 0; i < 20; i++) assert.equal((await get(`${served.public}/`, { agent: false })).status, 200)
+    await served.child.waitFor(o => logLines(o).filter(l => String(l.msg).startsWith('no longer overloaded')).length === (level === 2 ? 1 : 2), 10_000)
+  }
+  // Seen: GET /pool and Prometheus agree on what public refused.
+  const status = JSON.parse((await get(`${served.admin}/pool`)).body) as { listeners: Array<{ name: string, overload?: { shed: number, shedding: boolean, target: number } }> }
+  const pub = status.listeners.find(l => l.name === 'public')?.overload
+  assert.ok(pub !== undefined && pub.shed > 0 && pub.target === 50, JSON.stringify(pub))
+  const metrics = (await get(`${served.admin}/metrics`)).body
+  assert.match(metrics, new RegExp(`^fastify_pool_shed_total\\{listener="public"\\} ${pub.shed}$`, 'm'))
+  assert.match(metrics, /^fastify_pool_shed_total\{listener="admin"\} 0$/m)
+  assert.match(metrics, /^fastify_pool_overload_target_seconds\{listener="public"\} 0.05$/m)
+  const lines = logLines(served.child.stdout()).filter(l => l.listener === 'public' && l.level === 40)
+  assert.deepEqual(lines.map(l => String(l.msg).split(':')[0]), ['overloaded', 'no longer overloaded', 'overloaded', 'no longer overloaded'], 'one line when it starts shedding, one when it stops, per flood')
+  assert.equal(logLines(served.child.stdout()).filter(l => l.listener === 'admin' && l.level === 40).length, 0, 'admin never sheds')
+})
+
+test('a route that waits 50 ms on I/O, flooded by 3,000 connections: the admin listener answers within 100 ms; every request gets an answer', { timeout: 60_000 }, async (t) => {
+  const served = await startPool(t)
+  const r = flood(t, { port: served.port, path: '/io', connections: 3000, seconds: 5, reconnect: true })
+  const probes = await probe(ADMIN_PROBES(served), r)
+  const result = await r
+  const figures = `${JSON.stringify(result)}; probes p99 ${p99(probes.latencies).toFixed(1)} ms`
+  t.diagnostic(figures)
+  assert.deepEqual(probes.failures, [], figures)
+  assert.ok(p99(probes.latencies) <= 100, figures)
+  assert.equal(result.other, 0, figures)
+  assert.ok(result.ok > 5000, figures)
+  assert.equal(result.retryAfter, result.shed, figures)
+})
+
+test('liveness: a handler stuck in an endless loop fails the liveness probe within the probe\'s timeout (1 s); a merely busy loop does not (the floods above)', { timeout: 30_000 }, async (t) => {
+  const served = await startPool(t)
+  assert.equal((await get(`${served.admin}/healthz`, { agent: false, timeout: 1000 })).status, 200)
+  get(`${served.public}/spin`, { agent: false, timeout: 5000 }).catch(() => {})
+  const began = performance.now()
+  await assert.rejects(get(`${served.admin}/healthz`, { agent: false, timeout: 1000 }), /timed out/)
+  assert.ok(performance.now() - began < 1500)
+  served.child.proc.kill('SIGKILL')
+})
+
+for (const mode of ['pipelining', 'tls', 'http2'] as const) {
+  test(`${mode}: a flood of 10× capacity on public leaves the admin probes within 100 ms; public serves ≥ 0.8 of its capacity, the excess gets 503 with Retry-After`, { timeout: 60_000 }, async (t) => {
+    const served = await startPool(t, mode === 'pipelining' ? {} : { tls: true, http2: mode === 'http2' })
+    const base = { port: served.port, path: '/', ...(mode === 'pipelining' ? {} : { ca: tlsPath('ca.crt') }), ...(mode === 'http2' ? { http2: true } : {}) }
+    const cap = await capacity(t, base)
+    const r = flood(t, { ...base, connections: mode === 'http2' ? 100 : 400, pipelining: mode === 'tls' ? 1 : 8, seconds: 4, rate: Math.round(10 * cap), reconnect: true })
+    const probes = await probe(ADMIN_PROBES(served).filter(u => !u.startsWith(served.public)), r)
+    assertIsolated(t, mode, probes, await r, cap, 0.8)
+  })
+}
+
+test('a stop and restarts in the middle of a flood: every held request is served or answered 503, none is cut or left without an answer', { timeout: 60_000 }, async (t) => {
+  const pool = createPool({
+    servers: [{ name: 'public', listen: '127.0.0.1:0' }],
+    handlers: async (app) => {
+      app.get('/', async () => {
+        const end = performance.now() + 2
+        while (performance.now() < end);
+        return { ok: true }
+      })
+    }
+  })
+  await pool.start()
+  t.after(() => pool.stop())
+  const port = Number(new URL(pool.status()[0]?.url ?? '').port)
+  const r = flood(t, { port, path: '/', connections: 300, seconds: 4 })
+  const waiting = async (): Promise<void> => {
+    while ((pool.status()[0]?.overload?.waiting ?? 0) === 0) await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  await waiting()
+  for (let i = 0; i < 3; i++) {
+    await waiting()
+    const [report] = await pool.restart()
+    assert.equal((await report?.retired)?.cut, 0, 'the old generation served or refused what it held')
+  }
+  await waiting()
+  const [stopped] = await pool.stop({ timeout: 5000 })
+  assert.equal(stopped?.cut, 0)
+  const result = await r
+  // `closed`: a next request that crossed the drain's close of an idle keep-alive connection, which clients retry.
+  assert.equal(result.failed, 0, JSON.stringify(result))
+  assert.ok(result.ok > 0 && result.shed > 0, JSON.stringify(result))
+})
+
+test('overload settings: defaults, field by field from defaults, false turns it off; status says what it does', async () => {
+  const [a, b, c] = validateConfig({
+    servers: [
+      { name: 'a', listen: '127.0.0.1:0' },
+      { name: 'b', listen: '127.0.0.1:0', overload: { maxWait: 200, exempt: ['/status', '/internal/*'] } },
+      { name: 'c', listen: '127.0.0.1:0', overload: false }
+    ],
+    defaults: { overload: { target: 30 } }
+  })
+  assert.deepEqual(a?.overload, { target: 30, maxWait: 500, retryAfter: 1, exempt: [] })
+  assert.deepEqual(b?.overload, { target: 30, maxWait: 200, retryAfter: 1, exempt: ['/status', '/internal/*'] })
+  assert.equal(c?.overload, false)
+  const [d] = validateConfig({ servers: [{ name: 'd', listen: '127.0.0.1:0' }], defaults: { overload: false } })
+  assert.equal(d?.overload, false)
+  const [e] = validateConfig({ servers: [{ name: 'e', listen: '127.0.0.1:0', overload: {} }], defaults: { overload: false } })
+  assert.deepEqual(e?.overload, { target: 50, maxWait: 500, retryAfter: 1, exempt: [] })
+
+  const pool = createPool({ servers: [{ name: 'on', listen: '127.0.0.1:0' }, { name: 'off', listen: '127.0.0.1:0', overload: false }] })
+  await pool.start()
+  try {
+    const [on, off] = pool.status()
+    assert.deepEqual(on?.overload, { shedding: false, shed: 0, waiting: 0, target: 50, delay: 0, limit: undefined })
+    assert.equal(off?.overload, undefined)
+  } finally {
+    await pool.stop()
+  }
+})
+
+test('bad overload settings: one error with every problem, each naming its field', () => {
+  assert.throws(() => validateConfig({
+    servers: [
+      { name: 'a', listen: '127.0.0.1:0', overload: { target: 0, maxWait: -1, retryAfter: 1.5, exempt: ['status'] } as never },
+      { name: 'b', listen: '127.0.0.1:0', overload: true as never },
+      { name: 'c', listen: '127.0.0.1:0', overload: { targt: 10 } as never }
+    ]
+  }), (err: Error & { code: string, errors: Array<{ path: string, message: string }> }) => {
+    assert.equal(err.code, 'FST_POOL_VALIDATE')
+    const paths = err.errors.map(e => e.path)
+    for (const p of ['servers[0].overload.target', 'servers[0].overload.maxWait', 'servers[0].overload.retryAfter', 'servers[0].overload.exempt[0]', 'servers[1].overload', 'servers[2].overload.targt']) {
+      assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`)
+    }
+    assert.match(err.message, /targt.*did you mean "target"/)
+    return true
+  })
+})
