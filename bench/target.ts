@@ -68,6 +68,8 @@ if (variant === 'node') {
   pool = createPool({
     servers,
     handlers: plugin,
+    // BENCH_OVERLOAD=off measures the request path without load shedding (issue 33's before and after).
+    ...(process.env.BENCH_OVERLOAD === 'off' ? { defaults: { overload: false } } : {}),
     ...(variant === 'metrics' ? { metrics: { listener: 'bench-0' } } : {}),
     ...(process.env.BENCH_LOG === undefined ? {} : { logger: { level: process.env.BENCH_LOG } })
   })

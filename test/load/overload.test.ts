@@ -1,4 +1,7 @@
 // One listener's flood must not take the others down (docs/overload.md).
+// These tests measure time on a loaded machine: `pnpm test` runs them after
+// the rest, one at a time, and `pnpm test:busy` (CPU burners beside the
+// suite) skips them.
 // The pool runs in a process of its own (test/fixtures/overload-pool.ts), the
 // flood in another (test/fixtures/flood.ts), and this process probes the
 // admin listener the way a kubelet does: a new connection every 50 ms, a
@@ -7,13 +10,14 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
 import { createPool, validateConfig } from 'fastify-pool'
-import { logLines, run, type Child } from './fixtures/cli.ts'
-import { get, tls, tlsPath } from './fixtures/client.ts'
-import type { FloodOptions, FloodResult } from './fixtures/flood.ts'
+import { logLines, run, type Child } from '../fixtures/cli.ts'
+import { get, tls, tlsPath } from '../fixtures/client.ts'
+import type { FloodOptions, FloodResult } from '../fixtures/flood.ts'
 
-const POOL = fileURLToPath(new URL('./fixtures/overload-pool.ts', import.meta.url))
-const FLOOD = fileURLToPath(new URL('./fixtures/flood.ts', import.meta.url))
+const POOL = fileURLToPath(new URL('../fixtures/overload-pool.ts', import.meta.url))
+const FLOOD = fileURLToPath(new URL('../fixtures/flood.ts', import.meta.url))
 const TSX = ['--conditions=source', '--import', 'tsx']
+const BUSY = process.env.FASTIFY_POOL_TEST_BUSY === undefined ? false : 'the machine is kept busy on purpose (pnpm test:busy): these tests measure latency'
 
 interface Served { public: string, admin: string, port: number, child: Child }
 
@@ -80,7 +84,7 @@ function assertIsolated (t: TestContext, what: string, probes: Probes, r: FloodR
   assert.equal(r.other, 0, figures)
 }
 
-test('a 2 ms route flooded at 2× and 20× its capacity: the admin listener\'s health, readiness and GET /pool (and public\'s own probes) answer within 100 ms, none fails; public serves ≥ 0.85 of its capacity, the excess gets 503 with Retry-After; then it recovers, and says so once', { timeout: 120_000 }, async (t) => {
+test('a 2 ms route flooded at 2× and 20× its capacity: the admin listener\'s health, readiness and GET /pool (and public\'s own probes) answer within 100 ms, none fails; public serves ≥ 0.85 of its capacity, the excess gets 503 with Retry-After; then it recovers, and says so once', { timeout: 120_000, skip: BUSY }, async (t) => {
   const served = await startPool(t)
   const cap = await capacity(t, { port: served.port, path: '/' })
   for (const [level, connections] of [[2, 600], [20, 4000]] as const) {
@@ -106,7 +110,7 @@ test('a 2 ms route flooded at 2× and 20× its capacity: the admin listener\'s h
 
 // Measured on an idle 2-core machine: probes p99 100 to 160 ms (the issue asks
 // 100; what holds the rest is still open), against seconds without shedding.
-test('a route that waits 50 ms on I/O, flooded by 3,000 connections: the admin listener answers within 250 ms, none fails; every request gets an answer', { timeout: 60_000 }, async (t) => {
+test('a route that waits 50 ms on I/O, flooded by 3,000 connections: the admin listener answers within 250 ms, none fails; every request gets an answer', { timeout: 60_000, skip: BUSY }, async (t) => {
   const served = await startPool(t)
   const r = flood(t, { port: served.port, path: '/io', connections: 3000, seconds: 5, reconnect: true })
   const probes = await probe(ADMIN_PROBES(served), r)
@@ -135,7 +139,7 @@ test('liveness: a handler stuck in an endless loop fails the liveness probe with
 // HTTP/2 0.87 to 0.94.
 const LEAST = { pipelining: 0.6, tls: 0.7, http2: 0.75 } as const
 for (const mode of ['pipelining', 'tls', 'http2'] as const) {
-  test(`${mode}: a flood of 10× capacity on public leaves the admin probes within 100 ms, none fails; public serves ≥ ${LEAST[mode]} of its capacity, the excess gets 503 with Retry-After`, { timeout: 60_000 }, async (t) => {
+  test(`${mode}: a flood of 10× capacity on public leaves the admin probes within 100 ms, none fails; public serves ≥ ${LEAST[mode]} of its capacity, the excess gets 503 with Retry-After`, { timeout: 60_000, skip: BUSY }, async (t) => {
     const served = await startPool(t, mode === 'pipelining' ? {} : { tls: true, http2: mode === 'http2' })
     const base = { port: served.port, path: '/', ...(mode === 'pipelining' ? {} : { ca: tlsPath('ca.crt') }), ...(mode === 'http2' ? { http2: true } : {}) }
     const cap = await capacity(t, base)
