@@ -137,6 +137,15 @@ export class Gate {
   #settings: OverloadSettings
   /** Milliseconds of loop time per turn: a tenth of the target. */
   #budget = 0
+  /**
+   * What a turn may take before requests wait: half the target while the
+   * listener is calm, its budget from the first request held until no turn
+   * asked for half the target for a second. A saturated listener whose turns
+   * stay short of half the target (a benchmark's, say) holds no request.
+   */
+  #allowance = 0
+  #calmSince = 0
+  #heldInTurn = 0
   #exact = new Set<string>()
   #prefixes: string[] = []
   #log: FastifyBaseLogger | undefined
@@ -159,6 +168,7 @@ export class Gate {
   constructor (settings: OverloadSettings, log: FastifyBaseLogger | undefined) {
     this.#settings = settings
     this.#budget = budgetOf(settings)
+    this.#allowance = settings.target / 2
     this.#log = log
     this.#setExempt(settings.exempt)
   }
@@ -167,6 +177,7 @@ export class Gate {
   configure (settings: OverloadSettings, exempt: readonly string[], log: FastifyBaseLogger | undefined): void {
     this.#settings = settings
     this.#budget = budgetOf(settings)
+    this.#allowance = this.waitingCount > 0 ? this.#budget : settings.target / 2
     this.#log = log
     this.#setExempt([...settings.exempt, ...exempt])
   }
@@ -177,7 +188,7 @@ export class Gate {
     return function admit (req, res) {
       const now = loop.enter()
       if (gate.#turn !== loop.turn) gate.#newTurn(loop.turn)
-      if (gate.#spent < gate.#budget || gate.#isExempt(req.url)) {
+      if (gate.#spent < gate.#allowance || gate.#isExempt(req.url)) {
         gate.#admitted++
         loop.owner = gate
         handler(req, res)
@@ -258,12 +269,26 @@ export class Gate {
       const each = this.#spent / this.#admitted
       this.#cost = this.#cost === 0 ? each : this.#cost * 0.8 + each * 0.2
     }
+    // Calm again: for a second, no turn asked for more than half the target
+    // (what it ran, and what it held at what one costs).
+    if (this.#allowance === this.#budget) {
+      const half = this.#settings.target / 2
+      if (this.#spent + this.#heldInTurn * this.#cost >= half) this.#calmSince = 0
+      else if (this.#calmSince === 0) this.#calmSince = performance.now()
+      else if (performance.now() - this.#calmSince > QUIET_MS) this.#allowance = half
+    }
     this.#turn = turn
     this.#spent = 0
     this.#admitted = 0
+    this.#heldInTurn = 0
   }
 
   #hold (held: Held): void {
+    if (this.#allowance !== this.#budget) {
+      this.#allowance = this.#budget
+      this.#calmSince = 0
+    }
+    this.#heldInTurn++
     if (this.waitingCount >= MAX_WAITING) {
       const oldest = this.#oldest() as Held
       this.#dropOldest()
