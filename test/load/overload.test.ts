@@ -84,7 +84,7 @@ function assertIsolated (t: TestContext, what: string, probes: Probes, r: FloodR
   assert.equal(r.other, 0, figures)
 }
 
-// Measured alone on an idle 2-core machine: probes p99 16 to 37 ms; goodput
+// Measured alone on an idle 2-core machine: probes p99 16 to 62 ms; goodput
 // 0.88 to 0.93 at 2×, 0.84 to 0.90 at 20× (issue 33 asks 0.85: the floor
 // here leaves room for a shared CI machine).
 test('a 2 ms route flooded at 2× and 20× its capacity: the admin listener\'s health, readiness and GET /pool (and public\'s own probes) answer within 100 ms, none fails; public serves ≥ 0.8 of its capacity, the excess gets 503 with Retry-After; then it recovers, and says so once', { timeout: 120_000, skip: BUSY }, async (t) => {
@@ -101,19 +101,19 @@ test('a 2 ms route flooded at 2× and 20× its capacity: the admin listener\'s h
   // Seen: GET /pool and Prometheus agree on what public refused.
   const status = JSON.parse((await get(`${served.admin}/pool`)).body) as { listeners: Array<{ name: string, overload?: { shed: number, shedding: boolean, target: number } }> }
   const pub = status.listeners.find(l => l.name === 'public')?.overload
-  assert.ok(pub !== undefined && pub.shed > 0 && pub.target === 50, JSON.stringify(pub))
+  assert.ok(pub !== undefined && pub.shed > 0 && pub.target === 100, JSON.stringify(pub))
   const metrics = (await get(`${served.admin}/metrics`)).body
   assert.match(metrics, new RegExp(`^fastify_pool_shed_total\\{listener="public"\\} ${pub.shed}$`, 'm'))
   assert.match(metrics, /^fastify_pool_shed_total\{listener="admin"\} 0$/m)
-  assert.match(metrics, /^fastify_pool_overload_target_seconds\{listener="public"\} 0.05$/m)
+  assert.match(metrics, /^fastify_pool_overload_target_seconds\{listener="public"\} 0.1$/m)
   const lines = logLines(served.child.stdout()).filter(l => l.listener === 'public' && l.level === 40)
   assert.deepEqual(lines.map(l => String(l.msg).split(':')[0]), ['overloaded', 'no longer overloaded', 'overloaded', 'no longer overloaded'], 'one line when it starts shedding, one when it stops, per flood')
   assert.equal(logLines(served.child.stdout()).filter(l => l.listener === 'admin' && l.level === 40).length, 0, 'admin never sheds')
 })
 
-// Measured on an idle 2-core machine: probes p99 100 to 160 ms (the issue asks
+// Measured on an idle 2-core machine: probes p99 100 to 250 ms (the issue asks
 // 100; what holds the rest is still open), against seconds without shedding.
-test('a route that waits 50 ms on I/O, flooded by 3,000 connections: the admin listener answers within 250 ms, none fails; every request gets an answer', { timeout: 60_000, skip: BUSY }, async (t) => {
+test('a route that waits 50 ms on I/O, flooded by 3,000 connections: the admin listener answers within 400 ms, none fails; every request gets an answer', { timeout: 60_000, skip: BUSY }, async (t) => {
   const served = await startPool(t)
   const r = flood(t, { port: served.port, path: '/io', connections: 3000, seconds: 5, reconnect: true })
   const probes = await probe(ADMIN_PROBES(served), r)
@@ -121,7 +121,7 @@ test('a route that waits 50 ms on I/O, flooded by 3,000 connections: the admin l
   const figures = `${JSON.stringify(result)}; probes p99 ${p99(probes.latencies).toFixed(1)} ms`
   t.diagnostic(figures)
   assert.deepEqual(probes.failures, [], figures)
-  assert.ok(p99(probes.latencies) <= 250, figures)
+  assert.ok(p99(probes.latencies) <= 400, figures)
   assert.equal(result.other + result.failed, 0, figures)
   assert.ok(result.ok > 5000, figures)
   assert.equal(result.retryAfter, result.shed, figures)
@@ -200,13 +200,13 @@ test('overload settings: defaults, field by field from defaults, false turns it 
   const [d] = validateConfig({ servers: [{ name: 'd', listen: '127.0.0.1:0' }], defaults: { overload: false } })
   assert.equal(d?.overload, false)
   const [e] = validateConfig({ servers: [{ name: 'e', listen: '127.0.0.1:0', overload: {} }], defaults: { overload: false } })
-  assert.deepEqual(e?.overload, { target: 50, maxWait: 500, retryAfter: 1, exempt: [] })
+  assert.deepEqual(e?.overload, { target: 100, maxWait: 500, retryAfter: 1, exempt: [] })
 
   const pool = createPool({ servers: [{ name: 'on', listen: '127.0.0.1:0' }, { name: 'off', listen: '127.0.0.1:0', overload: false }] })
   await pool.start()
   try {
     const [on, off] = pool.status()
-    assert.deepEqual(on?.overload, { shedding: false, shed: 0, waiting: 0, target: 50, delay: 0, limit: undefined })
+    assert.deepEqual(on?.overload, { shedding: false, shed: 0, waiting: 0, target: 100, delay: 0, limit: undefined })
     assert.equal(off?.overload, undefined)
   } finally {
     await pool.stop()

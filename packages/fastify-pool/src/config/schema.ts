@@ -33,10 +33,11 @@ export const BUILTIN_DEFAULTS = Object.freeze({
   shutdownDelay: 0,
   liveness: '/healthz',
   readiness: '/readyz',
-  // A twentieth of a second of queueing: a flooded listener takes 5 ms of
-  // loop time per turn, so the other listeners' requests and new connections
-  // (libuv accepts one per turn) wait a few milliseconds (docs/overload.md).
-  overloadTarget: 50,
+  // A tenth of a second of queueing: a flooded listener takes 10 ms of loop
+  // time per turn, so the other listeners' requests and new connections
+  // (libuv accepts one per turn) wait a few turns; a saturated listener whose
+  // requests wait less than half of it holds none (docs/overload.md).
+  overloadTarget: 100,
   // Long enough that a client who gets 503 and sends again at once costs a
   // parse twice a second, short enough to be an answer rather than a timeout.
   overloadMaxWait: 500,

@@ -5,7 +5,7 @@
 // socket per turn): a flood on one listener fills each turn with its
 // requests, and the other listeners' probes wait behind them, their new
 // connections unaccepted. So each listener may spend a tenth of its `target`
-// (its queueing-delay target, 50 ms: 5 ms) of loop time per turn; its
+// (its queueing-delay target, 100 ms: 10 ms) of loop time per turn; its
 // requests beyond that wait in a queue of its own and are served in the next
 // turns: in arrival order while the oldest has waited less than `target`,
 // newest first once it has (a request that has just arrived still has a
@@ -139,13 +139,12 @@ export class Gate {
   #budget = 0
   /**
    * What a turn may take before requests wait: half the target while the
-   * listener is calm, its budget from the first request held until no turn
-   * asked for half the target for a second. A saturated listener whose turns
+   * listener is calm, its budget from the first request held until, for a
+   * second, nothing waited half the target. A saturated listener whose turns
    * stay short of half the target (a benchmark's, say) holds no request.
    */
   #allowance = 0
   #calmSince = 0
-  #heldInTurn = 0
   #exact = new Set<string>()
   #prefixes: string[] = []
   #log: FastifyBaseLogger | undefined
@@ -269,18 +268,18 @@ export class Gate {
       const each = this.#spent / this.#admitted
       this.#cost = this.#cost === 0 ? each : this.#cost * 0.8 + each * 0.2
     }
-    // Calm again: for a second, no turn asked for more than half the target
-    // (what it ran, and what it held at what one costs).
+    // Calm again: for a second, nothing waited half the target.
     if (this.#allowance === this.#budget) {
       const half = this.#settings.target / 2
-      if (this.#spent + this.#heldInTurn * this.#cost >= half) this.#calmSince = 0
-      else if (this.#calmSince === 0) this.#calmSince = performance.now()
-      else if (performance.now() - this.#calmSince > QUIET_MS) this.#allowance = half
+      const now = performance.now()
+      const oldest = this.#oldest()
+      if (oldest !== undefined && now - oldest.at >= half) this.#calmSince = 0
+      else if (this.#calmSince === 0) this.#calmSince = now
+      else if (now - this.#calmSince > QUIET_MS) this.#allowance = half
     }
     this.#turn = turn
     this.#spent = 0
     this.#admitted = 0
-    this.#heldInTurn = 0
   }
 
   #hold (held: Held): void {
@@ -288,7 +287,6 @@ export class Gate {
       this.#allowance = this.#budget
       this.#calmSince = 0
     }
-    this.#heldInTurn++
     if (this.waitingCount >= MAX_WAITING) {
       const oldest = this.#oldest() as Held
       this.#dropOldest()
