@@ -107,7 +107,7 @@ class LoopTurns {
     setImmediate(this.#end).unref()
   }
 
-  /** The check phase: the turn ends. Each gate with requests waiting serves the newest within its budget of the next. */
+  /** The check phase: the turn ends. Each gate with requests waiting serves some of them within its budget of the next. */
   readonly #end = (): void => {
     this.#armed = false
     let now = performance.now()
@@ -146,6 +146,7 @@ export class Gate {
   #allowance = 0
   #calmSince = 0
   #exact = new Set<string>()
+  /** `/x/` for each `/x/*` (its `/x` is in #exact). */
   #prefixes: string[] = []
   #log: FastifyBaseLogger | undefined
   /** The turn `spent` and `admitted` count in. */
@@ -154,15 +155,15 @@ export class Gate {
   #admitted = 0
   /** Milliseconds of loop time one admitted request takes (a moving average), 0 before one was measured. */
   #cost = 0
-  /** Oldest first, from #head; the newest is served first. */
+  /** Oldest first, from #head (served from there while the queue is young, from the end once it stands). */
   #held: Array<Held | undefined> = []
   #head = 0
   #shed = 0
   #delay = 0
   #lastWaitAt = 0
   #episode: { since: number, shed: number, last: number, timer: NodeJS.Timeout } | undefined
-  /** Connections not read until their Retry-After is over. */
-  readonly #paused = new Set<Socket>()
+  /** Connections not read until their Retry-After is over, with the timer that reads them again. */
+  readonly #paused = new Map<Socket, NodeJS.Timeout>()
 
   constructor (settings: OverloadSettings, log: FastifyBaseLogger | undefined) {
     this.#settings = settings
@@ -220,7 +221,7 @@ export class Gate {
 
   /**
    * @internal The end of a turn: answer those that waited past maxWait, then
-   * run the newest within the budget of the new turn. Returns the time after.
+   * run waiting requests within the budget of the new turn. Returns the time after.
    */
   serveWaiting (now: number, turn: number): number {
     const { maxWait, target } = this.#settings
@@ -351,15 +352,19 @@ export class Gate {
       // A pipelining client has more requests on the way: those are answered in order first.
       if (socket == null || socket.destroyed || owed(socket as Http1Socket) > 0) return
       socket.pause()
-      paused.add(socket)
       // Spread over half as long again: the connections refused in one turn are not all read again in one.
-      setTimeout(resume, ms * (1 + Math.random() / 2), socket, paused).unref()
+      const timer = setTimeout(resume, ms * (1 + Math.random() / 2), socket, paused)
+      timer.unref()
+      paused.set(socket, timer)
     }
   }
 
   /** Read every connection paused after a 503 again: a drain begins, and what their clients sent must get its answer. */
   release (): void {
-    for (const socket of this.#paused) resume(socket, this.#paused)
+    for (const [socket, timer] of this.#paused) {
+      clearTimeout(timer)
+      resume(socket, this.#paused)
+    }
   }
 
   /** A shedding episode: one warning when it begins, one when a second passed without a 503. */
@@ -389,8 +394,9 @@ export class Gate {
   }
 
   #setExempt (paths: readonly string[]): void {
-    this.#exact = new Set(paths.filter(p => !p.endsWith('/*')))
-    this.#prefixes = paths.filter(p => p.endsWith('/*')).map(p => p.slice(0, -1))
+    const prefixed = paths.filter(p => p.endsWith('/*'))
+    this.#exact = new Set([...paths.filter(p => !p.endsWith('/*')), ...prefixed.map(p => p.slice(0, -2))])
+    this.#prefixes = prefixed.map(p => p.slice(0, -1))
   }
 
   /** Health, readiness, control and metrics paths are served whatever the load. */
@@ -400,19 +406,20 @@ export class Gate {
     const path = q === -1 ? url : url.slice(0, q)
     if (this.#exact.has(path)) return true
     for (const prefix of this.#prefixes) {
-      if (path.startsWith(prefix) || path === prefix.slice(0, -1)) return true
+      if (path.startsWith(prefix)) return true
     }
     return false
   }
 
   /** The listener stopped: nothing waits any more (its drain answered or cut those), and no timer stays. */
   close (): void {
+    this.release()
     if (this.#episode !== undefined) clearInterval(this.#episode.timer)
     this.#episode = undefined
   }
 }
 
-function resume (socket: Socket, paused: Set<Socket>): void {
+function resume (socket: Socket, paused: Map<Socket, NodeJS.Timeout>): void {
   if (!paused.delete(socket)) return
   if (!socket.destroyed) socket.resume()
 }
