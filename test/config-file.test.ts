@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createPoolFromFile, interpolate, loadConfigFile, type FileIssue } from 'fastify-pool-cli'
-import { fileFieldIssues } from 'fastify-pool'
+import { fileFieldIssues } from 'fastify-pool/config'
 import { poolJsonSchemaText } from '../packages/fastify-pool-cli/src/json-schema.ts'
 import { ROOT, TLS, get, tempDir } from './fixtures/cli.ts'
 

@@ -5,7 +5,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BUILTIN_DEFAULTS, HealthSchema, ListenerConfigSchema, PoolDefaultsSchema, validateConfig } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, validateConfig } from 'fastify-pool'
+import { HealthSchema, ListenerConfigSchema, PoolDefaultsSchema } from 'fastify-pool/config'
 import { ROOT } from './fixtures/cli.ts'
 
 const DOC = readFileSync(join(ROOT, 'docs/config.md'), 'utf8')

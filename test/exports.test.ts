@@ -4,6 +4,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as pkg from 'fastify-pool'
 import fastifyPoolDefault, { fastifyPool } from 'fastify-pool'
+import * as control from 'fastify-pool/control'
+import * as monitor from 'fastify-pool/monitor'
+import * as metrics from 'fastify-pool/metrics'
+import * as config from 'fastify-pool/config'
 
 test('the default and the named export are the same plugin', () => {
   assert.equal(typeof fastifyPool, 'function')
@@ -25,8 +29,18 @@ test('the health, monitor and status-route API is exported', () => {
   assert.equal(typeof pkg.Pool.prototype.startMonitor, 'function')
   assert.equal(typeof pkg.Pool.prototype.stopMonitor, 'function')
   assert.equal(typeof pkg.poolStatusRoute, 'function')
-  assert.equal(typeof pkg.poolStatus, 'function')
-  assert.deepEqual(pkg.MONITOR_DEFAULTS, { interval: 5000, timeout: 2000, rise: 2, fall: 3, history: 10 })
-  assert.equal(Object.isFrozen(pkg.MONITOR_DEFAULTS), true)
+  assert.equal(typeof control.poolStatus, 'function')
+  assert.deepEqual(monitor.MONITOR_DEFAULTS, { interval: 5000, timeout: 2000, rise: 2, fall: 3, history: 10 })
+  assert.equal(Object.isFrozen(monitor.MONITOR_DEFAULTS), true)
   assert.equal(new pkg.errors.FST_POOL_MONITOR('x').code, 'FST_POOL_MONITOR')
+})
+
+test('the main entry has at most 20 runtime exports; the parts are at their own entry points', () => {
+  const runtime = Object.keys(pkg).sort()
+  assert.ok(runtime.length <= 20, `${runtime.length} runtime exports: ${runtime.join(', ')}`)
+  assert.deepEqual(runtime, ['BUILTIN_DEFAULTS', 'CHANNELS', 'HEALTH_RESPONSE_SCHEMA', 'Listener', 'Pool', 'REDACT_PATHS', 'createPool', 'default', 'errors', 'fastifyPool', 'formatAddress', 'hasIssues', 'isListener', 'isPool', 'isPoolError', 'isResolvedOptions', 'parseListen', 'poolStatusRoute', 'resolvePoolOptions', 'validateConfig'])
+  assert.deepEqual(Object.keys(metrics).sort(), ['DURATION_BUCKETS', 'PoolMetrics', 'UNMATCHED_ROUTE', 'clusterMetrics', 'metricsIssues'])
+  assert.deepEqual(Object.keys(control).sort(), ['PoolControl', 'ProcessSampler', 'controlAction', 'controlIssues', 'isLocalOnly', 'poolStatus', 'poolStatusRoute'])
+  assert.deepEqual(Object.keys(monitor).sort(), ['AUTO_RESTART_DEFAULTS', 'MONITOR_DEFAULTS', 'PoolMonitor', 'monitorIssues', 'monitorName'])
+  assert.deepEqual(Object.keys(config).sort(), ['DEFAULT_CIPHERS', 'DEFAULT_ECDH_CURVE', 'EXPIRY_WARNING_DAYS', 'HealthSchema', 'ListenerConfigSchema', 'PoolDefaultsSchema', 'PoolFileSchema', 'TlsSchema', 'certificateInfo', 'fileFieldIssues', 'isWorkers', 'workersProblem'])
 })

@@ -5,7 +5,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect, type SecureVersion } from 'node:tls'
 import type { AddressInfo } from 'node:net'
-import { createPool, DEFAULT_CIPHERS, validateConfig } from 'fastify-pool'
+import { createPool, validateConfig } from 'fastify-pool'
+import { DEFAULT_CIPHERS } from 'fastify-pool/config'
 import { certPath, pem } from './fixtures/lifecycle.ts'
 
 function handshake (port: number, options: { ciphers?: string, minVersion?: SecureVersion, maxVersion?: SecureVersion }): Promise<string> {

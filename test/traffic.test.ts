@@ -4,7 +4,8 @@
 // request.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createPool, type ControlStatusBody, type TrafficFigures } from 'fastify-pool'
+import { createPool, type TrafficFigures } from 'fastify-pool'
+import { type ControlStatusBody } from 'fastify-pool/control'
 import { RouteHistogram } from '../packages/fastify-pool/src/observability/histogram.ts'
 import { quantile, TrafficWindow, WINDOW_MS } from '../packages/fastify-pool/src/observability/traffic.ts'
 import { statusTable } from '../packages/fastify-pool-cli/src/operate.ts'

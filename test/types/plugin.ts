@@ -4,8 +4,9 @@ import Fastify from 'fastify'
 import { expectTypeOf } from 'expect-type'
 import fastifyPool, {
   createPool, fastifyPool as named, poolStatusRoute,
-  type FastifyPoolOptions, type MonitorError, type MonitorReport, type MonitorStatus, type Pool, type PoolStatusBody, type VersionInfo
+  type FastifyPoolOptions, type MonitorReport, type MonitorStatus, type Pool, type PoolStatusBody, type VersionInfo
 } from 'fastify-pool'
+import type { MonitorError } from 'fastify-pool/monitor'
 
 const app = Fastify()
 

@@ -3,7 +3,9 @@
 // validate everything, reporting every problem with its file and field.
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { certificateInfo, errors, fileFieldIssues, EXPIRY_WARNING_DAYS, hasIssues, isPoolError, monitorIssues, type PeriodicMonitorOptions, PoolFileSchema, type ControlOptions, resolvePoolOptions, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type PoolOptions, type ResolvedPoolOptions, type ValidationIssue, isWorkers, workersProblem } from 'fastify-pool'
+import { errors, hasIssues, isPoolError, type PeriodicMonitorOptions, type ControlOptions, resolvePoolOptions, type Handler, type MetricsOptions, type ListenerConfig, type NormalizedConfig, type PoolDefaults, type PoolOptions, type ResolvedPoolOptions, type ValidationIssue } from 'fastify-pool'
+import { certificateInfo, fileFieldIssues, EXPIRY_WARNING_DAYS, PoolFileSchema, isWorkers, workersProblem } from 'fastify-pool/config'
+import { monitorIssues } from 'fastify-pool/monitor'
 import { DEV_CERT_ORGANIZATION } from './dev-cert.ts'
 import { importHandlers } from './handler-modules.ts'
 import type { Env } from './interpolate.ts'

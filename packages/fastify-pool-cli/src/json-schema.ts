@@ -1,6 +1,6 @@
 // The JSON Schema of pool files, made from the library's TypeBox schema (the
 // one source of truth) and shipped as schema/pool.schema.json for editors.
-import { PoolFileSchema } from 'fastify-pool'
+import { PoolFileSchema } from 'fastify-pool/config'
 
 /** A `${VAR}` expression, accepted wherever a number or boolean is expected (it is converted after interpolation). */
 // eslint-disable-next-line no-template-curly-in-string -- a ${VAR} expression, not a template

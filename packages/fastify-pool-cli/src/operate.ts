@@ -2,7 +2,8 @@
 // `fastify-pool start`, through its control API, found through the same
 // pool file. Results go to stdout (a table, or JSON with --json), problems
 // to stderr, and the exit code says which (see EXIT).
-import type { ControlActionBody, ControlResult, ControlStatusBody, ListenerStatus, OverloadStatus, ProcessFigures, TrafficFigures } from 'fastify-pool'
+import type { ListenerStatus, OverloadStatus, ProcessFigures, TrafficFigures } from 'fastify-pool'
+import type { ControlActionBody, ControlResult, ControlStatusBody } from 'fastify-pool/control'
 import { hasIssues } from 'fastify-pool/errors'
 import { displayPath, type FileIssue } from './file-issue.ts'
 import { jsonOutput, writeError, writeProblems } from './output.ts'

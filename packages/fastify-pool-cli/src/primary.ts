@@ -15,7 +15,8 @@
 // API is done by every worker, and answered with one aggregate
 // (requests.ts answers the workers).
 import cluster from 'node:cluster'
-import { BUILTIN_DEFAULTS, ProcessSampler, type ListenerFailure, type UpgradeEvent } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, type ListenerFailure, type UpgradeEvent } from 'fastify-pool'
+import { ProcessSampler } from 'fastify-pool/control'
 import type { Logger } from 'pino'
 import { watchPackageManager, type PackageManager } from './parent-watch.ts'
 import type { PidFile } from './pid-file.ts'

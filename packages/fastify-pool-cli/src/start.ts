@@ -7,7 +7,8 @@
 // until a reload.
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
-import { isWorkers, workersProblem, type ListenerFailure } from 'fastify-pool'
+import { type ListenerFailure } from 'fastify-pool'
+import { isWorkers, workersProblem } from 'fastify-pool/config'
 import type { Logger } from 'pino'
 import { displayPath, loadConfigFile, missingCertificates, readDocument, type LoadedConfig } from './config-file.ts'
 import { readText } from './document.ts'

@@ -6,7 +6,8 @@
 // status of all, the summed metrics, a roll, an upgrade, an action on
 // listeners of every worker), and does what it is told: stop, act, report.
 import cluster from 'node:cluster'
-import { ProcessSampler, type Listener } from 'fastify-pool'
+import { type Listener } from 'fastify-pool'
+import { ProcessSampler } from 'fastify-pool/control'
 import { controlAction, type ControlAction } from 'fastify-pool/control'
 import type { Logger } from 'pino'
 import { holdEarlySignals } from './early-signals.ts'

@@ -11,9 +11,10 @@ import { PoolControl } from './control/control.ts'
 import { Listener, type ListenerContext } from './listener/listener.ts'
 import { PoolMetrics } from './observability/metrics.ts'
 import { Pool } from './pool.ts'
+import { Hooks } from './listener/hooks.ts'
 import { REDACT } from './base/redact.ts'
-import type { NormalizedConfig, PoolOptions } from './config/types.ts'
-import { resolvePoolOptions, type ResolvedPoolOptions } from './resolve.ts'
+import type { NormalizedConfig } from './config/types.ts'
+import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './resolve.ts'
 
 /**
  * A listener on `systemd:NAME` or `fd:N` whose socket this process was not
@@ -46,15 +47,21 @@ export function createPool (options: PoolOptions | ResolvedPoolOptions = {}): Po
   if (missing.length > 0) throw validationError(missing)
   const defaults = resolved.defaults
   const metrics = resolved.metrics === undefined ? undefined : new PoolMetrics(resolved.metrics)
+  const control = resolved.control === undefined ? undefined : new PoolControl(resolved.control)
   const ctx: ListenerContext = {
     handlers: resolved.handlers,
     factory: resolved.factory,
     logger: makeLogger(resolved.logger, defaults.logLevel),
     stopTimeout: defaults.stopTimeout ?? BUILTIN_DEFAULTS.stopTimeout,
-    metrics,
-    control: resolved.control === undefined ? undefined : new PoolControl(resolved.control),
+    hooks: new Hooks(),
     owner: new Owner(),
     sockets
   }
-  return new Pool({ ctx, defaults, baseDir: resolved.baseDir, metrics }, resolved.servers.map(c => new Listener(c, ctx)))
+  const pool = new Pool({ ctx, defaults, baseDir: resolved.baseDir, metrics, control }, resolved.servers.map(c => new Listener(c, ctx)))
+  // The parts the options enable sit on the pool's public hooks as a user's
+  // would, first: their request hooks see every route, the user's too.
+  metrics?.register(pool)
+  control?.register(pool)
+  ctx.hooks.addAll(resolved.hooks)
+  return pool
 }

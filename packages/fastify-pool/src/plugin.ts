@@ -8,7 +8,7 @@ import type { PeriodicMonitorOptions } from './observability/monitor.ts'
 import { optionIssues, PluginOptionsSchema, POOL_OPTION_NAMES, withDefaults } from './config/options.ts'
 import { createPool } from './create.ts'
 import type { Pool } from './pool.ts'
-import type { PoolOptions } from './config/types.ts'
+import type { PoolOptions } from './resolve.ts'
 
 export interface FastifyPoolOptions extends PoolOptions {
   /**

@@ -8,20 +8,23 @@ import { FST_POOL_ADD, FST_POOL_INVALID_ARGUMENT, FST_POOL_NOT_FOUND, FST_POOL_P
 import { checkHandlers } from './config/handlers.ts'
 import { Listener, type ListenerContext } from './listener/listener.ts'
 import type { PoolMetrics } from './observability/metrics.ts'
+import type { PoolControl } from './control/control.ts'
 import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './observability/monitor.ts'
 import { stopOptionsError } from './config/options.ts'
 import { CallQueue } from './base/queue.ts'
 import { startTogether, stopInSequence } from './sequence.ts'
 import { reloadChannel } from './listener/state.ts'
+import type { HookName, PoolHooks } from './config/types.ts'
 import { reload, type ReloadOptions, type ReloadOutcome } from './reload.ts'
 import { checkField, matcher } from './select.ts'
-import type { Field, Handlers, ListenerStatus, ReloadReport, RestartReport, StopOptions, StopReport } from './config/types.ts'
+import type { Field, Handlers, ListenerStatus, ReloadEvent, ReloadReport, RestartReport, StopOptions, StopReport } from './config/types.ts'
 
 interface PoolSettings {
   ctx: ListenerContext
   defaults: PoolDefaults
   baseDir: string | undefined
   metrics: PoolMetrics | undefined
+  control: PoolControl | undefined
 }
 
 export type WalkFunction = (listener: Listener, bind: string) => boolean | void
@@ -38,8 +41,6 @@ export class Pool implements Iterable<Listener> {
     brand(this, 'pool')
     // The first pool made with this context owns its listeners; selections of it do not.
     settings.ctx.owner?.claim(this)
-    // Clones and selections count in the same metrics as the pool they came from.
-    settings.metrics?.attach(this)
   }
 
   /** The pool's Prometheus metrics (`metrics` option): `registry` to add metrics of your own, `exposition()` for the text. */
@@ -156,7 +157,9 @@ export class Pool implements Iterable<Listener> {
     const settings = this.#fork()
     const owner = new Owner()
     settings.ctx.owner = owner
-    return new Pool(settings, [...this.#listeners.values()].map(l => new Listener(l.config, { ...l.context, owner })))
+    // Its own hooks from here on: one added to the clone is not the original's.
+    settings.ctx.hooks = settings.ctx.hooks.copy()
+    return new Pool(settings, [...this.#listeners.values()].map(l => new Listener(l.config, settings.ctx)))
   }
 
   /**
@@ -187,6 +190,18 @@ export class Pool implements Iterable<Listener> {
     if (issues.length > 0) throw validationError(issues)
     this.#settings.ctx.handlers = handlers
     for (const l of this.#listeners.values()) l.setHandlers(handlers)
+  }
+
+  /**
+   * Add a lifecycle hook (docs/hooks.md): `onOptions` and `onBuild` take part
+   * in building every generation made from now on (add them before the
+   * start); `onSwap`, `onRetire`, `onCut`, `onStateChange` and `onReload` are
+   * told what happened. The hooks are the pool's and its selections'; a
+   * clone starts with a copy.
+   */
+  addHook<K extends HookName> (name: K, fn: PoolHooks<Listener, Pool>[K]): this {
+    this.#settings.ctx.hooks.add(name, fn)
+    return this
   }
 
   // --- lifecycle -------------------------------------------------------------
@@ -244,10 +259,13 @@ export class Pool implements Iterable<Listener> {
       try {
         const outcome = await reload(this.#listeners.values(), this.#settings, options)
         this.#adopt(outcome)
-        if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: this, report: outcome.report, defaults: outcome.defaults, stopTimeout: outcome.stopTimeout })
+        const event: ReloadEvent = { pool: this, report: outcome.report, defaults: outcome.defaults, stopTimeout: outcome.stopTimeout }
+        if (reloadChannel.hasSubscribers) reloadChannel.publish(event)
+        this.#settings.ctx.hooks.tell('onReload', event, this.logger)
         return outcome.report
       } catch (err) {
         if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: this, error: err })
+        this.#settings.ctx.hooks.tell('onReload', { pool: this, error: err }, this.logger)
         throw err
       }
     })

@@ -41,7 +41,7 @@ export interface ReloadOutcome {
 }
 
 /** The pool's settings a reload starts from. */
-export interface ReloadSettings { ctx: ListenerContext, defaults: PoolDefaults, baseDir: string | undefined, metrics: { settings: { listener: string } } | undefined }
+export interface ReloadSettings { ctx: ListenerContext, defaults: PoolDefaults, baseDir: string | undefined, metrics: { settings: { listener: string } } | undefined, control: { listener: string } | undefined }
 
 /**
  * Check the new configuration against nothing but itself (FST_POOL_VALIDATE,
@@ -58,7 +58,7 @@ export async function reload (current: Iterable<Listener>, settings: ReloadSetti
   const configs = collectConfig({ servers: options.servers, defaults: options.defaults, handlers, baseDir }, issues)
   const kept = [
     [settings.metrics?.settings.listener, 'the pool\'s metrics are served there'],
-    [(settings.ctx.control as { listener?: string } | undefined)?.listener, 'the control API is served there']
+    [settings.control?.listener, 'the control API is served there']
   ] as const
   for (const [name, why] of kept) {
     if (name !== undefined && issues.length === 0 && !configs.some(c => c.name === name)) issues.push({ path: 'servers', message: `must keep the listener "${name}": ${why}` })

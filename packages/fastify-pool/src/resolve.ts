@@ -10,7 +10,16 @@ import { FST_POOL_INVALID_ARGUMENT, quote, validationError, type ValidationIssue
 import { checkHandlers } from './config/handlers.ts'
 import { metricsSettings, type MetricsSettings } from './observability/metrics.ts'
 import { optionIssues, PoolOptionsSchema } from './config/options.ts'
-import type { Factory, Handlers, NormalizedConfig, PoolDefaults, PoolOptions, SocketSource } from './config/types.ts'
+import { hooksIssues } from './listener/hooks.ts'
+import type { Factory, Handlers, HooksOption, NormalizedConfig, PoolDefaults, PoolOptions as BasePoolOptions, SocketSource } from './config/types.ts'
+import type { Listener } from './listener/listener.ts'
+import type { Pool } from './pool.ts'
+
+/** The options of createPool() (config/types.ts), with the hooks typed by the pool's own classes. */
+export interface PoolOptions extends Omit<BasePoolOptions, 'hooks'> {
+  /** Lifecycle hooks, by name (one function or an array): see `pool.addHook()` and docs/hooks.md. */
+  hooks?: HooksOption<Listener, Pool>
+}
 
 /** What resolvePoolOptions() returns: createPool() builds from it without checking anything again. */
 export interface ResolvedPoolOptions {
@@ -24,6 +33,7 @@ export interface ResolvedPoolOptions {
   readonly metrics: Readonly<MetricsSettings> | undefined
   readonly control: Readonly<ControlSettings> | undefined
   readonly sockets: SocketSource | undefined
+  readonly hooks: HooksOption<Listener, Pool> | undefined
 }
 
 // The mark of a result of this copy of the package (non-enumerable: a spread
@@ -46,7 +56,7 @@ function socketSourceIssues (sockets: unknown): ValidationIssue[] {
 export function resolvePoolOptions (options: PoolOptions | ResolvedPoolOptions = {}): ResolvedPoolOptions {
   if (isResolvedOptions(options)) return options
   if (typeof options !== 'object' || options === null) throw new FST_POOL_INVALID_ARGUMENT(`createPool() takes an options object, got ${typeof options}`)
-  const issues = [...optionIssues(PoolOptionsSchema, options, ''), ...checkHandlers(options.handlers), ...socketSourceIssues(options.sockets)]
+  const issues = [...optionIssues(PoolOptionsSchema, options, ''), ...checkHandlers(options.handlers), ...socketSourceIssues(options.sockets), ...hooksIssues(options.hooks)]
   const servers = collectConfig({ servers: options.servers, defaults: options.defaults, handlers: options.handlers, baseDir: options.baseDir }, issues)
   const names = (Array.isArray(options.servers) ? options.servers as unknown[] : []).map(s => (s as { name?: unknown } | null)?.name).filter((n): n is string => typeof n === 'string')
   const metrics = issues.some(i => i.path.startsWith('metrics')) ? undefined : metricsSettings(options.metrics, names, issues)
@@ -61,7 +71,8 @@ export function resolvePoolOptions (options: PoolOptions | ResolvedPoolOptions =
     baseDir: options.baseDir,
     metrics: metrics === undefined ? undefined : Object.freeze(metrics),
     control: control === undefined ? undefined : Object.freeze(control),
-    sockets: options.sockets
+    sockets: options.sockets,
+    hooks: options.hooks
   }
   return Object.freeze(Object.defineProperty(resolved, kResolved, { value: true }))
 }

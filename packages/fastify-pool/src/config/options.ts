@@ -88,7 +88,9 @@ export const PoolOptionsSchema = Type.Object({
   metrics: Type.Optional(MetricsOptionSchema),
   control: Type.Optional(ControlObjectSchema),
   // An object whose methods may be its class's: checked by socketSourceIssues() (resolve.ts).
-  sockets: Type.Optional(Type.Unknown())
+  sockets: Type.Optional(Type.Unknown()),
+  // Checked by hooksIssues() (hooks.ts).
+  hooks: Type.Optional(Type.Unknown())
 }, { additionalProperties: false })
 
 /**

@@ -197,6 +197,11 @@ export interface PoolOptions {
    * every listener binds its own address, and `fd:N` listens on descriptor N.
    */
   sockets?: SocketSource
+  /**
+   * Lifecycle hooks, by name (one function or an array): see
+   * `pool.addHook()` and docs/hooks.md.
+   */
+  hooks?: HooksOption
 }
 
 /**
@@ -335,22 +340,111 @@ export interface NormalizedConfig {
   readonly source: ListenerConfig
 }
 
-/** What adds hooks or routes to every generation of a pool's listeners (metrics.ts, control.ts). */
-export interface Extension {
-  /** Add them to a new instance of `listener`; `owner` holds the pool that made it. */
-  instrument: (app: FastifyInstance, listener: string, owner?: { readonly pool: object | undefined }) => void
-  /** The paths of what it adds to `listener` that load shedding must never hold: `/x`, or `/x/*` for everything under it. */
-  exempt?: (listener: string) => string[]
+// --- lifecycle events and hooks ------------------------------------------
+
+/**
+ * What every listener event carries. The listener is a type parameter: this
+ * file sits below listener.ts, and the public types (index.ts) fill in Listener.
+ */
+export interface ListenerEvent<L extends ListenerRef = ListenerRef> {
+  listener: L
+  name: string
+  bind: string
+  /** The generation serving when a state changed (0 when none does), the one now serving after a swap, the one whose requests were cut. */
+  generation: number
 }
 
-/** Where a listener's requests and lifecycle are counted (metrics.ts). */
-export interface MetricsSink extends Extension {
-  /** Record the instance's responses unless `recorded` (its log controller does), and add the exposition route. */
-  instrument: (app: FastifyInstance, listener: string, owner?: { readonly pool: object | undefined }, how?: { recorded?: boolean, http2?: boolean }) => void
-  /** Fastify options that record each response without a hook, when possible. */
-  recordingOptions: (options: FastifyServerOptions, listener: string) => FastifyServerOptions | undefined
-  restarted: (listener: string) => void
-  cut: (listener: string, n: number) => void
+/** What `fastify-pool:listener:state` publishes. */
+export interface StateChange<L extends ListenerRef = ListenerRef> extends ListenerEvent<L> {
+  /** The pool that made the listener (createPool() or clone()); undefined for a listener made otherwise. */
+  pool: object | undefined
+  from: ListenerState
+  to: ListenerState
+  /** Why it failed, on a change to `failed`. */
+  error?: Error
+}
+
+export interface GenerationEvent<L extends ListenerRef = ListenerRef> extends ListenerEvent<L> {
+  /** The one swapped out, retiring. */
+  previous: number
+}
+
+export interface CutEvent<L extends ListenerRef = ListenerRef> extends ListenerEvent<L> {
+  /** How many: requests, and upgraded connections (WebSockets). */
+  cut: number
+  /** Of `cut`, the upgraded connections. */
+  upgraded: number
+  /** `stop` (the listener's drain) or `restart` (a retiring generation). */
+  during: 'stop' | 'restart'
+}
+
+/** What the building hooks learn of the instance being built. */
+export interface BuildInfo<L extends ListenerRef = ListenerRef, P = object> {
+  /** The pool that made the listener (undefined for a listener made otherwise). */
+  pool: P | undefined
+  listener: L
+  name: string
+  bind: string
+  /** The generation's number; 0 for the in-memory instance that inject() uses while the listener does not run. */
+  generation: number
+  http2: boolean
+  /** True when the pool's `factory` makes the instance: it may not use the options it is given. */
+  factory: boolean
+  /**
+   * Paths that the listener's load shedding must never hold (what the hook
+   * adds that must answer under a flood): `/x`, or `/x/*` for everything
+   * under it. Takes effect for this generation.
+   */
+  exempt: (...paths: string[]) => void
+}
+
+/** What a generation left when it was closed: swapped out by a restart, or the last one at a stop. */
+export interface RetireEvent<L extends ListenerRef = ListenerRef> {
+  listener: L
+  name: string
+  bind: string
+  generation: number
+  during: 'restart' | 'stop'
+  /** Milliseconds from the swap (or the drain's start) until it was closed. */
+  duration: number
+  /** Requests and upgraded connections cut at the deadline. */
+  cut: number
+  upgradedCut: number
+}
+
+/** The hooks, by name. Each may be given as one function or an array. */
+export interface PoolHooks<L extends ListenerRef = ListenerRef, P = object> {
+  /** Before a generation's instance is made: return options to make it with instead (a `factory` may not use them; see `info.factory`). */
+  onOptions: (options: FastifyServerOptions, info: BuildInfo<L, P>) => FastifyServerOptions | undefined | void
+  /** A generation's instance is made, before its health routes and handler plugin and before it is ready: add hooks and routes. */
+  onBuild: (app: FastifyInstance, info: BuildInfo<L, P>) => void
+  /** A new generation serves the listener's socket (restart, reconfigure, a reload's change). */
+  onSwap: (event: GenerationEvent<L>) => void
+  /** A generation is closed: swapped out and done with what it owed, or the last one at a stop. */
+  onRetire: (event: RetireEvent<L>) => void
+  /** A drain or a retiring generation reached its deadline and cut requests. */
+  onCut: (event: CutEvent<L>) => void
+  /** A listener changed state. */
+  onStateChange: (event: StateChange<L>) => void
+  /** A reload was applied, or refused (then `error`). */
+  onReload: (event: ReloadEvent) => void
+}
+
+export type HookName = keyof PoolHooks
+/** The hooks that are told what happened (the others take part in a build). */
+export type TellHookName = Exclude<HookName, 'onOptions' | 'onBuild'>
+export type HooksOption<L extends ListenerRef = ListenerRef, P = object> = { [K in HookName]?: PoolHooks<L, P>[K] | Array<PoolHooks<L, P>[K]> }
+
+/** How a listener runs its pool's hooks (listener/hooks.ts). */
+export interface HookRunner {
+  add: (name: HookName, fn: Function) => void
+  addAll: (option: Partial<Record<HookName, Function | Function[]>> | undefined) => void
+  /** A copy, for a clone. */
+  copy: () => HookRunner
+  has: (name: HookName) => boolean
+  options: (options: FastifyServerOptions, info: BuildInfo) => FastifyServerOptions
+  build: (app: FastifyInstance, info: BuildInfo) => void
+  tell: <K extends TellHookName>(name: K, event: Parameters<PoolHooks[K]>[0], log: FastifyBaseLogger | undefined) => void
 }
 
 /** What a listener takes from the pool that made it. */
@@ -359,12 +453,10 @@ export interface ListenerContext {
   factory: Factory | undefined
   logger: FastifyBaseLogger | undefined
   stopTimeout: number
-  /** The pool's metrics, when it has them. */
-  metrics?: MetricsSink | undefined
+  /** The pool's lifecycle hooks (hooks.ts): shared by its selections, copied by a clone. */
+  hooks: HookRunner
   /** The pool that made the listener (createPool() or clone()), for the events it publishes. */
   owner?: Owner
-  /** The pool's control API, when it has one. */
-  control?: Extension | undefined
   /** Where listening sockets come from (PoolOptions.sockets around the default: each listener binds its address; listener/sockets.ts). */
   sockets: {
     take: (address: ListenAddress) => number | object | undefined

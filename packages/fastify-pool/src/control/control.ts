@@ -3,7 +3,6 @@
 // chosen by the pool's own selectors (name or bind glob). A bearer token is
 // required unless the listener is reachable only from this machine.
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isLocalOnly } from '../config/address.ts'
 import { DASHBOARD_CSS, DASHBOARD_HEADERS, DASHBOARD_JS, dashboardHtml } from './dashboard.ts'
@@ -13,14 +12,19 @@ import { browserRefusal } from './control-guard.ts'
 import { failureOf, isPoolError, quote, type ValidationIssue } from '../base/errors.ts'
 import type { Listener } from '../listener/listener.ts'
 import { ControlArgumentSchema, ControlObjectSchema, optionIssues, withDefaults } from '../config/options.ts'
-import { CHANNELS, type StateChange } from '../listener/state.ts'
-import type { ControlOptions, Extension, Field, ListenerStatus, NormalizedConfig } from '../config/types.ts'
+import type { ControlOptions, Field, ListenerStatus, NormalizedConfig } from '../config/types.ts'
+import type { PoolHooks } from '../listener/hooks.ts'
 
 /** What the control API reads of a pool and acts on (a Pool is one; this file sits below pool.ts). */
 interface Pool extends Iterable<Listener> {
   uptime: () => number
   status: () => ListenerStatus[]
   filter: (field: Field, match: string | RegExp) => Iterable<Listener>
+}
+
+/** A pool the control API is registered on: it adds its hooks there. */
+interface HookablePool {
+  addHook: <K extends 'onBuild' | 'onStateChange'>(name: K, fn: PoolHooks<Listener, unknown>[K]) => unknown
 }
 
 export interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined, upgrade: ControlOptions['upgrade'], local?: boolean, status: (() => Promise<Record<string, unknown>>) | undefined, act?: ControlOptions['act'] }
@@ -102,7 +106,7 @@ export function controlIssues (option: unknown, configs: readonly NormalizedConf
 }
 
 /** The control API of a pool; a clone's control listener acts on the clone. */
-export class PoolControl implements Extension {
+export class PoolControl {
   readonly #settings: ControlSettings
   readonly #digest: Buffer | undefined
   readonly #process = new ProcessSampler()
@@ -114,17 +118,28 @@ export class PoolControl implements Extension {
 
   get listener (): string { return this.#settings.listener }
 
-  /** The control API and its status page answer whatever the load: they are how an operator reaches a busy process. */
-  exempt (listener: string): string[] {
-    if (listener !== this.#settings.listener) return []
-    return [this.#settings.path, `${this.#settings.path}/*`]
+  /**
+   * Serve the control API on `pool`'s control listener, through its public
+   * hooks (call it before the pool starts): each generation of that
+   * listener gets the routes and the status page, acting on the pool that
+   * made the listener (a clone's on the clone). They answer whatever the
+   * load: they are how an operator reaches a busy process, so load shedding
+   * never holds them.
+   */
+  register (pool: HookablePool): this {
+    const { listener, path } = this.#settings
+    pool.addHook('onBuild', (app, info) => {
+      if (info.name !== listener) return
+      info.exempt(path, `${path}/*`)
+      this.#instrument(app, listener, () => isPool(info.pool) ? info.pool as Pool : undefined)
+    })
+    watchDraining(pool)
+    return this
   }
 
-  /** Add the routes to a generation of the control listener (other listeners get nothing); `owner` holds the pool they act on. */
-  instrument (app: FastifyInstance, listener: string, owner?: { readonly pool: object | undefined }): void {
-    if (listener !== this.#settings.listener) return
+  /** Add the routes to a generation of the control listener; `pool()` is the pool they act on. */
+  #instrument (app: FastifyInstance, listener: string, pool: () => Pool | undefined): void {
     const { path } = this.#settings
-    const pool = (): Pool | undefined => { const p = owner?.pool; return isPool(p) ? p as Pool : undefined }
     const routes = async (scope: FastifyInstance): Promise<void> => {
       scope.addHook('onRequest', async (request, reply) => this.#authorize(request, reply))
       scope.get(path, async (_request, reply): Promise<ControlStatusBody | undefined> => {
@@ -202,7 +217,8 @@ export class PoolControl implements Extension {
     // A reload that replaces the control listener itself drains it, and this
     // request with it: answer once that begins rather than wait for ourselves.
     let status = 422
-    const outcome = await raceSelfDrain(self, pool, reload().then(report => ({ ok: true, report }), (err: Error & { errors?: unknown[], statusCode?: unknown }) => {
+    const me = pool === undefined ? undefined : [...pool].find(l => l.name === self)
+    const outcome = await raceSelfDrain(me, reload().then(report => ({ ok: true, report }), (err: Error & { errors?: unknown[], statusCode?: unknown }) => {
       // A reload refused for now (the process is upgrading or stopping: 409) says so; an invalid file or a failed reload is 422.
       if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) status = err.statusCode
       return { ok: false, error: err.message, ...(Array.isArray(err.errors) ? { problems: err.errors } : {}) }
@@ -314,24 +330,37 @@ async function untilDone (listeners: Listener[], self: string | undefined, pool:
   return Promise.all(listeners.map(async (l) => {
     const done = run(l).then(() => result(l), (err: unknown) => result(l, err))
     if (l.name !== self) return done
-    const outcome = await raceSelfDrain(self, pool, done)
+    const outcome = await raceSelfDrain(l, done)
     return outcome === 'draining' ? result(l, undefined, true) : outcome
   }))
 }
 
-/** `work`'s outcome, or 'draining' if the listener named `self` starts to drain first. */
-async function raceSelfDrain<T> (self: string, pool: Pool | undefined, work: Promise<T>): Promise<T | 'draining'> {
-  let onState: ((message: unknown) => void) | undefined
-  const draining = new Promise<'draining'>(resolve => {
-    onState = (message) => {
-      const change = message as StateChange
-      if (change.pool === pool && change.name === self && change.to === 'draining') resolve('draining')
-    }
-    subscribe(CHANNELS.state, onState)
+/** Who waits for a listener to start draining (raceSelfDrain()), told by the onStateChange hook of the pools with a control API. */
+const drainWaiters = new WeakMap<object, Set<() => void>>()
+const watched = new WeakSet<object>()
+
+function watchDraining (pool: HookablePool): void {
+  if (watched.has(pool)) return
+  watched.add(pool)
+  pool.addHook('onStateChange', (change) => {
+    if (change.to !== 'draining') return
+    const waiting = drainWaiters.get(change.listener)
+    if (waiting !== undefined) for (const resolve of waiting) resolve()
   })
+}
+
+/** `work`'s outcome, or 'draining' if `self` (the listener serving the request) starts to drain first. */
+async function raceSelfDrain<T> (self: Listener | undefined, work: Promise<T>): Promise<T | 'draining'> {
+  if (self === undefined) return await work
+  let waiting = drainWaiters.get(self)
+  if (waiting === undefined) drainWaiters.set(self, (waiting = new Set()))
+  let resolveDraining: (() => void) | undefined
+  const draining = new Promise<'draining'>(resolve => { resolveDraining = () => resolve('draining') })
+  const waiter = resolveDraining as () => void
+  waiting.add(waiter)
   try {
     return await Promise.race([work, draining])
   } finally {
-    if (onState !== undefined) unsubscribe(CHANNELS.state, onState)
+    waiting.delete(waiter)
   }
 }

@@ -20,7 +20,7 @@ import { FST_POOL_FACTORY } from '../base/errors.ts'
 import { handlerFor } from '../config/handlers.ts'
 import { healthRoutes, type ReadinessSource } from './health.ts'
 import type { NodeServer, ServerHandle } from './server.ts'
-import type { Extension, Factory, Handlers, MetricsSink, RetireReport, RetiringStatus } from '../config/types.ts'
+import type { BuildInfo, Factory, Handlers, HookRunner, ListenerRef, RetireReport, RetiringStatus } from '../config/types.ts'
 import { holdWrites, Upgrades } from './upgrades.ts'
 import type { Gate } from './overload.ts'
 
@@ -215,12 +215,13 @@ async function within (done: Promise<void>, ms: number): Promise<void> {
 
 /**
  * Build a ready generation whose requests come from `server`, through the
- * listener's load shedding (`gate`) when it has one. `make` builds the
+ * listener's load shedding when it has one (`gateOf()`, asked once the
+ * instance is built). `make` builds the
  * Fastify instance with the server factory it is given. Nothing that
  * lives longer than the instance (the server, the listener) keeps a reference
  * to it, except the listeners that the swap removes again.
  */
-export async function buildGeneration (handle: ServerHandle, name: string, number: number, http2: boolean, make: (serverFactory: ServerFactory, closer: TwoStepClose) => Promise<FastifyInstance>, gate?: Gate): Promise<Generation> {
+export async function buildGeneration (handle: ServerHandle, name: string, number: number, http2: boolean, make: (serverFactory: ServerFactory, closer: TwoStepClose) => Promise<FastifyInstance>, gateOf: () => Gate | undefined = () => undefined): Promise<Generation> {
   const server = handle.server
   const before = server.listeners('clientError')
   const slot = factorySlot(server)
@@ -242,7 +243,9 @@ export async function buildGeneration (handle: ServerHandle, name: string, numbe
     throw err
   }
   handle.upgrades.building(undefined)
-  // Load shedding sits before Fastify: a request it holds or refuses costs no routing.
+  // Load shedding sits before Fastify: a request it holds or refuses costs no
+  // routing. Configured once built: the building hooks name what it must not hold.
+  const gate = gateOf()
   const handler = gate === undefined ? slot.handler : gate.wrap(slot.handler)
   slot.handler = undefined
   return new Generation(app, number, handler, added(server, before), http2, upgrades, closer)
@@ -270,25 +273,33 @@ function added (server: NodeServer, before: Function[]): Listener[] {
 export interface BuildContext {
   factory: Factory | undefined
   handlers: Handlers | undefined
-  metrics?: MetricsSink | undefined
-  control?: Extension | undefined
+  hooks: HookRunner
   owner?: { readonly pool: object | undefined }
 }
 
 /**
  * Make a listener's Fastify instance with the factory (or fastify()), then
- * add its health routes and its handler plugin. `listener` is what the
- * readiness route reads its state from.
+ * run the pool's building hooks (onOptions before, onBuild after), add its
+ * health routes and its handler plugin. `listener` is what the readiness
+ * route reads its state from; `exempt` gathers the paths the hooks ask load
+ * shedding never to hold.
  */
-export async function makeInstance (ctx: BuildContext, config: NormalizedConfig, given: FastifyServerOptions, listener: ReadinessSource, closer: TwoStepClose = new TwoStepClose()): Promise<FastifyInstance> {
-  // Metrics: the log controller records responses when this library makes the instance.
-  const recording = ctx.factory === undefined ? ctx.metrics?.recordingOptions(given, config.name) : undefined
-  const options = recording ?? given
+export async function makeInstance (ctx: BuildContext, config: NormalizedConfig, given: FastifyServerOptions, listener: ReadinessSource & ListenerRef, generation: number, closer: TwoStepClose = new TwoStepClose(), exempt: string[] = []): Promise<FastifyInstance> {
+  const info: BuildInfo = {
+    pool: ctx.owner?.pool,
+    listener,
+    name: config.name,
+    bind: config.bind,
+    generation,
+    http2: config.http2,
+    factory: ctx.factory !== undefined,
+    exempt: (...paths) => { exempt.push(...paths) }
+  }
+  const options = ctx.hooks.options(given, info)
   const app = ctx.factory === undefined ? Fastify(options) : await ctx.factory(config, options)
   if (app === null || typeof app !== 'object' || typeof (app as FastifyInstance).register !== 'function') throw new FST_POOL_FACTORY(config.name)
-  // Before the routes, so that its request hook sees all of them (and the 404s).
-  ctx.metrics?.instrument(app, config.name, ctx.owner, { recorded: recording !== undefined, http2: config.http2 })
-  ctx.control?.instrument(app, config.name, ctx.owner)
+  // Before the routes, so that the hooks they add see all of them (and the 404s).
+  ctx.hooks.build(app, info)
   if (config.health.liveness !== false || config.health.readiness !== false) {
     app.register(healthRoutes, { listener, health: config.health })
   }
@@ -361,9 +372,9 @@ export class MemoryApp {
   #pending: Promise<FastifyInstance> | undefined
 
   /** The instance, built (and ready) at the first call after a close. */
-  get (ctx: BuildContext, config: NormalizedConfig, log: FastifyBaseLogger | undefined, listener: ReadinessSource): Promise<FastifyInstance> {
+  get (ctx: BuildContext, config: NormalizedConfig, log: FastifyBaseLogger | undefined, listener: ReadinessSource & ListenerRef): Promise<FastifyInstance> {
     return (this.#pending ??= (async () => {
-      const app = await makeInstance(ctx, config, fastifyOptions(config, log, undefined, 0), listener)
+      const app = await makeInstance(ctx, config, fastifyOptions(config, log, undefined, 0), listener, 0)
       await app.ready()
       return app
     })())

@@ -193,7 +193,12 @@ export class Listener {
     const from = this.#state
     checkTransition(this.name, from, to)
     this.#state = to
-    if (from !== to) publishState(this.#ctx.owner?.pool, this, from, to, this.#serving?.gen.number ?? 0, error)
+    if (from === to) return
+    const generation = this.#serving?.gen.number ?? 0
+    publishState(this.#ctx.owner?.pool, this, from, to, generation, error)
+    if (this.#ctx.hooks.has('onStateChange')) {
+      this.#ctx.hooks.tell('onStateChange', { pool: this.#ctx.owner?.pool, listener: this, name: this.name, bind: this.bind, from, to, generation, ...(error === undefined ? {} : { error }) }, this.#log)
+    }
   }
 
   async #start (): Promise<boolean> {
@@ -252,6 +257,7 @@ export class Listener {
     this.#lastError = undefined
     this.#log?.info({ generation: next.number }, 'listener restarted')
     publishGeneration(this, next.number, old.number)
+    this.#ctx.hooks.tell('onSwap', { listener: this, name: this.name, bind: this.bind, generation: next.number, previous: old.number }, this.#log)
     return old
   }
 
@@ -277,12 +283,15 @@ export class Listener {
     if (old === undefined || serving === undefined) return { ...report, retired: Promise.resolve(undefined) }
     const limits = { timeout, upgradeTimeout: this.#config.upgradeDrainTimeout, closeWindow: this.#config.upgradeCloseWindow }
     const retired = serving.retiring.add(old, limits,
-      (requests, upgraded) => reportCut(this, this.#log, 'restart', old.number, { requests, upgraded }, limits),
+      (requests, upgraded) => reportCut(this, this.#log, 'restart', old.number, { requests, upgraded }, limits, this.#ctx.hooks),
       (err) => {
         // The new generation serves already: the restart succeeded; say what failed.
         this.#lastError = err
         this.#log?.error({ err, generation: old.number }, 'closing the previous generation failed')
-      })
+      }).then(r => {
+      this.#ctx.hooks.tell('onRetire', { listener: this, name: this.name, bind: this.bind, during: 'restart', ...r }, this.#log)
+      return r
+    })
     return { ...report, retired }
   }
 
@@ -297,7 +306,7 @@ export class Listener {
     const number = serving.gen.number
     this.#setState('draining')
     this.#gate?.release()
-    const closed = await serving.close({ timeout, handOff, closeWindow: this.#config.upgradeCloseWindow }, drained => reportCut(this, this.#log, 'stop', number, drained, { timeout }))
+    const closed = await serving.close({ timeout, handOff, closeWindow: this.#config.upgradeCloseWindow }, drained => reportCut(this, this.#log, 'stop', number, drained, { timeout }, this.#ctx.hooks))
     let error = closed.error
     // An inject() made while the listener was starting built an in-memory instance.
     if (error === undefined) await this.#memoryApp.close().catch((err: unknown) => { error = err as Error })
@@ -308,6 +317,7 @@ export class Listener {
     const report: StopReport = { name: this.name, bind: this.bind, duration: Date.now() - began, cut, upgradedCut: closed.upgraded }
     this.#lastStop = report
     this.#log?.info({ duration: report.duration, cut }, 'listener stopped')
+    this.#ctx.hooks.tell('onRetire', { listener: this, name: this.name, bind: this.bind, generation: number, during: 'stop', duration: report.duration, cut, upgradedCut: closed.upgraded }, this.#log)
     if (error !== undefined) {
       this.#lastError = error
       throw listenerFailures(FST_POOL_STOP, [this.#failure(error)])
@@ -322,21 +332,21 @@ export class Listener {
   /** Build a ready generation whose requests come from the handle's server. */
   #build (handle: ServerHandle, config: NormalizedConfig, log: FastifyBaseLogger | undefined): Promise<Generation> {
     const number = ++this.#generations
+    const exempt: string[] = []
     return buildGeneration(handle, config.name, number, config.http2,
-      (serverFactory, closer) => makeInstance(this.#ctx, config, fastifyOptions(config, log, serverFactory, number), this, closer),
-      this.#gateFor(config, log))
+      (serverFactory, closer) => makeInstance(this.#ctx, config, fastifyOptions(config, log, serverFactory, number), this, number, closer, exempt),
+      () => this.#gateFor(config, log, exempt))
   }
 
-  /** The load shedding of a new generation: undefined when it is off. */
-  #gateFor (config: NormalizedConfig, log: FastifyBaseLogger | undefined): Gate | undefined {
+  /** The load shedding of a new generation: undefined when it is off. `hooked`: the paths its building hooks exempted. */
+  #gateFor (config: NormalizedConfig, log: FastifyBaseLogger | undefined, hooked: string[]): Gate | undefined {
     const settings = config.overload
     if (settings === false) return undefined
     const { health } = config
     const exempt = [
       ...(health.liveness === false ? [] : [health.liveness]),
       ...(health.readiness === false ? [] : [health.readiness]),
-      ...(this.#ctx.control?.exempt?.(config.name) ?? []),
-      ...(this.#ctx.metrics?.exempt?.(config.name) ?? [])
+      ...hooked
     ]
     this.#gate ??= new Gate(settings, log)
     this.#gate.configure(settings, exempt, log)

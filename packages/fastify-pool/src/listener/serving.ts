@@ -11,9 +11,8 @@ import { owed } from './connections.ts'
 import { drain } from './drain.ts'
 import { Retiring, type Generation } from './generation.ts'
 import { ServerHandle } from './server.ts'
-import type { ListenerContext } from '../config/types.ts'
+import type { HookRunner, ListenerContext, ListenerRef } from '../config/types.ts'
 import type { ServerTlsOptions } from '../config/tls.ts'
-import type { ListenerRef } from '../config/types.ts'
 import { publishCut } from './state.ts'
 
 /** What a drain left: requests and upgraded connections cut at the deadline. */
@@ -130,10 +129,11 @@ export class Serving {
 }
 
 /** A drain (or a retiring generation) that reached its deadline: the warning, and the event. */
-export function reportCut (listener: ListenerRef, log: FastifyBaseLogger | undefined, kind: 'stop' | 'restart', generation: number, { requests, upgraded }: Drained, limits: { timeout: number, upgradeTimeout?: number }): void {
+export function reportCut (listener: ListenerRef, log: FastifyBaseLogger | undefined, kind: 'stop' | 'restart', generation: number, { requests, upgraded }: Drained, limits: { timeout: number, upgradeTimeout?: number }, hooks: HookRunner): void {
   if (requests + upgraded === 0) return
   log?.warn({ cut: requests + upgraded, requests, upgraded, ...(kind === 'restart' ? { generation } : {}) }, cutMessage(kind, requests, upgraded, limits))
   publishCut(listener, generation, requests + upgraded, kind, upgraded)
+  hooks.tell('onCut', { listener, name: listener.name, bind: listener.bind, generation, cut: requests + upgraded, upgraded, during: kind }, log)
 }
 
 /** The warning a cut gets, naming what was cut and which limit ran out. */

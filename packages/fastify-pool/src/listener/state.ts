@@ -4,7 +4,9 @@
 // requests and reloads are published on. Publishing costs nothing while
 // nobody subscribes.
 import { channel } from 'node:diagnostics_channel'
-import type { ListenerRef, ListenerState } from '../config/types.ts'
+import type { CutEvent, GenerationEvent, ListenerRef, ListenerState, StateChange } from '../config/types.ts'
+
+export type { CutEvent, GenerationEvent, ListenerEvent, StateChange } from '../config/types.ts'
 
 /** The names of the channels, as subscribers write them (docs/operations.md, "Events"). */
 export const CHANNELS = Object.freeze({
@@ -41,28 +43,6 @@ export const stateChannel = channel(CHANNELS.state)
  */
 export const reloadChannel = channel(CHANNELS.reload)
 
-/**
- * What every listener event carries. The listener is a type parameter: this
- * file sits below listener.ts, and the public types (index.ts) fill in Listener.
- */
-export interface ListenerEvent<L extends ListenerRef = ListenerRef> {
-  listener: L
-  name: string
-  bind: string
-  /** The generation serving when a state changed (0 when none does), the one now serving after a swap, the one whose requests were cut. */
-  generation: number
-}
-
-/** What `fastify-pool:listener:state` publishes. */
-export interface StateChange<L extends ListenerRef = ListenerRef> extends ListenerEvent<L> {
-  /** The pool that made the listener (createPool() or clone()); undefined for a listener made otherwise. */
-  pool: object | undefined
-  from: ListenerState
-  to: ListenerState
-  /** Why it failed, on a change to `failed`. */
-  error?: Error
-}
-
 /** The state changes a listener may make; #setState refuses any other. */
 export const TRANSITIONS: Readonly<Record<ListenerState, readonly ListenerState[]>> = {
   stopped: ['starting', 'stopped'],
@@ -83,22 +63,8 @@ export function checkTransition (name: string, from: ListenerState, to: Listener
  */
 export const generationChannel = channel(CHANNELS.generation)
 
-export interface GenerationEvent<L extends ListenerRef = ListenerRef> extends ListenerEvent<L> {
-  /** The one swapped out, retiring. */
-  previous: number
-}
-
 /** `fastify-pool:listener:cut`: a drain or a retiring generation reached its deadline and cut requests. */
 export const cutChannel = channel(CHANNELS.cut)
-
-export interface CutEvent<L extends ListenerRef = ListenerRef> extends ListenerEvent<L> {
-  /** How many: requests, and upgraded connections (WebSockets). */
-  cut: number
-  /** Of `cut`, the upgraded connections. */
-  upgraded: number
-  /** `stop` (the listener's drain) or `restart` (a retiring generation). */
-  during: 'stop' | 'restart'
-}
 
 /** Publish a state change (nothing is built while nobody subscribes). */
 export function publishState (pool: object | undefined, listener: ListenerRef, from: ListenerState, to: ListenerState, generation: number, error: Error | undefined): void {

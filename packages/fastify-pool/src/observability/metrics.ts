@@ -7,19 +7,20 @@
 import cluster from 'node:cluster'
 import { subscribe } from 'node:diagnostics_channel'
 import { createRequire } from 'node:module'
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type * as PromClient from 'prom-client'
 import type { Counter, Gauge, Registry } from 'prom-client'
 import { RouteHistogram } from './histogram.ts'
 import { ListenerRecorder, recordingOptions, recordWithHooks } from './recording.ts'
 import { TrafficWindow } from './traffic.ts'
-import { isPool } from '../base/brand.ts'
 import { quote, type ValidationIssue } from '../base/errors.ts'
 import { Type } from '@sinclair/typebox'
 import { MetricsObjectSchema, MetricsOptionSchema, optionIssues, withDefaults } from '../config/options.ts'
 import type { Listener } from '../listener/listener.ts'
-import type { MetricsOptions, MetricsSink, ReloadEvent, TrafficFigures } from '../config/types.ts'
-import { CHANNELS, type CutEvent, type GenerationEvent, type UpgradeEvent } from '../listener/state.ts'
+import type { MetricsOptions, TrafficFigures } from '../config/types.ts'
+import type { BuildInfo, HookName, PoolHooks } from '../config/types.ts'
+import { isPool } from '../base/brand.ts'
+import { CHANNELS, type UpgradeEvent } from '../listener/state.ts'
 
 /** The metrics option with its defaults. */
 export interface MetricsSettings { listener: string, path: string, registry: Registry | undefined, defaultMetrics: boolean, exposition: (() => Promise<string>) | undefined }
@@ -189,12 +190,18 @@ function * listenersOf (sinks: Set<WeakRef<PoolMetrics>>): Generator<Listener> {
   }
 }
 
+/** A pool metrics are registered on: they add their hooks there, and read its listeners (a Pool is one; this file sits below pool.ts). */
+interface Pool extends Iterable<Listener> {
+  addHook: <K extends HookName>(name: K, fn: PoolHooks<Listener, unknown>[K]) => unknown
+}
+
 /** The metrics of one pool (and of its clones and selections, which share its listeners' context). */
-export class PoolMetrics implements MetricsSink {
+export class PoolMetrics {
   readonly settings: MetricsSettings
   readonly registry: Registry
   #family: Family
-  #pools = new Set<WeakRef<object & Iterable<Listener>>>()
+  #pools = new Set<WeakRef<Pool>>()
+  #known = new WeakSet<Pool>()
   /** Each listener's recorder of request durations. */
   #recorders = new Map<string, ListenerRecorder>()
   readonly #traffic: TrafficWindow
@@ -216,12 +223,37 @@ export class PoolMetrics implements MetricsSink {
     }
   }
 
-  /** Count the listeners of `pool` in the gauges (the pool, its clones and selections). */
-  attach (pool: object & Iterable<Listener>): void {
-    this.#pools.add(new WeakRef(pool))
-    poolSinks.set(pool, this)
+  /**
+   * Put these metrics on `pool` through its public hooks (call it before the
+   * pool starts): each generation of its listeners has its responses
+   * recorded, the metrics listener gets the exposition route (never held by
+   * load shedding), and swaps, cuts and reloads are counted. Its listeners,
+   * and those of its clones, are read by the gauges at each scrape.
+   */
+  register (pool: Pool): this {
+    this.#add(pool)
+    // The options a build was made with record its responses (the log
+    // controller, when this library makes the instance: recording.ts); the
+    // others get hooks. Keyed by the build's info, which both hooks share.
+    const recorded = new WeakSet<BuildInfo<Listener, unknown>>()
+    pool.addHook('onOptions', (options, info) => {
+      if (info.factory) return undefined
+      const recording = recordingOptions(options, this.#recorderOf(info.name))
+      if (recording !== undefined) recorded.add(info)
+      return recording
+    })
+    pool.addHook('onBuild', (app, info) => {
+      if (isPool(info.pool)) this.#add(info.pool as Pool)
+      this.#instrument(app, info.name, recorded.has(info), info.http2)
+      if (info.name === this.settings.listener) info.exempt(this.settings.path)
+    })
+    pool.addHook('onSwap', event => { this.#family.restarts.inc({ listener: event.name }) })
+    pool.addHook('onCut', event => { this.#family.cut.inc({ listener: event.name }, event.cut) })
+    pool.addHook('onReload', event => { this.#family.reloads.inc({ result: event.error === undefined ? 'ok' : 'failed' }) })
+    return this
   }
 
+  /** The listeners the gauges read: those of the pools it was registered on and their clones, each once. */
   * listeners (): Generator<Listener> {
     for (const ref of this.#pools) {
       const pool = ref.deref()
@@ -230,29 +262,21 @@ export class PoolMetrics implements MetricsSink {
     }
   }
 
-  /**
-   * Instrument one generation of a listener: its responses are recorded
-   * (unless its log controller does: `recorded`, see recording.ts), and the
-   * metrics listener gets the exposition route.
-   */
-  instrument (app: FastifyInstance, listener: string, _owner?: unknown, how: { recorded?: boolean, http2?: boolean } = {}): void {
-    if (how.recorded !== true) recordWithHooks(app, this.#recorderOf(listener), how.http2 === true)
+  #add (pool: Pool): void {
+    if (this.#known.has(pool)) return
+    this.#known.add(pool)
+    this.#pools.add(new WeakRef(pool))
+  }
+
+  /** Record a generation's responses (unless its options do), and give the metrics listener the exposition route. */
+  #instrument (app: FastifyInstance, listener: string, recorded: boolean, http2: boolean): void {
+    if (!recorded) recordWithHooks(app, this.#recorderOf(listener), http2)
     if (listener !== this.settings.listener) return
     const custom = this.settings.exposition
     app.get(this.settings.path, { logLevel: 'warn' }, async (_request, reply) => {
       reply.header('content-type', this.registry.contentType).header('cache-control', 'no-store')
       return custom === undefined ? this.exposition() : custom()
     })
-  }
-
-  /** A scrape is answered whatever the load: an overload is when it matters most. */
-  exempt (listener: string): string[] {
-    return listener === this.settings.listener ? [this.settings.path] : []
-  }
-
-  /** Fastify options whose log controller records the listener's responses, when possible (recording.ts). */
-  recordingOptions (options: FastifyServerOptions, listener: string): FastifyServerOptions | undefined {
-    return recordingOptions(options, this.#recorderOf(listener))
   }
 
   /**
@@ -271,10 +295,6 @@ export class PoolMetrics implements MetricsSink {
    * histogram of the registry.
    */
   traffic (names?: Iterable<string>): Map<string, TrafficFigures> { return this.#traffic.read(names) }
-
-  restarted (listener: string): void { this.#family.restarts.inc({ listener }) }
-  cut (listener: string, n: number): void { this.#family.cut.inc({ listener }, n) }
-  reloaded (ok: boolean): void { this.#family.reloads.inc({ result: ok ? 'ok' : 'failed' }) }
 
   /** The recorder of one listener: kept per listener name, so that restarts and reloads count on. */
   #recorderOf (listener: string): ListenerRecorder {
@@ -301,22 +321,15 @@ export async function clusterMetrics (): Promise<string> {
 }
 let aggregator: InstanceType<typeof PromClient.AggregatorRegistry> | undefined
 
-/** The metrics of a pool, for the reload events that name the pool. */
-const poolSinks = new WeakMap<object, PoolMetrics>()
-
 let listening = false
-/** The lifecycle events move the counters; one subscription per process, for every pool. */
+/**
+ * Process upgrades are counted from the command's channel (fastify-pool-cli
+ * publishes them; they are no pool's event): one subscription per process,
+ * for every registry.
+ */
 function listenToEvents (): void {
   if (listening) return
   listening = true
-  subscribe(CHANNELS.generation, (message) => {
-    const event = message as GenerationEvent<Listener>
-    event.listener.context.metrics?.restarted(event.name)
-  })
-  subscribe(CHANNELS.cut, (message) => {
-    const event = message as CutEvent<Listener>
-    event.listener.context.metrics?.cut(event.name, event.cut)
-  })
   subscribe(CHANNELS.upgrade, (message) => {
     const { counts } = message as UpgradeEvent
     for (const weak of everyFamily) {
@@ -327,9 +340,5 @@ function listenToEvents (): void {
         if (more > 0) { ref.upgrades.inc({ result }, more); ref.upgraded[result] = counts[result] }
       }
     }
-  })
-  subscribe(CHANNELS.reload, (message) => {
-    const event = message as ReloadEvent
-    if (isPool(event.pool)) poolSinks.get(event.pool)?.reloaded(event.error === undefined)
   })
 }
