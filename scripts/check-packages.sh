@@ -59,11 +59,18 @@ consumer_checks () { # dir
   cat > "$dir/esm.mjs" <<'JS'
 import fastify from 'fastify'
 import fastifyPool, { createPool, errors, isPool } from 'fastify-pool'
+import { poolAttributes } from 'fastify-pool/otel'
 const pool = createPool({ servers: [{ name: 'a', listen: '127.0.0.1:0' }], handlers: async (app) => { app.get('/', async () => 'hi') } })
 await pool.start()
 const res = await fetch(`${pool.load('a').url}/`)
 if (await res.text() !== 'hi') throw new Error('the pooled listener did not answer')
 await pool.stop()
+// fastify-pool/otel without @fastify/otel or OpenTelemetry installed: the attributes of the generation that serves.
+const traced = createPool({ servers: [{ name: 'traced', listen: '127.0.0.1:0' }], handlers: async (app) => { app.get('/', async (request) => poolAttributes(request)) } })
+await traced.start()
+const attributes = await (await fetch(`${traced.load('traced').url}/`)).json()
+if (attributes['fastify_pool.listener'] !== 'traced' || attributes['fastify_pool.generation'] !== 1) throw new Error(`fastify-pool/otel: ${JSON.stringify(attributes)}`)
+await traced.stop()
 const app = fastify()
 await app.register(fastifyPool, { servers: [{ name: 'b', listen: '127.0.0.1:0' }] })
 await app.ready()
@@ -74,11 +81,13 @@ JS
   cat > "$dir/cjs.cjs" <<'JS'
 const { createPool } = require('fastify-pool')
 if (typeof createPool !== 'function') throw new Error('require() did not load the library')
+if (typeof require('fastify-pool/otel').poolRequestHook !== 'function') throw new Error('require() did not load fastify-pool/otel')
 console.log('require ok')
 JS
   cat > "$dir/consumer.ts" <<'TS'
 import fastify from 'fastify'
 import fastifyPool, { createPool, errors, isPoolError, type FastifyPoolOptions, type RestartReport } from 'fastify-pool'
+import { poolRequestHook, type PoolSpanAttributes } from 'fastify-pool/otel'
 
 const options: FastifyPoolOptions = { servers: [{ name: 'a', listen: '127.0.0.1:0' }] }
 const app = fastify()
@@ -88,6 +97,9 @@ const reports: RestartReport[] = await createPool({ servers: [] }).restart()
 const err = new errors.FST_POOL_START('x')
 const code: 'FST_POOL_START' = err.code
 if (isPoolError(err, 'FST_POOL_START')) console.log(names.length, reports.length, code)
+// What @fastify/otel's requestHook takes: an OpenTelemetry Span, structurally.
+const span = { setAttributes (attributes: PoolSpanAttributes) { return attributes['fastify_pool.listener'] } }
+app.get('/', async (request) => { poolRequestHook(span, request); return 'ok' })
 TS
   for mode in node16 nodenext bundler; do
     local module=$mode; [ "$mode" = bundler ] && module=esnext

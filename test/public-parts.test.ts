@@ -1,4 +1,4 @@
-// Metrics, the control API and the monitor are parts built on the pool's
+// Metrics, the control API, the monitor and the OpenTelemetry attributes are parts built on the pool's
 // public API: read with the TypeScript checker, no file of theirs touches a
 // member marked @internal (a listener's context, its launch, the pool's
 // constructor...), and none subscribes to the library's own channels.
@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import ts from 'typescript'
 
 const src = join(import.meta.dirname, '..', 'packages', 'fastify-pool', 'src')
-const parts = [...['observability', 'control'].flatMap(dir => readdirSync(join(src, dir)).map(f => join(src, dir, f))), ...['metrics.ts', 'control.ts', 'monitor.ts'].map(f => join(src, f))]
+const parts = [...['observability', 'control'].flatMap(dir => readdirSync(join(src, dir)).map(f => join(src, dir, f))), ...['metrics.ts', 'control.ts', 'monitor.ts', 'otel.ts'].map(f => join(src, f))]
 
 function internalUses (files: string[]): string[] {
   const program = ts.createProgram(files, { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, allowImportingTsExtensions: true, noEmit: true, strict: true })
@@ -40,7 +40,7 @@ function internalUses (files: string[]): string[] {
   return found
 }
 
-test('metrics, control and monitor use no @internal member of the library', () => {
+test('metrics, control, monitor and otel use no @internal member of the library', () => {
   assert.deepEqual(internalUses(parts), [])
 })
 

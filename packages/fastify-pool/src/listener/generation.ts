@@ -269,6 +269,13 @@ function added (server: NodeServer, before: Function[]): Listener[] {
   return server.listeners('clientError').filter(l => !before.includes(l)) as Listener[]
 }
 
+/**
+ * The property of every instance a pool builds: `{ listener, generation }`
+ * (generation 0 for the in-memory instance of inject()). A registered
+ * symbol, so that two copies of the package agree.
+ */
+export const kServedBy = Symbol.for('fastify-pool.servedBy')
+
 /** What building a listener's Fastify instance takes from the pool. */
 export interface BuildContext {
   factory: Factory | undefined
@@ -298,6 +305,9 @@ export async function makeInstance (ctx: BuildContext, config: NormalizedConfig,
   const options = ctx.hooks.options(given, info)
   const app = ctx.factory === undefined ? Fastify(options) : await ctx.factory(config, options)
   if (app === null || typeof app !== 'object' || typeof (app as FastifyInstance).register !== 'function') throw new FST_POOL_FACTORY(config.name)
+  // What any code holding the instance (or a request's `server`, which
+  // inherits it) can read of where it serves: fastify-pool/otel does.
+  Object.defineProperty(app, kServedBy, { value: Object.freeze({ listener: config.name, generation }) })
   // Before the routes, so that the hooks they add see all of them (and the 404s).
   ctx.hooks.build(app, info)
   if (config.health.liveness !== false || config.health.readiness !== false) {
