@@ -7,6 +7,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { serverTls, withTls, type NormalizedConfig } from '../config/config.ts'
 import { FST_POOL_TLS } from '../base/errors.ts'
 import { loadMerged, noteCertificate, type CertificateInfo, type ServerTlsOptions, type TlsConfig } from '../config/tls.ts'
+import { clientCertificatesLive } from './node-internals.ts'
 import type { ServerHandle } from './server.ts'
 
 export class Certificate {
@@ -25,6 +26,8 @@ export class Certificate {
     const { merged, options } = loadMerged(config.name, config.tls, tls, config.baseDir)
     if (handle !== undefined) {
       if (config.tls === undefined) throw new FST_POOL_TLS(config.name, 'it serves plain HTTP on a live socket; stop it, set TLS, then start it again')
+      const refusal = clientCertificatesRefusal(config.tls, merged)
+      if (refusal !== undefined) throw new FST_POOL_TLS(config.name, refusal)
       handle.applyTls(options)
       this.served(options, true, log)
     }
@@ -39,4 +42,15 @@ export class Certificate {
     handle.applyTls(options)
     this.served(options, false, log)
   }
+}
+
+/**
+ * Why a running listener cannot take `next`'s client-certificate settings:
+ * only where Node does not let a live server change them (node-internals.ts,
+ * `tlsServerOptions`) and they differ.
+ */
+export function clientCertificatesRefusal (current: TlsConfig | undefined, next: TlsConfig | undefined): string | undefined {
+  if (clientCertificatesLive() || current === undefined || next === undefined) return undefined
+  const same = (current.requestCert === true) === (next.requestCert === true) && (current.rejectUnauthorized !== false) === (next.rejectUnauthorized !== false)
+  return same ? undefined : `Node ${process.version} does not let a live server change requestCert or rejectUnauthorized; stop and start the listener`
 }

@@ -16,7 +16,7 @@
 // tells when it is done instead (a listener per response): slower, as exact.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { exactAccounting, hasParser, onDestroySoon, parserRequest, writeQueueSize, writingResponse } from './node-internals.ts'
+import { exactAccounting, hasParser, onDestroySoon, parserRequest, stopParsing, writeQueueSize, writingResponse } from './node-internals.ts'
 
 const kCount = Symbol('fastify-pool.dispatched')
 const kRes = Symbol('fastify-pool.response')
@@ -179,11 +179,10 @@ export function lingeringClose (socket: Socket, lingerMs: number): void {
   const s = socket as Http1Socket
   if (s.destroyed || s[kLinger]) return
   s[kLinger] = true
-  // Node's parser reads the socket natively; a 'data' listener of our own makes
-  // it hand the bytes to JavaScript, where nothing parses them any more.
-  s.removeAllListeners('data')
-  s.on('data', discard)
-  s.resume()
+  // What the client still sends is read and dropped, not parsed into
+  // requests (node-internals.ts); where Node does not let that be done, the
+  // connection ends as Node would end it, without reading.
+  stopParsing(s, discard)
   let timer: NodeJS.Timeout | undefined
   const destroy = (): void => { s.destroy() }
   const flushed = (): void => {

@@ -148,7 +148,15 @@ export class Generation {
   /** True once farewell() began closing its Fastify instance (which then refuses inject()). */
   get closing (): boolean { return this.#farewell !== undefined }
 
-  /** Close its Fastify instance (the onClose hooks run now, after the preClose ones if farewell() did not run them). */
+  /**
+   * Close its Fastify instance (the onClose hooks run now, after the
+   * preClose ones if farewell() did not run them). The shared server is left
+   * alone: Fastify's close (fastify.js, the onClose it registers at boot)
+   * closes `instance.server` only `if (!options.serverFactory ||
+   * listening)`, and `forceCloseConnections` acts only while listening; an
+   * instance made with the listener's serverFactory never listens (the
+   * listener's server does). test/fastify-contract.test.ts holds Fastify to it.
+   */
   close (reason: PoolClosing['reason']): Promise<void> {
     this.upgrades.release()
     return this.#closer.finish(this.app, reason)

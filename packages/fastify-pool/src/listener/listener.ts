@@ -16,7 +16,7 @@ import { checkTransition, publishGeneration, publishState } from './state.ts'
 import type { NodeServer, ServerHandle } from './server.ts'
 import { reportCut, Serving } from './serving.ts'
 import type { ServerTlsOptions, TlsConfig } from '../config/tls.ts'
-import { Certificate } from './certificate.ts'
+import { Certificate, clientCertificatesRefusal } from './certificate.ts'
 import { Gate } from './overload.ts'
 import type { Handlers, ListenerContext, ListenerState, ListenerStatus, OverloadStatus, RestartReport, StopOptions, StopReport } from '../config/types.ts'
 
@@ -271,7 +271,7 @@ export class Listener {
       this.#log = this.#logFor(config)
       return undefined
     }
-    const refusal = liveChangeRefusal(current, config)
+    const refusal = liveChangeRefusal(current, config) ?? clientCertificatesRefusal(current.tls, config.tls)
     if (refusal !== undefined) refuse(refusal)
     return this.#restart(config, true)
   }

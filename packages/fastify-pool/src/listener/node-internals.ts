@@ -10,6 +10,7 @@
 // conservative path on purpose (the test suite runs the drain tests so).
 import { createServer, request, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
 import net, { type AddressInfo, type Socket } from 'node:net'
+import { Server as TlsServer } from 'node:tls'
 import { getSystemErrorName } from 'node:util'
 
 /** Each private field, and what the pool does when it cannot use it. */
@@ -41,12 +42,20 @@ export const NODE_INTERNALS = {
   serverHandles: {
     field: 'net._createServerHandle',
     without: "with --workers the workers share their ports through node:cluster's primary (round-robin), and an upgrade of the workers is refused: the primary holds no socket to hand on"
+  },
+  parserData: {
+    field: "the HTTP parser's 'data' listener on a socket",
+    without: 'a closing connection ends without reading (and dropping) what its client still sends'
+  },
+  tlsServerOptions: {
+    field: 'tls.Server requestCert and rejectUnauthorized',
+    without: 'a running HTTPS listener refuses a change of requestCert or rejectUnauthorized (stop and start it)'
   }
 } as const
 
 export type NodeInternal = keyof typeof NODE_INTERNALS
 
-const usable: Record<NodeInternal, boolean> = { parser: true, httpMessage: true, writeQueueSize: true, connections: true, destroySoon: true, listeningFd: true, serverHandles: true }
+const usable: Record<NodeInternal, boolean> = { parser: true, httpMessage: true, writeQueueSize: true, connections: true, destroySoon: true, listeningFd: true, serverHandles: true, parserData: true, tlsServerOptions: true }
 
 /** Which fields are in use (all, until a probe or the switch says otherwise). */
 export function nodeInternals (): Readonly<Record<NodeInternal, boolean>> { return usable }
@@ -124,20 +133,47 @@ export function onDestroySoon (socket: Socket, fn: (this: Socket) => void): void
 }
 
 /**
- * Close the server's listening socket without Node destroying the
- * connections it deems idle: http's close() calls closeIdleConnections()
- * (Node ≥ 19, lib/_http_server.js Server.prototype.close), which counts a
- * connection idle once its response called end(), before the bytes left. An
- * own property shadows the prototype's for that one call.
+ * Stop Node's HTTP parser from reading a socket, so that what its client
+ * still sends is read by `onData` (and dropped) instead of parsed into new
+ * requests. lib/_http_server.js connectionListenerInternal adds the parser's
+ * listener (socketOnData) with socket.on('data'); with a native stream
+ * handle the parser also consumes it in C++ (parser.consume), and a 'data'
+ * listener of JavaScript's own makes the handle give the bytes to
+ * JavaScript instead. Every 'data' listener goes: after the last response
+ * nothing else of the server's may read the socket. Returns false (and
+ * does nothing) when not usable (probed: `parserData`).
  */
-export function closeKeepingConnections (server: { close: (cb: () => void) => unknown, closeIdleConnections?: () => void }, cb: () => void): void {
-  if (typeof server.closeIdleConnections !== 'function') {
-    server.close(cb)
-    return
-  }
-  server.closeIdleConnections = noop
-  server.close(cb)
-  delete server.closeIdleConnections
+export function stopParsing (socket: Socket, onData: (chunk: Buffer) => void): boolean {
+  if (!usable.parserData) return false
+  socket.removeAllListeners('data')
+  socket.on('data', onData)
+  socket.resume()
+  return true
+}
+
+interface TlsServerFields { requestCert?: unknown, rejectUnauthorized?: unknown }
+
+/**
+ * Ask for (or stop asking for) client certificates on a live TLS server.
+ * setSecureContext() takes only the secure context's options; the server
+ * keeps requestCert and rejectUnauthorized as own fields, set by its
+ * constructor (lib/_tls_wrap.js Server) and read for each new connection
+ * (tlsConnectionListener passes them to the TLSSocket). Returns false (and
+ * changes nothing) when not usable (probed: `tlsServerOptions`).
+ */
+export function setClientCertificates (server: object, requestCert: boolean, rejectUnauthorized: boolean): boolean {
+  if (!usable.tlsServerOptions) return false
+  Object.assign(server as TlsServerFields, { requestCert, rejectUnauthorized })
+  return true
+}
+
+/** True when setClientCertificates() can change them on a live server (probed). */
+export function clientCertificatesLive (): boolean { return usable.tlsServerOptions }
+
+/** The constructor keeps both as own boolean fields (what the connection listener reads). */
+function probeTlsServerOptions (): boolean {
+  const fields = new TlsServer({ requestCert: true, rejectUnauthorized: false }) as TlsServerFields
+  return Object.hasOwn(fields, 'requestCert') && fields.requestCert === true && Object.hasOwn(fields, 'rejectUnauthorized') && fields.rejectUnauthorized === false
 }
 
 let probed: Promise<NodeInternal[]> | undefined
@@ -168,8 +204,10 @@ function processWarning (message: string): void {
 
 /** One request over loopback, with Connection: close; each field is looked at where the drain would. */
 async function probe (): Promise<NodeInternal[]> {
-  const seen: Record<NodeInternal, boolean> = { parser: false, httpMessage: false, writeQueueSize: false, connections: false, destroySoon: false, listeningFd: false, serverHandles: probeServerHandles() }
+  const seen: Record<NodeInternal, boolean> = { parser: false, httpMessage: false, writeQueueSize: false, connections: false, destroySoon: false, listeningFd: false, serverHandles: probeServerHandles(), parserData: false, tlsServerOptions: probeTlsServerOptions() }
   const server: HttpServer = createServer((req, res) => {
+    // The parser probe's keep-alive exchange (probeParserData()).
+    if (req.url === '/first') return res.writeHead(200, { 'content-length': 2 }).end('ok')
     const socket = req.socket
     seen.parser = parserRequest(socket) === req
     seen.httpMessage = writingResponse(socket) === res
@@ -202,6 +240,7 @@ async function probe (): Promise<NodeInternal[]> {
       req.once('error', (err) => { clearTimeout(timer); reject(err) })
       req.end()
     })
+    seen.parserData = await probeParserData(server, port)
     // The server closes the connection once the response is done: wait for that close.
     await new Promise<void>(resolve => server.close(() => resolve()))
   } catch {
@@ -210,6 +249,47 @@ async function probe (): Promise<NodeInternal[]> {
     return []
   }
   return (Object.keys(seen) as NodeInternal[]).filter(k => !seen[k])
+}
+
+/**
+ * A keep-alive request on a raw socket; once its response is done, the
+ * parser is stopped (stopParsing()) and a second request sent: it must reach
+ * the 'data' listener and not the server as a request.
+ */
+async function probeParserData (server: HttpServer, port: number): Promise<boolean> {
+  let requests = 0
+  let dropped = false
+  const onRequest = (): void => { requests++ }
+  server.on('request', onRequest)
+  const socket = net.connect({ host: '127.0.0.1', port })
+  try {
+    return await new Promise<boolean>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the parser probe took over 5 s')), 5000)
+      timer.unref()
+      socket.once('error', (err) => { clearTimeout(timer); reject(err) })
+      server.once('request', (req: IncomingMessage, res: ServerResponse) => {
+        const served = req.socket
+        res.once('finish', () => {
+          const stopped = stopParsing(served, () => {
+            dropped = true
+            // A request the parser still saw would have been emitted before the data reached us, or in this turn.
+            setImmediate(() => { clearTimeout(timer); resolve(requests === 1) })
+          })
+          if (!stopped) { clearTimeout(timer); resolve(false) }
+        })
+      })
+      let answered = false
+      socket.on('data', () => {
+        if (answered) return
+        answered = true
+        socket.write('GET /second HTTP/1.1\r\nhost: probe\r\n\r\n')
+      })
+      socket.write('GET /first HTTP/1.1\r\nhost: probe\r\n\r\n')
+    }) && dropped
+  } finally {
+    server.removeListener('request', onRequest)
+    socket.destroy()
+  }
 }
 
 /**
@@ -306,5 +386,3 @@ export function handleForFd (fd: number): ServerHandle | undefined {
   const made = makeHandle(null, null, null, fd)
   return typeof made === 'number' ? undefined : made
 }
-
-function noop (): void {}

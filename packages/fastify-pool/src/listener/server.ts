@@ -6,7 +6,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https'
 import { createSecureServer, createServer as createH2Server, type Http2SecureServer, type Http2Server, type Http2Session } from 'node:http2'
 import { existsSync, renameSync, rmSync } from 'node:fs'
-import type { AddressInfo, Socket } from 'node:net'
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net'
 import { basename, dirname, join } from 'node:path'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { formatAddress } from '../config/address.ts'
@@ -15,7 +15,7 @@ import type { ListenerContext } from '../config/types.ts'
 import { explainListenError } from '../base/errors.ts'
 import { markSocket, sendStalled, type Http1Socket } from './connections.ts'
 import type { ServerTlsOptions } from '../config/tls.ts'
-import { closeKeepingConnections } from './node-internals.ts'
+import { setClientCertificates } from './node-internals.ts'
 import { UpgradeRouter } from './upgrades.ts'
 
 export type NodeServer = HttpServer | Http2Server | Http2SecureServer
@@ -158,20 +158,29 @@ export class ServerHandle {
     if (!('setSecureContext' in server)) return
     const tls: TlsServer = server
     tls.setSecureContext(options)
-    // setSecureContext() leaves these alone; the server reads them for each new connection.
-    Object.assign(tls, { requestCert: options.requestCert === true, rejectUnauthorized: options.rejectUnauthorized !== false })
+    // setSecureContext() leaves these alone; the server reads them for each
+    // new connection. Where Node does not let them change, a change was
+    // refused before this (clientCertificatesRefusal()).
+    setClientCertificates(tls, options.requestCert === true, options.rejectUnauthorized !== false)
   }
 
   /**
    * Stop accepting connections; resolves once the last one is gone. Node's
-   * http close() first destroys every connection it deems idle, and it deems
-   * a connection idle once its response called end(), before the bytes are
-   * flushed: a large response to a slow reader lost its tail. The drain
-   * closes connections itself, so that step is skipped here.
+   * http close() first destroys every connection it deems idle (Node ≥ 19,
+   * httpServerPreClose), and it deems a connection idle once its request
+   * was read (nodejs/node#43890), whatever its response still has to send: a
+   * large response to a slow reader lost its tail. The drain closes the
+   * connections itself, so the listening socket is closed with net.Server's
+   * close() (http, https and http2 servers are net.Servers), which closes
+   * nothing else; once the last connection is gone, the server's own close()
+   * clears what http keeps running for it (the timeouts' checking timer).
    */
   close (handOff = false): Promise<void> {
     this.#stopSweep()
-    return new Promise<void>(resolve => closeKeepingConnections(this.server as HttpServer, resolve)).then(() => {
+    const server = this.server
+    return new Promise<void>(resolve => {
+      NetServer.prototype.close.call(server, () => { server.close(() => resolve()) })
+    }).then(() => {
       // A successor serves on the socket file after a hand-off; else it goes with the listener, as Node would remove it.
       if (this.#unixPath !== undefined && !handOff) rmSync(this.#unixPath, { force: true })
     })
