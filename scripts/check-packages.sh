@@ -264,7 +264,9 @@ step "the scaffolder"
 (cd "$P" && npx create-fastify-pool my-app >/dev/null && npx create-fastify-pool my-app-ts --ts >/dev/null)
 for app in my-app my-app-ts; do
   # Not yet on the registry: the new project installs the tarballs instead.
-  (cd "$P/$app" && npm install --no-audit --no-fund --silent "$LIB" "$CLI" >/dev/null)
+  (cd "$P/$app" && npm install --no-audit --no-fund "$LIB" "$CLI" > install.log 2>&1) || { cat "$P/$app/install.log" >&2; exit 1; }
+  # No install script left for the user to approve (npm 11.16+ lists them): the template's allowScripts covers tsx's esbuild.
+  if grep -q 'install-scripts' "$P/$app/install.log"; then echo "$app: npm install asks to approve install scripts" >&2; cat "$P/$app/install.log" >&2; exit 1; fi
   # Every relative link of its README resolves in the installed project.
   links="$(grep -o '](\([^)#]*\)' "$P/$app/README.md" | sed 's/^](//' | grep -v -E '^(https?:|mailto:|#|$)' || true)"
   for link in $links; do [ -e "$P/$app/$link" ] || { echo "$app: README links $link, which the project lacks" >&2; exit 1; }; done
