@@ -3,8 +3,9 @@
 # install the tarballs with npm into a fresh project outside the workspace
 # (with the oldest and the newest Fastify 5), and use them there as a user
 # would: ESM import and require() on Node 20 and 24, a strict TypeScript
-# consumer under node16, nodenext and bundler, the command, the scaffolder;
-# then publint and arethetypeswrong on each tarball.
+# consumer under node16, nodenext and bundler, the command, the scaffolder
+# (its JavaScript and TypeScript starters installed, started and tested on
+# Node 20 and 24); then publint and arethetypeswrong on each tarball.
 #   scripts/check-packages.sh [node24-binary]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ cleanup () {
   rm -rf "$WORK"
   # prepack builds dist/ and copies the template into the workspace; a source
   # checkout runs its TypeScript, so leave it as it was.
-  rm -rf packages/*/dist packages/*/tsconfig.tsbuildinfo packages/create-fastify-pool/template packages/*/docs
+  rm -rf packages/*/dist packages/*/tsconfig.tsbuildinfo packages/create-fastify-pool/template packages/create-fastify-pool/template-ts packages/*/docs
 }
 trap cleanup EXIT
 step () { echo "--- packages: $*"; }
@@ -208,8 +209,86 @@ console.log('status page ok')
 JS
 (cd "$P" && node page.mjs)
 
+# A scaffolded project used as its README says, with whichever Node is first
+# in PATH: `npm start` serves on ports the system picks (its listen addresses
+# come from the environment), the HTTPS one with the certificate --dev-cert
+# wrote; `npx fastify-pool ps` reads the running pool; SIGTERM to npm drains
+# it and npm exits 0. Every step awaits its event, with a bound.
+cat > "$WORK/serves.mjs" <<'JS'
+import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { get } from 'node:https'
+import { createServer } from 'node:net'
+
+let npm
+// The command drains on SIGTERM (and on its own once npm is gone): nothing is left running.
+const fail = (message, output = '') => { npm?.kill('SIGTERM'); console.error(`${process.cwd()} on Node ${process.version}: ${message}\n${output}`); process.exit(1) }
+const free = await new Promise((resolve) => { const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)) }) })
+const env = { ...process.env, PUBLIC_LISTEN: '127.0.0.1:0', SECURE_LISTEN: '127.0.0.1:0', ADMIN_LISTEN: `127.0.0.1:${free}` }
+npm = spawn('npm', ['start', '--silent', '--', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+let out = ''
+let stdout = ''
+let serving = false
+const exited = new Promise((resolve) => npm.once('exit', (code, signal) => resolve(code ?? signal)))
+const timer = setTimeout(() => fail('npm start did not serve or stop within 30 s', out), 30_000)
+const started = await new Promise((resolve) => {
+  const look = () => {
+    // Whole lines only; with --json every one of them is JSON.
+    const line = stdout.split('\n').slice(0, -1).find((l) => JSON.parse(l).msg === 'pool started')
+    if (line !== undefined && !serving) { serving = true; resolve(JSON.parse(line)) }
+  }
+  npm.stdout.setEncoding('utf8').on('data', (c) => { out += c; stdout += c; look() })
+  npm.stderr.setEncoding('utf8').on('data', (c) => { out += c })
+  exited.then((code) => { if (!serving) fail(`npm start exited (${code}) before the pool started`, out) })
+})
+const at = Object.fromEntries(started.listeners.map((l) => [l.name, l.url]))
+const item = await (await fetch(`${at.public}/items/2`)).json()
+if (item.id !== 2) fail(`public /items/2: ${JSON.stringify(item)}`, out)
+const secure = await new Promise((resolve, reject) => {
+  get(`${at.secure}/healthz`, { ca: readFileSync('certs/dev.crt') }, (res) => { res.resume(); resolve(res.statusCode) }).on('error', reject)
+})
+if (secure !== 200) fail(`secure /healthz: ${secure}`, out)
+const status = await (await fetch(`${at.admin}/pool`)).json()
+if (status.listeners.map((l) => l.state).join() !== 'running,running,running') fail(`admin /pool: ${JSON.stringify(status)}`, out)
+const ps = spawnSync('npx', ['fastify-pool', 'ps'], { env, encoding: 'utf8' })
+if (ps.status !== 0 || !/^public\s/m.test(ps.stdout)) fail(`npx fastify-pool ps: exit ${ps.status}`, ps.stdout + ps.stderr)
+npm.kill('SIGTERM')
+const code = await exited
+clearTimeout(timer)
+if (code !== 0) fail(`npm start exited ${code} on SIGTERM`, out)
+if (!out.includes('"pool stopped"')) fail('no "pool stopped" line', out)
+await fetch(`${at.public}/`).then(() => fail('the public listener still answers after the drain'), () => {})
+console.log(`${process.cwd().split('/').pop()} on Node ${process.version}: npm start serves; SIGTERM drains`)
+JS
+
+starter_checks () { # dir [node-binary]
+  local dir="$1" path="$PATH" version log
+  if [ -n "${2:-}" ]; then path="$(dirname "$2"):$PATH"; fi
+  version="$(PATH="$path" node --version)"
+  log="$dir/test-$version.log"
+  (cd "$dir" && PATH="$path" node "$WORK/serves.mjs")
+  (cd "$dir" && PATH="$path" npm test > "$log" 2>&1) || { echo "$dir: npm test fails on Node $version" >&2; cat "$log" >&2; exit 1; }
+  grep -q 'pass [1-9]' "$log" || { echo "$dir: npm test ran no test on Node $version" >&2; cat "$log" >&2; exit 1; }
+  echo "$(basename "$dir") on Node $version: npm test passes"
+}
+
 step "the scaffolder"
-(cd "$P" && npx create-fastify-pool my-app >/dev/null)
-# Not yet on the registry: the new project installs the tarballs instead.
-(cd "$P/my-app" && npm install --no-audit --no-fund --silent "$LIB" "$CLI" >/dev/null && npm test >/dev/null)
+(cd "$P" && npx create-fastify-pool my-app >/dev/null && npx create-fastify-pool my-app-ts --ts >/dev/null)
+for app in my-app my-app-ts; do
+  # Not yet on the registry: the new project installs the tarballs instead.
+  (cd "$P/$app" && npm install --no-audit --no-fund "$LIB" "$CLI" > install.log 2>&1) || { cat "$P/$app/install.log" >&2; exit 1; }
+  # No install script left for the user to approve (npm 11.16+ lists them): the template's allowScripts covers tsx's esbuild.
+  if grep -q 'install-scripts' "$P/$app/install.log"; then echo "$app: npm install asks to approve install scripts" >&2; cat "$P/$app/install.log" >&2; exit 1; fi
+  # Every relative link of its README resolves in the installed project.
+  links="$(grep -o '](\([^)#]*\)' "$P/$app/README.md" | sed 's/^](//' | grep -v -E '^(https?:|mailto:|#|$)' || true)"
+  for link in $links; do [ -e "$P/$app/$link" ] || { echo "$app: README links $link, which the project lacks" >&2; exit 1; }; done
+  starter_checks "$P/$app"
+  if [ -n "$NODE24" ]; then starter_checks "$P/$app" "$NODE24"; fi
+done
+# The TypeScript starter's route modules hold only erasable syntax: where Node
+# strips types, the command imports them without tsx.
+if [ -n "$NODE24" ]; then
+  (cd "$P/my-app-ts" && PATH="$(dirname "$NODE24"):$PATH" npx fastify-pool validate >/dev/null) \
+    || { echo "my-app-ts: Node 24 does not run its route modules without tsx" >&2; exit 1; }
+fi
 echo "--- packages: all checks passed"

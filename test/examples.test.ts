@@ -15,8 +15,8 @@ import { openClient } from './fixtures/websocket.ts'
 const EXAMPLES = join(ROOT, 'examples')
 
 /** Start `fastify-pool start` on an example's file; resolves with each listener's URL. */
-async function start (t: Parameters<typeof tempDir>[0], file: string, env: Record<string, string>, args: string[] = []): Promise<{ child: Child, at: Record<string, string> }> {
-  const child = run(t, [BIN, 'start', '--json', '-c', file, ...args], { env })
+async function start (t: Parameters<typeof tempDir>[0], file: string, env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): Promise<{ child: Child, at: Record<string, string> }> {
+  const child = run(t, [...nodeArgs, BIN, 'start', '--json', '-c', file, ...args], { env })
   await child.waitFor(out => /"msg":"pool started"/.test(out))
   const entry = logLines(child.stdout()).find(l => l.msg === 'pool started')
   const at: Record<string, string> = {}
@@ -24,28 +24,32 @@ async function start (t: Parameters<typeof tempDir>[0], file: string, env: Recor
   return { child, at }
 }
 
-test('starter: three listeners answer, the admin one on loopback with the pool status, and SIGINT drains', async (t) => {
-  const certs = tempDir(t)
-  const env = {
-    PUBLIC_LISTEN: '127.0.0.1:0',
-    SECURE_LISTEN: '127.0.0.1:0',
-    ADMIN_LISTEN: '127.0.0.1:0',
-    TLS_CERT: join(certs, 'dev.crt'),
-    TLS_KEY: join(certs, 'dev.key')
-  }
-  // --dev-cert writes the certificate on first run, as `npm start` does.
-  const { child, at } = await start(t, join(EXAMPLES, 'starter/pool.yaml'), env, ['--dev-cert'])
-  const ca = readFileSync(env.TLS_CERT, 'utf8')
-  assert.deepEqual(JSON.parse((await get(`${at.public}/`)).body), { hello: 'world' })
-  assert.deepEqual(JSON.parse((await get(`${at.secure}/items/2`, { ca })).body), { id: 2, name: 'item 2' })
-  const status = JSON.parse((await get(`${at.admin}/pool`)).body) as { listeners: Array<{ name: string, state: string }> }
-  assert.deepEqual(status.listeners.map(l => [l.name, l.state]), [['public', 'running'], ['secure', 'running'], ['admin', 'running']])
-  assert.equal((await get(`${at.admin}/readyz`)).status, 200)
-  assert.equal((await get(`${at.public}/pool`)).status, 404, 'the pool status is not on the public listener')
-  child.proc.kill('SIGINT')
-  assert.equal((await child.exited).code, 0)
-  assert.ok(logLines(child.stdout()).some(l => l.msg === 'pool stopped'))
-})
+// The TypeScript starter's `npm start` runs the command under `node --import
+// tsx`, so that Node 20 imports its .ts route modules too.
+for (const [example, nodeArgs] of [['starter', []], ['starter-ts', ['--import', 'tsx']]] as const) {
+  test(`${example}: three listeners answer, the admin one on loopback with the pool status, and SIGINT drains`, async (t) => {
+    const certs = tempDir(t)
+    const env = {
+      PUBLIC_LISTEN: '127.0.0.1:0',
+      SECURE_LISTEN: '127.0.0.1:0',
+      ADMIN_LISTEN: '127.0.0.1:0',
+      TLS_CERT: join(certs, 'dev.crt'),
+      TLS_KEY: join(certs, 'dev.key')
+    }
+    // --dev-cert writes the certificate on first run, as `npm start` does.
+    const { child, at } = await start(t, join(EXAMPLES, example, 'pool.yaml'), env, ['--dev-cert'], [...nodeArgs])
+    const ca = readFileSync(env.TLS_CERT, 'utf8')
+    assert.deepEqual(JSON.parse((await get(`${at.public}/`)).body), { hello: 'world' })
+    assert.deepEqual(JSON.parse((await get(`${at.secure}/items/2`, { ca })).body), { id: 2, name: 'item 2' })
+    const status = JSON.parse((await get(`${at.admin}/pool`)).body) as { listeners: Array<{ name: string, state: string }> }
+    assert.deepEqual(status.listeners.map(l => [l.name, l.state]), [['public', 'running'], ['secure', 'running'], ['admin', 'running']])
+    assert.equal((await get(`${at.admin}/readyz`)).status, 200)
+    assert.equal((await get(`${at.public}/pool`)).status, 404, 'the pool status is not on the public listener')
+    child.proc.kill('SIGINT')
+    assert.equal((await child.exited).code, 0)
+    assert.ok(logLines(child.stdout()).some(l => l.msg === 'pool stopped'))
+  })
+}
 
 test('starter: its default ports are not common ones, and the admin listener is on loopback', () => {
   const yaml = readFileSync(join(EXAMPLES, 'starter/pool.yaml'), 'utf8')
@@ -61,6 +65,12 @@ test('starter: pool.yaml points editors at the shipped JSON Schema', () => {
   assert.equal(schema.title, 'fastify-pool configuration')
 })
 
+test('starter-ts: its pool.yaml is the starter\'s, with the route modules in TypeScript', () => {
+  const js = readFileSync(join(EXAMPLES, 'starter/pool.yaml'), 'utf8')
+  assert.equal(readFileSync(join(EXAMPLES, 'starter-ts/pool.yaml'), 'utf8'), js.replace(/^( {2}\w+: \.\/routes\/\w+)\.js$/gm, '$1.ts'))
+})
+
+// starter-ts's own tests and type check run in scaffold.test.ts, on the project --ts creates from it.
 test('starter: its own tests pass', async (t) => {
   // Files, not the folder: Node 20 runs a folder, later versions take arguments as globs.
   const files = readdirSync(join(EXAMPLES, 'starter/test')).filter(f => f.endsWith('.test.js')).map(f => `test/${f}`)
@@ -88,7 +98,7 @@ async function stop (child: Child): Promise<void> {
 // examples/systemd is tested in systemd.test.ts (it needs systemd-socket-activate).
 test('every example has a README and a test here', () => {
   const folders = readdirSync(EXAMPLES, { withFileTypes: true }).filter(d => d.isDirectory()).map(d => d.name).sort()
-  assert.deepEqual(folders, ['admin-public', 'blue-green', 'environments', 'gateway', 'kubernetes', 'multi-port', 'starter', 'systemd', 'websocket'])
+  assert.deepEqual(folders, ['admin-public', 'blue-green', 'environments', 'gateway', 'kubernetes', 'multi-port', 'starter', 'starter-ts', 'systemd', 'websocket'])
   for (const f of folders) assert.ok(existsSync(join(EXAMPLES, f, 'README.md')), `${f}/README.md`)
 })
 

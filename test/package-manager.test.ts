@@ -113,8 +113,8 @@ test('SIGTERM to `npx fastify-pool start` (npm exec runs the bin under a shell o
   await assert.rejects(get(`http://127.0.0.1:${started.port}/`), { code: 'ECONNREFUSED' })
 })
 
-test('the starter, the scaffolded app, the Kubernetes example and this repository start the command with exec', () => {
-  const scripts = ['package.json', 'examples/starter/_package.json', 'examples/kubernetes/package.json']
+test('the starters (JavaScript and TypeScript), the scaffolded apps, the Kubernetes example and this repository start the command with exec', () => {
+  const scripts = ['package.json', 'examples/starter/_package.json', 'examples/starter-ts/_package.json', 'examples/kubernetes/package.json']
     .map(file => [file, (JSON.parse(readFileSync(join(ROOT, file), 'utf8')) as { scripts: { start: string } }).scripts.start])
   for (const [file, start] of scripts) assert.match(start ?? '', /^exec /, `${file}: ${start}`)
 })

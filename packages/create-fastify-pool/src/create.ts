@@ -10,7 +10,9 @@ export interface CreateOptions {
   target: string
   /** Package name (default: the folder's name, made a valid npm name). */
   name?: string
-  /** Template folder (default: the one shipped with this package, or examples/starter in a source checkout). */
+  /** Start from the TypeScript variant of the starter (default false). */
+  typescript?: boolean
+  /** Template folder (default: the one shipped with this package, or examples/starter in a source checkout; with `typescript`, template-ts or examples/starter-ts). */
   template?: string
 }
 
@@ -35,10 +37,10 @@ const RENAMES: Record<string, string> = { '_package.json': 'package.json', _giti
 // Things a run of the template leaves behind, never copied.
 const SKIP = new Set(['node_modules', 'certs', 'package.json'])
 
-export function defaultTemplate (): string {
-  const shipped = fileURLToPath(new URL('../template', import.meta.url))
+export function defaultTemplate (typescript = false): string {
+  const shipped = fileURLToPath(new URL(typescript ? '../template-ts' : '../template', import.meta.url))
   if (existsSync(shipped)) return shipped
-  return fileURLToPath(new URL('../../../examples/starter', import.meta.url))
+  return fileURLToPath(new URL(typescript ? '../../../examples/starter-ts' : '../../../examples/starter', import.meta.url))
 }
 
 /** A valid npm package name from a folder name. */
@@ -49,7 +51,7 @@ export function packageName (folder: string): string {
 
 export async function createProject (options: CreateOptions): Promise<CreateResult> {
   const target = resolve(options.target)
-  const template = options.template ?? defaultTemplate()
+  const template = options.template ?? defaultTemplate(options.typescript ?? false)
   const name = options.name ?? packageName(basename(target))
   if (existsSync(target)) {
     const entries = await readdir(target)
