@@ -28,6 +28,7 @@ export type { ReloadEvent, ReloadReport, TrafficFigures, ControlOptions, Factory
 export type { ReloadOptions } from './reload.ts'
 export type { PoolClosing } from './listener/closing.ts'
 export type { ProcessFigures } from './observability/process-figures.ts'
+export type { ControlStatusBody, ControlActionBody, ControlResult } from './control/control.ts'
 export type { PeriodicMonitorOptions, MonitorOptions, MonitorReport, MonitorStatus, VersionInfo } from './observability/monitor.ts'
 export type { AutoRestartOptions } from './observability/auto-restart.ts'
 
