@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { createPool, errors, type ListenerFailure } from 'fastify-pool'
+import { COMMAND_CODES } from '../packages/fastify-pool-cli/src/codes.ts'
+import { readdirSync } from 'node:fs'
 
 const docs = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8')
 
@@ -38,7 +40,7 @@ test('every exported error code has a heading in docs/errors.md', () => {
 test('every code documented in docs/errors.md exists, once', () => {
   const codes = exportedCodes()
   const documented = documentedCodes()
-  for (const code of documented) assert.ok(codes.has(code), `docs/errors.md documents ${code}, which errors.ts does not export`)
+  for (const code of documented) assert.ok(codes.has(code) || Object.hasOwn(COMMAND_CODES, code), `docs/errors.md documents ${code}, which neither errors.ts nor the command's codes.ts has`)
   assert.equal(new Set(documented).size, documented.length, 'no code is documented twice')
 })
 
@@ -136,4 +138,17 @@ test('listenerFailures: the message names every listener; a single failure is al
   assert.equal(two.message, 'Failed to start: a (:1): boom a; b (:2): boom b')
   assert.equal(two.cause, undefined)
   assert.equal(two.errors.length, 2)
+})
+
+test('every code the command gives is in its table (codes.ts) or the library\'s, and documented', () => {
+  const documented = new Set(documentedCodes())
+  for (const code of Object.keys(COMMAND_CODES)) assert.ok(documented.has(code), `${code} is not documented in docs/errors.md`)
+  const library = exportedCodes()
+  const dir = new URL('../packages/fastify-pool-cli/src/', import.meta.url)
+  for (const file of readdirSync(dir)) {
+    const text = readFileSync(new URL(file, dir), 'utf8')
+    for (const [, code] of text.matchAll(/'(FST_POOL_[A-Z0-9_]+)'/g)) {
+      assert.ok(library.has(code as string) || Object.hasOwn(COMMAND_CODES, code as string), `${file} gives ${code}, which no table has`)
+    }
+  }
 })

@@ -6,6 +6,7 @@ import { connect as netConnect } from 'node:net'
 import { dirname } from 'node:path'
 import { isLocalOnly, parseListen } from 'fastify-pool/address'
 import { readDocument } from './document.ts'
+import type { CommandCode } from './codes.ts'
 
 /** Where the control API of the pool a file describes is, and how to be let in. */
 export interface ControlTarget {
@@ -24,11 +25,11 @@ export interface ControlTarget {
 export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2, notRunning: 3, unauthorized: 4, noMatch: 5 })
 
 /** The code of a command's error line (--json), by exit code. */
-const CODES: Record<number, string> = { 1: 'FST_POOL_REFUSED', 2: 'FST_POOL_USAGE', 3: 'FST_POOL_NOT_RUNNING', 4: 'FST_POOL_UNAUTHORIZED', 5: 'FST_POOL_NO_MATCH' }
+const CODES: Record<number, CommandCode> = { 1: 'FST_POOL_REFUSED', 2: 'FST_POOL_USAGE', 3: 'FST_POOL_NOT_RUNNING', 4: 'FST_POOL_UNAUTHORIZED', 5: 'FST_POOL_NO_MATCH' }
 
 export class ControlError extends Error {
   readonly exitCode: number
-  readonly code: string
+  readonly code: CommandCode
   /** Problems the pool named (a refused reload), each with its path. */
   readonly problems: Array<{ path?: string, message?: string }> | undefined
   constructor (message: string, exitCode: number, problems?: Array<{ path?: string, message?: string }>) {

@@ -129,7 +129,12 @@ export class InheritedSockets implements SocketSource {
     for (const [bind, fd] of this.#handed) {
       if (this.#taken.has(fd)) continue
       this.#taken.add(fd)
-      try { closeSync(fd) } catch {}
+      try {
+        closeSync(fd)
+      } catch (err) {
+        // Closed already (EBADF): nothing left to release. Anything else is a real fault.
+        if ((err as NodeJS.ErrnoException).code !== 'EBADF') throw err
+      }
       released.push(bind)
     }
     return released

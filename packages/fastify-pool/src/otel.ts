@@ -8,7 +8,7 @@
 // @opentelemetry/api: neither is a dependency of this package.
 import cluster from 'node:cluster'
 import type { FastifyRequest } from 'fastify'
-import { kServedBy } from './listener/generation.ts'
+import { kServedBy } from './listener/build.ts'
 
 /** The listener's name. */
 export const ATTR_LISTENER = 'fastify_pool.listener'

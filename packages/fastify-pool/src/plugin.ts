@@ -59,7 +59,8 @@ async function plugin (app: FastifyInstance, options: FastifyPoolOptions): Promi
   let stopping: Promise<unknown> | undefined
   const stop = (): Promise<unknown> => (stopping ??= drain(started, drainDelay))
   app.addHook('preClose', (done) => {
-    stop().catch(() => {})
+    // Its failure is close()'s: onClose awaits the same promise and rejects with it.
+    stop().catch(noop)
     done()
   })
   app.addHook('onClose', async () => { await stop() })
@@ -92,11 +93,11 @@ function startWithListen (app: FastifyInstance, pool: Pool, monitor: PeriodicMon
   server.listen = function listenAfterPool (this: typeof server, ...args: unknown[]) {
     const before = new Set([...pool].filter(l => l.isRunning))
     pool.start().then(() => {
-      if (monitor !== undefined && !pool.monitoring) pool.startMonitor(monitor).catch(() => {})
+      if (monitor !== undefined && !pool.monitoring) pool.startMonitor(monitor).catch((err: unknown) => { app.log.error({ err }, 'fastify-pool: the periodic monitor failed to start') })
       const undo = (): void => {
         server.removeListener('listening', keep)
         if (monitor !== undefined) pool.stopMonitor()
-        for (const l of pool) if (!before.has(l) && l.isRunning) l.stop().catch(() => {})
+        for (const l of pool) if (!before.has(l) && l.isRunning) l.stop().catch((err: unknown) => { app.log.error({ err, listener: l.name }, 'fastify-pool: a listener started for listen() failed to stop after the app\'s port failed to open') })
       }
       const keep = (): void => { server.removeListener('error', undo) }
       server.once('error', undo)
@@ -114,3 +115,5 @@ function startWithListen (app: FastifyInstance, pool: Pool, monitor: PeriodicMon
 /** The fastify-pool plugin: `app.register(fastifyPool, { servers, handlers, ... })`. */
 export const fastifyPool = fp(plugin, { fastify: '5.x', name: 'fastify-pool' })
 export default fastifyPool
+
+function noop (): void {}

@@ -167,7 +167,9 @@ async function change (s: ChangeStep, ctx: ListenerContext, live: boolean, timeo
       try {
         await next.start()
       } catch (err) {
-        if (wasRunning) await old.start().catch(() => {})
+        if (wasRunning) {
+          await old.start().catch((again: unknown) => { ctx.logger?.error({ err: again, listener: old.name }, 'reload undone, but the previous listener failed to start again') })
+        }
         throw err
       }
     }

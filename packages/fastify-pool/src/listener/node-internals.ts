@@ -306,7 +306,7 @@ export function listeningFd (server: object): number | undefined {
 }
 
 /** A listening socket's handle of Node's own (a TCP or Pipe wrap), as net.Server.listen() takes it. */
-export interface ServerHandle {
+export interface ListeningHandle {
   fd: number
   close: () => void
   // src/tcp_wrap.cc TCPWrap::GetSockName: fills `out` with address, family and port; 0 or a negative errno.
@@ -322,13 +322,13 @@ interface ServerHandleMaker {
   _createServerHandle?: (address: string | null, port: number | null, addressType: number | null, fd?: number, flags?: number) => unknown
 }
 
-function makeHandle (...args: Parameters<NonNullable<ServerHandleMaker['_createServerHandle']>>): ServerHandle | number {
+function makeHandle (...args: Parameters<NonNullable<ServerHandleMaker['_createServerHandle']>>): ListeningHandle | number {
   const make = (net as ServerHandleMaker)._createServerHandle
   if (typeof make !== 'function') return -1
   const made = make(...args)
   if (typeof made === 'number') return made
-  const handle = made as Partial<ServerHandle> | null
-  return handle !== null && typeof handle === 'object' && typeof handle.fd === 'number' && typeof handle.close === 'function' ? handle as ServerHandle : -1
+  const handle = made as Partial<ListeningHandle> | null
+  return handle !== null && typeof handle === 'object' && typeof handle.fd === 'number' && typeof handle.close === 'function' ? handle as ListeningHandle : -1
 }
 
 function probeServerHandles (): boolean {
@@ -351,7 +351,7 @@ function probeServerHandles (): boolean {
  * together. Throws an Error with the errno's code (EADDRINUSE, EACCES, ...).
  * Only when `serverHandles` is usable.
  */
-export function bindTcpHandle (host: string | null, port: number, family: 4 | 6): ServerHandle {
+export function bindTcpHandle (host: string | null, port: number, family: 4 | 6): ListeningHandle {
   const made = makeHandle(host, port, host === null ? null : family)
   let code: string
   if (typeof made === 'number') {
@@ -368,7 +368,7 @@ export function bindTcpHandle (host: string | null, port: number, family: 4 | 6)
 }
 
 /** The port a bound TCP handle has (the one the kernel chose for port 0). */
-export function boundPort (handle: ServerHandle): number | undefined {
+export function boundPort (handle: ListeningHandle): number | undefined {
   const name: { port?: number } = {}
   return handle.getsockname?.(name) === 0 ? name.port : undefined
 }
@@ -381,7 +381,7 @@ export function boundPort (handle: ServerHandle): number | undefined {
  * (`exclusive`). Undefined when Node cannot make one (a primary that
  * found `serverHandles` unusable hands no descriptor to its workers).
  */
-export function handleForFd (fd: number): ServerHandle | undefined {
+export function handleForFd (fd: number): ListeningHandle | undefined {
   if (!usable.serverHandles) return undefined
   const made = makeHandle(null, null, null, fd)
   return typeof made === 'number' ? undefined : made

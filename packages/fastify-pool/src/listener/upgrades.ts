@@ -16,12 +16,13 @@ import type { Server, Socket } from 'node:net'
 import { markUpgraded } from './connections.ts'
 
 export const UPGRADE_EVENTS = ['upgrade', 'connect'] as const
-export type UpgradeEvent = typeof UPGRADE_EVENTS[number]
-type Listener = (...args: unknown[]) => void
+export type UpgradeEventName = typeof UPGRADE_EVENTS[number]
+/** A listener of the server's upgrade events. */
+type EventListener = (...args: unknown[]) => void
 
 /** What one generation serves of the upgrade events, and the connections it upgraded that are still open. */
 export class Upgrades {
-  readonly listeners: Record<UpgradeEvent, Listener[]> = { upgrade: [], connect: [] }
+  readonly listeners: Record<UpgradeEventName, EventListener[]> = { upgrade: [], connect: [] }
   /** Upgraded connections still open (for TLS, the TLS socket). */
   readonly sockets = new Set<Duplex>()
   #idle: Array<() => void> = []
@@ -29,7 +30,7 @@ export class Upgrades {
   get size (): number { return this.sockets.size }
 
   /** Count the socket as this generation's until it closes, then hand the event to its listeners. */
-  handle (event: UpgradeEvent, server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  handle (event: UpgradeEventName, server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const sockets = this.sockets
     if (!socket.destroyed) {
       sockets.add(socket)
@@ -79,12 +80,12 @@ export class UpgradeRouter {
   #building: Upgrades | undefined
   /** Set while the listener drains: handshakes are answered 503. */
   #refusing = false
-  readonly #ours: Record<UpgradeEvent, Listener>
+  readonly #ours: Record<UpgradeEventName, EventListener>
   #sweepQueued = false
 
   constructor (server: Server) {
     this.#server = server
-    const route = (event: UpgradeEvent): Listener => (req, socket, head) => this.#route(event, req as IncomingMessage, socket as Duplex, head as Buffer)
+    const route = (event: UpgradeEventName): EventListener => (req, socket, head) => this.#route(event, req as IncomingMessage, socket as Duplex, head as Buffer)
     this.#ours = { upgrade: route('upgrade'), connect: route('connect') }
     // A listener is added after 'newListener' returns: move it from a
     // microtask, which runs before any socket can bring an event.
@@ -100,7 +101,7 @@ export class UpgradeRouter {
   sweep (): void {
     const into = this.#building ?? this.#serving
     for (const event of UPGRADE_EVENTS) {
-      for (const listener of this.#server.rawListeners(event) as Listener[]) {
+      for (const listener of this.#server.rawListeners(event) as EventListener[]) {
         if (listener === this.#ours[event]) continue
         this.#server.removeListener(event, listener)
         // An unowned listener (none is being built or serving) is dropped: nothing could route to it.
@@ -137,7 +138,7 @@ export class UpgradeRouter {
     }
   }
 
-  #route (event: UpgradeEvent, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  #route (event: UpgradeEventName, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     markUpgraded(socket as Socket)
     const serving = this.#serving
     if (this.#refusing || serving === undefined) return refuseUpgrade(socket)
