@@ -30,10 +30,10 @@ export function dashboardHtml (path: string): string {
 <form id="token" hidden><label>Control token <input type="password" name="token" autocomplete="off"></label><button>Use</button></form>
 <p id="error" hidden></p>
 <section><h2>Listeners</h2>
-<table id="listeners"><thead><tr><th>worker</th><th>name</th><th>state</th><th>url</th><th>generation</th><th>uptime</th><th>in flight</th><th>upgraded</th><th title="responses per second, about the last 10 s">req/s</th><th title="share of 5xx responses">5xx</th><th>p50</th><th>p99</th><th title="requests answered 503 by load shedding; while it sheds, how long the requests it serves waited">shed</th><th>certificate</th><th>last error</th><th></th></tr></thead><tbody></tbody></table>
+<div class="scroll"><table id="listeners"><thead><tr><th class="worker">worker</th><th>name</th><th></th><th>state</th><th>url</th><th>generation</th><th>uptime</th><th>in flight</th><th>upgraded</th><th title="responses per second, about the last 10 s">req/s</th><th title="share of 5xx responses">5xx</th><th>p50</th><th>p99</th><th title="requests answered 503 by load shedding; while it sheds, how long the requests it serves waited">shed</th><th>certificate</th><th>last error</th></tr></thead><tbody></tbody></table></div>
 </section>
 <section><h2>Processes</h2>
-<table id="processes"><thead><tr><th>process</th><th>pid</th><th>node</th><th>started</th><th>uptime</th><th>cpu</th><th>rss</th><th>heap</th><th>loop delay p99</th></tr></thead><tbody></tbody></table>
+<div class="scroll"><table id="processes"><thead><tr><th>process</th><th>pid</th><th>node</th><th>started</th><th>uptime</th><th>cpu</th><th>rss</th><th>heap</th><th>loop delay p99</th></tr></thead><tbody></tbody></table></div>
 <p id="restarts"></p>
 </section>
 </body>
@@ -53,6 +53,9 @@ td.state-failed { color: #b3261e; } td.state-stopped, td.state-disabled { color:
 td.shedding { color: #a15c00; }
 #error { color: #b3261e; }
 button { font: inherit; padding: .1em .6em; margin-right: .3em; }
+/* Wide tables scroll inside the page; the actions sit next to the name, so they stay in view on a narrow window. */
+.scroll { overflow-x: auto; }
+#listeners.single .worker { display: none; }
 `
 
 export const DASHBOARD_JS = `'use strict'
@@ -93,13 +96,17 @@ function render (status) {
   const rows = Array.isArray(status.workers)
     ? status.workers.flatMap(w => w.listeners.map(l => [w.id + ' (' + (w.pid ?? '?') + ')', l]))
     : status.listeners.map(l => ['-', l])
+  // One process: no worker column (every cell of it would say '-').
+  document.getElementById('listeners').classList.toggle('single', !Array.isArray(status.workers))
   const body = document.querySelector('#listeners tbody')
   body.replaceChildren()
   for (const [worker, l] of rows) {
     const row = body.insertRow()
     row.dataset.listener = l.name
-    cell(row, worker)
+    cell(row, worker, 'worker')
     cell(row, l.name)
+    const actions = row.insertCell()
+    actions.className = 'actions'
     const state = l.disabled ? 'disabled' : l.state
     cell(row, state, 'state-' + state)
     cell(row, l.url || l.expose || l.bind)
@@ -117,7 +124,6 @@ function render (status) {
     cell(row, o ? String(o.shed) + (o.shedding ? ' (shedding, waits ' + ms(o.delay) + ')' : '') : 'off', o && o.shedding ? 'shed shedding' : 'shed')
     cell(row, l.certificate ? l.certificate.notAfter.slice(0, 10) + ' (' + l.certificate.daysLeft + ' d)' : '-')
     cell(row, l.lastError || '-')
-    const actions = row.insertCell()
     // With workers an action would reach whichever worker answers: none here (a reload rolls them all).
     if (worker === '-') {
       const restart = document.createElement('button')
