@@ -4,7 +4,7 @@
 // `fastify-pool/control`, `fastify-pool/monitor`; what tools that read pool
 // files need is at `fastify-pool/config`, what a process layer needs at
 // `fastify-pool/sockets` (docs/api.md, "Entry points").
-import type { CutEvent as CutEventOf, GenerationEvent as GenerationEventOf, StateChange as StateChangeOf, BuildInfo as BuildInfoOf, RetireEvent as RetireEventOf, PoolHooks as PoolHooksOf, HooksOption as HooksOptionOf } from './config/types.ts'
+import type { CanaryEvent as CanaryEventOf, CutEvent as CutEventOf, GenerationEvent as GenerationEventOf, StateChange as StateChangeOf, BuildInfo as BuildInfoOf, RetireEvent as RetireEventOf, PoolHooks as PoolHooksOf, HooksOption as HooksOptionOf } from './config/types.ts'
 import type { Listener } from './listener/listener.ts'
 import type { Pool } from './pool.ts'
 
@@ -24,7 +24,7 @@ export { HEALTH_RESPONSE_SCHEMA } from './listener/health.ts'
 export { REDACT_PATHS } from './base/redact.ts'
 export type { HealthConfig, LogLevel } from './config/schema.ts'
 export type { TlsConfig, CertificateInfo } from './config/tls.ts'
-export type { ReloadEvent, ReloadReport, TrafficFigures, ControlOptions, Factory, Field, Handler, Handlers, ListenerState, ListenerStatus, MetricsOptions, OverloadSettings, OverloadStatus, SocketSource, RestartReport, RetireReport, RetiringStatus, StopOptions, StopReport, HookName } from './config/types.ts'
+export type { ReloadEvent, ReloadReport, TrafficFigures, ControlOptions, Factory, Field, Handler, Handlers, ListenerState, ListenerStatus, MetricsOptions, OverloadSettings, OverloadStatus, SocketSource, RestartReport, RetireReport, RetiringStatus, StopOptions, StopReport, HookName, CanaryOptions, CanaryReport, CanaryStatus, CanaryFigures, RestartOptions } from './config/types.ts'
 export type { ReloadOptions } from './reload.ts'
 export type { PoolClosing } from './listener/closing.ts'
 export type { ProcessFigures } from './observability/process-figures.ts'
@@ -54,3 +54,5 @@ export type RetireEvent = RetireEventOf<Listener>
 export type PoolHooks = PoolHooksOf<Listener, Pool>
 /** The `hooks` option of createPool(). */
 export type HooksOption = HooksOptionOf<Listener, Pool>
+/** What the `onCanary` hook gets. */
+export type CanaryEvent = CanaryEventOf<Listener>

@@ -10,14 +10,14 @@ import { Listener, type ListenerContext } from './listener/listener.ts'
 import type { PoolMetrics } from './observability/metrics.ts'
 import type { PoolControl } from './control/control.ts'
 import { monitorName, PoolMonitor, type MonitorOptions, type MonitorReport, type PeriodicMonitorOptions, type VersionInfo } from './observability/monitor.ts'
-import { stopOptionsError } from './config/options.ts'
+import { restartOptionsError, stopOptionsError } from './config/options.ts'
 import { CallQueue } from './base/queue.ts'
 import { startTogether, stopInSequence } from './sequence.ts'
 import { reloadChannel } from './listener/state.ts'
 import type { HookName, PoolHooks } from './config/types.ts'
 import { reload, type ReloadOptions, type ReloadOutcome } from './reload.ts'
 import { checkField, matcher } from './select.ts'
-import type { Field, Handlers, ListenerStatus, ReloadEvent, ReloadReport, RestartReport, StopOptions, StopReport } from './config/types.ts'
+import type { Field, Handlers, ListenerStatus, ReloadEvent, ReloadReport, RestartOptions, RestartReport, StopOptions, StopReport } from './config/types.ts'
 
 interface PoolSettings {
   ctx: ListenerContext
@@ -240,8 +240,8 @@ export class Pool implements Iterable<Listener> {
    * with one report per listener; each report's `retired` resolves once that
    * listener's old generation is done and closed.
    */
-  restart (options: StopOptions = {}): Promise<RestartReport[]> {
-    const invalid = stopOptionsError(options, 'options')
+  restart (options: RestartOptions = {}): Promise<RestartReport[]> {
+    const invalid = restartOptionsError(options, 'options')
     if (invalid !== undefined) return Promise.reject(invalid)
     return settleAll([...this.#listeners.values()].filter(l => !l.config.disabled), l => l.restart(options), FST_POOL_RESTART)
   }
@@ -253,11 +253,13 @@ export class Pool implements Iterable<Listener> {
    * An invalid config throws FST_POOL_VALIDATE and changes nothing; a failure
    * while applying is undone and thrown. See reload.ts.
    */
-  async reload (options: ReloadOptions): Promise<ReloadReport> {
+  async reload (options: ReloadOptions, how: { canary?: RestartOptions['canary'] } = {}): Promise<ReloadReport> {
     // One reload at a time: each diffs against what the previous one left.
     return this.#reloads.add('reload', 'never', async () => {
       try {
-        const outcome = await reload(this.#listeners.values(), this.#settings, options)
+        const invalid = restartOptionsError(how, 'how')
+        if (invalid !== undefined) throw invalid
+        const outcome = await reload(this.#listeners.values(), this.#settings, options, how.canary)
         this.#adopt(outcome)
         const event: ReloadEvent = { pool: this, report: outcome.report, defaults: outcome.defaults, stopTimeout: outcome.stopTimeout }
         if (reloadChannel.hasSubscribers) reloadChannel.publish(event)

@@ -9,7 +9,7 @@ import { optionIssues, ReloadOptionsSchema } from './config/options.ts'
 import { FST_POOL_RELOAD, listenerFailures, settle, validationError, type ListenerFailure } from './base/errors.ts'
 import { checkHandlers, handlerFor } from './config/handlers.ts'
 import { kRenewTls, Listener, type ListenerContext } from './listener/listener.ts'
-import type { Handlers, PoolDefaults, ReloadReport, StopOptions } from './config/types.ts'
+import type { CanaryReport, Handlers, PoolDefaults, ReloadReport, RestartOptions, StopOptions } from './config/types.ts'
 
 export interface ReloadOptions extends ValidateOptions {
   /** The new handlers (default: keep the current ones). */
@@ -49,7 +49,7 @@ export interface ReloadSettings { ctx: ListenerContext, defaults: PoolDefaults, 
  * for each, and say what the pool is to adopt. A failure runs the undos in
  * reverse order and rethrows; the pool then keeps what it had.
  */
-export async function reload (current: Iterable<Listener>, settings: ReloadSettings, options: ReloadOptions): Promise<ReloadOutcome> {
+export async function reload (current: Iterable<Listener>, settings: ReloadSettings, options: ReloadOptions, canary?: RestartOptions['canary']): Promise<ReloadOutcome> {
   const issues = optionIssues(ReloadOptionsSchema, options, '')
   if (options === undefined || issues.some(i => i.path === 'options')) throw validationError(issues.length > 0 ? issues : [{ path: 'options', message: 'must be an object with servers' }])
   const handlers = options.handlers ?? settings.ctx.handlers
@@ -71,7 +71,8 @@ export async function reload (current: Iterable<Listener>, settings: ReloadSetti
   const listeners = [...current]
   const live = listeners.some(l => l.isRunning)
   const steps = plan(listeners, configs, settings.ctx.handlers, ctx)
-  await apply(steps, { ctx, live, timeout: { timeout: options.timeout ?? stopTimeout }, log: settings.ctx.logger })
+  const canaries: Record<string, CanaryReport> = {}
+  await apply(steps, { ctx, live, timeout: { timeout: options.timeout ?? stopTimeout }, log: settings.ctx.logger, canary, canaries })
 
   // Listeners kept as they are re-read their certificate files, which may hold a renewed one.
   for (const s of steps) {
@@ -84,19 +85,20 @@ export async function reload (current: Iterable<Listener>, settings: ReloadSetti
   const report: ReloadReport = { added: [], removed: [], changed: [], moved: [], unchanged: [] }
   const key = { add: 'added', remove: 'removed', change: 'changed', move: 'moved', keep: 'unchanged' } as const
   for (const s of steps) report[key[s.kind]].push(s.name)
+  if (Object.keys(canaries).length > 0) report.canary = canaries
   // At debug: whoever called reload() has the report (the command logs it once, with the listeners).
   settings.ctx.logger?.debug(report, 'pool reloaded')
   return { report, listeners: next, handlers, stopTimeout, defaults, baseDir }
 }
 
-interface Apply { ctx: ListenerContext, live: boolean, timeout: StopOptions, log: ListenerContext['logger'] }
+interface Apply { ctx: ListenerContext, live: boolean, timeout: StopOptions, log: ListenerContext['logger'], canary: RestartOptions['canary'], canaries: Record<string, CanaryReport> }
 
 /**
  * Run the steps in phases: start what is new (except where an old listener
  * still holds the address), reconfigure what changed, stop what leaves or
  * moves, then start what waited for an address. Each phase runs in parallel.
  */
-async function apply (steps: Step[], { ctx, live, timeout, log }: Apply): Promise<void> {
+async function apply (steps: Step[], { ctx, live, timeout, log, canary, canaries }: Apply): Promise<void> {
   const undo: Undo[] = []
   const failures: ListenerFailure[] = []
   const phase = async <S extends Step> (list: S[], act: (s: S) => Promise<Undo | undefined>): Promise<void> => {
@@ -116,7 +118,7 @@ async function apply (steps: Step[], { ctx, live, timeout, log }: Apply): Promis
   const blocked = new Set(starting.filter(s => leaving.some(l => l.old.isRunning && bindsOverlap(l.old.config.address, s.config.address))))
   try {
     await phase(starting.filter(s => !blocked.has(s)), startNew)
-    await phase(steps.flatMap(s => s.kind === 'change' ? [s] : []), s => change(s, ctx, live, timeout))
+    await phase(steps.flatMap(s => s.kind === 'change' ? [s] : []), s => change(s, ctx, live, timeout, canary, canaries))
     await phase(leaving, async (s) => {
       if (!s.old.isRunning) return undefined
       await s.old.stop(timeout)
@@ -156,7 +158,7 @@ function plan (listeners: Listener[], configs: NormalizedConfig[], oldHandlers: 
  * are not running or are being disabled get a new listener instead, the old
  * one stopped first since the address cannot be bound twice.
  */
-async function change (s: ChangeStep, ctx: ListenerContext, live: boolean, timeout: StopOptions): Promise<Undo | undefined> {
+async function change (s: ChangeStep, ctx: ListenerContext, live: boolean, timeout: StopOptions, canary?: RestartOptions['canary'], canaries: Record<string, CanaryReport> = {}): Promise<Undo | undefined> {
   const { old, config } = s
   if (!old.isRunning || config.disabled || old.config.disabled || protocolOf(config) !== protocolOf(old.config)) {
     const wasRunning = old.isRunning
@@ -183,7 +185,17 @@ async function change (s: ChangeStep, ctx: ListenerContext, live: boolean, timeo
   // The new generation built by reconfigure() takes the new handlers.
   old.setHandlers(ctx.handlers)
   try {
-    await old.reconfigure(config, timeout)
+    // With a canary, a running listener's new generation is judged first (canary.ts).
+    const done = await old.reconfigure(config, canary === undefined || !old.isRunning ? timeout : { ...timeout, canary })
+    if (done.canary !== undefined) {
+      canaries[old.name] = done.canary
+      // Not promoted: the listener serves its previous configuration, with its previous handlers.
+      if (done.canary.result !== 'promoted') {
+        old.setHandlers(handlers)
+        s.next = old
+        return undefined
+      }
+    }
   } catch (err) {
     old.setHandlers(handlers)
     throw err

@@ -132,6 +132,32 @@ export const StopOptionsSchema = Type.Object({
   handOff: Type.Optional(flag())
 }, { additionalProperties: false })
 
+const CanarySchema = Type.Object({
+  share: Type.Optional(Type.Number({ minimum: 1, maximum: 99, expected: 'a percentage from 1 to 99' })),
+  steps: Type.Optional(Type.Array(Type.Number({ minimum: 1, maximum: 99 }), { expected: 'an array of percentages from 1 to 99' })),
+  window: Type.Optional(Type.Integer({ minimum: 100, expected: 'an integer number of milliseconds >= 100' })),
+  minRequests: Type.Optional(Type.Integer({ minimum: 1, expected: 'an integer >= 1' })),
+  maxErrorRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1, expected: 'a share from 0 to 1' })),
+  maxLatencyRatio: Type.Optional(Type.Number({ minimum: 1, expected: 'a number >= 1' })),
+  latencyFloor: Type.Optional(Type.Number({ minimum: 0, expected: 'milliseconds >= 0' })),
+  sticky: Type.Optional(Type.Union([
+    Type.Object({ header: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+    Type.Object({ cookie: Type.String({ minLength: 1 }) }, { additionalProperties: false })
+  ], { expected: '{ header: NAME } or { cookie: NAME }' }))
+}, { additionalProperties: false })
+
+export const RestartOptionsSchema = Type.Object({
+  ...StopOptionsSchema.properties,
+  canary: Type.Optional(Type.Union([Type.Literal(true), Type.Number({ minimum: 1, maximum: 99 }), CanarySchema], { expected: 'a percentage from 1 to 99, true, or canary options' }))
+}, { additionalProperties: false })
+
+/** FST_POOL_VALIDATE when `options` are not restart() options (undefined is). */
+export function restartOptionsError (options: unknown, at: string): Error | undefined {
+  if (options === undefined) return undefined
+  const issues = optionIssues(RestartOptionsSchema, options, at)
+  return issues.length === 0 ? undefined : validationError(issues)
+}
+
 /** FST_POOL_VALIDATE when `options` are not stop()/restart() options (undefined is). */
 export function stopOptionsError (options: unknown, at: string): Error | undefined {
   if (options === undefined) return undefined

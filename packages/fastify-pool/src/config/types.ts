@@ -81,6 +81,66 @@ export interface RetireReport {
 }
 
 /** What a listener's restart() (or reconfigure()) did; it resolves once the new generation serves. */
+/** A canary (docs/canary.md): the new generation serves a share of the requests beside the serving one until the judge decides. */
+export interface CanaryOptions {
+  /** Percent of the requests the canary serves at first, 1 to 99. Default 10. */
+  share?: number
+  /** Further shares, each for a window once the one before passed, e.g. [50]. Default none: promoted after the first window. */
+  steps?: number[]
+  /** Milliseconds each step is judged before the next (or the promotion). Default 20,000. */
+  window?: number
+  /** Responses of a generation before it is judged. Default 20. */
+  minRequests?: number
+  /** How much higher the canary's 5xx share may be than the serving generation's, 0 to 1. Default 0.05. */
+  maxErrorRate?: number
+  /** The canary's p99 may be at most this many times the serving generation's (and at least `latencyFloor` ms more). Default 2. */
+  maxLatencyRatio?: number
+  /** Milliseconds of p99 the canary may always add. Default 5. */
+  latencyFloor?: number
+  /** Keep each client on one generation by this header or cookie (hashed); without it, by request. */
+  sticky?: { header: string } | { cookie: string }
+}
+
+/** What restart() and reconfigure() take: stop options, and a canary. */
+export interface RestartOptions extends StopOptions {
+  /** Serve the new generation beside the serving one and judge it: a share in percent, true for the defaults, or options. */
+  canary?: CanaryOptions | number | true
+}
+
+/** One generation's answers since the canary began. */
+export interface CanaryFigures {
+  generation: number
+  requests: number
+  errors: number
+  /** Share of 5xx, 0 to 1; null without requests. */
+  errorRate: number | null
+  /** Milliseconds; null without requests. */
+  p99: number | null
+}
+
+/** What a canary ended with. */
+export type CanaryReport = ({ result: 'promoted' } | { result: 'rolled-back', criterion: 'errors' | 'latency', reason: string } | { result: 'aborted', reason: string }) & {
+  /** Milliseconds from its start to the verdict. */
+  duration: number
+  /** The share it served last, in percent. */
+  share: number
+  canary: CanaryFigures
+  serving: CanaryFigures
+}
+
+/** A canary running now (listener status). */
+export interface CanaryStatus {
+  share: number
+  step: number
+  steps: number
+  /** Milliseconds since it began. */
+  since: number
+  /** Milliseconds until the promotion if every step passes. */
+  left: number
+  canary: CanaryFigures
+  serving: CanaryFigures
+}
+
 export interface RestartReport {
   name: string
   bind: string
@@ -92,6 +152,8 @@ export interface RestartReport {
    * restart started a stopped listener instead. Never rejects.
    */
   retired: Promise<RetireReport | undefined>
+  /** With `canary`: what it ended with (the generation serving is then the winner's). */
+  canary?: CanaryReport
 }
 
 /** A listener's load shedding, as configured (config.ts resolves the defaults). */
@@ -149,6 +211,8 @@ export interface ListenerStatus {
   certificate: { subject: string, notAfter: string, daysLeft: number } | undefined
   /** Load shedding (overload.ts), while it is on. */
   overload?: OverloadStatus | undefined
+  /** A canary running now (canary.ts). */
+  canary?: CanaryStatus | undefined
   /** With metrics on: responses per second, 5xx share and p50/p99 latency over about the last 10 s (docs/operations.md). */
   traffic?: TrafficFigures
 }
@@ -398,6 +462,19 @@ export interface BuildInfo<L extends ListenerRef = ListenerRef, P = object> {
   exempt: (...paths: string[]) => void
 }
 
+/** What the `onCanary` hook gets. */
+export interface CanaryEvent<L extends ListenerRef = ListenerRef> {
+  listener: L
+  name: string
+  bind: string
+  /** The canary's generation, and the one serving beside it. */
+  generation: number
+  serving: number
+  share: number
+  /** Set once it ended. */
+  report?: CanaryReport
+}
+
 /** What a generation left when it was closed: swapped out by a restart, or the last one at a stop. */
 export interface RetireEvent<L extends ListenerRef = ListenerRef> {
   listener: L
@@ -428,6 +505,8 @@ export interface PoolHooks<L extends ListenerRef = ListenerRef, P = object> {
   onStateChange: (event: StateChange<L>) => void
   /** A reload was applied, or refused (then `error`). */
   onReload: (event: ReloadEvent) => void
+  /** A canary began (`report` undefined) or ended (with its report). */
+  onCanary: (event: CanaryEvent<L>) => void
 }
 
 export type HookName = keyof PoolHooks
@@ -502,4 +581,6 @@ export interface ReloadReport {
   moved: string[]
   /** Left alone (certificate files are re-read, so a renewed certificate is served). */
   unchanged: string[]
+  /** With a canary: each changed listener's verdict, by name (one not promoted serves its previous configuration). */
+  canary?: Record<string, CanaryReport>
 }

@@ -74,13 +74,15 @@ export class Generation {
 
   /**
    * It no longer receives requests: note what it owes. A socket whose last
-   * response is owed by an older generation still retiring is that one's.
+   * response is owed by an older generation still retiring is that one's;
+   * after a canary, only the sockets `owns` says are its own count.
    */
-  seal (handle: ServerHandle, older: Iterable<Generation>): void {
+  seal (handle: ServerHandle, older: Iterable<Generation>, owns: (socket: Http1Socket) => boolean = () => true): void {
     const theirs = new Set<Http1Response>()
     for (const gen of older) for (const res of gen.owedAt?.values() ?? []) theirs.add(res)
     const owedAt = new Map<Http1Socket, Http1Response>()
     for (const socket of handle.http1) {
+      if (!owns(socket)) continue
       const last = lastResponse(socket)
       if (last !== undefined && !responseDone(last, socket) && !theirs.has(last)) owedAt.set(socket, last)
     }

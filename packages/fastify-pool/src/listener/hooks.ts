@@ -13,7 +13,7 @@ import type { BuildInfo, HookName, HookRunner, PoolHooks, TellHookName } from '.
 
 export type { BuildInfo, HookName, HooksOption, PoolHooks, RetireEvent } from '../config/types.ts'
 
-export const HOOK_NAMES: readonly HookName[] = Object.freeze(['onOptions', 'onBuild', 'onSwap', 'onRetire', 'onCut', 'onStateChange', 'onReload'])
+export const HOOK_NAMES: readonly HookName[] = Object.freeze(['onOptions', 'onBuild', 'onSwap', 'onRetire', 'onCut', 'onStateChange', 'onReload', 'onCanary'])
 
 /** Problems of a `hooks` option, for resolvePoolOptions(). */
 export function hooksIssues (option: unknown): Array<{ path: string, message: string }> {

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyBaseLogger, FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { liveChangeRefusal, serverTls, type NormalizedConfig } from '../config/config.ts'
 import { probeNodeInternals } from './node-internals.ts'
-import { injectRequestError, stopOptionsError } from '../config/options.ts'
+import { injectRequestError, restartOptionsError, stopOptionsError } from '../config/options.ts'
 import { failureOf, FST_POOL_INVALID_ARGUMENT, FST_POOL_RESTART, FST_POOL_START, FST_POOL_STOP, FST_POOL_TLS, listenerFailures } from '../base/errors.ts'
 import { buildGeneration, fastifyOptions, makeInstance } from './build.ts'
 import type { Generation } from './generation.ts'
@@ -20,7 +20,8 @@ import { reportCut, Serving } from './serving.ts'
 import type { ServerTlsOptions, TlsConfig } from '../config/tls.ts'
 import { Certificate, clientCertificatesRefusal } from './certificate.ts'
 import { Gate } from './overload.ts'
-import type { Handlers, ListenerContext, ListenerState, ListenerStatus, OverloadStatus, RestartReport, StopOptions, StopReport } from '../config/types.ts'
+import type { CanaryReport, CanaryStatus, Handlers, ListenerContext, ListenerState, ListenerStatus, OverloadStatus, RestartOptions, RestartReport, StopOptions, StopReport } from '../config/types.ts'
+import { Canary, canarySettings, type CanarySettings } from './canary.ts'
 
 /** The reload's way in to renew a kept listener's certificate (not part of the public API). */
 export const kRenewTls = Symbol('fastify-pool.renewTls')
@@ -39,6 +40,8 @@ export class Listener {
   #lastStop: StopReport | undefined
   #readinessHeld = false
   readonly #certificate = new Certificate()
+  /** The report of the canary that just ended, for the restart's report. */
+  #canaryReport: CanaryReport | undefined
   /** Load shedding: made at the first start with it on, kept across generations (its counts go on). */
   #gate: Gate | undefined
 
@@ -98,7 +101,8 @@ export class Listener {
       lastError: this.#lastError?.message,
       lastStop: this.#lastStop,
       certificate: this.#certificate.info,
-      overload: this.overload
+      overload: this.overload,
+      canary: this.canary
     }
   }
 
@@ -124,7 +128,13 @@ export class Listener {
   stop (options: StopOptions = {}): Promise<StopReport | undefined> {
     // A socket passed to the process (systemd's) stays open after it, and the next process takes its backlog: a hand-off.
     const passed = this.#config.address.kind === 'systemd' || this.#config.address.kind === 'fd'
-    return this.#checked(options, timeout => this.#queue.add('stop', 'always', () => this.#stop(timeout, options.handOff === true || passed)))
+    const invalid = stopOptionsError(options, 'options')
+    if (invalid !== undefined) return Promise.reject(invalid)
+    return this.#checked(options, timeout => {
+      // A canary running ends first, keeping the serving generation: the stop drains that one.
+      this.#serving?.canary?.abort('the listener stops')
+      return this.#queue.add('stop', 'always', () => this.#stop(timeout, options.handOff === true || passed))
+    })
   }
 
   /**
@@ -133,8 +143,8 @@ export class Listener {
    * this listener can await it; `report.retired` resolves once the old
    * instance has finished its requests (or the deadline cut them) and is closed.
    */
-  restart (options: StopOptions = {}): Promise<RestartReport> {
-    return this.#checked(options, timeout => this.#queue.add('restart', 'unstarted', () => this.#restart(this.#config, false), old => this.#report(old, timeout)))
+  restart (options: RestartOptions = {}): Promise<RestartReport> {
+    return this.#checked(options, (timeout, canary) => this.#queue.add('restart', 'unstarted', () => this.#restart(this.#config, false, canary), old => this.#report(old, timeout)))
   }
 
   /**
@@ -144,17 +154,18 @@ export class Listener {
    * running listener cannot move to another bind or switch between HTTP,
    * HTTPS and HTTP/2: that rejects with FST_POOL_RESTART and changes nothing.
    */
-  reconfigure (config: NormalizedConfig, options: StopOptions = {}): Promise<RestartReport> {
+  reconfigure (config: NormalizedConfig, options: RestartOptions = {}): Promise<RestartReport> {
     if (typeof config !== 'object' || config === null || typeof config.bind !== 'string' || typeof config.name !== 'string') {
       return Promise.reject(new FST_POOL_INVALID_ARGUMENT('reconfigure() takes a normalised config (from validateConfig())'))
     }
-    return this.#checked(options, timeout => this.#queue.add('reconfigure', 'never', () => this.#reconfigure(config), old => this.#report(old, timeout)))
+    return this.#checked(options, (timeout, canary) => this.#queue.add('reconfigure', 'never', () => this.#reconfigure(config, canary), old => this.#report(old, timeout)))
   }
 
   /** Bad stop/restart options reject before anything is queued; `run` gets the drain deadline. */
-  #checked<T> (options: StopOptions, run: (timeout: number) => Promise<T>): Promise<T> {
-    const invalid = stopOptionsError(options, 'options')
-    return invalid === undefined ? run(options.timeout ?? this.#ctx.stopTimeout) : Promise.reject(invalid)
+  #checked<T> (options: RestartOptions, run: (timeout: number, canary: CanarySettings | undefined) => Promise<T>): Promise<T> {
+    const invalid = restartOptionsError(options, 'options')
+    if (invalid !== undefined) return Promise.reject(invalid)
+    return run(options.timeout ?? this.#ctx.stopTimeout, options.canary === undefined ? undefined : canarySettings(options.canary))
   }
 
   /**
@@ -227,7 +238,7 @@ export class Listener {
   }
 
   /** Returns the generation that was swapped out, to be retired; undefined when the listener was started instead. `changed`: `config` is a new one (reconfigure). */
-  async #restart (config: NormalizedConfig, changed: boolean): Promise<Generation | undefined> {
+  async #restart (config: NormalizedConfig, changed: boolean, canary?: CanarySettings): Promise<Generation | undefined> {
     if (this.#state !== 'running') {
       // A stopped (or failed) listener starts from its configuration, on its
       // own address with its handler.
@@ -251,6 +262,7 @@ export class Listener {
       this.#log?.error({ err }, 'restart failed; the running generation keeps serving')
       throw listenerFailures(FST_POOL_RESTART, [this.#failure(err as Error)])
     }
+    if (canary !== undefined) return this.#judged(serving, next, config, tls, changed, log, canary)
     // From here on nothing awaits: the switch is atomic for incoming requests.
     const old = serving.swap(next, config, tls)
     this.#certificate.served(tls, changed, log)
@@ -263,7 +275,52 @@ export class Listener {
     return old
   }
 
-  async #reconfigure (config: NormalizedConfig): Promise<Generation | undefined> {
+  /**
+   * The new generation as a canary beside the serving one until the judge
+   * decides (canary.ts); then the winner serves alone, as after a swap, and
+   * the loser is returned to retire. The verdict is in the report.
+   */
+  async #judged (serving: Serving, next: Generation, config: NormalizedConfig, tls: ServerTlsOptions | undefined, changed: boolean, log: FastifyBaseLogger | undefined, settings: CanarySettings): Promise<Generation> {
+    const canary = new Canary(serving.gen, next, settings)
+    serving.startCanary(canary)
+    const event = { listener: this, name: this.name, bind: this.bind, generation: next.number, serving: canary.serving.number, share: settings.share }
+    this.#log?.info({ generation: next.number, serving: canary.serving.number, share: settings.share, window: settings.window }, 'canary started')
+    this.#ctx.hooks.tell('onCanary', event, this.#log)
+    const verdict = await canary.verdict
+    const report = canary.report(verdict)
+    const promoted = verdict.result === 'promoted'
+    const loser = serving.endCanary(promoted, config, tls)
+    if (promoted) {
+      this.#certificate.served(tls, changed, log)
+      this.#config = config
+      this.#log = log
+      this.#lastError = undefined
+    }
+    this.#canaryReport = report
+    const line = { generation: next.number, result: report.result, ...('reason' in report ? { reason: report.reason } : {}), canary: report.canary, serving: report.serving }
+    if (report.result === 'rolled-back') this.#log?.warn(line, `canary rolled back: ${report.reason}`)
+    else this.#log?.info(line, `canary ${report.result}`)
+    this.#ctx.hooks.tell('onCanary', { ...event, report }, this.#log)
+    if (promoted) {
+      publishGeneration(this, next.number, loser.number)
+      this.#ctx.hooks.tell('onSwap', { listener: this, name: this.name, bind: this.bind, generation: next.number, previous: loser.number }, this.#log)
+    }
+    return loser
+  }
+
+  /** A canary running now: its share, step and both generations' figures. */
+  get canary (): CanaryStatus | undefined { return this.#serving?.canary?.status() }
+
+  /** End the running canary now: promote it, or abort it (the serving generation serves alone again). False when none runs. */
+  endCanary (how: 'promote' | 'abort'): boolean {
+    const canary = this.#serving?.canary
+    if (canary === undefined || canary.done) return false
+    if (how === 'promote') canary.promote()
+    else canary.abort('ended by hand')
+    return true
+  }
+
+  async #reconfigure (config: NormalizedConfig, canary?: CanarySettings): Promise<Generation | undefined> {
     const current = this.#config
     const refuse = (why: string): never => { throw listenerFailures(FST_POOL_RESTART, [this.#failure(new Error(why))]) }
     if (config.name !== current.name) refuse(`reconfigure() cannot rename listener "${current.name}" to "${config.name}"; the name is its key in the pool`)
@@ -275,13 +332,15 @@ export class Listener {
     }
     const refusal = liveChangeRefusal(current, config) ?? clientCertificatesRefusal(current.tls, config.tls)
     if (refusal !== undefined) refuse(refusal)
-    return this.#restart(config, true)
+    return this.#restart(config, true, canary)
   }
 
   /** What a restart or reconfigure answers: the generation now serving, and the old one's retirement (outside the queue). */
   #report (old: Generation | undefined, timeout: number): RestartReport {
     const serving = this.#serving
-    const report = { name: this.name, bind: this.bind, generation: serving?.gen.number ?? 0 }
+    const canary = this.#canaryReport
+    this.#canaryReport = undefined
+    const report = { name: this.name, bind: this.bind, generation: serving?.gen.number ?? 0, ...(canary === undefined ? {} : { canary }) }
     if (old === undefined || serving === undefined) return { ...report, retired: Promise.resolve(undefined) }
     const limits = { timeout, upgradeTimeout: this.#config.upgradeDrainTimeout, closeWindow: this.#config.upgradeCloseWindow }
     const retired = serving.retiring.add(old, limits,

@@ -11,6 +11,7 @@ import { owed } from './connections.ts'
 import { drain } from './drain.ts'
 import type { Generation } from './generation.ts'
 import { Retiring } from './retire.ts'
+import { lastServedBy, type Canary } from './canary.ts'
 import { ServerHandle } from './server.ts'
 import type { HookRunner, ListenerContext, ListenerRef } from '../config/types.ts'
 import type { ServerTlsOptions } from '../config/tls.ts'
@@ -100,6 +101,53 @@ export class Serving {
     old.seal(handle, this.retiring.generations())
     this.#gen = next
     return old
+  }
+
+  /** The canary running beside the serving generation, if any. */
+  get canary (): Canary | undefined { return this.#canary }
+  #canary: Canary | undefined
+
+  /**
+   * Let `canary.next` serve its share beside the serving generation: the
+   * server's requests go through the canary's split. Its parse errors are
+   * still answered by the serving instance only; its upgrades (WebSockets)
+   * go to the serving generation until it is promoted.
+   */
+  startCanary (canary: Canary): void {
+    const server = this.handle.server
+    for (const listener of canary.next.clientErrorListeners) server.removeListener('clientError', listener)
+    server.removeListener('request', this.#gen.dispatch)
+    server.on('request', canary.dispatch)
+    this.#canary = canary
+  }
+
+  /**
+   * End the canary. Promoted: its generation serves, with `config`'s
+   * timeouts and `tls`, as after a swap. Otherwise the serving generation
+   * serves alone again. Returns the generation that lost, sealed with what
+   * it owes (the sockets whose last request it served), for the caller to
+   * retire. Nothing awaits in here.
+   */
+  endCanary (promote: boolean, config: NormalizedConfig, tls: ServerTlsOptions | undefined): Generation {
+    const canary = this.#canary as Canary
+    this.#canary = undefined
+    const { handle } = this
+    const server = handle.server
+    server.removeListener('request', canary.dispatch)
+    const winner = promote ? canary.next : canary.serving
+    const loser = promote ? canary.serving : canary.next
+    if (promote) {
+      if (tls !== undefined) handle.applyTls(tls)
+      handle.applyTimeouts(config)
+      for (const listener of canary.serving.clientErrorListeners) server.removeListener('clientError', listener)
+      for (const listener of canary.next.clientErrorListeners) server.on('clientError', listener)
+      handle.upgrades.serve(winner.upgrades)
+    }
+    server.on('request', winner.dispatch)
+    // What the loser owes: the sockets whose last request it served (the serving generation: also those no request reached since the canary began).
+    loser.seal(handle, this.retiring.generations(), promote ? socket => lastServedBy(socket) !== winner : socket => lastServedBy(socket) === loser)
+    this.#gen = winner
+    return loser
   }
 
   /**

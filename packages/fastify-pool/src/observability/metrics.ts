@@ -82,6 +82,7 @@ interface Family {
   restarts: Counter<'listener'>
   cut: Counter<'listener'>
   reloads: Counter<'result'>
+  canaries: Counter<'listener' | 'result'>
   upgrades: Counter<'result'>
   /** What `upgrades` counted so far (an event carries the totals of the line of processes). */
   upgraded: { ok: number, failed: number }
@@ -142,6 +143,24 @@ function family (registry: Registry): Family {
     return target === undefined ? undefined : target / 1000
   }, Math.max, 'max')
   gauge('fastify_pool_overload_limit', 'Requests a loop turn admits at the measured cost of one (a tenth of the target over that cost)', l => l.overload?.limit, Math.min, 'min')
+  // A canary running: its share, and each generation's answers since it began.
+  gauge('fastify_pool_canary_share', 'Percent of the requests a running canary serves (absent when none runs)', l => l.canary?.share, Math.max, 'max')
+  const canaryRequests: Gauge<'listener' | 'generation' | 'role'> = new client.Gauge({
+    name: 'fastify_pool_canary_requests',
+    help: 'Responses of each generation since a running canary began (role canary or serving)',
+    labelNames: ['listener', 'generation', 'role'],
+    registers,
+    aggregator: 'sum',
+    collect () {
+      canaryRequests.reset()
+      for (const l of listenersOf(sinks)) {
+        const c = l.canary
+        if (c === undefined) continue
+        canaryRequests.set({ listener: l.name, generation: String(c.canary.generation), role: 'canary' }, c.canary.requests)
+        canaryRequests.set({ listener: l.name, generation: String(c.serving.generation), role: 'serving' }, c.serving.requests)
+      }
+    }
+  })
   const shed: Counter<'listener'> = new client.Counter({
     name: 'fastify_pool_shed_total',
     help: 'Requests answered 503 with Retry-After by load shedding, without running their route, per listener',
@@ -161,6 +180,7 @@ function family (registry: Registry): Family {
     duration: new RouteHistogram('http_request_duration_seconds', 'Time from the request to its response, per listener, method, route pattern and status code', DURATION_BUCKETS),
     restarts: new client.Counter({ name: 'fastify_pool_restarts_total', help: 'Generations swapped in on a live socket (restart, reconfigure, reload)', labelNames: ['listener'], registers }),
     cut: new client.Counter({ name: 'fastify_pool_drain_cut_requests_total', help: 'Requests and upgraded connections cut because a drain or a restart reached its deadline', labelNames: ['listener'], registers }),
+    canaries: new client.Counter({ name: 'fastify_pool_canary_total', help: 'Canaries ended, per listener and result (promoted, rolled-back, aborted)', labelNames: ['listener', 'result'], registers }),
     reloads: new client.Counter({ name: 'fastify_pool_reloads_total', help: 'Configuration reloads, by result', labelNames: ['result'], registers }),
     upgrades: new client.Counter({ name: 'fastify_pool_upgrades_total', help: 'Process upgrades (fastify-pool upgrade) by result, counted on across the processes that replace each other', labelNames: ['result'], registers }),
     upgraded: { ok: 0, failed: 0 },
@@ -250,6 +270,7 @@ export class PoolMetrics {
     pool.addHook('onSwap', event => { this.#family.restarts.inc({ listener: event.name }) })
     pool.addHook('onCut', event => { this.#family.cut.inc({ listener: event.name }, event.cut) })
     pool.addHook('onReload', event => { this.#family.reloads.inc({ result: event.error === undefined ? 'ok' : 'failed' }) })
+    pool.addHook('onCanary', event => { if (event.report !== undefined) this.#family.canaries.inc({ listener: event.name, result: event.report.result }) })
     return this
   }
 
