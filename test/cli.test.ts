@@ -27,7 +27,7 @@ test('--version and --help', async (t) => {
 
 test('unknown commands, options and values are usage errors (exit 2)', async (t) => {
   const cases: Array<[string[], RegExp]> = [
-    [['frobnicate'], /unknown command "frobnicate"; expected one of start, validate, ps, restart, stop, reload, upgrade, completion$/m],
+    [['frobnicate'], /unknown command "frobnicate"; expected one of start, validate, ps, restart, stop, reload, canary, upgrade, completion$/m],
     [['--frob'], /unknown option "--frob"/],
     [['start', '--frob'], /start: unknown option "--frob"/],
     [['validate', '--pretty'], /validate: unknown option "--pretty"/],

@@ -89,14 +89,22 @@ on their socket: new connections and requests reach it at once, the old one
 finishes what it has. The port never closes. With --workers, in every worker:
 one line per listener and worker.
 
+With --canary PCT the new generation first serves PCT % of the requests
+beside the old one and is judged against it (5xx share and p99, over 20 s):
+promoted, or rolled back at once if it answers clearly worse. The command
+waits for the verdict: exit 0 promoted, 1 rolled back or aborted (one line
+says which criterion, with both generations' figures). One process only.
+
 Options:
       --bind           GLOB matches listen addresses (127.0.0.1:*), not names
+      --canary <pct>   Judge the new generation on PCT % of the requests first
 ${OPERATE_OPTIONS}
 
 ${OPERATE_EXIT}
 
-Example:
+Examples:
   fastify-pool restart 'public-*'
+  fastify-pool restart api --canary 10
 `,
   stop: `Usage: fastify-pool stop GLOB [file] [options]
 
@@ -121,13 +129,37 @@ Re-read the file and apply it in place, as SIGHUP does: unchanged listeners
 are left alone, changed ones get a new generation on their socket, added ones
 start, removed ones drain. An invalid file changes nothing.
 
+With --canary PCT each changed listener's new generation (the file's
+settings and its handler modules read afresh) first serves PCT % of the
+requests and is judged (see fastify-pool help restart): exit 0 when every
+one was promoted, 1 when one was rolled back (it keeps its previous
+configuration). One process only.
+
 Options:
+      --canary <pct>   Judge each changed listener on PCT % of the requests first
+${OPERATE_OPTIONS}
+
+${OPERATE_EXIT}
+
+Examples:
+  fastify-pool reload && fastify-pool ps
+  fastify-pool reload --canary 10
+`,
+  canary: `Usage: fastify-pool canary promote|abort [GLOB] [file] [options]
+
+End a running canary (restart or reload --canary) by hand: promote makes
+the new generation serve every request now; abort keeps the serving one
+and retires the canary. Without GLOB, every listener with a canary. The
+waiting restart or reload command then exits with the result.
+
+Options:
+      --bind           GLOB matches listen addresses, not names
 ${OPERATE_OPTIONS}
 
 ${OPERATE_EXIT}
 
 Example:
-  fastify-pool reload && fastify-pool ps
+  fastify-pool canary abort api
 `,
   upgrade: `Usage: fastify-pool upgrade [file] [options]
 
@@ -174,9 +206,10 @@ const OPTIONS: Record<string, string> = {
   start: '-c --config -l --log-level --pretty --json --workers --watch --dev-cert --pid-file --env-file --verbose -h --help',
   validate: '-c --config --json --env-file -h --help',
   ps: '-c --config --token --json -w --watch --env-file -h --help',
-  restart: '-c --config --bind --token --json --env-file -h --help',
+  restart: '-c --config --bind --canary --token --json --env-file -h --help',
   stop: '-c --config --bind --force --token --json --env-file -h --help',
-  reload: '-c --config --token --json --env-file -h --help',
+  reload: '-c --config --canary --token --json --env-file -h --help',
+  canary: 'promote abort -c --config --bind --token --json --env-file -h --help',
   upgrade: '-c --config --node --timeout --token --json --env-file -h --help',
   completion: 'bash zsh'
 }

@@ -27,6 +27,7 @@ Commands for a running pool (through the control API its file configures):
   restart [GLOB]     Restart the listeners whose name matches (all without GLOB)
   stop GLOB          Drain and stop the listeners whose name matches
   reload             Re-read the file and apply it in place
+  canary promote|abort [GLOB]  End a running canary (restart or reload --canary)
   upgrade            Replace the whole process (new Node, dependencies, code) without closing a port
 
   help <command>     What a command takes: its arguments, options, exit codes, an example
@@ -59,7 +60,9 @@ Options:
   -l, --log-level <l>  (start) Log level of the command and of every listener
                        whose file section sets none: fatal, error, warn, info,
                        debug, trace or silent (default: the file's, else info)
-      --bind           (restart, stop) GLOB matches listen addresses, not names
+      --canary <pct>   (restart, reload) Serve the new code on PCT % of the requests
+                       beside the old, judged: exit 0 promoted, 1 rolled back
+      --bind           (restart, stop, canary) GLOB matches listen addresses, not names
       --force          (stop) Stop the listener that serves the control API too;
                        every command is cut off from the pool until a restart
       --token <token>  (ps, restart, stop, reload, upgrade) The control token, if not the
@@ -82,9 +85,10 @@ const COMMANDS = {
   start: { ...COMMON, pretty: { type: 'boolean' }, json: { type: 'boolean' }, 'dev-cert': { type: 'boolean' }, watch: { type: 'boolean' }, workers: { type: 'string' }, 'log-level': { type: 'string', short: 'l' }, 'pid-file': { type: 'string' } },
   validate: { ...COMMON, json: { type: 'boolean' } },
   ps: { ...OPERATE, watch: { type: 'boolean', short: 'w' } },
-  restart: { ...OPERATE, bind: { type: 'boolean' } },
+  restart: { ...OPERATE, bind: { type: 'boolean' }, canary: { type: 'string' } },
   stop: { ...OPERATE, bind: { type: 'boolean' }, force: { type: 'boolean' } },
-  reload: OPERATE,
+  reload: { ...OPERATE, canary: { type: 'string' } },
+  canary: { ...OPERATE, bind: { type: 'boolean' } },
   upgrade: { ...OPERATE, node: { type: 'string' }, timeout: { type: 'string' } },
   completion: { help: { type: 'boolean', short: 'h' } }
 } satisfies Record<string, ParseArgsConfig['options']>
@@ -109,6 +113,7 @@ interface Values {
   'pid-file'?: string
   node?: string
   timeout?: string
+  canary?: string
 }
 
 // Set from --verbose: unexpected errors print their stack.
@@ -160,6 +165,18 @@ export async function main (argv: string[]): Promise<number> {
     return 0
   }
   if (command === 'completion') return completion(positionals)
+  // `canary promote|abort [GLOB] [file]`: the action first.
+  let canaryAction: 'promote' | 'abort' | undefined
+  if (command === 'canary') {
+    const action = positionals.shift()
+    if (action !== 'promote' && action !== 'abort') throw new UsageError(`canary: promote or abort? (got ${action === undefined ? 'nothing' : `"${action}"`})${action === undefined ? '' : didYouMean(action, ['promote', 'abort'])}`)
+    canaryAction = action
+  }
+  let canary: number | undefined
+  if (values.canary !== undefined) {
+    canary = Number(values.canary.replace(/%$/, ''))
+    if (!/^\d+(\.\d+)?%?$/.test(values.canary) || !(canary >= 1 && canary <= 99)) throw new UsageError(`${command}: --canary takes a percentage from 1 to 99 (got "${values.canary}")`)
+  }
   const { file, globs, named } = fileAndGlobs(command, positionals, values)
   // No file named and none of the default names here (checked once the arguments are): say which were looked for, and where.
   const missing = (): boolean => {
@@ -179,6 +196,8 @@ export async function main (argv: string[]): Promise<number> {
     if (missing()) return 1
     return (await import('./operate.ts')).operate({
       ...(timeout === undefined ? {} : { timeout }),
+      ...(canary === undefined ? {} : { canary }),
+      ...(canaryAction === undefined ? {} : { canaryAction }),
       ...(values.node === undefined ? {} : { node: values.node }),
       file,
       command,
@@ -214,7 +233,7 @@ export async function main (argv: string[]): Promise<number> {
  * and stop, the glob: the file is the argument with a config file's extension.
  */
 function fileAndGlobs (command: keyof typeof COMMANDS, positionals: string[], values: Values): { file: string, globs: string[], named: boolean } {
-  const takesGlob = command === 'restart' || command === 'stop'
+  const takesGlob = command === 'restart' || command === 'stop' || command === 'canary'
   const files = takesGlob ? positionals.filter(isConfigFileName) : positionals
   const globs = takesGlob ? positionals.filter(p => !isConfigFileName(p)) : []
   if (files.length > 1) throw new UsageError(`${command}: one configuration file at most (got ${files.map(p => `"${p}"`).join(', ')})`)

@@ -2,7 +2,7 @@
 // `fastify-pool start`, through its control API, found through the same
 // pool file. Results go to stdout (a table, or JSON with --json), problems
 // to stderr, and the exit code says which (see EXIT).
-import type { ListenerStatus, OverloadStatus, ProcessFigures, TrafficFigures } from 'fastify-pool'
+import type { CanaryReport, ListenerStatus, OverloadStatus, ProcessFigures, TrafficFigures } from 'fastify-pool'
 import type { ControlActionBody, ControlResult, ControlStatusBody } from 'fastify-pool/control'
 import { hasIssues } from 'fastify-pool/errors'
 import { displayPath, type FileIssue } from './file-issue.ts'
@@ -11,7 +11,7 @@ import { callControl, checkAnswer, controlTarget, ControlError, EXIT, type Contr
 
 export interface OperateOptions {
   file: string
-  command: 'ps' | 'restart' | 'stop' | 'reload' | 'upgrade'
+  command: 'ps' | 'restart' | 'stop' | 'reload' | 'upgrade' | 'canary'
   /** A glob of listener names (or of binds with `bind`). */
   selector?: string
   field?: 'name' | 'bind'
@@ -25,6 +25,10 @@ export interface OperateOptions {
   node?: string
   /** upgrade: how long the new process may take to be ready (ms). */
   timeout?: number
+  /** restart, reload: the canary's share, in percent. */
+  canary?: number
+  /** canary: what to do with the running canary. */
+  canaryAction?: 'promote' | 'abort'
 }
 
 const WATCH_MS = 2000
@@ -36,8 +40,9 @@ export async function operate (options: OperateOptions): Promise<number> {
   try {
     const target = await controlTarget(options.file, options.token ?? process.env.FASTIFY_POOL_TOKEN)
     if (options.command === 'ps') return options.watch === true ? await watchPs(target, options.json) : await ps(target, options.json)
-    if (options.command === 'reload') return await reload(target, options.json)
+    if (options.command === 'reload') return await reload(target, options.json, options.canary)
     if (options.command === 'upgrade') return await upgrade(target, options)
+    if (options.command === 'canary') return await endCanary(target, options)
     return await act(target, options.command, options)
   } catch (err) {
     if (err instanceof ControlError) {
@@ -108,6 +113,7 @@ async function watchPs (target: ControlTarget, json: boolean): Promise<number> {
 async function act (target: ControlTarget, action: 'restart' | 'stop', options: OperateOptions): Promise<number> {
   const query: Record<string, string> = options.selector === undefined ? {} : { [options.field ?? 'name']: options.selector }
   if (options.force === true) query.force = '1'
+  if (options.canary !== undefined) query.canary = String(options.canary)
   // A stop drains within the pool's deadline (with workers, each worker's): the pool bounds it, not this client.
   const { status, body } = await callControl(target, 'POST', `/${action}`, query, undefined, ACT_WAIT)
   checkAnswer(target, status, body)
@@ -120,22 +126,47 @@ async function act (target: ControlTarget, action: 'restart' | 'stop', options: 
     // A worker that could not say what it did (it did not answer in time) is named too.
     for (const w of answer.workers ?? []) if (!w.ok && !answer.results.some(r => r.worker === w.id)) process.stdout.write(`worker ${w.id} (${w.pid ?? '?'}): ${action} failed: ${w.error ?? 'unknown error'}\n`)
   }
-  return answer.ok ? EXIT.ok : EXIT.failed
+  // A canary that was not promoted: the old code serves on, and the exit says so.
+  const promoted = answer.results.every(r => r.canary === undefined || r.canary.result === 'promoted')
+  return answer.ok && promoted ? EXIT.ok : EXIT.failed
 }
 
-async function reload (target: ControlTarget, json: boolean): Promise<number> {
-  const { status, body } = await callControl(target, 'POST', '/reload')
+/** `canary promote|abort [GLOB]`: end the running canaries the glob selects (all without one). */
+async function endCanary (target: ControlTarget, options: OperateOptions): Promise<number> {
+  const how = options.canaryAction ?? 'abort'
+  const query: Record<string, string> = options.selector === undefined ? {} : { [options.field ?? 'name']: options.selector }
+  const { status, body } = await callControl(target, 'POST', `/canary/${how}`, query)
+  checkAnswer(target, status, body)
+  if (!isActionBody(body)) throw new ControlError(`the pool answered ${status}: ${String(body.error ?? '')}`, status === 400 ? EXIT.usage : EXIT.failed)
+  if (status === 404 && body.results.length === 0) throw new ControlError(String(body.error ?? 'no canary runs'), EXIT.noMatch)
+  if (options.json) process.stdout.write(`${JSON.stringify(body)}\n`)
+  else for (const r of body.results) process.stdout.write(`${r.name} (${r.bind}): ${r.ok ? `canary ${how === 'promote' ? 'promoted' : 'aborted'}` : r.error ?? 'failed'}\n`)
+  return body.ok ? EXIT.ok : EXIT.failed
+}
+
+/** A canary's verdict in one line: which criterion failed, with both generations' figures. */
+function canaryLine (c: CanaryReport): string {
+  const figures = (f: CanaryReport['canary']): string => `generation ${f.generation}: ${f.requests} requests, ${f.errorRate === null ? '-' : `${(f.errorRate * 100).toFixed(1)} %`} 5xx, p99 ${f.p99 === null ? '-' : `${f.p99} ms`}`
+  const what = c.result === 'promoted' ? 'canary promoted' : c.result === 'rolled-back' ? `canary rolled back on ${c.criterion}: ${c.reason}` : `canary aborted: ${c.reason}`
+  return `${what} (canary ${figures(c.canary)}; serving ${figures(c.serving)})`
+}
+
+async function reload (target: ControlTarget, json: boolean, canary?: number): Promise<number> {
+  const { status, body } = await callControl(target, 'POST', '/reload', canary === undefined ? {} : { canary: String(canary) }, undefined, canary === undefined ? undefined : ACT_WAIT)
   checkAnswer(target, status, body)
   if (status === 200 && json) process.stdout.write(`${JSON.stringify(body)}\n`)
   if (status === 200) {
+    const report = body.report as (Record<string, string[]> & { canary?: Record<string, CanaryReport> }) | undefined
+    const canaries = Object.entries(report?.canary ?? {})
     if (!json) {
-      const report = body.report as Record<string, string[]> | undefined
       process.stdout.write(report === undefined
         ? 'reload under way (it replaces the control listener)\n'
         : `reloaded: ${['added', 'removed', 'changed', 'moved', 'unchanged'].map(k => `${k} ${(report[k] ?? []).join(', ') || '-'}`).join('; ')}\n`)
+      for (const [name, c] of canaries) process.stdout.write(`${name}: ${canaryLine(c)}\n`)
     }
-    return EXIT.ok
+    return canaries.every(([, c]) => c.result === 'promoted') ? EXIT.ok : EXIT.failed
   }
+  if (status === 400) throw new ControlError(String(body.error ?? 'bad request'), EXIT.usage)
   // An invalid file's problems each name a field (a failed start names listeners instead: its message says it all).
   const named = Array.isArray(body.problems) && body.problems.length > 0 && (body.problems as unknown[]).every(p => typeof (p as { path?: unknown } | null)?.path === 'string')
   const listed = named ? body.problems as Array<{ path?: string, message?: string }> : undefined
@@ -169,7 +200,8 @@ function resultLine (action: string, r: ControlResult): string {
   const who = `${r.worker === undefined ? '' : `worker ${r.worker}: `}${r.name} (${r.bind})`
   if (!r.ok) return `${who}: ${action} failed: ${r.error ?? 'unknown error'}`
   if (r.pending === true) return `${who}: ${action} under way (it serves the control API)`
-  return `${who}: ${r.state}${r.generation > 0 ? `, generation ${r.generation}` : ''}`
+  const canary = r.canary === undefined ? '' : `; ${canaryLine(r.canary)}`
+  return `${who}: ${r.state}${r.generation > 0 ? `, generation ${r.generation}` : ''}${canary}`
 }
 
 /** The `ps` table: one line per listener (per worker and listener with --workers). */
@@ -227,7 +259,8 @@ function paint (state: string, text: string): string {
 function generations (l: ListenerStatus): string {
   // No generation serves a stopped listener: '-', not 0 (the next start numbers its generation after the last one).
   if (l.generation === 0 && l.retiring.length === 0) return '-'
-  return l.retiring.length === 0 ? String(l.generation) : `${l.generation} (+${l.retiring.length} retiring)`
+  const canary = l.canary === undefined ? '' : ` (canary ${l.canary.canary.generation}: ${l.canary.share} %, ${Math.ceil(l.canary.left / 1000)} s left)`
+  return (l.retiring.length === 0 ? String(l.generation) : `${l.generation} (+${l.retiring.length} retiring)`) + canary
 }
 
 /** The processes behind the answer: the pool's, or the primary and each worker; from an older pool, nothing. */

@@ -22,7 +22,7 @@ export interface FilePool {
   pool: Pool
   loaded: LoadedConfig
   /** Re-read the file and apply it with pool.reload(); throws FST_POOL_VALIDATE (pool untouched) or the reload's error. */
-  reload: () => ReturnType<Pool['reload']>
+  reload: (how?: { canary?: number }) => ReturnType<Pool['reload']>
 }
 
 /** Load a configuration file and build its pool (not started). */
@@ -35,7 +35,7 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
   // What the command adds to the file's options, resolved with them (once per load).
   const plug = (file: PoolOptions): PoolOptions => ({
     ...file,
-    ...(file.control === undefined ? {} : { control: { reload: async () => filePool.reload(), ...file.control, ...options.control } }),
+    ...(file.control === undefined ? {} : { control: { reload: async (how?: { canary?: number }) => filePool.reload(how), ...file.control, ...options.control } }),
     ...(file.metrics === undefined || file.metrics === false || options.metricsExposition === undefined
       ? {}
       : { metrics: { ...(file.metrics === true ? {} : file.metrics), exposition: options.metricsExposition } }),
@@ -53,7 +53,7 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
   const filePool: FilePool = {
     pool,
     get loaded () { return loaded },
-    async reload () {
+    async reload (how = {}) {
       let next: LoadedConfig
       try {
         next = await loadConfigFile(path, loadOptions)
@@ -74,7 +74,7 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
       let report: ReloadReport
       try {
         const { servers, defaults, handlers, baseDir } = next.pool
-        report = await current().reload({ servers: [...servers], defaults, ...(handlers === undefined ? {} : { handlers }), ...(baseDir === undefined ? {} : { baseDir }) })
+        report = await current().reload({ servers: [...servers], defaults, ...(handlers === undefined ? {} : { handlers }), ...(baseDir === undefined ? {} : { baseDir }) }, how)
       } catch (err) {
         loaded = previous
         throw err

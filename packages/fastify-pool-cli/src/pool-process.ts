@@ -10,6 +10,7 @@ import { formatIssue, problemLine, type FileIssue } from './config-file.ts'
 import { causeCode, writeError, writeProblems } from './output.ts'
 import { createPoolFromFile, type FilePool, type PoolFromFileOptions } from './pool-from-file.ts'
 import { listenerTable } from './table.ts'
+import type { ReloadHow } from './supervisor.ts'
 
 // Beyond the drain deadline, how long closing may take (app onClose hooks)
 // before the process gives up and exits 1.
@@ -94,9 +95,9 @@ export class PoolProcess {
   }
 
   /** Re-read the file and apply it; a file that is invalid or a reload that fails leaves the pool as it was (the reload event says which). */
-  async reload (reason: string): ReturnType<FilePool['reload']> {
-    this.logger.info({ file: this.#settings.shown, reason }, `${reason}: reloading the configuration`)
-    return await this.running.reload()
+  async reload (reason: string, how: ReloadHow = {}): ReturnType<FilePool['reload']> {
+    this.logger.info({ file: this.#settings.shown, reason, ...(how.canary === undefined ? {} : { canary: how.canary }) }, `${reason}: reloading the configuration`)
+    return await this.running.reload(how)
   }
 
   /**

@@ -15,7 +15,7 @@ import { packageManager, watchPackageManager } from './parent-watch.ts'
 import type { PidFile } from './pid-file.ts'
 import { PoolProcess, loadFailed, type PoolProcessSettings, type StopCause } from './pool-process.ts'
 import { stopOnSignals } from './shutdown.ts'
-import { Supervisor } from './supervisor.ts'
+import { Supervisor, type ReloadHow } from './supervisor.ts'
 import { notifySystemd } from './systemd.ts'
 import { poolSockets, predecessor, publishUpgrade, Upgrader } from './upgrade.ts'
 import { watchFiles } from './watch.ts'
@@ -44,9 +44,9 @@ export async function runSingle (options: SingleOptions): Promise<number> {
   // Bound once the pool exists: until then nothing asks for them (signals are held, the control API does not listen).
   let proc: PoolProcess | undefined
   const supervisor = new Supervisor<ReloadReport>({
-    reload: async (reason) => {
+    reload: async (reason, how) => {
       if (proc === undefined) throw new Error('the pool is still starting')
-      return await proc.reload(reason)
+      return await proc.reload(reason, how)
     },
     log: logger
   })
@@ -66,7 +66,7 @@ export async function runSingle (options: SingleOptions): Promise<number> {
   })
   try {
     proc = await PoolProcess.load(file, logger, options, {
-      control: { upgrade: async (o) => ({ ...await upgrader.upgrade(o) }), reload: async () => await supervisor.reload('control API') },
+      control: { upgrade: async (o) => ({ ...await upgrader.upgrade(o) }), reload: async (how?: ReloadHow) => await supervisor.reload('control API', how) },
       ...(options.text === undefined ? {} : { text: options.text })
     })
   } catch (err) {

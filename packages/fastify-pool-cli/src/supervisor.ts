@@ -29,11 +29,14 @@ export class Refused extends Error {
 
 export interface SupervisorOptions<R> {
   /** Re-read the file and apply it: the pool in place (one process) or a rolling reload (workers). */
-  reload: (reason: string) => Promise<R>
+  reload: (reason: string, how: ReloadHow) => Promise<R>
   log: { warn: (fields: object, message: string) => void }
 }
 
-interface Asked<R> { reason: string, waiters: Array<{ resolve: (r: R) => void, reject: (e: unknown) => void }> }
+/** How a reload applies the file: with a canary (a share in percent) for every changed listener. */
+export interface ReloadHow { canary?: number }
+
+interface Asked<R> { reason: string, how: ReloadHow, waiters: Array<{ resolve: (r: R) => void, reject: (e: unknown) => void }> }
 
 export class Supervisor<R> {
   #phase: Phase = 'starting'
@@ -104,14 +107,19 @@ export class Supervisor<R> {
    * more after the one under way (every ask since shares its outcome).
    * Refused during an upgrade (the successor reads the file afresh) and a stop.
    */
-  reload (reason: string): Promise<R> {
+  reload (reason: string, how: ReloadHow = {}): Promise<R> {
     if (this.#phase === 'stopping' || this.#phase === 'upgrading') {
       const refusal = this.#phase === 'stopping' ? 'the pool is stopping' : 'an upgrade is under way (the new process reads the file afresh)'
       this.#options.log.warn({ reason }, `${reason}: no reload: ${refusal}`)
       return Promise.reject(new Refused(refusal))
     }
     return new Promise<R>((resolve, reject) => {
-      this.#asked ??= { reason, waiters: [] }
+      // A canary reload is not folded into a plain one asked meanwhile (nor the reverse): it waits for its own turn.
+      if (this.#asked !== undefined && this.#asked.how.canary !== how.canary) {
+        reject(new Refused('another reload is waiting to run; ask again once it is done'))
+        return
+      }
+      this.#asked ??= { reason, how, waiters: [] }
       this.#asked.waiters.push({ resolve, reject })
       if (this.#phase === 'serving') this.#next()
     })
@@ -122,7 +130,7 @@ export class Supervisor<R> {
     if (asked === undefined || this.#phase !== 'serving') return
     this.#asked = undefined
     this.#move('reloading')
-    this.#options.reload(asked.reason).then(
+    this.#options.reload(asked.reason, asked.how).then(
       (r) => { for (const w of asked.waiters) w.resolve(r) },
       (e: unknown) => { for (const w of asked.waiters) w.reject(e) }
     ).finally(() => {

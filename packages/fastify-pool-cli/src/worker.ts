@@ -82,14 +82,16 @@ async function socketsAgain (proc: PoolProcess, action: ControlAction, query: Re
 }
 
 /** A worker's pool asks the primary for what spans every worker: the status, the summed metrics, a rolling reload, an upgrade, an action. */
-function askingThePrimary (self: () => string): { control: { status: () => Promise<Record<string, unknown>>, reload: () => Promise<unknown>, upgrade: (o: UpgradeOptions) => Promise<Record<string, unknown>>, act: (action: 'restart' | 'stop' | 'start', query: Record<string, unknown>) => Promise<{ statusCode: number, body: object }> }, metricsExposition: () => Promise<string> } {
+function askingThePrimary (self: () => string): { control: { status: () => Promise<Record<string, unknown>>, reload: (how?: { canary?: number }) => Promise<unknown>, upgrade: (o: UpgradeOptions) => Promise<Record<string, unknown>>, act: (action: 'restart' | 'stop' | 'start', query: Record<string, unknown>) => Promise<{ statusCode: number, body: object }> }, metricsExposition: () => Promise<string> } {
   return {
     control: {
       status: async () => {
         const answer = await askPrimary('status')
         return { workers: answer.workers, restarts: answer.restarts, primary: answer.primary }
       },
-      reload: async () => {
+      reload: async (how?: { canary?: number }) => {
+        // Each worker would judge its own canary: one verdict for the pool is not built yet (docs/canary.md).
+        if (how?.canary !== undefined) throw Object.assign(new Error('a canary reload needs one process: with --workers each worker would judge its own; reload without --canary'), { statusCode: 409 })
         const answer = await askPrimary('roll', 300_000)
         if (!answer.ok) throw new Error(answer.error ?? 'the rolling reload failed')
         return { rolled: true }

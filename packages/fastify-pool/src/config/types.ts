@@ -302,8 +302,8 @@ export interface ControlOptions {
   token?: string
   /** Where the routes are (default `/pool`: `GET /pool`, `POST /pool/restart`...). */
   path?: string
-  /** What `POST <path>/reload` runs (the command re-reads its file); without it that route answers 501. */
-  reload?: () => Promise<unknown>
+  /** What `POST <path>/reload` runs (the command re-reads its file), with `?canary=PERCENT` as `how.canary`; without it that route answers 501. */
+  reload?: (how: { canary?: number }) => Promise<unknown>
   /**
    * What `POST <path>/upgrade` runs (the command starts a successor process
    * and hands it the sockets); it resolves with the answer's fields once the

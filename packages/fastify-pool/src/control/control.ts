@@ -12,7 +12,7 @@ import { browserRefusal } from './control-guard.ts'
 import { failureOf, isPoolError, quote, type ValidationIssue } from '../base/errors.ts'
 import type { Listener } from '../listener/listener.ts'
 import { ControlArgumentSchema, ControlObjectSchema, optionIssues, withDefaults } from '../config/options.ts'
-import type { ControlOptions, Field, ListenerStatus, NormalizedConfig } from '../config/types.ts'
+import type { CanaryReport, ControlOptions, Field, ListenerStatus, NormalizedConfig } from '../config/types.ts'
 import type { PoolHooks } from '../listener/hooks.ts'
 
 /** What the control API reads of a pool and acts on (a Pool is one; this file sits below pool.ts). */
@@ -27,7 +27,7 @@ interface HookablePool {
   addHook: <K extends 'onBuild' | 'onStateChange'>(name: K, fn: PoolHooks<Listener, unknown>[K]) => unknown
 }
 
-export interface ControlSettings { listener: string, token: string | undefined, path: string, reload: (() => Promise<unknown>) | undefined, upgrade: ControlOptions['upgrade'], local?: boolean, status: (() => Promise<Record<string, unknown>>) | undefined, act?: ControlOptions['act'] }
+export interface ControlSettings { listener: string, token: string | undefined, path: string, reload: ((how: { canary?: number }) => Promise<unknown>) | undefined, upgrade: ControlOptions['upgrade'], local?: boolean, status: (() => Promise<Record<string, unknown>>) | undefined, act?: ControlOptions['act'] }
 
 /** The body of `GET /pool`. */
 export interface ControlStatusBody {
@@ -60,6 +60,8 @@ export interface ControlResult {
   error?: string
   /** The action acts on the listener serving this request: it goes on after the answer. */
   pending?: boolean
+  /** A restart with a canary: its verdict. */
+  canary?: CanaryReport
 }
 
 /** The body of `POST /pool/<action>`. */
@@ -152,7 +154,13 @@ export class PoolControl {
       for (const action of ACTIONS) {
         scope.post(`${path}/${action}`, async (request, reply) => this.#act(action, listener, pool(), request, reply))
       }
-      scope.post(`${path}/reload`, async (_request, reply) => this.#reload(listener, pool(), reply))
+      scope.post(`${path}/reload`, async (request, reply) => this.#reload(listener, pool(), request, reply))
+      for (const how of ['promote', 'abort'] as const) {
+        scope.post(`${path}/canary/${how}`, async (request, reply) => {
+          const { statusCode, body } = canaryEnd(pool(), how, request.query as Record<string, unknown>)
+          return await reply.code(statusCode).send(body)
+        })
+      }
       scope.post(`${path}/upgrade`, async (request, reply) => this.#upgrade(request, reply))
     }
     // An operator's requests (ps, the status page's poll every 2 s) are not
@@ -208,8 +216,10 @@ export class PoolControl {
     return body
   }
 
-  async #reload (self: string, pool: Pool | undefined, reply: FastifyReply): Promise<unknown> {
+  async #reload (self: string, pool: Pool | undefined, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
     const reload = this.#settings.reload
+    const canary = canaryQuery(request.query as Record<string, unknown>)
+    if (typeof canary === 'string') return await reply.code(400).send({ ok: false, error: canary })
     if (reload === undefined) {
       reply.code(501)
       return { ok: false, error: 'this pool was not started from a file: reload it with pool.reload(options)' }
@@ -218,7 +228,7 @@ export class PoolControl {
     // request with it: answer once that begins rather than wait for ourselves.
     let status = 422
     const me = pool === undefined ? undefined : [...pool].find(l => l.name === self)
-    const outcome = await raceSelfDrain(me, reload().then(report => ({ ok: true, report }), (err: Error & { errors?: unknown[], statusCode?: unknown }) => {
+    const outcome = await raceSelfDrain(me, reload(canary === undefined ? {} : { canary }).then(report => ({ ok: true, report }), (err: Error & { errors?: unknown[], statusCode?: unknown }) => {
       // A reload refused for now (the process is upgrading or stopping: 409) says so; an invalid file or a failed reload is 422.
       if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) status = err.statusCode
       return { ok: false, error: err.message, ...(Array.isArray(err.errors) ? { problems: err.errors } : {}) }
@@ -282,10 +292,39 @@ export async function controlAction (pool: Pool | undefined, action: Action, que
   if (action === 'stop' && !force && self !== undefined && selected.some(l => l.name === self)) {
     return { statusCode: 409, body: { ok: false, action, results: [], error: `listener "${self}" serves this control API: stopping it would cut every command off from the pool until a reload (SIGHUP) or a restart of the process. Leave it out of the glob, or add force=1 (fastify-pool stop --force) to stop it anyway` } }
   }
-  const run = (l: Listener): Promise<unknown> => action === 'restart' ? l.restart() : action === 'stop' ? l.stop() : l.start()
+  const canary = canaryQuery(query)
+  if (typeof canary === 'string') return { statusCode: 400, body: { ok: false, action, results: [], error: canary } }
+  if (canary !== undefined && action !== 'restart') return { statusCode: 400, body: { ok: false, action, results: [], error: 'canary goes with restart (and reload) only' } }
+  const run = (l: Listener): Promise<unknown> => action === 'restart' ? l.restart(canary === undefined ? {} : { canary }) : action === 'stop' ? l.stop() : l.start()
   const results = await untilDone(selected, self, pool, run)
   const ok = results.every(r => r.ok)
   return { statusCode: ok ? 200 : 500, body: { ok, action, results } }
+}
+
+/** `?canary=PERCENT`: the share, or why it is refused; undefined when not asked. */
+export function canaryQuery (query: Record<string, unknown>): number | string | undefined {
+  const given = query.canary
+  if (given === undefined) return undefined
+  const share = Number(given)
+  return typeof given === 'string' && /^\d+(\.\d+)?$/.test(given) && share >= 1 && share <= 99 ? share : `canary must be a percentage from 1 to 99 (got ${quote(given)})`
+}
+
+/**
+ * `POST <path>/canary/promote|abort`: end the canary of each listener the
+ * query selects (none: every one with a canary running).
+ */
+export function canaryEnd (pool: Pool | undefined, how: 'promote' | 'abort', query: Record<string, unknown>): { statusCode: number, body: ControlActionBody } {
+  const action = `canary ${how}`
+  const selected = select(pool, query)
+  if (typeof selected === 'string') return { statusCode: selected.startsWith('no listener') ? 404 : 400, body: { ok: false, action, results: [], error: selected } }
+  const chosen = query.name === undefined && query.bind === undefined ? selected.filter(l => l.canary !== undefined) : selected
+  if (chosen.length === 0) return { statusCode: 404, body: { ok: false, action, results: [], error: 'no canary runs' } }
+  const results: ControlResult[] = chosen.map(l => {
+    const ended = l.endCanary(how)
+    return { name: l.name, bind: l.bind, ok: ended, state: l.state, generation: l.status.generation, ...(ended ? {} : { error: 'no canary runs on this listener' }) }
+  })
+  const ok = results.every(r => r.ok)
+  return { statusCode: ok ? 200 : 404, body: { ok, action, results } }
 }
 
 function sha256 (text: string): Buffer {
@@ -328,7 +367,10 @@ async function untilDone (listeners: Listener[], self: string | undefined, pool:
     ...(pending ? { pending } : {})
   })
   return Promise.all(listeners.map(async (l) => {
-    const done = run(l).then(() => result(l), (err: unknown) => result(l, err))
+    const done = run(l).then((value) => {
+      const canary = (value as { canary?: CanaryReport } | undefined)?.canary
+      return canary === undefined ? result(l) : { ...result(l), canary }
+    }, (err: unknown) => result(l, err))
     if (l.name !== self) return done
     const outcome = await raceSelfDrain(l, done)
     return outcome === 'draining' ? result(l, undefined, true) : outcome

@@ -110,7 +110,8 @@ function render (status) {
     const state = l.disabled ? 'disabled' : l.state
     cell(row, state, 'state-' + state)
     cell(row, l.url || l.expose || l.bind)
-    cell(row, String(l.generation) + ((l.retiring || []).length > 0 ? ' (+' + l.retiring.length + ' retiring)' : ''), 'generation')
+    const canary = l.canary ? ' (canary ' + l.canary.canary.generation + ': ' + l.canary.share + ' %, ' + Math.ceil(l.canary.left / 1000) + ' s left)' : ''
+    cell(row, String(l.generation) + ((l.retiring || []).length > 0 ? ' (+' + l.retiring.length + ' retiring)' : '') + canary, 'generation')
     cell(row, duration(l.uptime))
     cell(row, String(l.inflight))
     cell(row, String(l.upgraded ?? 0))

@@ -46,6 +46,10 @@ export function canarySettings (options: CanaryOptions | number | true): CanaryS
 
 /** Most response times kept per generation for its p99 (the newest). */
 const KEEP = 4096
+/** A new instance's first responses are slower (its routes and serializers are compiled then): they count, but not in its p99. */
+const WARM_UP = 20
+/** Fewer response times than this make no p99 (it would be the slowest one). */
+const P99_SAMPLES = 100
 /** How often the judge looks while a step runs. */
 const JUDGE_MS = 250
 
@@ -59,11 +63,15 @@ class Tally {
   add (status: number, ms: number): void {
     this.requests++
     if (status >= 500) this.errors++
+    if (this.requests <= WARM_UP) return
     if (this.#times.length < KEEP) this.#times.push(ms)
     else { this.#times[this.#next] = ms; this.#next = (this.#next + 1) % KEEP }
   }
 
   get errorRate (): number { return this.requests === 0 ? 0 : this.errors / this.requests }
+
+  /** Response times kept for the p99 (after the warm-up). */
+  get samples (): number { return this.#times.length }
 
   p99 (): number | null {
     if (this.#times.length === 0) return null
@@ -195,7 +203,8 @@ export class Canary {
       if (c.errorRate - baseline > maxErrorRate) {
         return this.#end({ result: 'rolled-back', criterion: 'errors', reason: `5xx share ${pct(c.errorRate)} against ${pct(baseline)} (at most ${pct(maxErrorRate)} more)` })
       }
-      if (s.requests >= minRequests) {
+      // Latency once both have enough times for a p99 to mean something.
+      if (s.requests >= minRequests && Math.min(c.samples, s.samples) >= Math.max(minRequests, P99_SAMPLES)) {
         const cp = c.p99() as number
         const sp = s.p99() as number
         const limit = Math.max(sp * maxLatencyRatio, sp + latencyFloor)
@@ -206,7 +215,9 @@ export class Canary {
     }
     if (Date.now() - this.#stepStarted < window) return
     if (c.requests < minRequests) {
-      // A window without enough requests to judge waits for them, up to three windows.
+      // An idle listener (neither generation had enough requests): nothing to judge and nothing at risk; the canary goes on as a restart would.
+      if (s.requests < minRequests) return this.#end({ result: 'promoted' })
+      // A canary short of requests while the serving one has them waits for them, up to three windows.
       if (Date.now() - this.#stepStarted >= 3 * window) this.#end({ result: 'aborted', reason: `too few requests to judge: ${c.requests} on the canary in ${Math.round(3 * window / 1000)} s (at least ${minRequests})` })
       return
     }

@@ -1,0 +1,84 @@
+// `fastify-pool reload --canary`, `restart --canary` and `canary
+// promote|abort` against a `fastify-pool start` of the same file: the
+// verdict is the exit code and one line. Child processes on real sockets.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Agent, request } from 'node:http'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { freePort } from './fixtures/cli.ts'
+import { command, poolFile, project, started } from './fixtures/operate.ts'
+
+/** Keep-alive GETs on `url` until stopped; the statuses seen. */
+function load (url: string): { stop: () => Promise<{ statuses: Map<number, number>, errors: number }> } {
+  const agent = new Agent({ keepAlive: true, maxSockets: 4 })
+  const statuses = new Map<number, number>()
+  const state = { running: true, errors: 0 }
+  const one = (): Promise<void> => new Promise(resolve => {
+    request(url, { agent }, (res) => {
+      res.resume()
+      res.on('end', () => { statuses.set(res.statusCode ?? 0, (statuses.get(res.statusCode ?? 0) ?? 0) + 1); resolve() })
+    }).on('error', () => { state.errors++; resolve() }).end()
+  })
+  const loops = Array.from({ length: 4 }, async () => { while (state.running) await one() })
+  return {
+    stop: async () => {
+      state.running = false
+      await Promise.all(loops)
+      agent.destroy()
+      return { statuses, errors: state.errors }
+    }
+  }
+}
+
+async function urlOf (t: Parameters<typeof command>[0], dir: string, name: string): Promise<string> {
+  const ps = await command(t, dir, ['ps', '--json'])
+  const listener = (JSON.parse(ps.stdout) as { listeners: Array<{ name: string, url: string }> }).listeners.find(l => l.name === name)
+  assert.ok(listener !== undefined, ps.stdout)
+  return listener.url
+}
+
+test('reload --canary: new code that fails one request in five is rolled back (exit 1, one line with both figures); the old code serves on', async (t) => {
+  // public-a alone serves the module that changes.
+  const dir = project(t, poolFile(await freePort()).replace('  public: ./routes/public.js\n', '  public: ./routes/public.js\n  other: ./routes/other.js\n').replace(/(name: (public-b|admin)\n {4}listen: [^\n]+\n {4}handler: )public/g, '$1other'), { 'routes/other.js': "export default async function (app) { app.get('/', async () => 'other') }\n" })
+  const pool = await started(t, dir)
+  const url = await urlOf(t, dir, 'public-a')
+  const traffic = load(url)
+  t.after(() => traffic.stop())
+  // The handler module read afresh by the reload: every fifth request fails.
+  writeFileSync(join(dir, 'routes/public.js'), "let n = 0\nexport default async function (app) { app.get('/', async (_r, reply) => ++n % 5 === 0 ? reply.code(500).send('bad') : 'new') }\n")
+  const reload = await command(t, dir, ['reload', '--canary', '20'])
+  const seen = await traffic.stop()
+  assert.equal(reload.code, 1, reload.stderr)
+  assert.match(reload.stdout, /changed public-a; moved -; unchanged public-b, admin/)
+  assert.match(reload.stdout, /^public-a: canary rolled back on errors: 5xx share .* \(canary generation 2: \d+ requests, [\d.]+ % 5xx, p99 .*; serving generation 1: \d+ requests, 0\.0 % 5xx/m)
+  assert.equal(seen.errors, 0)
+  assert.equal((await command(t, dir, ['reload', '--canary', '120'])).code, 2, 'a share out of range is a usage error')
+  pool.proc.kill('SIGTERM')
+  assert.equal((await pool.exited).code, 0)
+})
+
+test('restart --canary waits for the verdict; canary promote ends it (exit 0), canary abort with none running exits 5', async (t) => {
+  const dir = project(t, poolFile(await freePort()))
+  const pool = await started(t, dir)
+  const traffic = load(await urlOf(t, dir, 'public-a'))
+  const restarting = command(t, dir, ['restart', 'public-a', '--canary', '10'])
+  t.after(() => traffic.stop())
+  // ps shows the canary once it runs (a bounded number of looks).
+  let shown = ''
+  for (let i = 0; i < 100 && !/canary 2: 10 %/.test(shown); i++) shown = (await command(t, dir, ['ps'])).stdout
+  assert.match(shown, /^public-a\s+running\s+\S+\s+1 \(canary 2: 10 %, \d+ s left\)/m)
+  const promote = await command(t, dir, ['canary', 'promote', 'public-a'])
+  assert.equal(promote.code, 0, promote.stderr)
+  assert.match(promote.stdout, /^public-a \(127\.0\.0\.1:0\): canary promoted$/m)
+  const restart = await restarting
+  await traffic.stop()
+  assert.equal(restart.code, 0, restart.stderr)
+  assert.match(restart.stdout, /^public-a \(127\.0\.0\.1:0\): running, generation 2; canary promoted/m)
+  const none = await command(t, dir, ['canary', 'abort'])
+  assert.equal(none.code, 5, none.stderr)
+  assert.match(none.stderr, /no canary runs/)
+  assert.equal((await command(t, dir, ['canary', 'promte'])).code, 2)
+  pool.proc.kill('SIGTERM')
+  assert.equal((await pool.exited).code, 0)
+})
