@@ -4,7 +4,7 @@
 # as it is (what git tracks or does not ignore) is copied to a temp folder,
 # pnpm there overrides the fastify of every workspace package (each has its
 # own: the root, fastify-pool, fastify-pool-cli, the examples), installs, and
-# runs `pnpm test` there. Fastify 6 needs Node 22 or later
+# runs `pnpm typecheck` and `pnpm test` there. Fastify 6 needs Node 22 or later
 # (Promise.withResolvers): put one first in PATH. Arguments go to pnpm test.
 # The load tests (test/load) skip themselves: they measure the pool's load
 # shedding, which runs before Fastify routes a request, they run with Fastify
@@ -27,6 +27,8 @@ trap 'rm -rf "$WORK"' EXIT
 git ls-files -z --cached --others --exclude-standard \
   | while IFS= read -r -d '' f; do if [ -e "$f" ]; then printf '%s\0' "$f"; fi; done \
   | tar --null -T - -cf - | tar -xf - -C "$WORK"
+# The Node binaries .ci/run installs (git ignores them): the upgrade to another Node looks for .node24.
+for d in .node22 .node24 .nodelatest; do if [ -d "$d" ]; then ln -s "$PWD/$d" "$WORK/$d"; fi; done
 cd "$WORK"
 printf '\n# scripts/test-fastify-next.sh: one Fastify for every package.\noverrides:\n  fastify: "%s"\n' "$RANGE" >> pnpm-workspace.yaml
 # The store already holds all but Fastify 6 and what it adds; nothing new has a build script to allow.
@@ -42,4 +44,6 @@ version="$(cd packages/fastify-pool && node -e '
   if (!semver.satisfies(version, process.argv[1])) { console.error(`fastify ${version} installed, not ${process.argv[1]}`); process.exit(1) }
   console.log(version)' "$RANGE")"
 echo "--- fastify $version in every package, on Node $(node --version)"
+# Its typings against the packages, the tests and the examples (the tests run without them).
+pnpm typecheck
 FASTIFY_POOL_TEST_BUSY=1 pnpm test "$@"
