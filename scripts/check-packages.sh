@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # What we publish, installed where users install it: pack the three packages,
 # install the tarballs with npm into a fresh project outside the workspace
-# (with the oldest and the newest Fastify 5), and use them there as a user
-# would: ESM import and require() on Node 20 and 24, a strict TypeScript
-# consumer under node16, nodenext and bundler, the command, the scaffolder
-# (its JavaScript and TypeScript starters installed, started and tested on
-# Node 20 and 24); then publint and arethetypeswrong on each tarball.
+# (with the oldest and the newest Fastify 5, and with the newest Fastify 6,
+# pre-release or not: npm refuses a peer range that leaves it out), and use
+# them there as a user would: ESM import and require() on Node 20 and 24 (on
+# 24 alone with Fastify 6, which needs Node 22), a strict TypeScript consumer
+# under node16, nodenext and bundler, the command, the scaffolder (its
+# JavaScript and TypeScript starters installed, started and tested on Node 20
+# and 24); then publint and arethetypeswrong on each tarball.
 #   scripts/check-packages.sh [node24-binary]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,8 +57,8 @@ install_project () { # dir fastify-version
     && npm install --no-audit --no-fund --silent "$LIB" "$CLI" "$CREATE" "fastify@$2" typescript@5.9 @types/node@20 >/dev/null)
 }
 
-consumer_checks () { # dir
-  local dir="$1"
+consumer_checks () { # dir [node]: with a node binary, the code runs on it alone
+  local dir="$1" only="${2:-}"
   cat > "$dir/esm.mjs" <<'JS'
 import fastify from 'fastify'
 import fastifyPool, { createPool, errors, isPool } from 'fastify-pool'
@@ -107,8 +109,12 @@ TS
     (cd "$dir" && npx tsc --noEmit --strict --skipLibCheck false --target es2022 --module "$module" --moduleResolution "$mode" --types node consumer.ts) \
       || { echo "the TypeScript consumer fails under moduleResolution $mode" >&2; exit 1; }
   done
-  (cd "$dir" && node esm.mjs && node cjs.cjs)
-  if [ -n "$NODE24" ]; then (cd "$dir" && "$NODE24" esm.mjs && "$NODE24" cjs.cjs); fi
+  if [ -n "$only" ]; then
+    (cd "$dir" && "$only" esm.mjs && "$only" cjs.cjs)
+  else
+    (cd "$dir" && node esm.mjs && node cjs.cjs)
+    if [ -n "$NODE24" ]; then (cd "$dir" && "$NODE24" esm.mjs && "$NODE24" cjs.cjs); fi
+  fi
   # One copy of Fastify: the user's.
   local copies; copies="$(cd "$dir" && npm ls fastify --all --parseable 2>/dev/null | grep -c 'node_modules/fastify$' || true)"
   [ "$copies" = 1 ] || { echo "$copies copies of fastify installed" >&2; (cd "$dir" && npm ls fastify --all) >&2; exit 1; }
@@ -119,6 +125,11 @@ for version in 5.0.0 5; do
   install_project "$WORK/user-$version" "$version"
   consumer_checks "$WORK/user-$version"
 done
+if [ -n "$NODE24" ]; then
+  step "a user project with fastify@^6.0.0-0, on Node 24"
+  install_project "$WORK/user-6" "^6.0.0-0"
+  consumer_checks "$WORK/user-6" "$NODE24"
+fi
 
 step "the command"
 P="$WORK/user-5"

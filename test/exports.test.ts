@@ -19,7 +19,7 @@ test('the plugin carries the fastify-plugin metadata', () => {
   const plugin = fastifyPool as unknown as Record<symbol, unknown>
   assert.equal(plugin[Symbol.for('skip-override')], true)
   assert.equal(plugin[Symbol.for('fastify.display-name')], 'fastify-pool')
-  assert.deepEqual(plugin[Symbol.for('plugin-meta')], { fastify: '5.x', name: 'fastify-pool' })
+  assert.deepEqual(plugin[Symbol.for('plugin-meta')], { fastify: '5.x || 6.x', name: 'fastify-pool' })
 })
 
 test('the health, monitor and status-route API is exported', () => {

@@ -22,8 +22,10 @@ export function withPool (plugin: Handler, pool: () => Pool, owner: object): Han
   }
   // fastify-plugin: the decorator lands on the listener's instance (no
   // encapsulation of the wrapper), the wrapped plugin keeps its own, and
-  // errors name the module.
-  const wrapped = fp(wrapper, { fastify: '5.x', name: `fastify-pool-handler:${plugin.name || 'handler'}` })
+  // errors name the module. The versions are the peer range's: Fastify
+  // refuses a plugin whose range leaves its own version out (pre-releases
+  // aside), and 6.0.0 would refuse '5.x'.
+  const wrapped = fp(wrapper, { fastify: '5.x || 6.x', name: `fastify-pool-handler:${plugin.name || 'handler'}` })
   byOwner.set(owner, wrapped)
   return wrapped
 }

@@ -113,7 +113,7 @@ function startWithListen (app: FastifyInstance, pool: Pool, monitor: PeriodicMon
 }
 
 /** The fastify-pool plugin: `app.register(fastifyPool, { servers, handlers, ... })`. */
-export const fastifyPool = fp(plugin, { fastify: '5.x', name: 'fastify-pool' })
+export const fastifyPool = fp(plugin, { fastify: '5.x || 6.x', name: 'fastify-pool' })
 export default fastifyPool
 
 function noop (): void {}
