@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net'
 import { Agent, request } from 'node:http'
 import { createPool, type CanaryEvent, type Pool } from 'fastify-pool'
 import { deferred } from './fixtures/lifecycle.ts'
+import { openClient, pluginHandler, type Builds, type Client } from './fixtures/websocket.ts'
 
 /** The code the listener serves: a version, and how it answers. */
 interface Code { version: number, fail?: number, delay?: number }
@@ -218,4 +219,40 @@ test('reload with a canary: a changed listener is judged; one rolled back keeps 
   assert.notEqual(pool.load('web')!.config.bodyLimit, 2048, 'the previous configuration serves')
   assert.equal(during.errors, 0)
   await assert.rejects(pool.restart({ canary: { share: 120 } }), (err: Error & { code?: string }) => err.code === 'FST_POOL_VALIDATE' && /canary/.test(err.message))
+})
+
+test('a WebSocket stays with the generation that took its handshake: one on the canary lives through its promotion; one on a rolled-back canary is closed with 1012 when it retires', async (t) => {
+  const builds: Builds = { count: 0 }
+  const pool = createPool({ servers: [{ name: 'web', listen: '127.0.0.1:0', upgradeDrainTimeout: 200 }], handlers: pluginHandler(builds), defaults: { overload: false } })
+  t.after(() => pool.stop({ timeout: 0 }))
+  await pool.start()
+  const web = pool.load('web')!
+  const url = `${web.url!.replace(/^http/, 'ws')}/ws`
+  const started = (): Promise<void> => new Promise(resolve => { pool.addHook('onCanary', (e) => { if (e.report === undefined) resolve() }) })
+
+  // Promotion: handshakes split 50/50 until some reach the canary (generation 2).
+  let running = started()
+  const promoting = web.restart({ canary: { share: 50, window: 60_000 } })
+  await running
+  const clients: Client[] = []
+  while (!clients.some(c => c.generation === 2) || !clients.some(c => c.generation === 1)) clients.push(await openClient(url))
+  assert.ok(web.endCanary('promote'))
+  const promoted = await promoting
+  assert.equal(promoted.canary?.result, 'promoted')
+  const onCanary = clients.filter(c => c.generation === 2)
+  assert.deepEqual(await Promise.all(onCanary.map(c => c.echo('after'))), onCanary.map(() => 2), 'the canary\'s WebSockets live on after its promotion')
+
+  // Rollback: a WebSocket on the canary (generation 3) is said goodbye with 1012 once upgradeDrainTimeout passed.
+  running = started()
+  const rolling = web.restart({ canary: { share: 50, window: 60_000 } })
+  await running
+  let onRolledBack: Client
+  do onRolledBack = await openClient(url); while (onRolledBack.generation !== 3)
+  assert.ok(web.endCanary('abort'))
+  const aborted = await rolling
+  assert.equal(aborted.canary?.result, 'aborted')
+  assert.equal((await onRolledBack.closed).code, 1012)
+  const retired = await aborted.retired
+  assert.equal(retired?.generation, 3)
+  assert.deepEqual(await Promise.all(onCanary.map(c => c.echo('still'))), onCanary.map(() => 2), 'the serving generation\'s WebSockets are untouched')
 })

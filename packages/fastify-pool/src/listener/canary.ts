@@ -126,6 +126,8 @@ export class Canary {
   readonly settings: CanarySettings
   readonly startedAt = Date.now()
   readonly dispatch: RequestHandler
+  /** Whether the canary takes this request (a handshake, for the upgrade router): the split's choice. */
+  readonly pick: (req: Request) => boolean
   readonly verdict: Promise<Verdict>
   #share: number
   #step = 0
@@ -143,6 +145,7 @@ export class Canary {
     this.#share = settings.share
     this.verdict = new Promise(resolve => { this.#decide = resolve })
     const pick = this.#picker()
+    this.pick = pick
     this.dispatch = (req, res) => {
       const gen = pick(req) ? next : serving
       const socket = req.socket as MarkedSocket

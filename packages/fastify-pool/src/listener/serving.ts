@@ -109,15 +109,17 @@ export class Serving {
 
   /**
    * Let `canary.next` serve its share beside the serving generation: the
-   * server's requests go through the canary's split. Its parse errors are
-   * still answered by the serving instance only; its upgrades (WebSockets)
-   * go to the serving generation until it is promoted.
+   * server's requests and handshakes go through the canary's split (a
+   * WebSocket stays with the generation that took it). Its parse errors are
+   * still answered by the serving instance only.
    */
   startCanary (canary: Canary): void {
     const server = this.handle.server
     for (const listener of canary.next.clientErrorListeners) server.removeListener('clientError', listener)
     server.removeListener('request', this.#gen.dispatch)
     server.on('request', canary.dispatch)
+    // A WebSocket stays with the generation that took its handshake.
+    this.handle.upgrades.split(req => canary.pick(req) ? canary.next.upgrades : canary.serving.upgrades, canary.next.upgrades)
     this.#canary = canary
   }
 
@@ -141,8 +143,8 @@ export class Serving {
       handle.applyTimeouts(config)
       for (const listener of canary.serving.clientErrorListeners) server.removeListener('clientError', listener)
       for (const listener of canary.next.clientErrorListeners) server.on('clientError', listener)
-      handle.upgrades.serve(winner.upgrades)
     }
+    handle.upgrades.serve(winner.upgrades)
     server.on('request', winner.dispatch)
     // What the loser owes: the sockets whose last request it served (the serving generation: also those no request reached since the canary began).
     loser.seal(handle, this.retiring.generations(), promote ? socket => lastServedBy(socket) !== winner : socket => lastServedBy(socket) === loser)

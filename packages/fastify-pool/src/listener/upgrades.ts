@@ -80,6 +80,9 @@ export class UpgradeRouter {
   #building: Upgrades | undefined
   /** Set while the listener drains: handshakes are answered 503. */
   #refusing = false
+  /** While a canary runs: which generation takes a handshake (canary.ts), and the canary's own. */
+  #pick: ((req: IncomingMessage) => Upgrades) | undefined
+  #also: Upgrades | undefined
   readonly #ours: Record<UpgradeEventName, EventListener>
   #sweepQueued = false
 
@@ -120,8 +123,18 @@ export class UpgradeRouter {
   serve (upgrades: Upgrades | undefined): void {
     this.sweep()
     this.#serving = upgrades
+    this.#pick = undefined
+    this.#also = undefined
     this.#refusing = false
-    this.#attach(upgrades)
+    this.#attach()
+  }
+
+  /** While a canary runs: `pick` says which of the serving generation and `canary` takes each handshake (until serve() again). */
+  split (pick: (req: IncomingMessage) => Upgrades, canary: Upgrades): void {
+    this.sweep()
+    this.#pick = pick
+    this.#also = canary
+    this.#attach()
   }
 
   /** The drain: every handshake from now on is answered 503 with Connection: close. */
@@ -129,9 +142,9 @@ export class UpgradeRouter {
     this.#refusing = true
   }
 
-  #attach (upgrades: Upgrades | undefined): void {
+  #attach (): void {
     for (const event of UPGRADE_EVENTS) {
-      const wanted = (upgrades?.listeners[event].length ?? 0) > 0
+      const wanted = (this.#serving?.listeners[event].length ?? 0) + (this.#also?.listeners[event].length ?? 0) > 0
       const attached = this.#server.rawListeners(event).includes(this.#ours[event])
       if (wanted && !attached) this.#server.on(event, this.#ours[event])
       else if (!wanted && attached) this.#server.removeListener(event, this.#ours[event])
@@ -142,7 +155,8 @@ export class UpgradeRouter {
     markUpgraded(socket as Socket)
     const serving = this.#serving
     if (this.#refusing || serving === undefined) return refuseUpgrade(socket)
-    serving.handle(event, this.#server, req, socket, head)
+    const target = this.#pick === undefined ? serving : this.#pick(req)
+    target.handle(event, this.#server, req, socket, head)
   }
 }
 
