@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { freePort } from './fixtures/cli.ts'
 import { command, poolFile, project, started } from './fixtures/operate.ts'
+import { project as clusterProject, started as clusterStarted } from './fixtures/cluster.ts'
 
 /** Keep-alive GETs on `url` until stopped; the statuses seen. */
 function load (url: string): { stop: () => Promise<{ statuses: Map<number, number>, errors: number }> } {
@@ -79,6 +80,45 @@ test('restart --canary waits for the verdict; canary promote ends it (exit 0), c
   assert.equal(none.code, 5, none.stderr)
   assert.match(none.stderr, /no canary runs/)
   assert.equal((await command(t, dir, ['canary', 'promte'])).code, 2)
+  pool.proc.kill('SIGTERM')
+  assert.equal((await pool.exited).code, 0)
+})
+
+test('--workers 2: restart --canary judges in one worker (one verdict for the pool); promoted there, every worker restarts; canary abort reaches it through any worker', async (t) => {
+  const p = await clusterProject(t)
+  const pool = await clusterStarted(t, p)
+  const traffic = load(`http://127.0.0.1:${p.port}/`)
+  t.after(() => traffic.stop())
+  const generations = async (): Promise<number[]> => {
+    const ps = await command(t, p.dir, ['ps', '--json'])
+    return (JSON.parse(ps.stdout) as { workers: Array<{ listeners: Array<{ name: string, generation: number, canary?: { share: number } }> }> }).workers.map(w => w.listeners.find(l => l.name === 'public')!.generation)
+  }
+  const canaryShown = async (): Promise<boolean> => /canary \d+: 40 %/.test((await command(t, p.dir, ['ps'])).stdout)
+
+  // Aborted: no worker changes.
+  const aborting = command(t, p.dir, ['restart', 'public', '--canary', '20'])
+  let shown = false
+  for (let i = 0; i < 100 && !shown; i++) shown = await canaryShown()
+  assert.ok(shown, 'ps shows the canary, at 40 % of its worker (20 % of the pool)')
+  const abort = await command(t, p.dir, ['canary', 'abort', 'public'])
+  assert.equal(abort.code, 0, abort.stdout + abort.stderr)
+  const aborted = await aborting
+  assert.equal(aborted.code, 1, aborted.stdout + aborted.stderr)
+  assert.match(aborted.stdout, /worker \d+: public \(127\.0\.0\.1:\d+\): running, generation 1; canary aborted/)
+  assert.deepEqual(await generations(), [1, 1])
+
+  // Promoted in one worker: then the other restarts too.
+  const promoting = command(t, p.dir, ['restart', 'public', '--canary', '20'])
+  shown = false
+  for (let i = 0; i < 100 && !shown; i++) shown = await canaryShown()
+  assert.equal((await command(t, p.dir, ['canary', 'promote'])).code, 0)
+  const promoted = await promoting
+  assert.equal(promoted.code, 0, promoted.stdout + promoted.stderr)
+  assert.equal(promoted.stdout.trim().split('\n').length, 2, 'a line per worker')
+  assert.ok((await generations()).every(g => g >= 2))
+  const seen = await traffic.stop()
+  assert.equal(seen.errors, 0)
+  assert.deepEqual([...seen.statuses.keys()], [200])
   pool.proc.kill('SIGTERM')
   assert.equal((await pool.exited).code, 0)
 })

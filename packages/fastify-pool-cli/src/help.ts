@@ -93,7 +93,8 @@ With --canary PCT the new generation first serves PCT % of the requests
 beside the old one and is judged against it (5xx share and p99, over 20 s):
 promoted, or rolled back at once if it answers clearly worse. The command
 waits for the verdict: exit 0 promoted, 1 rolled back or aborted (one line
-says which criterion, with both generations' figures). One process only.
+says which criterion, with both generations' figures). With --workers the
+canary runs in one worker first; promoted there, every worker restarts.
 
 Options:
       --bind           GLOB matches listen addresses (127.0.0.1:*), not names

@@ -87,7 +87,32 @@ async function act (desk: PrimaryDesk, action: ControlAction, query: Record<stri
   const busy = desk.busy()
   if (busy !== undefined) return { statusCode: 409, body: { ok: false, action, results: [], error: busy } }
   const slots = [...desk.slots()].filter(s => s.ready && !s.leaving && s.worker.isConnected())
+  if (action === 'restart' && query.canary !== undefined && slots.length > 1) return await canaryFirst(desk, slots, query, self)
   const answers = await Promise.all(slots.map(s => ask(s, { 'fastify-pool': 'act', id: '', action, query, self }, 'acted', desk.actTimeout())))
+  return aggregate(action, slots, answers, desk)
+}
+
+/**
+ * A restart with a canary across workers: one verdict for the pool. The
+ * canary runs in the first worker, on the share of that worker's requests
+ * that makes the share asked of the pool's (PCT × workers, at most 99 %),
+ * so that the new code meets as many requests as asked and a bad one
+ * reaches no other worker. Promoted there, the others restart plainly;
+ * rolled back or aborted, they are left alone.
+ */
+async function canaryFirst (desk: PrimaryDesk, slots: Slot[], query: Record<string, unknown>, self: string): Promise<{ statusCode: number, body: ControlActionBody }> {
+  const [first, ...rest] = slots as [Slot, ...Slot[]]
+  const share = Math.min(99, Number(query.canary) * slots.length)
+  const judged = await ask(first, { 'fastify-pool': 'act', id: '', action: 'restart', query: { ...query, canary: String(share) }, self }, 'acted', desk.actTimeout() + 600_000)
+  const results = (judged?.body as Partial<ControlActionBody> | undefined)?.results ?? []
+  const promoted = judged !== undefined && judged.statusCode === 200 && results.length > 0 && results.every(r => r.canary === undefined || r.canary.result === 'promoted')
+  const plain = Object.fromEntries(Object.entries(query).filter(([k]) => k !== 'canary'))
+  const others = promoted ? await Promise.all(rest.map(s => ask(s, { 'fastify-pool': 'act', id: '', action: 'restart', query: plain, self }, 'acted', desk.actTimeout()))) : []
+  return aggregate('restart', promoted ? slots : [first], [judged, ...others], desk)
+}
+
+/** Every worker's answer to one action, as one. */
+function aggregate (action: ControlAction, slots: Slot[], answers: Array<Extract<ClusterMessage, { 'fastify-pool': 'acted' }> | undefined>, desk: PrimaryDesk): { statusCode: number, body: ControlActionBody } {
   const workers: NonNullable<ControlActionBody['workers']> = []
   const results: ControlResult[] = []
   const codes: number[] = []
@@ -109,6 +134,11 @@ async function act (desk: PrimaryDesk, action: ControlAction, query: Record<stri
     // Only a listener that every worker says it stopped: one that did not answer, or failed, may still serve the port.
     const stoppedEverywhere = (bind: string): boolean => slots.every(slot => results.some(r => r.worker === slot.worker.id && r.bind === bind && r.ok && r.state === 'stopped'))
     desk.drop([...new Set(results.map(r => r.bind))].filter(stoppedEverywhere))
+  }
+  if (action === 'canary promote' || action === 'canary abort') {
+    // The canary runs in one worker (canaryFirst()): the others have none to end.
+    const ended = workers.filter((_w, i) => codes[i] === 200)
+    if (ended.length > 0) return { statusCode: 200, body: { ok: true, action, results: results.filter(r => r.ok), workers: ended } }
   }
   // Every worker has the same listeners: a selection that matches nothing, a bad glob or a refusal is the same in each.
   const same = codes.length > 0 && codes.every(c => c === codes[0]) ? codes[0] as number : undefined

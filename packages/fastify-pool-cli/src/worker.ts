@@ -8,7 +8,7 @@
 import cluster from 'node:cluster'
 import { type Listener } from 'fastify-pool'
 import { ProcessSampler } from 'fastify-pool/control'
-import { controlAction, type ControlAction } from 'fastify-pool/control'
+import { canaryEnd, controlAction, type ControlAction } from 'fastify-pool/control'
 import type { Logger } from 'pino'
 import { holdEarlySignals } from './early-signals.ts'
 import { inheritedSockets } from './inherited.ts'
@@ -82,7 +82,7 @@ async function socketsAgain (proc: PoolProcess, action: ControlAction, query: Re
 }
 
 /** A worker's pool asks the primary for what spans every worker: the status, the summed metrics, a rolling reload, an upgrade, an action. */
-function askingThePrimary (self: () => string): { control: { status: () => Promise<Record<string, unknown>>, reload: (how?: { canary?: number }) => Promise<unknown>, upgrade: (o: UpgradeOptions) => Promise<Record<string, unknown>>, act: (action: 'restart' | 'stop' | 'start', query: Record<string, unknown>) => Promise<{ statusCode: number, body: object }> }, metricsExposition: () => Promise<string> } {
+function askingThePrimary (self: () => string): { control: { status: () => Promise<Record<string, unknown>>, reload: (how?: { canary?: number }) => Promise<unknown>, upgrade: (o: UpgradeOptions) => Promise<Record<string, unknown>>, act: (action: ControlAction, query: Record<string, unknown>) => Promise<{ statusCode: number, body: object }> }, metricsExposition: () => Promise<string> } {
   return {
     control: {
       status: async () => {
@@ -121,7 +121,11 @@ function answerThePrimary (proc: PoolProcess, stop: (cause: StopCause, handOff: 
     else if (kind === 'upgrade-event') relayUpgrade(message.event)
     else if (kind === 'listeners-request') process.send?.({ 'fastify-pool': 'listeners', id: message.id, listeners: proc.pool.status(), process: figures.read() } satisfies ClusterMessage)
     else if (kind === 'act') {
-      socketsAgain(proc, message.action, message.query, proc.logger).then(() => controlAction(proc.pool, message.action, message.query, message.self)).then(
+      const action = message.action
+      const acting = action === 'canary promote' || action === 'canary abort'
+        ? Promise.resolve(canaryEnd(proc.pool, action === 'canary promote' ? 'promote' : 'abort', message.query))
+        : socketsAgain(proc, action, message.query, proc.logger).then(() => controlAction(proc.pool, action, message.query, message.self))
+      acting.then(
         ({ statusCode, body }) => ({ statusCode, body }),
         (err: Error) => ({ statusCode: 500, body: { ok: false, action: message.action, results: [], error: err.message } })
       ).then((answer) => { process.send?.({ 'fastify-pool': 'acted', id: message.id, ...answer } satisfies ClusterMessage) }).catch(() => {})

@@ -319,7 +319,7 @@ export interface ControlOptions {
    * or `bind`, `force`); it resolves with the status code and the body.
    * `fastify-pool/control`'s controlAction() is the action on one pool.
    */
-  act?: (action: 'restart' | 'stop' | 'start', query: Record<string, unknown>) => Promise<{ statusCode: number, body: object }>
+  act?: (action: 'restart' | 'stop' | 'start' | 'canary promote' | 'canary abort', query: Record<string, unknown>) => Promise<{ statusCode: number, body: object }>
 }
 
 /** The pool's `metrics` option, as an object. */

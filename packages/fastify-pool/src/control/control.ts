@@ -75,7 +75,8 @@ export interface ControlActionBody {
 }
 
 const ACTIONS = ['restart', 'stop', 'start'] as const
-export type ControlAction = typeof ACTIONS[number]
+/** What the control API acts with on a pool's listeners (the `act` option replaces it: the command's workers). */
+export type ControlAction = typeof ACTIONS[number] | 'canary promote' | 'canary abort'
 type Action = ControlAction
 
 export { isLocalOnly }
@@ -157,7 +158,9 @@ export class PoolControl {
       scope.post(`${path}/reload`, async (request, reply) => this.#reload(listener, pool(), request, reply))
       for (const how of ['promote', 'abort'] as const) {
         scope.post(`${path}/canary/${how}`, async (request, reply) => {
-          const { statusCode, body } = canaryEnd(pool(), how, request.query as Record<string, unknown>)
+          const query = request.query as Record<string, unknown>
+          const act = this.#settings.act
+          const { statusCode, body } = act === undefined ? canaryEnd(pool(), how, query) : await act(`canary ${how}`, query)
           return await reply.code(statusCode).send(body)
         })
       }
