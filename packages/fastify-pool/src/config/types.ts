@@ -93,9 +93,9 @@ export interface CanaryOptions {
   minRequests?: number
   /** How much higher the canary's 5xx share may be than the serving generation's, 0 to 1. Default 0.05. */
   maxErrorRate?: number
-  /** The canary's p99 may be at most this many times the serving generation's (and at least `latencyFloor` ms more). Default 2. */
+  /** The canary's p99 may be at most this many times the serving generation's (and at least `latencyFloor` ms more). Default 3. */
   maxLatencyRatio?: number
-  /** Milliseconds of p99 the canary may always add. Default 5. */
+  /** Milliseconds of p99 the canary may always add. Default 10. */
   latencyFloor?: number
   /** Keep each client on one generation by this header or cookie (hashed); without it, by request. */
   sticky?: { header: string } | { cookie: string }

@@ -15,8 +15,8 @@ export const CANARY_DEFAULTS = Object.freeze({
   window: 20_000,
   minRequests: 20,
   maxErrorRate: 0.05,
-  maxLatencyRatio: 2,
-  latencyFloor: 5
+  maxLatencyRatio: 3,
+  latencyFloor: 10
 })
 
 export interface CanarySettings {
@@ -52,6 +52,8 @@ const WARM_UP = 20
 const P99_SAMPLES = 100
 /** How often the judge looks while a step runs. */
 const JUDGE_MS = 250
+/** Looks in a row that must find the canary too slow before it is rolled back on latency (a second). */
+const SLOW_TURNS = 4
 
 /** What one generation answered since the canary began. */
 class Tally {
@@ -137,6 +139,8 @@ export class Canary {
   #timer: NodeJS.Timeout | undefined
   #decide!: (verdict: Verdict) => void
   #decided: Verdict | undefined
+  /** Judgements in a row that found the canary too slow: a pause (a GC, a busy neighbour) is one, a slow canary stays. */
+  #slow = 0
 
   constructor (serving: Generation, next: Generation, settings: CanarySettings) {
     this.serving = serving
@@ -211,7 +215,8 @@ export class Canary {
         const cp = c.p99() as number
         const sp = s.p99() as number
         const limit = Math.max(sp * maxLatencyRatio, sp + latencyFloor)
-        if (cp > limit) {
+        this.#slow = cp > limit ? this.#slow + 1 : 0
+        if (this.#slow >= SLOW_TURNS) {
           return this.#end({ result: 'rolled-back', criterion: 'latency', reason: `p99 ${cp.toFixed(1)} ms against ${sp.toFixed(1)} ms (at most ${limit.toFixed(1)} ms)` })
         }
       }
