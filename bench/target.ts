@@ -74,13 +74,19 @@ if (variant === 'node') {
     ...(process.env.BENCH_LOG === undefined ? {} : { logger: { level: process.env.BENCH_LOG } })
   })
   await pool.start()
+  // BENCH_CANARY=PCT: every listener runs a canary of PCT % (never judged: its window is an hour and it needs more requests than a run has), to measure the request path during one (issue 36).
+  const canaryShare = process.env.BENCH_CANARY === undefined ? undefined : Number(process.env.BENCH_CANARY)
+  if (canaryShare !== undefined) {
+    pool.restart({ canary: { share: canaryShare, window: 3_600_000, minRequests: 1_000_000_000 } }).catch(() => {})
+    while (pool.load('bench-0')?.canary === undefined) await new Promise(resolve => setImmediate(resolve))
+  }
   const monitoring = full ? await startMonitoring(pool) : undefined
   const features = full
     ? `health routes /healthz and /readyz, drain tracking, ${monitoring?.what ?? ''}`
     : variant === 'metrics'
       ? 'createPool() defaults and metrics: { listener }: the request histogram per listener, method, route and status'
       : 'createPool() defaults: health routes on, drain tracking (always on), no logger'
-  info = { urls: pool.list('name', 'expose').map(u => `${u}/`), features }
+  info = { urls: pool.list('name', 'expose').map(u => `${u}/`), features: canaryShare === undefined ? features : `${features}; a canary on ${canaryShare} % of the requests` }
   stop = async () => {
     clearInterval(monitoring?.timer)
     await pool?.stop({ timeout: 5000 })
