@@ -10,15 +10,22 @@ import { freePort } from './fixtures/cli.ts'
 import { command, poolFile, project, started } from './fixtures/operate.ts'
 import { project as clusterProject, started as clusterStarted } from './fixtures/cluster.ts'
 
-/** Keep-alive GETs on `url` until stopped; the statuses seen. */
-function load (url: string): { stop: () => Promise<{ statuses: Map<number, number>, errors: number }> } {
+/** Keep-alive GETs on `url` until stopped; the statuses and bodies seen. */
+function load (url: string): { stop: () => Promise<{ statuses: Map<number, number>, bodies: Map<string, number>, errors: number }>, bodies: Map<string, number> } {
   const agent = new Agent({ keepAlive: true, maxSockets: 4 })
   const statuses = new Map<number, number>()
+  const bodies = new Map<string, number>()
   const state = { running: true, errors: 0 }
   const one = (): Promise<void> => new Promise(resolve => {
     request(url, { agent }, (res) => {
-      res.resume()
-      res.on('end', () => { statuses.set(res.statusCode ?? 0, (statuses.get(res.statusCode ?? 0) ?? 0) + 1); resolve() })
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => { body += chunk })
+      res.on('end', () => {
+        statuses.set(res.statusCode ?? 0, (statuses.get(res.statusCode ?? 0) ?? 0) + 1)
+        bodies.set(body, (bodies.get(body) ?? 0) + 1)
+        resolve()
+      })
     }).on('error', () => { state.errors++; resolve() }).end()
   })
   const loops = Array.from({ length: 4 }, async () => { while (state.running) await one() })
@@ -27,8 +34,9 @@ function load (url: string): { stop: () => Promise<{ statuses: Map<number, numbe
       state.running = false
       await Promise.all(loops)
       agent.destroy()
-      return { statuses, errors: state.errors }
-    }
+      return { statuses, bodies, errors: state.errors }
+    },
+    bodies
   }
 }
 
@@ -121,4 +129,36 @@ test('--workers 2: restart --canary judges in one worker (one verdict for the po
   assert.deepEqual([...seen.statuses.keys()], [200])
   pool.proc.kill('SIGTERM')
   assert.equal((await pool.exited).code, 0)
+})
+
+test('reload --canary 10 with good code: exit 0 within the window, the new code served 3 to 30 % meanwhile and all afterwards, no error; SIGTERM during a canary: exit 0', async (t) => {
+  const dir = project(t, poolFile(await freePort()).replace('  public: ./routes/public.js\n', '  public: ./routes/public.js\n  other: ./routes/other.js\n').replace(/(name: (public-b|admin)\n {4}listen: [^\n]+\n {4}handler: )public/g, '$1other'), { 'routes/other.js': "export default async function (app) { app.get('/', async () => 'other') }\n" })
+  const pool = await started(t, dir)
+  const url = await urlOf(t, dir, 'public-a')
+  const traffic = load(url)
+  t.after(() => traffic.stop())
+  writeFileSync(join(dir, 'routes/public.js'), "export default async function (app) { app.get('/', async () => 'new') }\n")
+  const began = Date.now()
+  const reload = await command(t, dir, ['reload', '--canary', '10'])
+  const took = Date.now() - began
+  const judged = new Map(traffic.bodies)
+  assert.equal(reload.code, 0, reload.stdout + reload.stderr)
+  assert.match(reload.stdout, /^public-a: canary promoted \(canary generation 2: \d+ requests/m)
+  assert.ok(took < 30_000, `the verdict came after ${took} ms (window 20 s)`)
+  const share = (judged.get('new') ?? 0) / ((judged.get('new') ?? 0) + (judged.get('public') ?? 0))
+  assert.ok(share >= 0.03 && share <= 0.3, `the new code served ${(share * 100).toFixed(1)} % while judged`)
+  // Once promoted, the new code serves every request.
+  const before = traffic.bodies.get('public') ?? 0
+  await command(t, dir, ['ps'])
+  assert.equal(traffic.bodies.get('public') ?? 0, before)
+  const seen = await traffic.stop()
+  assert.equal(seen.errors, 0)
+  assert.deepEqual([...seen.statuses.keys()], [200])
+  // A second canary, cut short by SIGTERM: the process drains and exits 0.
+  writeFileSync(join(dir, 'routes/public.js'), "export default async function (app) { app.get('/', async () => 'newer') }\n")
+  const second = command(t, dir, ['reload', '--canary', '10'])
+  await pool.waitFor(out => /"msg":"canary started"/.test(out.split('"msg":"canary promoted"').at(-1) ?? ''), 20_000)
+  pool.proc.kill('SIGTERM')
+  assert.equal((await pool.exited).code, 0, pool.stdout().slice(-2000))
+  await second
 })
