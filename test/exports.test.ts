@@ -40,7 +40,7 @@ test('the main entry has at most 20 runtime exports; the parts are at their own 
   assert.ok(runtime.length <= 20, `${runtime.length} runtime exports: ${runtime.join(', ')}`)
   assert.deepEqual(runtime, ['BUILTIN_DEFAULTS', 'CHANNELS', 'HEALTH_RESPONSE_SCHEMA', 'Listener', 'Pool', 'REDACT_PATHS', 'createPool', 'default', 'errors', 'fastifyPool', 'formatAddress', 'hasIssues', 'isListener', 'isPool', 'isPoolError', 'isResolvedOptions', 'parseListen', 'poolStatusRoute', 'resolvePoolOptions', 'validateConfig'])
   assert.deepEqual(Object.keys(metrics).sort(), ['DURATION_BUCKETS', 'PoolMetrics', 'UNMATCHED_ROUTE', 'clusterMetrics', 'metricsIssues'])
-  assert.deepEqual(Object.keys(control).sort(), ['PoolControl', 'ProcessSampler', 'controlAction', 'controlIssues', 'isLocalOnly', 'poolStatus', 'poolStatusRoute'])
+  assert.deepEqual(Object.keys(control).sort(), ['PoolControl', 'ProcessSampler', 'canaryEnd', 'controlAction', 'controlIssues', 'isLocalOnly', 'poolStatus', 'poolStatusRoute'])
   assert.deepEqual(Object.keys(monitor).sort(), ['AUTO_RESTART_DEFAULTS', 'MONITOR_DEFAULTS', 'PoolMonitor', 'monitorIssues', 'monitorName'])
   assert.deepEqual(Object.keys(config).sort(), ['DEFAULT_CIPHERS', 'DEFAULT_ECDH_CURVE', 'EXPIRY_WARNING_DAYS', 'HealthSchema', 'ListenerConfigSchema', 'PoolDefaultsSchema', 'PoolFileSchema', 'TlsSchema', 'certificateInfo', 'fileFieldIssues', 'isWorkers', 'workersProblem'])
 })
