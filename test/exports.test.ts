@@ -2,6 +2,7 @@
 // fastify-plugin with its metadata, next to the rest of the public API.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import * as pkg from 'fastify-pool'
 import fastifyPoolDefault, { fastifyPool } from 'fastify-pool'
 import * as control from 'fastify-pool/control'
@@ -43,4 +44,14 @@ test('the main entry has at most 20 runtime exports; the parts are at their own 
   assert.deepEqual(Object.keys(control).sort(), ['PoolControl', 'ProcessSampler', 'canaryEnd', 'controlAction', 'controlIssues', 'isLocalOnly', 'poolStatus', 'poolStatusRoute'])
   assert.deepEqual(Object.keys(monitor).sort(), ['AUTO_RESTART_DEFAULTS', 'MONITOR_DEFAULTS', 'PoolMonitor', 'monitorIssues', 'monitorName'])
   assert.deepEqual(Object.keys(config).sort(), ['DEFAULT_CIPHERS', 'DEFAULT_ECDH_CURVE', 'EXPIRY_WARNING_DAYS', 'HealthSchema', 'ListenerConfigSchema', 'PoolDefaultsSchema', 'PoolFileSchema', 'TlsSchema', 'certificateInfo', 'fileFieldIssues', 'isWorkers', 'workersProblem'])
+})
+
+test('what is published points where the source points: publishConfig.exports is exports without the source condition', () => {
+  for (const name of ['fastify-pool', 'fastify-pool-cli', 'create-fastify-pool']) {
+    const manifest = JSON.parse(readFileSync(new URL(`../packages/${name}/package.json`, import.meta.url), 'utf8')) as { exports?: Record<string, unknown>, publishConfig?: { exports?: Record<string, unknown> } }
+    const published = manifest.publishConfig?.exports
+    if (published === undefined) continue
+    const expected = Object.fromEntries(Object.entries(manifest.exports ?? {}).map(([k, v]) => [k, typeof v === 'object' && v !== null ? Object.fromEntries(Object.entries(v).filter(([c]) => c !== 'source')) : v]))
+    assert.deepEqual(published, expected, name)
+  }
 })
