@@ -47,13 +47,20 @@ async function urlOf (t: Parameters<typeof command>[0], dir: string, name: strin
   return listener.url
 }
 
-test('reload --canary: new code that fails one request in five is rolled back (exit 1, one line with both figures); the old code serves on', async (t) => {
-  // public-a alone serves the module that changes.
-  const dir = project(t, poolFile(await freePort()).replace('  public: ./routes/public.js\n', '  public: ./routes/public.js\n  other: ./routes/other.js\n').replace(/(name: (public-b|admin)\n {4}listen: [^\n]+\n {4}handler: )public/g, '$1other'), { 'routes/other.js': "export default async function (app) { app.get('/', async () => 'other') }\n" })
+/** The operate project where public-a alone serves the module a test changes, started, with load on public-a. */
+async function publicAChanges (t: Parameters<typeof command>[0]): Promise<{ dir: string, pool: Awaited<ReturnType<typeof started>>, traffic: ReturnType<typeof load> }> {
+  const file = poolFile(await freePort())
+    .replace('  public: ./routes/public.js\n', '  public: ./routes/public.js\n  other: ./routes/other.js\n')
+    .replace(/(name: (public-b|admin)\n {4}listen: [^\n]+\n {4}handler: )public/g, '$1other')
+  const dir = project(t, file, { 'routes/other.js': "export default async function (app) { app.get('/', async () => 'other') }\n" })
   const pool = await started(t, dir)
-  const url = await urlOf(t, dir, 'public-a')
-  const traffic = load(url)
+  const traffic = load(await urlOf(t, dir, 'public-a'))
   t.after(() => traffic.stop())
+  return { dir, pool, traffic }
+}
+
+test('reload --canary: new code that fails one request in five is rolled back (exit 1, one line with both figures); the old code serves on', async (t) => {
+  const { dir, pool, traffic } = await publicAChanges(t)
   // The handler module read afresh by the reload: every fifth request fails.
   writeFileSync(join(dir, 'routes/public.js'), "let n = 0\nexport default async function (app) { app.get('/', async (_r, reply) => ++n % 5 === 0 ? reply.code(500).send('bad') : 'new') }\n")
   const reload = await command(t, dir, ['reload', '--canary', '20'])
@@ -132,11 +139,7 @@ test('--workers 2: restart --canary judges in one worker (one verdict for the po
 })
 
 test('reload --canary 10 with good code: exit 0 within the window, the new code served 3 to 30 % meanwhile and all afterwards, no error; SIGTERM during a canary: exit 0', async (t) => {
-  const dir = project(t, poolFile(await freePort()).replace('  public: ./routes/public.js\n', '  public: ./routes/public.js\n  other: ./routes/other.js\n').replace(/(name: (public-b|admin)\n {4}listen: [^\n]+\n {4}handler: )public/g, '$1other'), { 'routes/other.js': "export default async function (app) { app.get('/', async () => 'other') }\n" })
-  const pool = await started(t, dir)
-  const url = await urlOf(t, dir, 'public-a')
-  const traffic = load(url)
-  t.after(() => traffic.stop())
+  const { dir, pool, traffic } = await publicAChanges(t)
   writeFileSync(join(dir, 'routes/public.js'), "export default async function (app) { app.get('/', async () => 'new') }\n")
   const began = Date.now()
   const reload = await command(t, dir, ['reload', '--canary', '10'])
