@@ -30,33 +30,68 @@ async function startPool (t: TestContext, options: { http2?: boolean, tls?: bool
   return { public: first.public, admin: first.admin, port: Number(new URL(first.public).port), child }
 }
 
-async function flood (t: TestContext, options: FloodOptions): Promise<FloodResult> {
+interface Flood { result: Promise<FloodResult>, flooding: Promise<unknown> }
+
+/**
+ * A flood from a process of its own. `flooding` resolves when its connections
+ * are open and its first requests go: the probes measure from then, not the
+ * flood process's own start (compiling it takes both cores for a moment).
+ */
+function startFlood (t: TestContext, options: FloodOptions): Flood {
   const child = run(t, [...TSX, FLOOD, JSON.stringify(options)])
-  const { code } = await child.exited
-  assert.equal(code, 0, child.stderr())
-  return JSON.parse(child.stdout()) as FloodResult
+  const result = child.exited.then(({ code }) => {
+    assert.equal(code, 0, child.stderr())
+    return JSON.parse(child.stdout()) as FloodResult
+  })
+  const flooding = Promise.race([child.waitFor(out => out.includes('flooding\n'), 30_000), result])
+  return { result, flooding }
 }
 
-interface Probes { latencies: number[], failures: string[] }
+async function flood (t: TestContext, options: FloodOptions): Promise<FloodResult> {
+  return await startFlood(t, options).result
+}
 
-/** Until `done` settles: each URL in turn, a new connection each, every 50 ms; a probe over 2 s fails. */
+/** Probe `urls` for as long as the flood runs, from its first request. */
+async function probeFlood (urls: string[], f: Flood): Promise<Probes> {
+  await f.flooding
+  return await probe(urls, f.result)
+}
+
+interface Probes { latencies: number[], failures: string[], slowest: string[] }
+
+/**
+ * Until `done` settles: two probers, each taking the URLs in turn, a new
+ * connection each, 50 ms after the last answer; a probe over 2 s fails. Two
+ * give about 150 samples in a 5 s flood, so that the p99 is not the single
+ * slowest probe, without taking much of the CPU the pool and the flood share
+ * (more probers lowered public's goodput here). The four slowest are named
+ * in the figures.
+ */
 async function probe (urls: string[], done: Promise<unknown>): Promise<Probes> {
   const state = { over: false }
   done.then(() => { state.over = true }, () => { state.over = true })
-  const result: Probes = { latencies: [], failures: [] }
+  const result: Probes = { latencies: [], failures: [], slowest: [] }
   const ca = tls('ca.crt')
-  for (let i = 0; !state.over; i++) {
-    const url = urls[i % urls.length] as string
-    const began = performance.now()
-    try {
-      const reply = await get(url, { agent: false, timeout: 2000, ca })
-      if (reply.status === 200) result.latencies.push(performance.now() - began)
-      else result.failures.push(`${url}: ${reply.status}`)
-    } catch (err) {
-      result.failures.push(`${url}: ${(err as Error).message}`)
+  const start = performance.now()
+  const all: Array<[number, string]> = []
+  const prober = async (first: number): Promise<void> => {
+    for (let i = first; !state.over; i++) {
+      const url = urls[i % urls.length] as string
+      const began = performance.now()
+      try {
+        const reply = await get(url, { agent: false, timeout: 2000, ca })
+        const took = performance.now() - began
+        all.push([took, `${new URL(url).pathname} at ${(began - start).toFixed(0)} ms: ${took.toFixed(1)} ms`])
+        if (reply.status === 200) result.latencies.push(took)
+        else result.failures.push(`${url}: ${reply.status}`)
+      } catch (err) {
+        result.failures.push(`${url}: ${(err as Error).message}`)
+      }
+      await new Promise(resolve => setTimeout(resolve, 50))
     }
-    await new Promise(resolve => setTimeout(resolve, 50))
   }
+  await Promise.all([prober(0), prober(1)])
+  result.slowest = all.sort((a, b) => b[0] - a[0]).slice(0, 4).map(([, what]) => what)
   return result
 }
 
@@ -75,7 +110,7 @@ async function capacity (t: TestContext, options: Omit<FloodOptions, 'connection
 }
 
 function assertIsolated (t: TestContext, what: string, probes: Probes, r: FloodResult, cap: number, least = 0.85, probeP99 = 100): void {
-  const figures = `${what}: ${JSON.stringify(r)}; capacity ${cap.toFixed(0)}/s; goodput ${(r.ok / r.seconds / cap).toFixed(2)}; probes p99 ${p99(probes.latencies).toFixed(1)} ms over ${probes.latencies.length}`
+  const figures = `${what}: ${JSON.stringify(r)}; capacity ${cap.toFixed(0)}/s; goodput ${(r.ok / r.seconds / cap).toFixed(2)}; probes p99 ${p99(probes.latencies).toFixed(1)} ms over ${probes.latencies.length} (slowest: ${probes.slowest.join('; ')})`
   t.diagnostic(figures)
   assert.deepEqual(probes.failures, [], figures)
   assert.ok(probes.latencies.length >= 20, figures)
@@ -86,16 +121,17 @@ function assertIsolated (t: TestContext, what: string, probes: Probes, r: FloodR
   assert.equal(r.other, 0, figures)
 }
 
-// Measured alone on an idle 2-core machine: probes p99 16 to 62 ms; goodput
-// 0.88 to 0.93 at 2×, 0.84 to 0.90 at 20× (issue 33 asks 0.85: the floor
-// here leaves room for a shared CI machine).
+// Measured alone on an idle 2-core machine (two probers, 170-185 probes a
+// flood): probes p99 43 to 74 ms, the slowest single probe 55 to 95 ms (at the
+// flood's first turn); goodput 0.88 to 0.97 at 2×, 0.84 to 0.86 at 20× (issue
+// 33 asks 0.85: the floor here leaves room for a shared CI machine).
 test('a 2 ms route flooded at 2× and 20× its capacity: the admin listener\'s health, readiness and GET /pool (and public\'s own probes) answer within 100 ms, none fails; public serves ≥ 0.8 of its capacity, the excess gets 503 with Retry-After; then it recovers, and says so once', { timeout: 120_000, skip: BUSY }, async (t) => {
   const served = await startPool(t)
   const cap = await capacity(t, { port: served.port, path: '/' })
   for (const [level, connections] of [[2, 600], [20, 4000]] as const) {
-    const r = flood(t, { port: served.port, path: '/', connections, seconds: 5, rate: Math.round(level * cap), reconnect: true })
-    const probes = await probe(ADMIN_PROBES(served), r)
-    assertIsolated(t, `${level}×`, probes, await r, cap, 0.8)
+    const f = startFlood(t, { port: served.port, path: '/', connections, seconds: 5, rate: Math.round(level * cap), reconnect: true })
+    const probes = await probeFlood(ADMIN_PROBES(served), f)
+    assertIsolated(t, `${level}×`, probes, await f.result, cap, 0.8)
     // Over: no 503 any more, at once.
     for (let i = 0; i < 20; i++) assert.equal((await get(`${served.public}/`, { agent: false })).status, 200)
     await served.child.waitFor(o => logLines(o).filter(l => String(l.msg).startsWith('no longer overloaded')).length === (level === 2 ? 1 : 2), 10_000)
@@ -117,9 +153,9 @@ test('a 2 ms route flooded at 2× and 20× its capacity: the admin listener\'s h
 // 100; what holds the rest is still open), against seconds without shedding.
 test('a route that waits 50 ms on I/O, flooded by 3,000 connections: the admin listener answers within 400 ms, none fails; every request gets an answer', { timeout: 60_000, skip: BUSY }, async (t) => {
   const served = await startPool(t)
-  const r = flood(t, { port: served.port, path: '/io', connections: 3000, seconds: 5, reconnect: true })
-  const probes = await probe(ADMIN_PROBES(served), r)
-  const result = await r
+  const f = startFlood(t, { port: served.port, path: '/io', connections: 3000, seconds: 5, reconnect: true })
+  const probes = await probeFlood(ADMIN_PROBES(served), f)
+  const result = await f.result
   const figures = `${JSON.stringify(result)}; probes p99 ${p99(probes.latencies).toFixed(1)} ms`
   t.diagnostic(figures)
   assert.deepEqual(probes.failures, [], figures)
@@ -139,19 +175,19 @@ test('liveness: a handler stuck in an endless loop fails the liveness probe with
   served.child.proc.kill('SIGKILL')
 })
 
-// Measured alone on an idle 2-core machine: goodput pipelining 0.64 to 0.80
-// (a pipelined request behind a held one waits with it), TLS 0.80 to 0.99,
-// HTTP/2 0.84 to 0.94; probes p99 20 to 110 ms, over TLS up to 228 ms (issue
-// 33 asks 100; open).
+// Measured alone on an idle 2-core machine: goodput pipelining 0.67 to 0.85
+// (a pipelined request behind a held one waits with it), TLS 0.90 to 0.95,
+// HTTP/2 0.80 to 0.89; probes p99 45 to 85 ms (issue 33 asks 100: the limit
+// here is 150, for a shared CI machine).
 const LEAST = { pipelining: 0.55, tls: 0.7, http2: 0.7 } as const
 for (const mode of ['pipelining', 'tls', 'http2'] as const) {
-  test(`${mode}: a flood of 10× capacity on public leaves the admin probes within 400 ms, none fails; public serves ≥ ${LEAST[mode]} of its capacity, the excess gets 503 with Retry-After`, { timeout: 60_000, skip: BUSY }, async (t) => {
+  test(`${mode}: a flood of 10× capacity on public leaves the admin probes within 150 ms, none fails; public serves ≥ ${LEAST[mode]} of its capacity, the excess gets 503 with Retry-After`, { timeout: 60_000, skip: BUSY }, async (t) => {
     const served = await startPool(t, mode === 'pipelining' ? {} : { tls: true, http2: mode === 'http2' })
     const base = { port: served.port, path: '/', ...(mode === 'pipelining' ? {} : { ca: tlsPath('ca.crt') }), ...(mode === 'http2' ? { http2: true } : {}) }
     const cap = await capacity(t, base)
-    const r = flood(t, { ...base, connections: mode === 'http2' ? 100 : 400, pipelining: mode === 'tls' ? 1 : 8, seconds: 4, rate: Math.round(10 * cap), reconnect: true })
-    const probes = await probe(ADMIN_PROBES(served).filter(u => !u.startsWith(served.public)), r)
-    assertIsolated(t, mode, probes, await r, cap, LEAST[mode], 400)
+    const f = startFlood(t, { ...base, connections: mode === 'http2' ? 100 : 400, pipelining: mode === 'tls' ? 1 : 8, seconds: 4, rate: Math.round(10 * cap), reconnect: true })
+    const probes = await probeFlood(ADMIN_PROBES(served).filter(u => !u.startsWith(served.public)), f)
+    assertIsolated(t, mode, probes, await f.result, cap, LEAST[mode], 150)
   })
 }
 

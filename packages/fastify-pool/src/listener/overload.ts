@@ -138,10 +138,13 @@ export class Gate {
   /** Milliseconds of loop time per turn: a tenth of the target. */
   #budget = 0
   /**
-   * What a turn may take before requests wait: half the target while the
-   * listener is calm, its budget from the first request held until, for a
-   * second, nothing waited half the target. A saturated listener whose turns
-   * stay short of half the target (a benchmark's, say) holds no request.
+   * What a turn may take before requests wait: a quarter of the target
+   * while the listener is calm, its budget from the first request held
+   * until, for a second, nothing waited a quarter of the target. A saturated
+   * listener whose turns stay short of that (a benchmark's, say) holds no
+   * request. The first turn of a sudden flood may last that long: the other
+   * listeners' probes wait for it (half the target, 50 ms, made their p99
+   * twice as long at a flood's start).
    */
   #allowance = 0
   #calmSince = 0
@@ -168,7 +171,7 @@ export class Gate {
   constructor (settings: OverloadSettings, log: FastifyBaseLogger | undefined) {
     this.#settings = settings
     this.#budget = budgetOf(settings)
-    this.#allowance = settings.target / 2
+    this.#allowance = calmAllowance(settings)
     this.#log = log
     this.#setExempt(settings.exempt)
   }
@@ -177,7 +180,7 @@ export class Gate {
   configure (settings: OverloadSettings, exempt: readonly string[], log: FastifyBaseLogger | undefined): void {
     this.#settings = settings
     this.#budget = budgetOf(settings)
-    this.#allowance = this.waitingCount > 0 ? this.#budget : settings.target / 2
+    this.#allowance = this.waitingCount > 0 ? this.#budget : calmAllowance(settings)
     this.#log = log
     this.#setExempt([...settings.exempt, ...exempt])
   }
@@ -269,9 +272,9 @@ export class Gate {
       const each = this.#spent / this.#admitted
       this.#cost = this.#cost === 0 ? each : this.#cost * 0.8 + each * 0.2
     }
-    // Calm again: for a second, nothing waited half the target.
+    // Calm again: for a second, nothing waited a quarter of the target.
     if (this.#allowance === this.#budget) {
-      const half = this.#settings.target / 2
+      const half = calmAllowance(this.#settings)
       const now = performance.now()
       const oldest = this.#oldest()
       if (oldest !== undefined && now - oldest.at >= half) this.#calmSince = 0
@@ -427,6 +430,11 @@ function resume (socket: Socket, paused: Map<Socket, NodeJS.Timeout>): void {
 /** A tenth of the delay target per turn: the turns stay short enough that the other listeners' requests and new connections (one accepted per turn) wait a few milliseconds. */
 function budgetOf (settings: OverloadSettings): number {
   return Math.max(1, settings.target / 10)
+}
+
+/** What a calm listener's turn may take before its requests wait: a quarter of the target. */
+function calmAllowance (settings: OverloadSettings): number {
+  return settings.target / 4
 }
 
 /** The client left while its request waited: nothing to run or answer. */
