@@ -4,15 +4,15 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Agent, request } from 'node:http'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { freePort } from './fixtures/cli.ts'
+import { freePort, get } from './fixtures/cli.ts'
 import { command, poolFile, project, started } from './fixtures/operate.ts'
-import { project as clusterProject, started as clusterStarted } from './fixtures/cluster.ts'
+import { project as clusterProject, ROUTES, started as clusterStarted } from './fixtures/cluster.ts'
 
 /** Keep-alive GETs on `url` until stopped; the statuses and bodies seen. */
-function load (url: string): { stop: () => Promise<{ statuses: Map<number, number>, bodies: Map<string, number>, errors: number }>, bodies: Map<string, number> } {
-  const agent = new Agent({ keepAlive: true, maxSockets: 4 })
+function load (url: string, sockets = 4): { stop: () => Promise<{ statuses: Map<number, number>, bodies: Map<string, number>, errors: number }>, bodies: Map<string, number> } {
+  const agent = new Agent({ keepAlive: true, maxSockets: sockets })
   const statuses = new Map<number, number>()
   const bodies = new Map<string, number>()
   const state = { running: true, errors: 0 }
@@ -28,7 +28,7 @@ function load (url: string): { stop: () => Promise<{ statuses: Map<number, numbe
       })
     }).on('error', () => { state.errors++; resolve() }).end()
   })
-  const loops = Array.from({ length: 4 }, async () => { while (state.running) await one() })
+  const loops = Array.from({ length: sockets }, async () => { while (state.running) await one() })
   return {
     stop: async () => {
       state.running = false
@@ -164,4 +164,54 @@ test('reload --canary 10 with good code: exit 0 within the window, the new code 
   pool.proc.kill('SIGTERM')
   assert.equal((await pool.exited).code, 0, pool.stdout().slice(-2000))
   await second
+})
+
+test('--workers 2: reload --canary judges in one worker; rolled back, no worker changes (exit 1); promoted, every worker is rolled to the new code (exit 0); a file that adds a listener is refused', async (t) => {
+  const p = await clusterProject(t)
+  // The admin listener (the control API's) keeps a module of its own: only public changes.
+  const file = join(p.dir, 'pool.yaml')
+  writeFileSync(join(p.dir, 'admin.js'), "export default async function (app) { app.get('/', async () => 'admin') }\n")
+  writeFileSync(file, readFileSync(file, 'utf8').replace('  main: ./routes.js\n', '  main: ./routes.js\n  admin: ./admin.js\n').replace(/(name: admin\n {4}listen: [^\n]+\n {4}handler: )main/, '$1admin'))
+  const pool = await clusterStarted(t, p)
+  // Enough connections that each worker takes some (one may accept many in a row): the judging one needs requests.
+  const traffic = load(`http://127.0.0.1:${p.port}/`, 24)
+  t.after(() => traffic.stop())
+  const versions = async (): Promise<Set<string>> => {
+    const seen = new Set<string>()
+    for (let i = 0; i < 20; i++) seen.add((JSON.parse((await get(`http://127.0.0.1:${p.port}/`)).body) as { version: string }).version)
+    return seen
+  }
+
+  // Every fifth request of the new code fails: rolled back in the judging worker, the other never touched.
+  writeFileSync(join(p.dir, 'routes.js'), ROUTES('v2').replace("app.get('/', async () =>", "let n = 0\n  app.get('/', async (_r, reply) => ++n % 5 === 0 ? reply.code(500).send({ bad: true }) :"))
+  const bad = await command(t, p.dir, ['reload', '--canary', '20'])
+  assert.equal(bad.code, 1, bad.stdout + bad.stderr)
+  assert.match(bad.stdout, /^public: canary rolled back on errors: 5xx share /m)
+  assert.deepEqual(await versions(), new Set(['v1']))
+
+  // Good code: judged in one worker (promoted by hand here), then every worker rolls to it.
+  writeFileSync(join(p.dir, 'routes.js'), ROUTES('v3'))
+  const reloading = command(t, p.dir, ['reload', '--canary', '20'])
+  let shown = false
+  for (let i = 0; i < 100 && !shown; i++) shown = /canary \d+: 40 %/.test((await command(t, p.dir, ['ps'])).stdout)
+  assert.ok(shown, 'ps shows the canary, at 40 % of its worker (20 % of the pool)')
+  assert.equal((await command(t, p.dir, ['canary', 'promote'])).code, 0)
+  const good = await reloading
+  assert.equal(good.code, 0, good.stdout + good.stderr)
+  assert.match(good.stdout, /^public: canary promoted/m)
+  assert.match(good.stdout, /^judged in worker \d+; every worker is now replaced by a rolling reload/m)
+  await pool.waitFor(out => /rolling reload done/.test(out), 30_000)
+  assert.deepEqual(await versions(), new Set(['v3']))
+
+  // A listener added: refused, nothing changes.
+  writeFileSync(file, readFileSync(file, 'utf8') + `  - name: extra\n    listen: 127.0.0.1:${await freePort()}\n    handler: main\n`)
+  const added = await command(t, p.dir, ['reload', '--canary', '20'])
+  assert.equal(added.code, 1, added.stdout + added.stderr)
+  assert.match(added.stderr, /changes existing listeners only .* adds, removes or moves extra: reload without --canary/)
+
+  const seen = await traffic.stop()
+  assert.equal(seen.errors, 0)
+  assert.ok((seen.statuses.get(500) ?? 0) > 0 && (seen.statuses.get(200) ?? 0) > 0, JSON.stringify([...seen.statuses]))
+  pool.proc.kill('SIGTERM')
+  assert.equal((await pool.exited).code, 0)
 })

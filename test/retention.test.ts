@@ -10,7 +10,7 @@ import { owned, track } from './fixtures/owned.ts'
 const child = fileURLToPath(new URL('./fixtures/restart-gc-child.ts', import.meta.url))
 const RUNS = 200
 
-for (const [protocol, extra] of [['http'], ['https'], ['h2'], ['http', 'metrics'], ['ws']] as Array<[string, string?]>) {
+for (const [protocol, extra] of [['http'], ['https'], ['h2'], ['http', 'metrics'], ['http', 'canary'], ['ws']] as Array<[string, string?]>) {
   const RESTARTS = protocol === 'ws' ? 100 : RUNS
   test(`${RESTARTS} restarts with keep-alive requests${protocol === 'ws' ? ' and WebSockets' : ''} retain no retired instance (${protocol}${extra === undefined ? '' : ` with ${extra}`})`, { timeout: 120_000 }, async () => {
     const { code, stdout, stderr } = await new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve) => {

@@ -134,7 +134,10 @@ With --canary PCT each changed listener's new generation (the file's
 settings and its handler modules read afresh) first serves PCT % of the
 requests and is judged (see fastify-pool help restart): exit 0 when every
 one was promoted, 1 when one was rolled back (it keeps its previous
-configuration). One process only.
+configuration). With --workers it is judged in one worker first, on PCT ×
+workers % of that worker's requests; promoted there, every worker is
+replaced by a rolling reload. A file that adds, removes or moves listeners
+is refused with --canary under --workers.
 
 Options:
       --canary <pct>   Judge each changed listener on PCT % of the requests first

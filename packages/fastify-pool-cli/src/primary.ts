@@ -15,12 +15,12 @@
 // API is done by every worker, and answered with one aggregate
 // (requests.ts answers the workers).
 import cluster from 'node:cluster'
-import { BUILTIN_DEFAULTS, type ListenerFailure, type UpgradeEvent } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, hasIssues, isPoolError, type ListenerFailure, type UpgradeEvent } from 'fastify-pool'
 import { ProcessSampler } from 'fastify-pool/control'
 import type { Logger } from 'pino'
 import { watchPackageManager, type PackageManager } from './parent-watch.ts'
 import type { PidFile } from './pid-file.ts'
-import type { LoadedConfig } from './config-file.ts'
+import { formatIssue, loadConfigFile, type FileIssue, type LoadedConfig } from './config-file.ts'
 import { rollWorkers, type RollOutcome } from './roll.ts'
 import type { SharedSockets } from './shared-sockets.ts'
 import { onStopSignals } from './shutdown.ts'
@@ -91,6 +91,21 @@ export class Primary {
     restarts: () => this.#restarts,
     figures: () => this.#figures.read(),
     reload: (reason) => this.reload(reason),
+    canaryRefusal: async () => {
+      let next: LoadedConfig
+      try {
+        next = await loadConfigFile(this.#loaded.file)
+      } catch (err) {
+        const problems = isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err) ? err.errors.map(i => formatIssue(i, this.#shown)) : [(err as Error).message]
+        return `the file is invalid: ${problems.join('; ')}`
+      }
+      const binds = (c: LoadedConfig): Map<string, string> => new Map(c.options.servers.map(s => [s.name, s.bind]))
+      const before = binds(this.#loaded)
+      const after = binds(next)
+      const differ = [...new Set([...before.keys(), ...after.keys()])].filter(name => before.get(name) !== after.get(name))
+      if (differ.length === 0) return undefined
+      return `with --workers a canary reload changes existing listeners only (every worker serves the sockets its primary holds), and this file adds, removes or moves ${differ.join(', ')}: reload without --canary`
+    },
     upgrade: (options) => this.#upgrader.upgrade(options),
     socket: async (bind) => {
       const server = this.#loaded.options.servers.find(s => s.bind === bind)

@@ -1,6 +1,6 @@
 // What the workers of --workers ask their primary, and how it answers: the
-// status of every worker, the metrics summed over them, a rolling reload, an
-// upgrade of every process, an action of the control API in every worker
+// status of every worker, the metrics summed over them, a rolling reload (with
+// a canary: judged in one worker first), an upgrade of every process, an action of the control API in every worker
 // (one aggregate, whichever worker took the request), and a listener's
 // socket again. The primary (primary.ts) says what it has through
 // `PrimaryDesk`; nothing here keeps state.
@@ -35,6 +35,8 @@ export interface PrimaryDesk {
   restarts: () => number
   figures: () => ProcessFigures
   reload: (reason: string) => Promise<{ ok: boolean, error?: string }>
+  /** Why the file on disk may not be reloaded with a canary (it adds, removes or moves listeners, or is invalid), if it may not. */
+  canaryRefusal: () => Promise<string | undefined>
   upgrade: (options: UpgradeOptions) => Promise<UpgradeResult>
   /** The socket of a listener of the configuration in force, held anew if it has none; or why not. */
   socket: (bind: string) => Promise<BoundSocket | string>
@@ -63,7 +65,8 @@ export async function answer (desk: PrimaryDesk, from: Slot, message: ClusterMes
       (err: Error) => ({ error: err.message, statusCode: err instanceof UpgradeError ? err.statusCode : 500 }))
     reply({ 'fastify-pool': 'upgrade-answer', id: message.id, ...outcome })
   } else if (kind === 'roll-request') {
-    reply({ 'fastify-pool': 'roll-answer', id: message.id, ...await desk.reload('control API') })
+    const outcome = message.canary === undefined ? await desk.reload('control API') : await canaryRoll(desk, message.canary)
+    reply({ 'fastify-pool': 'roll-answer', id: message.id, ...outcome })
   } else if (kind === 'act-request') {
     reply({ 'fastify-pool': 'act-answer', id: message.id, ...await act(desk, message.action, message.query, message.self) })
   } else if (kind === 'socket-request') {
@@ -111,6 +114,38 @@ async function canaryFirst (desk: PrimaryDesk, slots: Slot[], query: Record<stri
   return aggregate('restart', promoted ? slots : [first], [judged, ...others], desk)
 }
 
+/**
+ * A reload with a canary across workers: one verdict for the pool, as a
+ * restart's (canaryFirst()). The first worker reloads in place, its changed
+ * listeners judged on PCT × workers % of its requests; promoted there, every
+ * worker is replaced by a rolling reload of the same file (the judged one
+ * too: all then run the same configuration in fresh processes), which
+ * begins once the verdict is answered (the roll's outcome is logged, as a
+ * SIGHUP's); rolled back or aborted, nothing else changes and the first
+ * worker serves its previous configuration again. The listeners must stay as they are (names and
+ * addresses): a worker serves only the sockets its primary holds, and a
+ * listener added in one worker alone would serve from that one.
+ */
+async function canaryRoll (desk: PrimaryDesk, canary: number): Promise<{ ok: boolean, error?: string, statusCode?: number, report?: object }> {
+  const busy = desk.busy()
+  if (busy !== undefined) return { ok: false, error: busy, statusCode: 409 }
+  const refusal = await desk.canaryRefusal()
+  if (refusal !== undefined) return { ok: false, error: refusal, statusCode: 409 }
+  const slots = [...desk.slots()].filter(s => s.ready && !s.leaving && s.worker.isConnected())
+  const first = slots[0]
+  if (first === undefined) return { ok: false, error: 'no worker serves', statusCode: 409 }
+  const share = Math.min(99, canary * slots.length)
+  const judged = await ask(first, { 'fastify-pool': 'canary-reload', id: '', canary: share }, 'canary-reloaded', desk.actTimeout() + 600_000)
+  if (judged === undefined) return { ok: false, error: first.worker.isDead() ? 'the worker judging the canary exited' : 'the worker judging the canary did not answer in time' }
+  if (!judged.ok) return { ok: false, error: judged.error ?? 'the canary reload failed', ...(judged.statusCode === undefined ? {} : { statusCode: judged.statusCode }) }
+  const report = (judged.report ?? {}) as { canary?: Record<string, { result: string }> }
+  const promoted = Object.values(report.canary ?? {}).every(c => c.result === 'promoted')
+  if (!promoted) return { ok: true, report: { ...report, workers: { judged: first.worker.id, rolling: false } } }
+  // Answered before the roll begins: the roll replaces the worker that carries this answer too.
+  desk.reload('canary promoted').catch(() => {})
+  return { ok: true, report: { ...report, workers: { judged: first.worker.id, rolling: true } } }
+}
+
 /** Every worker's answer to one action, as one. */
 function aggregate (action: ControlAction, slots: Slot[], answers: Array<Extract<ClusterMessage, { 'fastify-pool': 'acted' }> | undefined>, desk: PrimaryDesk): { statusCode: number, body: ControlActionBody } {
   const workers: NonNullable<ControlActionBody['workers']> = []
@@ -149,7 +184,7 @@ function aggregate (action: ControlAction, slots: Slot[], answers: Array<Extract
 }
 
 /** Ask one worker (bounded: a busy worker is left out); its answer, or undefined. */
-function ask<K extends 'listeners' | 'acted'> (slot: Slot, question: ClusterMessage, answerKind: K, ms = ASK_MS): Promise<Extract<ClusterMessage, { 'fastify-pool': K }> | undefined> {
+function ask<K extends 'listeners' | 'acted' | 'canary-reloaded'> (slot: Slot, question: ClusterMessage, answerKind: K, ms = ASK_MS): Promise<Extract<ClusterMessage, { 'fastify-pool': K }> | undefined> {
   return new Promise(resolve => {
     const id = Math.random().toString(36).slice(2)
     const done = (answer: Extract<ClusterMessage, { 'fastify-pool': K }> | undefined): void => {

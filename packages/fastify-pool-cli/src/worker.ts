@@ -90,11 +90,10 @@ function askingThePrimary (self: () => string): { control: { status: () => Promi
         return { workers: answer.workers, restarts: answer.restarts, primary: answer.primary }
       },
       reload: async (how?: { canary?: number }) => {
-        // Each worker would judge its own canary: one verdict for the pool is not built yet (docs/canary.md).
-        if (how?.canary !== undefined) throw Object.assign(new Error('a canary reload needs one process: with --workers each worker would judge its own; reload without --canary'), { statusCode: 409 })
-        const answer = await askPrimary('roll', 300_000)
-        if (!answer.ok) throw new Error(answer.error ?? 'the rolling reload failed')
-        return { rolled: true }
+        // With a canary the primary has one worker judge it, then rolls every worker (requests.ts, canaryRoll()).
+        const answer = await askPrimary('roll', how?.canary === undefined ? 300_000 : 1_200_000, how?.canary === undefined ? {} : { canary: how.canary })
+        if (!answer.ok) throw Object.assign(new Error(answer.error ?? 'the rolling reload failed'), answer.statusCode === undefined ? {} : { statusCode: answer.statusCode })
+        return answer.report ?? { rolled: true }
       },
       // The primary replaces itself and every worker; this worker's answer comes before its stop.
       upgrade: async (o: UpgradeOptions) => {
@@ -129,6 +128,12 @@ function answerThePrimary (proc: PoolProcess, stop: (cause: StopCause, handOff: 
         ({ statusCode, body }) => ({ statusCode, body }),
         (err: Error) => ({ statusCode: 500, body: { ok: false, action: message.action, results: [], error: err.message } })
       ).then((answer) => { process.send?.({ 'fastify-pool': 'acted', id: message.id, ...answer } satisfies ClusterMessage) }).catch(() => {})
+    } else if (kind === 'canary-reload') {
+      // The primary's canary reload: this worker reloads in place and judges (requests.ts, canaryRoll()).
+      proc.reload('canary reload (judged in this worker for the pool)', { canary: message.canary }).then(
+        report => ({ ok: true, report }),
+        (err: Error & { statusCode?: unknown }) => ({ ok: false, error: err.message, ...(typeof err.statusCode === 'number' ? { statusCode: err.statusCode } : {}) })
+      ).then((answer) => { process.send?.({ 'fastify-pool': 'canary-reloaded', id: message.id, ...answer } satisfies ClusterMessage) }).catch(() => {})
     }
   }
   process.on('message', on)
