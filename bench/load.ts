@@ -99,7 +99,8 @@ export async function loadWrk (url: string, options: Omit<LoadOptions, 'pipelini
   const host = new URL(url).hostname
   if (host !== '127.0.0.1' && host !== '[::1]') throw new Error(`load is only sent to loopback, not ${host}`)
   const out = await new Promise<string>((resolve, reject) => {
-    execFile('wrk', ['-t1', `-c${options.connections}`, `-d${options.duration}s`, '--latency', url], { timeout: (options.duration + 30) * 1000 }, (err, stdout) => {
+    // wrk takes whole seconds only (-d0.5s is a usage error): a quick run's half-second warm-up is one second here.
+    execFile('wrk', ['-t1', `-c${options.connections}`, `-d${Math.max(1, Math.round(options.duration))}s`, '--latency', url], { timeout: (options.duration + 30) * 1000 }, (err, stdout) => {
       if (err !== null) reject(err)
       else resolve(stdout)
     })
