@@ -402,7 +402,11 @@ export class Listener {
   /** The load shedding of a new generation: undefined when it is off. `hooked`: the paths its building hooks exempted. */
   #gateFor (config: NormalizedConfig, log: FastifyBaseLogger | undefined, hooked: string[]): Gate | undefined {
     const settings = config.overload
-    if (settings === false) return undefined
+    if (settings === false) {
+      // Turned off by a reload: the connections it left unread are read again at once.
+      this.#gate?.release()
+      return undefined
+    }
     const { health } = config
     const exempt = [
       ...(health.liveness === false ? [] : [health.liveness]),

@@ -20,7 +20,10 @@
 // Why a queue rather than a 503 at once: a client that gets a 503 sends
 // again at once (a load generator, a retrying proxy); answering each costs a
 // read, a parse and a write, and 900 such clients cost more than the route.
-// Held for up to maxWait, each costs that once per maxWait.
+// Held for up to maxWait, each costs that once per maxWait. And while the
+// listener holds requests, the HTTP/1 connections it answers are parked (not
+// read) until the queue has room: their next requests wait in the kernel,
+// where they cost nothing, instead of being parsed only to wait.
 //
 // Time is measured with the loop's own clock: the work between two requests
 // is the first one's (its handler and the promises it resolved), and a turn
@@ -119,7 +122,7 @@ class LoopTurns {
     this.#next()
     for (const gate of this.#waiting) {
       now = gate.serveWaiting(now, this.turn)
-      if (gate.waitingCount === 0) this.#waiting.delete(gate)
+      if (gate.waitingCount === 0 && gate.parkedCount === 0) this.#waiting.delete(gate)
     }
     this.owner ??= heaviest
     this.mark = now
@@ -165,8 +168,21 @@ export class Gate {
   #delay = 0
   #lastWaitAt = 0
   #episode: { since: number, shed: number, last: number, timer: NodeJS.Timeout } | undefined
-  /** Connections not read until their Retry-After is over, with the timer that reads them again. */
-  readonly #paused = new Map<Socket, NodeJS.Timeout>()
+  /**
+   * HTTP/1 connections not read while the listener holds requests, their
+   * clients' next requests left in the kernel's buffer, each with the time
+   * by which it is read again: maxWait after a served response, once to
+   * one and a half times Retry-After after a 503 (spread, so that those
+   * refused in one turn are not all read again in one). Each queue is in
+   * order of arrival, and read from its oldest: a 503's time may so pass
+   * by up to half of Retry-After more. Read again sooner, served ones
+   * first, whenever the queue has room (#unpark).
+   */
+  readonly #parkedServed = new Map<Socket, number>()
+  readonly #parkedRefused = new Map<Socket, number>()
+  /** The 'finish' listeners that park a served and a refused response's connection (one function each per gate, none per request). */
+  readonly #parkAfterServed: (this: ServerResponse) => void
+  readonly #parkAfterRefused: (this: ServerResponse) => void
 
   constructor (settings: OverloadSettings, log: FastifyBaseLogger | undefined) {
     this.#settings = settings
@@ -174,6 +190,14 @@ export class Gate {
     this.#allowance = calmAllowance(settings)
     this.#log = log
     this.#setExempt(settings.exempt)
+    const gate = this
+    this.#parkAfterServed = function parkServed (this: ServerResponse) {
+      if (gate.#allowance === gate.#budget) gate.#park(this, gate.#parkedServed, performance.now() + gate.#settings.maxWait)
+    }
+    this.#parkAfterRefused = function parkRefused (this: ServerResponse) {
+      // Spread over half as long again: the connections refused in one turn are not all read again in one.
+      gate.#park(this, gate.#parkedRefused, performance.now() + gate.#settings.retryAfter * 1000 * (1 + Math.random() / 2))
+    }
   }
 
   /** New settings (a reload), and the paths the listener's routes add (health, control, metrics). */
@@ -194,6 +218,8 @@ export class Gate {
       if (gate.#spent < gate.#allowance || gate.#isExempt(req.url)) {
         gate.#admitted++
         loop.owner = gate
+        // Holding requests: this connection's next one waits in the kernel until there is room (a probe's does not).
+        if (gate.#allowance === gate.#budget && (res as { stream?: unknown }).stream === undefined && !gate.#isExempt(req.url)) res.once('finish', gate.#parkAfterServed)
         handler(req, res)
         return
       }
@@ -202,6 +228,9 @@ export class Gate {
   }
 
   get waitingCount (): number { return this.#held.length - this.#head }
+
+  /** @internal connections parked (their next request left in the kernel). */
+  get parkedCount (): number { return this.#parkedServed.size + this.#parkedRefused.size }
 
   get status (): OverloadStatus {
     const cost = this.#cost
@@ -256,11 +285,13 @@ export class Gate {
       const waited = now - held.at
       this.#delay = this.#delay === 0 ? waited : this.#delay * 0.8 + waited * 0.2
       this.#lastWaitAt = now
+      if ((held.res as { stream?: unknown }).stream === undefined) held.res.once('finish', this.#parkAfterServed)
       held.run(held.req, held.res)
       now = performance.now()
     }
     this.#spent += now - began
     if (this.waitingCount === 0) this.#clear()
+    this.#unpark(now)
     // The promises of the last one run after this: they are this gate's work.
     loop.owner = this
     return now
@@ -279,7 +310,10 @@ export class Gate {
       const oldest = this.#oldest()
       if (oldest !== undefined && now - oldest.at >= half) this.#calmSince = 0
       else if (this.#calmSince === 0) this.#calmSince = now
-      else if (now - this.#calmSince > QUIET_MS) this.#allowance = half
+      else if (now - this.#calmSince > QUIET_MS) {
+        this.#allowance = half
+        this.#unparkAll()
+      }
     }
     this.#turn = turn
     this.#spent = 0
@@ -338,35 +372,53 @@ export class Gate {
       'retry-after': String(retryAfter),
       'cache-control': 'no-store'
     })
-    if (retryAfter > 0 && (held.res as { stream?: unknown }).stream === undefined) res.once('finish', this.#pauseFor(retryAfter * 1000))
+    if (retryAfter > 0 && (held.res as { stream?: unknown }).stream === undefined) res.once('finish', this.#parkAfterRefused)
     res.end(SHED_BODY)
   }
 
-  /**
-   * A 'finish' listener that stops reading the response's connection for
-   * `ms`. It runs after Node's own (which may resume the socket to discard an
-   * unread body); Node's server stops and starts reading on the socket's
-   * 'pause' and 'resume' events.
-   */
-  #pauseFor (ms: number): (this: ServerResponse) => void {
-    const paused = this.#paused
-    return function pause (this: ServerResponse) {
-      const socket = this.socket ?? this.req?.socket
-      // A pipelining client has more requests on the way: those are answered in order first.
-      if (socket == null || socket.destroyed || owed(socket as Http1Socket) > 0) return
-      socket.pause()
-      // Spread over half as long again: the connections refused in one turn are not all read again in one.
-      const timer = setTimeout(resume, ms * (1 + Math.random() / 2), socket, paused)
-      timer.unref()
-      paused.set(socket, timer)
-    }
+  /** Read every parked connection again: a drain begins, and what their clients sent must get its answer. */
+  release (): void {
+    this.#unparkAll()
   }
 
-  /** Read every connection paused after a 503 again: a drain begins, and what their clients sent must get its answer. */
-  release (): void {
-    for (const [socket, timer] of this.#paused) {
-      clearTimeout(timer)
-      resume(socket, this.#paused)
+  /**
+   * Stop reading a response's connection until `deadline` at the latest
+   * (#unpark reads it sooner when there is room). It runs after Node's own
+   * 'finish' listener (which may resume the socket to discard an unread
+   * body); Node's server stops and starts reading on the socket's 'pause'
+   * and 'resume' events. Its client's next request waits in the kernel's
+   * buffer, where it costs nothing, rather than being read, parsed and
+   * queued only to wait (and, past maxWait, to cost a 503 too): the turns
+   * stay short, and the CPU goes to the routes.
+   */
+  #park (res: ServerResponse, parked: Map<Socket, number>, deadline: number): void {
+    const socket = res.socket ?? res.req?.socket
+    // A pipelining client has more requests on the way: those are answered in order first.
+    if (socket == null || socket.destroyed || this.#parkedServed.has(socket) || this.#parkedRefused.has(socket) || owed(socket as Http1Socket) > 0) return
+    socket.pause()
+    parked.set(socket, deadline)
+    loop.waiting(this)
+  }
+
+  /**
+   * The end of a turn: read parked connections again, served ones first,
+   * oldest first, until about two turns of admissions wait (one read again
+   * may have nothing to send yet), and every one whose latest time has
+   * come, whatever the room. The listener does not idle while requests wait
+   * in the kernel.
+   */
+  #unpark (now: number): void {
+    if (this.parkedCount === 0) return
+    const perTurn = this.#cost > 0 ? Math.max(1, Math.floor(this.#budget / this.#cost)) : 1
+    const room = { left: 2 * perTurn - this.waitingCount }
+    readAgain(this.#parkedServed, now, room)
+    readAgain(this.#parkedRefused, now, room)
+  }
+
+  #unparkAll (): void {
+    for (const parked of [this.#parkedServed, this.#parkedRefused]) {
+      for (const socket of parked.keys()) if (!socket.destroyed) socket.resume()
+      parked.clear()
     }
   }
 
@@ -422,9 +474,15 @@ export class Gate {
   }
 }
 
-function resume (socket: Socket, paused: Map<Socket, NodeJS.Timeout>): void {
-  if (!paused.delete(socket)) return
-  if (!socket.destroyed) socket.resume()
+/** Read parked connections again from the oldest: while there is room, and every one whose time has come. */
+function readAgain (parked: Map<Socket, number>, now: number, room: { left: number }): void {
+  for (const [socket, deadline] of parked) {
+    if (room.left <= 0 && deadline > now) return
+    parked.delete(socket)
+    if (socket.destroyed) continue
+    socket.resume()
+    room.left--
+  }
 }
 
 /** A tenth of the delay target per turn: the turns stay short enough that the other listeners' requests and new connections (one accepted per turn) wait a few milliseconds. */
