@@ -163,8 +163,9 @@ async function reload (target: ControlTarget, json: boolean, canary?: number): P
         ? 'reload under way (it replaces the control listener)\n'
         : `reloaded: ${['added', 'removed', 'changed', 'moved', 'unchanged'].map(k => `${k} ${(report[k] ?? []).join(', ') || '-'}`).join('; ')}\n`)
       for (const [name, c] of canaries) process.stdout.write(`${name}: ${canaryLine(c)}\n`)
-      const workers = (report as { workers?: { judged?: number, rolling?: boolean } } | undefined)?.workers
+      const workers = (report as { workers?: { judged?: number, rolling?: boolean, replaced?: boolean } } | undefined)?.workers
       if (workers?.rolling === true) process.stdout.write(`judged in worker ${workers.judged ?? '?'}; every worker is now replaced by a rolling reload (the log says when it is done)\n`)
+      if (workers?.replaced !== undefined) process.stdout.write(`worker ${workers.judged ?? '?'} kept part of the reload${workers.replaced ? ' and was replaced from the configuration in force' : ', and could not be replaced (see the log)'}\n`)
     }
     return canaries.every(([, c]) => c.result === 'promoted') ? EXIT.ok : EXIT.failed
   }

@@ -21,8 +21,12 @@ export interface PoolFromFileOptions extends LoadOptions {
 export interface FilePool {
   pool: Pool
   loaded: LoadedConfig
-  /** Re-read the file and apply it with pool.reload(); throws FST_POOL_VALIDATE (pool untouched) or the reload's error. */
-  reload: (how?: { canary?: number }) => ReturnType<Pool['reload']>
+  /**
+   * Re-read the file and apply it with pool.reload(); throws FST_POOL_VALIDATE
+   * (pool untouched) or the reload's error. `text`: the file's text as
+   * someone else read it (a worker told by its primary), not read again.
+   */
+  reload: (how?: { canary?: number, text?: string }) => ReturnType<Pool['reload']>
 }
 
 /** Load a configuration file and build its pool (not started). */
@@ -56,7 +60,7 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
     async reload (how = {}) {
       let next: LoadedConfig
       try {
-        next = await loadConfigFile(path, loadOptions)
+        next = await loadConfigFile(path, { ...loadOptions, ...(how.text === undefined ? {} : { text: how.text }) })
       } catch (err) {
         // Refused before it reaches the pool: published as the pool's failed reload all the same.
         if (reloadChannel.hasSubscribers) reloadChannel.publish({ pool: current(), error: err })
@@ -74,7 +78,7 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
       let report: ReloadReport
       try {
         const { servers, defaults, handlers, baseDir } = next.pool
-        report = await current().reload({ servers: [...servers], defaults, ...(handlers === undefined ? {} : { handlers }), ...(baseDir === undefined ? {} : { baseDir }) }, how)
+        report = await current().reload({ servers: [...servers], defaults, ...(handlers === undefined ? {} : { handlers }), ...(baseDir === undefined ? {} : { baseDir }) }, how.canary === undefined ? {} : { canary: how.canary })
       } catch (err) {
         loaded = previous
         throw err

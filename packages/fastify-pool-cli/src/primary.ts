@@ -15,18 +15,19 @@
 // API is done by every worker, and answered with one aggregate
 // (requests.ts answers the workers).
 import cluster from 'node:cluster'
-import { BUILTIN_DEFAULTS, hasIssues, isPoolError, type ListenerFailure, type UpgradeEvent } from 'fastify-pool'
+import { BUILTIN_DEFAULTS, type ListenerFailure, type UpgradeEvent } from 'fastify-pool'
 import { ProcessSampler } from 'fastify-pool/control'
 import type { Logger } from 'pino'
 import { watchPackageManager, type PackageManager } from './parent-watch.ts'
 import type { PidFile } from './pid-file.ts'
-import { formatIssue, loadConfigFile, type FileIssue, type LoadedConfig } from './config-file.ts'
+import { canaryRoll } from './canary-roll.ts'
+import type { LoadedConfig } from './config-file.ts'
 import { rollWorkers, type RollOutcome } from './roll.ts'
 import type { SharedSockets } from './shared-sockets.ts'
 import { onStopSignals } from './shutdown.ts'
-import { Refused, Supervisor } from './supervisor.ts'
+import { Refused, Supervisor, type ReloadHow } from './supervisor.ts'
 import { notifySystemd } from './systemd.ts'
-import { answer, type PrimaryDesk, type Slot } from './requests.ts'
+import { answer, type PrimaryDesk, type RollAnswer, type Slot } from './requests.ts'
 import { publishUpgrade, upgradeCounts, Upgrader, type Predecessor } from './upgrade.ts'
 import { SOURCE_ENV, type ClusterMessage } from './worker-messages.ts'
 
@@ -90,22 +91,7 @@ export class Primary {
     actTimeout: () => this.#timeout + 10_000,
     restarts: () => this.#restarts,
     figures: () => this.#figures.read(),
-    reload: (reason) => this.reload(reason),
-    canaryRefusal: async () => {
-      let next: LoadedConfig
-      try {
-        next = await loadConfigFile(this.#loaded.file)
-      } catch (err) {
-        const problems = isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err) ? err.errors.map(i => formatIssue(i, this.#shown)) : [(err as Error).message]
-        return `the file is invalid: ${problems.join('; ')}`
-      }
-      const binds = (c: LoadedConfig): Map<string, string> => new Map(c.options.servers.map(s => [s.name, s.bind]))
-      const before = binds(this.#loaded)
-      const after = binds(next)
-      const differ = [...new Set([...before.keys(), ...after.keys()])].filter(name => before.get(name) !== after.get(name))
-      if (differ.length === 0) return undefined
-      return `with --workers a canary reload changes existing listeners only (every worker serves the sockets its primary holds), and this file adds, removes or moves ${differ.join(', ')}: reload without --canary`
-    },
+    reload: (reason, how) => this.reload(reason, how),
     upgrade: (options) => this.#upgrader.upgrade(options),
     socket: async (bind) => {
       const server = this.#loaded.options.servers.find(s => s.bind === bind)
@@ -124,7 +110,7 @@ export class Primary {
     this.#replaced = settings.replaced
     this.#pidFile = settings.pidFile
     this.#manager = settings.manager
-    this.#supervisor = new Supervisor<RollOutcome>({ reload: (reason) => this.#roll(reason), log: settings.logger })
+    this.#supervisor = new Supervisor<RollOutcome>({ reload: (reason, how) => this.#roll(reason, how), log: settings.logger })
     this.#upgrader = new Upgrader({
       supervisor: this.#supervisor,
       sockets: () => this.#sockets.handOn(),
@@ -182,37 +168,60 @@ export class Primary {
     return code
   }
 
-  /** A rolling reload, as the supervisor allows it (asks during one fold into one more after it). */
-  async reload (reason: string): Promise<{ ok: boolean, error?: string }> {
+  /**
+   * A rolling reload, as the supervisor allows it (asks during one fold into
+   * one more after it), or with a canary (canary-roll.ts). What it answers
+   * crosses the IPC channel: no configuration object.
+   */
+  async reload (reason: string, how: ReloadHow = {}): Promise<RollAnswer> {
     try {
-      const { ok, error } = await this.#supervisor.reload(reason)
-      return error === undefined ? { ok } : { ok, error }
+      const { ok, error, statusCode, problems, report } = await this.#supervisor.reload(reason, how)
+      return { ok, ...(error === undefined ? {} : { error }), ...(statusCode === undefined ? {} : { statusCode }), ...(problems === undefined ? {} : { problems }), ...(report === undefined ? {} : { report }) }
     } catch (err) {
-      return { ok: false, error: err instanceof Refused ? err.message : (err as Error).message }
+      return { ok: false, error: (err as Error).message, ...(err instanceof Refused ? { statusCode: 409 } : {}) }
     }
   }
 
-  async #roll (reason: string): Promise<RollOutcome> {
+  async #roll (reason: string, how: ReloadHow = {}, read?: LoadedConfig): Promise<RollOutcome> {
+    if (how.canary !== undefined && read === undefined) {
+      return await canaryRoll({
+        loaded: () => this.#loaded,
+        serving: () => [...this.#slots].filter(s => !s.leaving),
+        roll: (why, next) => this.#roll(why, {}, next),
+        replace: async (slot) => {
+          const fresh = await this.#fork(this.#loaded, true)
+          if (!fresh.ready) return false
+          await this.#leaveAndWait(slot)
+          return true
+        },
+        judgeMs: this.#timeout + 10_000 + 600_000,
+        logger: this.#logger,
+        shown: this.#shown
+      }, reason, { ...how, canary: how.canary })
+    }
     const outcome = await rollWorkers(this.#loaded.file, reason, {
       serving: () => [...this.#slots].filter(s => !s.leaving),
       fork: (config) => this.#fork(config, true),
-      leave: (slot) => {
-        // One that died meanwhile has left already (its exit fired: waiting for it would wait for ever).
-        if (slot.worker.isDead() || !this.#slots.has(slot)) return Promise.resolve()
-        const gone = new Promise<void>(resolve => slot.worker.once('exit', () => resolve()))
-        this.#leave(slot, true)
-        return gone
-      },
+      leave: (slot) => this.#leaveAndWait(slot),
       closing: () => this.#closing,
       sockets: this.#sockets,
       logger: this.#logger,
       shown: this.#shown
-    })
+    }, read)
     if (outcome.loaded !== undefined) {
       this.#loaded = outcome.loaded
       this.#logger.info({ workers: [...this.#slots].map(s => s.worker.id) }, 'rolling reload done: every worker runs the new configuration')
     }
     return outcome
+  }
+
+  /** Ask one worker to leave as a hand-off; resolves once it has exited. */
+  #leaveAndWait (slot: Slot): Promise<void> {
+    // One that died meanwhile has left already (its exit fired: waiting for it would wait for ever).
+    if (slot.worker.isDead() || !this.#slots.has(slot)) return Promise.resolve()
+    const gone = new Promise<void>(resolve => slot.worker.once('exit', () => resolve()))
+    this.#leave(slot, true)
+    return gone
   }
 
   /**

@@ -1,6 +1,6 @@
 // What the workers of --workers ask their primary, and how it answers: the
 // status of every worker, the metrics summed over them, a rolling reload (with
-// a canary: judged in one worker first), an upgrade of every process, an action of the control API in every worker
+// a canary: canary-roll.ts), an upgrade of every process, an action of the control API in every worker
 // (one aggregate, whichever worker took the request), and a listener's
 // socket again. The primary (primary.ts) says what it has through
 // `PrimaryDesk`; nothing here keeps state.
@@ -10,7 +10,11 @@ import { clusterMetrics } from 'fastify-pool/metrics'
 import type { ControlAction, ControlActionBody, ControlResult } from 'fastify-pool/control'
 import type { BoundSocket } from 'fastify-pool/sockets'
 import { upgradeCounts, UpgradeError, type UpgradeOptions, type UpgradeResult } from './upgrade.ts'
+import type { ReloadHow } from './supervisor.ts'
 import type { ClusterMessage } from './worker-messages.ts'
+
+/** What a reload asked through a worker is answered (no configuration object: it crosses the IPC channel). */
+export interface RollAnswer { ok: boolean, error?: string, statusCode?: number, problems?: object[], report?: object }
 
 // How long a worker may take to answer the primary's question about its status; an action's, see PrimaryDesk.actTimeout.
 const ASK_MS = 2000
@@ -34,9 +38,8 @@ export interface PrimaryDesk {
   actTimeout: () => number
   restarts: () => number
   figures: () => ProcessFigures
-  reload: (reason: string) => Promise<{ ok: boolean, error?: string }>
-  /** Why the file on disk may not be reloaded with a canary (it adds, removes or moves listeners, or is invalid), if it may not. */
-  canaryRefusal: () => Promise<string | undefined>
+  /** A reload as the supervisor allows it: rolling, or with a canary judged in one worker first (canary-roll.ts), whose verdict `how.onVerdict` hears before the roll. */
+  reload: (reason: string, how?: ReloadHow) => Promise<RollAnswer>
   upgrade: (options: UpgradeOptions) => Promise<UpgradeResult>
   /** The socket of a listener of the configuration in force, held anew if it has none; or why not. */
   socket: (bind: string) => Promise<BoundSocket | string>
@@ -53,7 +56,7 @@ export async function answer (desk: PrimaryDesk, from: Slot, message: ClusterMes
   if (kind === 'status-request') {
     // Every worker that serves, those a roll is replacing too.
     const serving = [...desk.slots()].filter(s => s.ready && s.worker.isConnected())
-    const statuses = await Promise.all(serving.map(s => ask(s, { 'fastify-pool': 'listeners-request', id: '' }, 'listeners')))
+    const statuses = await Promise.all(serving.map(s => askWorker(s, { 'fastify-pool': 'listeners-request', id: '' }, 'listeners')))
     reply({ 'fastify-pool': 'status-answer', id: message.id, workers: statuses.flatMap((s, i) => s === undefined ? [] : [{ id: serving[i]!.worker.id, pid: serving[i]!.worker.process.pid, listeners: s.listeners, process: s.process }]), restarts: desk.restarts(), primary: desk.figures() })
   } else if (kind === 'metrics-request') {
     const text = await clusterMetrics().catch((err: Error) => `# metrics of the workers could not be collected: ${err.message}\n`)
@@ -65,8 +68,14 @@ export async function answer (desk: PrimaryDesk, from: Slot, message: ClusterMes
       (err: Error) => ({ error: err.message, statusCode: err instanceof UpgradeError ? err.statusCode : 500 }))
     reply({ 'fastify-pool': 'upgrade-answer', id: message.id, ...outcome })
   } else if (kind === 'roll-request') {
-    const outcome = message.canary === undefined ? await desk.reload('control API') : await canaryRoll(desk, message.canary)
-    reply({ 'fastify-pool': 'roll-answer', id: message.id, ...outcome })
+    // With a canary the verdict is answered as soon as it is in: the roll that follows replaces the worker that carries it.
+    let answered = false
+    const answerOnce = (outcome: RollAnswer): void => {
+      if (answered) return
+      answered = true
+      reply({ 'fastify-pool': 'roll-answer', id: message.id, ...outcome })
+    }
+    answerOnce(await desk.reload('control API', message.canary === undefined ? {} : { canary: message.canary, onVerdict: answerOnce }))
   } else if (kind === 'act-request') {
     reply({ 'fastify-pool': 'act-answer', id: message.id, ...await act(desk, message.action, message.query, message.self) })
   } else if (kind === 'socket-request') {
@@ -87,11 +96,12 @@ export async function answer (desk: PrimaryDesk, from: Slot, message: ClusterMes
  */
 async function act (desk: PrimaryDesk, action: ControlAction, query: Record<string, unknown>, self: string): Promise<{ statusCode: number, body: ControlActionBody }> {
   // While workers start, roll or leave, "every worker" is not one set: refused, with why.
-  const busy = desk.busy()
+  // Ending a canary is how a canary reload (a reload phase of its own) is promoted or aborted by hand: never refused for it.
+  const busy = action === 'canary promote' || action === 'canary abort' ? undefined : desk.busy()
   if (busy !== undefined) return { statusCode: 409, body: { ok: false, action, results: [], error: busy } }
   const slots = [...desk.slots()].filter(s => s.ready && !s.leaving && s.worker.isConnected())
   if (action === 'restart' && query.canary !== undefined && slots.length > 1) return await canaryFirst(desk, slots, query, self)
-  const answers = await Promise.all(slots.map(s => ask(s, { 'fastify-pool': 'act', id: '', action, query, self }, 'acted', desk.actTimeout())))
+  const answers = await Promise.all(slots.map(s => askWorker(s, { 'fastify-pool': 'act', id: '', action, query, self }, 'acted', desk.actTimeout())))
   return aggregate(action, slots, answers, desk)
 }
 
@@ -106,44 +116,12 @@ async function act (desk: PrimaryDesk, action: ControlAction, query: Record<stri
 async function canaryFirst (desk: PrimaryDesk, slots: Slot[], query: Record<string, unknown>, self: string): Promise<{ statusCode: number, body: ControlActionBody }> {
   const [first, ...rest] = slots as [Slot, ...Slot[]]
   const share = Math.min(99, Number(query.canary) * slots.length)
-  const judged = await ask(first, { 'fastify-pool': 'act', id: '', action: 'restart', query: { ...query, canary: String(share) }, self }, 'acted', desk.actTimeout() + 600_000)
+  const judged = await askWorker(first, { 'fastify-pool': 'act', id: '', action: 'restart', query: { ...query, canary: String(share) }, self }, 'acted', desk.actTimeout() + 600_000)
   const results = (judged?.body as Partial<ControlActionBody> | undefined)?.results ?? []
   const promoted = judged !== undefined && judged.statusCode === 200 && results.length > 0 && results.every(r => r.canary === undefined || r.canary.result === 'promoted')
   const plain = Object.fromEntries(Object.entries(query).filter(([k]) => k !== 'canary'))
-  const others = promoted ? await Promise.all(rest.map(s => ask(s, { 'fastify-pool': 'act', id: '', action: 'restart', query: plain, self }, 'acted', desk.actTimeout()))) : []
+  const others = promoted ? await Promise.all(rest.map(s => askWorker(s, { 'fastify-pool': 'act', id: '', action: 'restart', query: plain, self }, 'acted', desk.actTimeout()))) : []
   return aggregate('restart', promoted ? slots : [first], [judged, ...others], desk)
-}
-
-/**
- * A reload with a canary across workers: one verdict for the pool, as a
- * restart's (canaryFirst()). The first worker reloads in place, its changed
- * listeners judged on PCT × workers % of its requests; promoted there, every
- * worker is replaced by a rolling reload of the same file (the judged one
- * too: all then run the same configuration in fresh processes), which
- * begins once the verdict is answered (the roll's outcome is logged, as a
- * SIGHUP's); rolled back or aborted, nothing else changes and the first
- * worker serves its previous configuration again. The listeners must stay as they are (names and
- * addresses): a worker serves only the sockets its primary holds, and a
- * listener added in one worker alone would serve from that one.
- */
-async function canaryRoll (desk: PrimaryDesk, canary: number): Promise<{ ok: boolean, error?: string, statusCode?: number, report?: object }> {
-  const busy = desk.busy()
-  if (busy !== undefined) return { ok: false, error: busy, statusCode: 409 }
-  const refusal = await desk.canaryRefusal()
-  if (refusal !== undefined) return { ok: false, error: refusal, statusCode: 409 }
-  const slots = [...desk.slots()].filter(s => s.ready && !s.leaving && s.worker.isConnected())
-  const first = slots[0]
-  if (first === undefined) return { ok: false, error: 'no worker serves', statusCode: 409 }
-  const share = Math.min(99, canary * slots.length)
-  const judged = await ask(first, { 'fastify-pool': 'canary-reload', id: '', canary: share }, 'canary-reloaded', desk.actTimeout() + 600_000)
-  if (judged === undefined) return { ok: false, error: first.worker.isDead() ? 'the worker judging the canary exited' : 'the worker judging the canary did not answer in time' }
-  if (!judged.ok) return { ok: false, error: judged.error ?? 'the canary reload failed', ...(judged.statusCode === undefined ? {} : { statusCode: judged.statusCode }) }
-  const report = (judged.report ?? {}) as { canary?: Record<string, { result: string }> }
-  const promoted = Object.values(report.canary ?? {}).every(c => c.result === 'promoted')
-  if (!promoted) return { ok: true, report: { ...report, workers: { judged: first.worker.id, rolling: false } } }
-  // Answered before the roll begins: the roll replaces the worker that carries this answer too.
-  desk.reload('canary promoted').catch(() => {})
-  return { ok: true, report: { ...report, workers: { judged: first.worker.id, rolling: true } } }
 }
 
 /** Every worker's answer to one action, as one. */
@@ -184,7 +162,7 @@ function aggregate (action: ControlAction, slots: Slot[], answers: Array<Extract
 }
 
 /** Ask one worker (bounded: a busy worker is left out); its answer, or undefined. */
-function ask<K extends 'listeners' | 'acted' | 'canary-reloaded'> (slot: Slot, question: ClusterMessage, answerKind: K, ms = ASK_MS): Promise<Extract<ClusterMessage, { 'fastify-pool': K }> | undefined> {
+export function askWorker<K extends 'listeners' | 'acted' | 'canary-reloaded'> (slot: Slot, question: ClusterMessage, answerKind: K, ms = ASK_MS): Promise<Extract<ClusterMessage, { 'fastify-pool': K }> | undefined> {
   return new Promise(resolve => {
     const id = Math.random().toString(36).slice(2)
     const done = (answer: Extract<ClusterMessage, { 'fastify-pool': K }> | undefined): void => {

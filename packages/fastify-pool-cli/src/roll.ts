@@ -26,14 +26,15 @@ export interface RollingWorkers<S> {
   shown: string
 }
 
-export interface RollOutcome { ok: boolean, error?: string, loaded?: LoadedConfig }
+export interface RollOutcome { ok: boolean, error?: string, loaded?: LoadedConfig, statusCode?: number, problems?: object[], report?: object }
 
-export async function rollWorkers<S> (file: string, reason: string, workers: RollingWorkers<S>): Promise<RollOutcome> {
+/** Roll every worker to the file (or to `read`, the file as read already: a canary reload's). */
+export async function rollWorkers<S> (file: string, reason: string, workers: RollingWorkers<S>, read?: LoadedConfig): Promise<RollOutcome> {
   const { logger, sockets, shown } = workers
   logger.info({ reason, workers: workers.serving().length }, `${reason}: rolling reload, one worker at a time`)
   let next: LoadedConfig
   try {
-    next = await loadConfigFile(file)
+    next = read ?? await loadConfigFile(file)
   } catch (err) {
     const problems = isPoolError(err, 'FST_POOL_VALIDATE') && hasIssues<FileIssue>(err) ? err.errors.map(i => formatIssue(i, shown)) : [(err as Error).message]
     logger.error({ problems }, 'reload rejected: the file is invalid; every worker keeps the previous configuration')

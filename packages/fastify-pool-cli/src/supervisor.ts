@@ -33,8 +33,13 @@ export interface SupervisorOptions<R> {
   log: { warn: (fields: object, message: string) => void }
 }
 
-/** How a reload applies the file: with a canary (a share in percent) for every changed listener. */
-export interface ReloadHow { canary?: number }
+/**
+ * How a reload applies the file: with a canary (a share in percent) for
+ * every changed listener; from a text read already (a worker told by its
+ * primary); `onVerdict` hears a canary's verdict before what follows it (the
+ * roll of every worker, canary-roll.ts).
+ */
+export interface ReloadHow { canary?: number, text?: string, onVerdict?: (verdict: { ok: boolean, report?: object }) => void }
 
 interface Asked<R> { reason: string, how: ReloadHow, waiters: Array<{ resolve: (r: R) => void, reject: (e: unknown) => void }> }
 
@@ -114,8 +119,8 @@ export class Supervisor<R> {
       return Promise.reject(new Refused(refusal))
     }
     return new Promise<R>((resolve, reject) => {
-      // A canary reload is not folded into a plain one asked meanwhile (nor the reverse): it waits for its own turn.
-      if (this.#asked !== undefined && this.#asked.how.canary !== how.canary) {
+      // A canary reload is not folded into another reload asked meanwhile (nor the reverse): each verdict is its asker's.
+      if (this.#asked !== undefined && (how.canary !== undefined || this.#asked.how.canary !== undefined)) {
         reject(new Refused('another reload is waiting to run; ask again once it is done'))
         return
       }

@@ -19,9 +19,9 @@ export type ClusterMessage =
   | { 'fastify-pool': 'metrics-request', id: string }
   | { 'fastify-pool': 'metrics-answer', id: string, text: string }
   | { 'fastify-pool': 'roll-request', id: string, canary?: number }
-  | { 'fastify-pool': 'roll-answer', id: string, ok: boolean, error?: string, statusCode?: number, report?: object }
-  | { 'fastify-pool': 'canary-reload', id: string, canary: number }
-  | { 'fastify-pool': 'canary-reloaded', id: string, ok: boolean, error?: string, statusCode?: number, report?: object }
+  | { 'fastify-pool': 'roll-answer', id: string, ok: boolean, error?: string, statusCode?: number, problems?: object[], report?: object }
+  | { 'fastify-pool': 'canary-reload', id: string, canary: number, text?: string }
+  | { 'fastify-pool': 'canary-reloaded', id: string, ok: boolean, error?: string, statusCode?: number, problems?: object[], report?: object }
   | { 'fastify-pool': 'upgrade-request', id: string, node?: string, timeout?: number }
   | { 'fastify-pool': 'upgrade-answer', id: string, result?: UpgradeResult, error?: string, statusCode?: number }
   | { 'fastify-pool': 'upgrade-event', event: UpgradeEvent }

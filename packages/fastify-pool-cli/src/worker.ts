@@ -6,7 +6,7 @@
 // status of all, the summed metrics, a roll, an upgrade, an action on
 // listeners of every worker), and does what it is told: stop, act, report.
 import cluster from 'node:cluster'
-import { type Listener } from 'fastify-pool'
+import { isPoolError, type Listener } from 'fastify-pool'
 import { ProcessSampler } from 'fastify-pool/control'
 import { canaryEnd, controlAction, type ControlAction } from 'fastify-pool/control'
 import type { Logger } from 'pino'
@@ -90,9 +90,9 @@ function askingThePrimary (self: () => string): { control: { status: () => Promi
         return { workers: answer.workers, restarts: answer.restarts, primary: answer.primary }
       },
       reload: async (how?: { canary?: number }) => {
-        // With a canary the primary has one worker judge it, then rolls every worker (requests.ts, canaryRoll()).
+        // With a canary the primary has one worker judge it, then rolls every worker (canary-roll.ts).
         const answer = await askPrimary('roll', how?.canary === undefined ? 300_000 : 1_200_000, how?.canary === undefined ? {} : { canary: how.canary })
-        if (!answer.ok) throw Object.assign(new Error(answer.error ?? 'the rolling reload failed'), answer.statusCode === undefined ? {} : { statusCode: answer.statusCode })
+        if (!answer.ok) throw Object.assign(new Error(answer.error ?? 'the rolling reload failed'), answer.statusCode === undefined ? {} : { statusCode: answer.statusCode }, answer.problems === undefined ? {} : { errors: answer.problems })
         return answer.report ?? { rolled: true }
       },
       // The primary replaces itself and every worker; this worker's answer comes before its stop.
@@ -129,10 +129,15 @@ function answerThePrimary (proc: PoolProcess, stop: (cause: StopCause, handOff: 
         (err: Error) => ({ statusCode: 500, body: { ok: false, action: message.action, results: [], error: err.message } })
       ).then((answer) => { process.send?.({ 'fastify-pool': 'acted', id: message.id, ...answer } satisfies ClusterMessage) }).catch(() => {})
     } else if (kind === 'canary-reload') {
-      // The primary's canary reload: this worker reloads in place and judges (requests.ts, canaryRoll()).
-      proc.reload('canary reload (judged in this worker for the pool)', { canary: message.canary }).then(
+      // The primary's canary reload: this worker reloads in place, from the text the primary read, and judges (canary-roll.ts).
+      proc.reload('canary reload (judged in this worker for the pool)', { canary: message.canary, ...(message.text === undefined ? {} : { text: message.text }) }).then(
         report => ({ ok: true, report }),
-        (err: Error & { statusCode?: unknown }) => ({ ok: false, error: err.message, ...(typeof err.statusCode === 'number' ? { statusCode: err.statusCode } : {}) })
+        (err: Error & { statusCode?: unknown, errors?: unknown }) => ({
+          ok: false,
+          error: err.message,
+          ...(typeof err.statusCode === 'number' ? { statusCode: err.statusCode } : isPoolError(err, 'FST_POOL_VALIDATE') ? { statusCode: 422 } : {}),
+          ...(Array.isArray(err.errors) ? { problems: err.errors as object[] } : {})
+        })
       ).then((answer) => { process.send?.({ 'fastify-pool': 'canary-reloaded', id: message.id, ...answer } satisfies ClusterMessage) }).catch(() => {})
     }
   }

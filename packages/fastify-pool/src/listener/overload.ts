@@ -105,9 +105,16 @@ class LoopTurns {
     if (!this.#armed) this.#arm()
   }
 
+  /**
+   * The end of this turn, in its check phase. A kept (ref'd) immediate: an
+   * unref'd one does not keep the loop from blocking in its poll, and the
+   * requests held or the connections parked would then wait for unrelated
+   * I/O or a timer (measured: an unref'd immediate ran 300 ms late beside a
+   * 300 ms timer). It is armed only while something waits, and runs once.
+   */
   #arm (): void {
     this.#armed = true
-    setImmediate(this.#end).unref()
+    setImmediate(this.#end)
   }
 
   /** The check phase: the turn ends. Each gate with requests waiting serves some of them within its budget of the next. */
@@ -174,13 +181,16 @@ export class Gate {
    * by which it is read again: maxWait after a served response, once to
    * one and a half times Retry-After after a 503 (spread, so that those
    * refused in one turn are not all read again in one). Each queue is in
-   * order of arrival, and read from its oldest: a 503's time may so pass
-   * by up to half of Retry-After more. Read again sooner, served ones
+   * order of arrival and read from its oldest (an older one's later time
+   * holds a younger one back, never past its own one and a half times).
+   * Read again sooner, served ones
    * first, whenever the queue has room (#unpark).
    */
   readonly #parkedServed = new Map<Socket, number>()
   readonly #parkedRefused = new Map<Socket, number>()
-  /** The 'finish' listeners that park a served and a refused response's connection (one function each per gate, none per request). */
+  /** A drain began (release()): nothing is parked any more. */
+  #released = false
+  /** The 'finish' listeners that park a served and a refused response's connection (one function each per gate, not a closure per request). */
   readonly #parkAfterServed: (this: ServerResponse) => void
   readonly #parkAfterRefused: (this: ServerResponse) => void
 
@@ -207,6 +217,8 @@ export class Gate {
     this.#allowance = this.waitingCount > 0 ? this.#budget : calmAllowance(settings)
     this.#log = log
     this.#setExempt([...settings.exempt, ...exempt])
+    // A new generation serves (a start after a stop): connections may be parked again.
+    this.#released = false
   }
 
   /** The request listener that admits `handler`'s requests, holds them, or answers 503. */
@@ -378,6 +390,8 @@ export class Gate {
 
   /** Read every parked connection again: a drain begins, and what their clients sent must get its answer. */
   release (): void {
+    // Until a new generation serves: a connection parked now would look idle to the drain, which would close it on its client's request.
+    this.#released = true
     this.#unparkAll()
   }
 
@@ -392,6 +406,7 @@ export class Gate {
    * stay short, and the CPU goes to the routes.
    */
   #park (res: ServerResponse, parked: Map<Socket, number>, deadline: number): void {
+    if (this.#released) return
     const socket = res.socket ?? res.req?.socket
     // A pipelining client has more requests on the way: those are answered in order first.
     if (socket == null || socket.destroyed || this.#parkedServed.has(socket) || this.#parkedRefused.has(socket) || owed(socket as Http1Socket) > 0) return
