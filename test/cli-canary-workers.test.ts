@@ -57,8 +57,8 @@ test('--workers 2: reload --canary judges in one worker; rolled back, no worker 
   writeFileSync(join(p.dir, 'admin.js'), "export default async function (app) { app.get('/', async () => 'admin') }\n")
   writeFileSync(file, readFileSync(file, 'utf8').replace('  main: ./routes.js\n', '  main: ./routes.js\n  admin: ./admin.js\n').replace(/(name: admin\n {4}listen: [^\n]+\n {4}handler: )main/, '$1admin'))
   const pool = await clusterStarted(t, p)
-  // Enough connections that each worker takes some (one may accept many in a row): the judging one needs requests.
-  const traffic = load(`http://127.0.0.1:${p.port}/`, 24)
+  // A new connection for each request, so that each worker takes some (one may accept many keep-alive ones in a row): the judging one needs requests.
+  const traffic = load(`http://127.0.0.1:${p.port}/`, 8, true)
   t.after(() => traffic.stop())
   const versions = async (): Promise<Set<string>> => {
     const seen = new Set<string>()
