@@ -106,6 +106,7 @@ test('a good canary serves about its share, then is promoted: every request answ
   assert.equal(report?.canary?.result, 'promoted', JSON.stringify(report?.canary))
   assert.equal(report?.generation, 2)
   const c = report!.canary!
+  assert.equal(c.result === 'promoted' ? c.idle : 'no', undefined, 'judged on its requests, not promoted for lack of them')
   const share = c.canary.requests / (c.canary.requests + c.serving.requests)
   assert.ok(share > 0.03 && share < 0.3, `the canary served ${(share * 100).toFixed(1)} % (10 % asked)`)
   assert.equal(during.errors, 0)
@@ -150,6 +151,22 @@ test('a slow canary (p99 five times the serving one) is rolled back on latency',
   const c = report!.canary!
   assert.equal(c.result, 'rolled-back', JSON.stringify(c))
   assert.equal(c.result === 'rolled-back' ? c.criterion : '', 'latency')
+})
+
+test('an idle listener\'s canary is promoted at its window\'s end, marked idle (nothing was judged); with whenIdle: abort, aborted', async (t) => {
+  const pool = makePool(t, { current: { version: 1 } as Code })
+  await pool.start()
+  const [report] = await pool.restart({ canary: { share: 10, window: 200 } })
+  const c = report?.canary
+  assert.equal(c?.result, 'promoted', JSON.stringify(c))
+  assert.equal(c?.result === 'promoted' ? c.idle : undefined, true)
+  assert.equal(c?.canary.requests, 0)
+
+  // whenIdle: 'abort' (the command's workers): nothing judged, the serving generation stays.
+  const [aborted] = await pool.restart({ canary: { share: 10, window: 200, whenIdle: 'abort' } })
+  assert.equal(aborted?.canary?.result, 'aborted', JSON.stringify(aborted?.canary))
+  assert.match(aborted?.canary?.result === 'aborted' ? aborted.canary.reason : '', /too few requests to judge: 0 on the canary and 0 on the serving generation/)
+  assert.equal(pool.status()[0]?.generation, aborted?.canary?.serving.generation)
 })
 
 test('a sticky header keeps each client on one generation', async (t) => {

@@ -16,6 +16,10 @@
 //    change (a listener of the file promoted beside one rolled back, or a
 //    stopped one changed), it is replaced from the configuration in force,
 //    so that every worker serves one configuration.
+// The judging worker's canary is aborted, not promoted, when neither of its
+// generations had enough requests to judge (`whenIdle: 'abort'`): the
+// kernel's share of connections may give it few while the others serve
+// plenty, and a promotion there would roll unjudged code to every worker.
 import { hasIssues, isPoolError } from 'fastify-pool'
 import type { Logger } from 'pino'
 import { formatIssue, loadConfigFile, type FileIssue, type LoadedConfig } from './config-file.ts'
@@ -41,7 +45,7 @@ export interface CanaryRollDesk {
 
 interface JudgedReport { changed?: string[], canary?: Record<string, { result: string }> }
 
-export async function canaryRoll (desk: CanaryRollDesk, reason: string, how: ReloadHow & { canary: number }): Promise<RollOutcome> {
+export async function canaryRoll (desk: CanaryRollDesk, reason: string, how: ReloadHow & { canary: NonNullable<ReloadHow['canary']> }): Promise<RollOutcome> {
   const { logger } = desk
   let next: LoadedConfig
   try {
@@ -59,7 +63,7 @@ export async function canaryRoll (desk: CanaryRollDesk, reason: string, how: Rel
   const first = desk.serving().find(s => s.ready && s.worker.isConnected())
   if (first === undefined) return { ok: false, statusCode: 409, error: 'no worker serves' }
   const workers = desk.serving().length
-  const share = Math.min(99, how.canary * workers)
+  const share = Math.min(99, (typeof how.canary === 'number' ? how.canary : how.canary.share ?? 10) * workers)
   const judge = first.worker.id
   logger.info({ reason, canary: how.canary, worker: judge, share }, `${reason}: canary reload, judged in worker ${judge} on ${share} % of its requests`)
   const judged = await askWorker(first, { 'fastify-pool': 'canary-reload', id: '', canary: share, ...(next.text === undefined ? {} : { text: next.text }) }, 'canary-reloaded', desk.judgeMs)

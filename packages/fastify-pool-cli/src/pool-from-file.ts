@@ -2,7 +2,7 @@
 // handler modules: what `fastify-pool start` runs, for tests and scripts too.
 import { channel } from 'node:diagnostics_channel'
 import { fileURLToPath } from 'node:url'
-import { CHANNELS, createPool, type ControlOptions, type Handler, type Pool, type PoolOptions, type ReloadReport } from 'fastify-pool'
+import { CHANNELS, createPool, type CanaryOptions, type ControlOptions, type Handler, type Pool, type PoolOptions, type ReloadReport } from 'fastify-pool'
 import { loadConfigFile, type LoadedConfig, type LoadOptions } from './config-file.ts'
 import { wrapHandlers } from './with-pool.ts'
 import { inheritedSockets } from './inherited.ts'
@@ -26,7 +26,7 @@ export interface FilePool {
    * (pool untouched) or the reload's error. `text`: the file's text as
    * someone else read it (a worker told by its primary), not read again.
    */
-  reload: (how?: { canary?: number, text?: string }) => ReturnType<Pool['reload']>
+  reload: (how?: { canary?: number | CanaryOptions, text?: string }) => ReturnType<Pool['reload']>
 }
 
 /** Load a configuration file and build its pool (not started). */

@@ -12,6 +12,8 @@
 // (the pool, the workers, the pid file, the upgrader), and none of them
 // decides on its own whether an operation may begin.
 
+import type { CanaryOptions } from 'fastify-pool'
+
 export type Phase = 'starting' | 'serving' | 'reloading' | 'upgrading' | 'stopping'
 
 const NEXT: Readonly<Record<Phase, readonly Phase[]>> = {
@@ -39,7 +41,7 @@ export interface SupervisorOptions<R> {
  * primary); `onVerdict` hears a canary's verdict before what follows it (the
  * roll of every worker, canary-roll.ts).
  */
-export interface ReloadHow { canary?: number, text?: string, onVerdict?: (verdict: { ok: boolean, report?: object }) => void }
+export interface ReloadHow { canary?: number | CanaryOptions, text?: string, onVerdict?: (verdict: { ok: boolean, report?: object }) => void }
 
 interface Asked<R> { reason: string, how: ReloadHow, waiters: Array<{ resolve: (r: R) => void, reject: (e: unknown) => void }> }
 

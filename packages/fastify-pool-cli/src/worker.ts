@@ -130,7 +130,8 @@ function answerThePrimary (proc: PoolProcess, stop: (cause: StopCause, handOff: 
       ).then((answer) => { process.send?.({ 'fastify-pool': 'acted', id: message.id, ...answer } satisfies ClusterMessage) }).catch(() => {})
     } else if (kind === 'canary-reload') {
       // The primary's canary reload: this worker reloads in place, from the text the primary read, and judges (canary-roll.ts).
-      proc.reload('canary reload (judged in this worker for the pool)', { canary: message.canary, ...(message.text === undefined ? {} : { text: message.text }) }).then(
+      // Too few requests here to judge: aborted, not promoted (its promotion would roll unjudged code to every worker).
+      proc.reload('canary reload (judged in this worker for the pool)', { canary: { share: message.canary, whenIdle: 'abort' }, ...(message.text === undefined ? {} : { text: message.text }) }).then(
         report => ({ ok: true, report }),
         (err: Error & { statusCode?: unknown, errors?: unknown }) => ({
           ok: false,

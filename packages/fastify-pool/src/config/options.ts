@@ -143,7 +143,8 @@ const CanarySchema = Type.Object({
   sticky: Type.Optional(Type.Union([
     Type.Object({ header: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
     Type.Object({ cookie: Type.String({ minLength: 1 }) }, { additionalProperties: false })
-  ], { expected: '{ header: NAME } or { cookie: NAME }' }))
+  ], { expected: '{ header: NAME } or { cookie: NAME }' })),
+  whenIdle: Type.Optional(Type.Union([Type.Literal('promote'), Type.Literal('abort')], { expected: '"promote" or "abort"' }))
 }, { additionalProperties: false })
 
 export const RestartOptionsSchema = Type.Object({

@@ -99,6 +99,13 @@ export interface CanaryOptions {
   latencyFloor?: number
   /** Keep each client on one generation by this header or cookie (hashed); without it, by request. */
   sticky?: { header: string } | { cookie: string }
+  /**
+   * A window in which neither generation had `minRequests` answers: promote
+   * (default: nothing was at risk, as a plain restart) or abort (nothing was
+   * judged; the command's workers use it, where the judging worker may see
+   * none of a busy pool's requests).
+   */
+  whenIdle?: 'promote' | 'abort'
 }
 
 /** What restart() and reconfigure() take: stop options, and a canary. */
@@ -119,7 +126,11 @@ export interface CanaryFigures {
 }
 
 /** What a canary ended with. */
-export type CanaryReport = ({ result: 'promoted' } | { result: 'rolled-back', criterion: 'errors' | 'latency', reason: string } | { result: 'aborted', reason: string }) & {
+export type CanaryReport = ({
+  result: 'promoted'
+  /** Promoted without a verdict: neither generation had `minRequests` answers in its window (an idle listener: nothing was at risk). */
+  idle?: true
+} | { result: 'rolled-back', criterion: 'errors' | 'latency', reason: string } | { result: 'aborted', reason: string }) & {
   /** Milliseconds from its start to the verdict. */
   duration: number
   /** The share it served last, in percent. */

@@ -16,8 +16,9 @@ export const CANARY_DEFAULTS = Object.freeze({
   minRequests: 20,
   maxErrorRate: 0.05,
   maxLatencyRatio: 3,
-  latencyFloor: 10
-})
+  latencyFloor: 10,
+  whenIdle: 'promote'
+} as const)
 
 export interface CanarySettings {
   share: number
@@ -28,6 +29,7 @@ export interface CanarySettings {
   maxLatencyRatio: number
   latencyFloor: number
   sticky: { header: string } | { cookie: string } | undefined
+  whenIdle: 'promote' | 'abort'
 }
 
 export function canarySettings (options: CanaryOptions | number | true): CanarySettings {
@@ -40,7 +42,8 @@ export function canarySettings (options: CanaryOptions | number | true): CanaryS
     maxErrorRate: given.maxErrorRate ?? CANARY_DEFAULTS.maxErrorRate,
     maxLatencyRatio: given.maxLatencyRatio ?? CANARY_DEFAULTS.maxLatencyRatio,
     latencyFloor: given.latencyFloor ?? CANARY_DEFAULTS.latencyFloor,
-    sticky: given.sticky
+    sticky: given.sticky,
+    whenIdle: given.whenIdle ?? CANARY_DEFAULTS.whenIdle
   }
 }
 
@@ -114,7 +117,7 @@ function cookie (header: string | undefined, name: string): string | undefined {
   return undefined
 }
 
-export type Verdict = { result: 'promoted' } | { result: 'rolled-back', criterion: 'errors' | 'latency', reason: string } | { result: 'aborted', reason: string }
+export type Verdict = { result: 'promoted', idle?: true } | { result: 'rolled-back', criterion: 'errors' | 'latency', reason: string } | { result: 'aborted', reason: string }
 
 /**
  * One canary of one listener: the split dispatch (put on the server's
@@ -224,7 +227,11 @@ export class Canary {
     if (Date.now() - this.#stepStarted < window) return
     if (c.requests < minRequests) {
       // An idle listener (neither generation had enough requests): nothing to judge and nothing at risk; the canary goes on as a restart would.
-      if (s.requests < minRequests) return this.#end({ result: 'promoted' })
+      if (s.requests < minRequests) {
+        return this.#end(this.settings.whenIdle === 'abort'
+          ? { result: 'aborted', reason: `too few requests to judge: ${c.requests} on the canary and ${s.requests} on the serving generation in ${Math.round(window / 1000)} s (at least ${minRequests})` }
+          : { result: 'promoted', idle: true })
+      }
       // A canary short of requests while the serving one has them waits for them, up to three windows.
       if (Date.now() - this.#stepStarted >= 3 * window) this.#end({ result: 'aborted', reason: `too few requests to judge: ${c.requests} on the canary in ${Math.round(3 * window / 1000)} s (at least ${minRequests})` })
       return
