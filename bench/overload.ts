@@ -14,11 +14,15 @@ import type { OverloadTargetInfo, OverloadVariant, ShedFigures } from './overloa
 import type { BenchOptions, Log, Section } from './options.ts'
 import { fmt, fmtInt, fmtMs, fmtRatio, table, verdict } from './stats.ts'
 
-const SYSTEMS: Array<{ id: OverloadVariant, label: string }> = [
+const ALL_SYSTEMS: Array<{ id: OverloadVariant, label: string }> = [
   { id: 'pool', label: 'pool, defaults' },
   { id: 'fastify', label: 'bare Fastify' },
   { id: 'under-pressure', label: 'Fastify + under-pressure' }
 ]
+/** BENCH_OVERLOAD_SYSTEMS (ids, comma-separated) narrows a run while one system is being tuned. */
+const SYSTEMS = process.env.BENCH_OVERLOAD_SYSTEMS === undefined
+  ? ALL_SYSTEMS
+  : ALL_SYSTEMS.filter(s => (process.env.BENCH_OVERLOAD_SYSTEMS as string).split(',').includes(s.id))
 
 /** What the prober asks admin for, each on a new connection every interval. */
 const PROBE_PATHS = ['/healthz', '/readyz', '/pool']
@@ -146,6 +150,8 @@ async function quiet (pid: number | undefined, limit: number): Promise<number> {
 
 export async function overload (options: BenchOptions, log: Log): Promise<Section> {
   const o = options.overload
+  // BENCH_OVERLOAD_LEVELS (multiples of capacity, comma-separated) replaces the preset's.
+  if (process.env.BENCH_OVERLOAD_LEVELS !== undefined) o.levels = process.env.BENCH_OVERLOAD_LEVELS.split(',').map(Number)
   const useWrk = wrkAvailable()
   const params = `public GET / burns 2 ms of CPU; capacity: ${useWrk ? 'wrk -t1' : 'autocannon'} -c${CAPACITY_CONNECTIONS} for ${o.capacity} s after ${o.warmup} s of warm-up; floods at ${o.levels.map(l => `${l}×`).join(', ')} capacity for ${o.duration} s each, open loop (requests sent on a fixed schedule whatever comes back, over keep-alive connections: as many as it sends in ${WARM_SECONDS} s opened before, new ones when none is free up to ${MAX_SOCKETS}; ${o.timeout} ms timeout); probes of admin /healthz, /readyz and GET /pool every ${o.interval} ms, each on a new connection, ${o.timeout} ms timeout; a fresh server process per flood${options.pin ? ', pinned to core 1; the generator, the prober and wrk on core 0' : ''}; under-pressure with ${JSON.stringify(UNDER_PRESSURE)}`
   log(`\n## 9. Overload\n${params}`)

@@ -23,6 +23,9 @@ class Client {
   #waiters: Array<() => void> = []
   #buffer = ''
 
+  /** When each answer came (performance.now()). */
+  times: number[] = []
+
   constructor (port: number) {
     this.socket = connect(port, '127.0.0.1')
     this.socket.setEncoding('utf8')
@@ -31,6 +34,7 @@ class Client {
       if (/\r\nconnection: close\r\n/i.test(chunk)) this.closing = true
       for (let i = this.#buffer.indexOf('HTTP/1.1 '); i !== -1; i = this.#buffer.indexOf('HTTP/1.1 ')) {
         this.statuses.push(Number(this.#buffer.slice(i + 9, i + 12)))
+        this.times.push(performance.now())
         this.#buffer = this.#buffer.slice(i + 12)
       }
       this.#wake()
@@ -51,8 +55,8 @@ class Client {
   }
 }
 
-async function holdingPool (t: TestContext): Promise<{ child: Child, port: number }> {
-  const child = run(t, ['--conditions=source', '--import', 'tsx', POOL])
+async function holdingPool (t: TestContext, retryAfter = 1): Promise<{ child: Child, port: number }> {
+  const child = run(t, ['--conditions=source', '--import', 'tsx', POOL, String(retryAfter)])
   const out = await child.waitFor(o => o.includes('"url":'), 30_000)
   const url = String(logLines(out).find(l => l.url !== undefined)?.url)
   return { child, port: Number(new URL(url).port) }
@@ -98,4 +102,87 @@ test('a stop while connections are parked: what their clients sent is answered (
   assert.equal(report?.cut, 0)
   const answered = clients.reduce((n, c) => n + c.statuses.length, 0) - clients.length
   assert.equal(answered, sent, `every request sent after the first round was answered: ${answered} of ${sent}`)
+})
+
+/** `count` connections, each sending its next request as soon as an answer comes, for `ms`; then closed. */
+async function closedLoop (port: number, count: number, ms: number): Promise<Client[]> {
+  const clients = Array.from({ length: count }, () => new Client(port))
+  await Promise.all(clients.map(c => new Promise(resolve => c.socket.once('connect', resolve))))
+  const until = performance.now() + ms
+  const sent = new Map<Client, number>(clients.map(c => [c, 1]))
+  for (const c of clients) {
+    c.socket.on('data', () => {
+      if (performance.now() < until && c.socket.writable && c.statuses.length === sent.get(c)) {
+        sent.set(c, c.statuses.length + 1)
+        c.send()
+      }
+    })
+    c.send()
+  }
+  await new Promise(resolve => setTimeout(resolve, ms))
+  // The last requests sent get their answers (or the connection closes) before the sockets go.
+  await Promise.all(clients.map(c => c.answers(sent.get(c) as number)))
+  for (const c of clients) c.socket.destroy()
+  return clients
+}
+
+/** For each 503 followed by another answer on its connection: how long that next answer took, ms. */
+function afterRefusals (clients: Client[]): number[] {
+  return clients.flatMap(c => c.statuses.flatMap((s, i) => s === 503 && i + 1 < c.times.length ? [(c.times[i + 1] as number) - (c.times[i] as number)] : []))
+}
+
+/** `count` connections, `rate` requests a second in all, each sent on a connection whose last answer came; for `ms`. The latency of every answered request, ms, and how many were 503. */
+async function openLoop (port: number, count: number, rate: number, ms: number): Promise<{ latencies: number[], refused: number }> {
+  const clients = Array.from({ length: count }, () => new Client(port))
+  await Promise.all(clients.map(c => new Promise(resolve => c.socket.once('connect', resolve))))
+  const sentAt = new Map<Client, number[]>(clients.map(c => [c, []]))
+  const began = performance.now()
+  let sent = 0
+  let next = 0
+  await new Promise<void>(resolve => {
+    const tick = setInterval(() => {
+      const now = performance.now()
+      if (now - began >= ms) {
+        clearInterval(tick)
+        resolve()
+        return
+      }
+      // Those due by now, each on the next free connection (one whose every request was answered).
+      for (let tries = 0; sent < (now - began) * rate / 1000 && tries < count; tries++) {
+        const c = clients[next] as Client
+        next = (next + 1) % count
+        const times = sentAt.get(c) as number[]
+        if (c.statuses.length < times.length) continue
+        times.push(performance.now())
+        c.send()
+        sent++
+      }
+    }, 2)
+  })
+  await Promise.all(clients.map(c => c.answers((sentAt.get(c) as number[]).length)))
+  for (const c of clients) c.socket.destroy()
+  return {
+    latencies: clients.flatMap(c => c.times.map((at, i) => at - ((sentAt.get(c) as number[])[i] as number))),
+    refused: clients.reduce((n, c) => n + c.statuses.filter(s => s === 503).length, 0)
+  }
+}
+
+test('a listener that refuses less than twice what it serves reads a refused connection again at once: its next request is not held back for Retry-After', { timeout: 30_000 }, async (t) => {
+  // Retry-After 3 s: a request sent on a parked connection would wait 3 s or more.
+  const { port } = await holdingPool(t, 3)
+  // About twice what one 2 ms request a turn serves: about as many refused as served.
+  const { latencies, refused } = await openLoop(port, 400, 900, 3000)
+  const slowest = Math.max(...latencies)
+  const figures = `${latencies.length} answered, ${refused} of them 503; the slowest took ${slowest.toFixed(0)} ms`
+  t.diagnostic(figures)
+  assert.ok(refused > 100, figures)
+  assert.ok(slowest < 2000, `${figures} (parked: 3,000 or more)`)
+})
+
+test('a listener that refuses more than twice what it serves parks refused connections for Retry-After: their next request waits in the kernel', { timeout: 30_000 }, async (t) => {
+  const { port } = await holdingPool(t, 3)
+  const clients = await closedLoop(port, 1500, 5000)
+  const gaps = afterRefusals(clients)
+  const parked = gaps.filter(g => g >= 2900).length
+  assert.ok(parked > 100, `answers after a 503 that waited Retry-After: ${parked} of ${gaps.length}`)
 })

@@ -40,6 +40,9 @@ import { owed, type Http1Socket } from './connections.ts'
 
 /** More waiting than this and the oldest is answered at once: memory stays bounded under any flood. */
 export const MAX_WAITING = 4096
+/** Refused connections are parked while the 503s outnumber the answers served by this factor (in a window of WINDOW_MS). */
+const REFUSING = 2
+const WINDOW_MS = 500
 /** How long without a 503 ends a shedding episode (and its log line). */
 const QUIET_MS = 1000
 
@@ -188,6 +191,17 @@ export class Gate {
    */
   readonly #parkedServed = new Map<Socket, number>()
   readonly #parkedRefused = new Map<Socket, number>()
+  /**
+   * Whether a refused connection is parked: only while the listener refuses
+   * more than REFUSING times what it serves (over the last window). Under
+   * that, 503s cost a few percent of the loop and a connection's next
+   * request may be another client's (a proxy's pool): it is read at once.
+   */
+  #parkRefused = false
+  #servedHolding = 0
+  #windowAt = 0
+  #windowShed = 0
+  #windowServed = 0
   /** A drain began (release()): nothing is parked any more. */
   #released = false
   /** The 'finish' listeners that park a served and a refused response's connection (one function each per gate, not a closure per request). */
@@ -231,7 +245,10 @@ export class Gate {
         gate.#admitted++
         loop.owner = gate
         // Holding requests: this connection's next one waits in the kernel until there is room (a probe's does not).
-        if (gate.#allowance === gate.#budget && (res as { stream?: unknown }).stream === undefined && !gate.#isExempt(req.url)) res.once('finish', gate.#parkAfterServed)
+        if (gate.#allowance === gate.#budget && !gate.#isExempt(req.url)) {
+          gate.#servedHolding++
+          if ((res as { stream?: unknown }).stream === undefined) res.once('finish', gate.#parkAfterServed)
+        }
         handler(req, res)
         return
       }
@@ -294,6 +311,7 @@ export class Gate {
       if (gone(held)) continue
       runs--
       this.#admitted++
+      this.#servedHolding++
       const waited = now - held.at
       this.#delay = this.#delay === 0 ? waited : this.#delay * 0.8 + waited * 0.2
       this.#lastWaitAt = now
@@ -326,6 +344,12 @@ export class Gate {
         this.#allowance = half
         this.#unparkAll()
       }
+      if (now - this.#windowAt >= WINDOW_MS) {
+        this.#parkRefused = this.#shed - this.#windowShed > REFUSING * (this.#servedHolding - this.#windowServed)
+        this.#windowAt = now
+        this.#windowShed = this.#shed
+        this.#windowServed = this.#servedHolding
+      }
     }
     this.#turn = turn
     this.#spent = 0
@@ -336,6 +360,11 @@ export class Gate {
     if (this.#allowance !== this.#budget) {
       this.#allowance = this.#budget
       this.#calmSince = 0
+      // A new episode: refused connections are read at once until a window shows the 503s outnumbering the served.
+      this.#parkRefused = false
+      this.#windowAt = held.at
+      this.#windowShed = this.#shed
+      this.#windowServed = this.#servedHolding
     }
     if (this.waitingCount >= MAX_WAITING) {
       const oldest = this.#oldest() as Held
@@ -384,7 +413,7 @@ export class Gate {
       'retry-after': String(retryAfter),
       'cache-control': 'no-store'
     })
-    if (retryAfter > 0 && (held.res as { stream?: unknown }).stream === undefined) res.once('finish', this.#parkAfterRefused)
+    if (retryAfter > 0 && this.#parkRefused && (held.res as { stream?: unknown }).stream === undefined) res.once('finish', this.#parkAfterRefused)
     res.end(SHED_BODY)
   }
 
