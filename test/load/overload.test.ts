@@ -13,11 +13,11 @@ import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
 import { createPool, validateConfig } from 'fastify-pool'
 import { logLines, run, type Child } from '../fixtures/cli.ts'
-import { get, tls, tlsPath } from '../fixtures/client.ts'
+import { get, tlsPath } from '../fixtures/client.ts'
 import type { FloodOptions, FloodResult } from '../fixtures/flood.ts'
+import { flood, p99, probeFlood, startFlood, type Probes } from '../fixtures/flood-probes.ts'
 
 const POOL = fileURLToPath(new URL('../fixtures/overload-pool.ts', import.meta.url))
-const FLOOD = fileURLToPath(new URL('../fixtures/flood.ts', import.meta.url))
 const TSX = ['--conditions=source', '--import', 'tsx']
 const BUSY = process.env.FASTIFY_POOL_TEST_BUSY === undefined ? false : 'FASTIFY_POOL_TEST_BUSY is set (pnpm test:busy, or the Fastify 6 run of scripts/test-fastify-next.sh): these tests measure latency'
 
@@ -28,76 +28,6 @@ async function startPool (t: TestContext, options: { http2?: boolean, tls?: bool
   const out = await child.waitFor(o => o.includes('"admin":'), 30_000)
   const first = logLines(out).find(l => l.admin !== undefined) as { public: string, admin: string }
   return { public: first.public, admin: first.admin, port: Number(new URL(first.public).port), child }
-}
-
-interface Flood { result: Promise<FloodResult>, flooding: Promise<unknown> }
-
-/**
- * A flood from a process of its own. `flooding` resolves when its connections
- * are open and its first requests go: the probes measure from then, not the
- * flood process's own start (compiling it takes both cores for a moment).
- */
-function startFlood (t: TestContext, options: FloodOptions): Flood {
-  const child = run(t, [...TSX, FLOOD, JSON.stringify(options)])
-  const result = child.exited.then(({ code }) => {
-    assert.equal(code, 0, child.stderr())
-    return JSON.parse(child.stdout()) as FloodResult
-  })
-  const flooding = Promise.race([child.waitFor(out => out.includes('flooding\n'), 30_000), result])
-  return { result, flooding }
-}
-
-async function flood (t: TestContext, options: FloodOptions): Promise<FloodResult> {
-  return await startFlood(t, options).result
-}
-
-/** Probe `urls` for as long as the flood runs, from its first request. */
-async function probeFlood (urls: string[], f: Flood): Promise<Probes> {
-  await f.flooding
-  return await probe(urls, f.result)
-}
-
-interface Probes { latencies: number[], failures: string[], slowest: string[] }
-
-/**
- * Until `done` settles: two probers, each taking the URLs in turn, a new
- * connection each, 50 ms after the last answer; a probe over 2 s fails. Two
- * give about 150 samples in a 5 s flood, so that the p99 is not the single
- * slowest probe, without taking much of the CPU the pool and the flood share
- * (more probers lowered public's goodput here). The four slowest are named
- * in the figures.
- */
-async function probe (urls: string[], done: Promise<unknown>): Promise<Probes> {
-  const state = { over: false }
-  done.then(() => { state.over = true }, () => { state.over = true })
-  const result: Probes = { latencies: [], failures: [], slowest: [] }
-  const ca = tls('ca.crt')
-  const start = performance.now()
-  const all: Array<[number, string]> = []
-  const prober = async (first: number): Promise<void> => {
-    for (let i = first; !state.over; i++) {
-      const url = urls[i % urls.length] as string
-      const began = performance.now()
-      try {
-        const reply = await get(url, { agent: false, timeout: 2000, ca })
-        const took = performance.now() - began
-        all.push([took, `${new URL(url).pathname} at ${(began - start).toFixed(0)} ms: ${took.toFixed(1)} ms`])
-        if (reply.status === 200) result.latencies.push(took)
-        else result.failures.push(`${url}: ${reply.status}`)
-      } catch (err) {
-        result.failures.push(`${url}: ${(err as Error).message}`)
-      }
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-  }
-  await Promise.all([prober(0), prober(1)])
-  result.slowest = all.sort((a, b) => b[0] - a[0]).slice(0, 4).map(([, what]) => what)
-  return result
-}
-
-function p99 (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0
 }
 
 const ADMIN_PROBES = (s: Served): string[] => [`${s.admin}/healthz`, `${s.admin}/readyz`, `${s.admin}/pool`, `${s.public}/healthz`, `${s.public}/readyz`]
