@@ -6,7 +6,7 @@
 // the requests it served, its 503s, and the CPU a 503 costs the server.
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { Child } from './child.ts'
+import { Child, profileArgs } from './child.ts'
 import { load, loadWrk, wrkAvailable, type LoadResult } from './load.ts'
 import type { FloodArgs, FloodResult } from './overload-flood.ts'
 import type { ProbeArgs, ProbeResult } from './overload-probe.ts'
@@ -162,8 +162,9 @@ export async function overload (options: BenchOptions, log: Log): Promise<Sectio
   const helpers = options.pin ? 0 : undefined
 
   const targets = new Set<Child>()
+  let started = 0
   const start = async (system: OverloadVariant): Promise<{ child: Child, info: OverloadTargetInfo }> => {
-    const child = await Child.spawn('overload-target.ts', [system, JSON.stringify(UNDER_PRESSURE)], { cpu })
+    const child = await Child.spawn('overload-target.ts', [system, JSON.stringify(UNDER_PRESSURE)], { cpu, nodeArgs: profileArgs(options.profileDir, `overload-${system}-${++started}`) })
     targets.add(child)
     const info = await child.call<OverloadTargetInfo>('info')
     await capacityRun(info.public, o.warmup)
