@@ -23,6 +23,7 @@ const ALL_SYSTEMS: Array<{ id: OverloadVariant, label: string }> = [
 const SYSTEMS = process.env.BENCH_OVERLOAD_SYSTEMS === undefined
   ? ALL_SYSTEMS
   : ALL_SYSTEMS.filter(s => (process.env.BENCH_OVERLOAD_SYSTEMS as string).split(',').includes(s.id))
+if (SYSTEMS.length === 0) throw new Error(`BENCH_OVERLOAD_SYSTEMS: expected some of ${ALL_SYSTEMS.map(s => s.id).join(', ')}, got "${process.env.BENCH_OVERLOAD_SYSTEMS}"`)
 
 /** What the prober asks admin for, each on a new connection every interval. */
 const PROBE_PATHS = ['/healthz', '/readyz', '/pool']
@@ -151,9 +152,12 @@ async function quiet (pid: number | undefined, limit: number): Promise<number> {
 export async function overload (options: BenchOptions, log: Log): Promise<Section> {
   const o = options.overload
   // BENCH_OVERLOAD_LEVELS (multiples of capacity, comma-separated) replaces the preset's.
-  if (process.env.BENCH_OVERLOAD_LEVELS !== undefined) o.levels = process.env.BENCH_OVERLOAD_LEVELS.split(',').map(Number)
+  if (process.env.BENCH_OVERLOAD_LEVELS !== undefined) {
+    o.levels = process.env.BENCH_OVERLOAD_LEVELS.split(',').map(Number)
+    if (o.levels.some(l => !(l > 0))) throw new Error(`BENCH_OVERLOAD_LEVELS: expected multiples of capacity above 0, comma-separated, got "${process.env.BENCH_OVERLOAD_LEVELS}"`)
+  }
   const useWrk = wrkAvailable()
-  const params = `public GET / burns 2 ms of CPU; capacity: ${useWrk ? 'wrk -t1' : 'autocannon'} -c${CAPACITY_CONNECTIONS} for ${o.capacity} s after ${o.warmup} s of warm-up; floods at ${o.levels.map(l => `${l}×`).join(', ')} capacity for ${o.duration} s each, open loop (requests sent on a fixed schedule whatever comes back, over keep-alive connections: as many as it sends in ${WARM_SECONDS} s opened before, new ones when none is free up to ${MAX_SOCKETS}; ${o.timeout} ms timeout); probes of admin /healthz, /readyz and GET /pool every ${o.interval} ms, each on a new connection, ${o.timeout} ms timeout; a fresh server process per flood${options.pin ? ', pinned to core 1; the generator, the prober and wrk on core 0' : ''}; under-pressure with ${JSON.stringify(UNDER_PRESSURE)}`
+  const params = `public GET / burns 2 ms of CPU; capacity: ${useWrk ? 'wrk -t1' : 'autocannon'} -c${CAPACITY_CONNECTIONS} for ${o.capacity} s after ${o.warmup} s of warm-up; floods at ${o.levels.map(l => `${l}×`).join(', ')} capacity for ${o.duration} s each, open loop (requests sent on a fixed schedule whatever comes back, over keep-alive connections: as many as it sends in ${WARM_SECONDS} s opened before, new ones when none is free up to ${MAX_SOCKETS}; ${o.timeout} ms timeout); probes of admin /healthz, /readyz and GET /pool every ${o.interval} ms, each on a new connection, ${o.timeout} ms timeout; a fresh server process per flood${options.pin ? ', pinned to core 1; the generator, the prober and wrk on core 0' : ''}; under-pressure with ${JSON.stringify(UNDER_PRESSURE)}${SYSTEMS.length < ALL_SYSTEMS.length ? `; only ${SYSTEMS.map(s => s.label).join(', ')} (BENCH_OVERLOAD_SYSTEMS)` : ''}`
   log(`\n## 9. Overload\n${params}`)
   const capacityRun = (url: string, seconds: number): Promise<LoadResult> => useWrk
     ? loadWrk(url, { connections: CAPACITY_CONNECTIONS, duration: seconds })

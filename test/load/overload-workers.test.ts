@@ -29,7 +29,7 @@ export default async function (app) {
 // Measured alone on an idle 2-core machine: see the figures in the test's
 // diagnostic line. The probes share both cores with two workers and the
 // flood, hence a looser limit than the single-process tests' 100 ms.
-test('--workers 2, public flooded by 2,000 connections at 6,000 requests a second: admin\'s health, readiness and GET /pool answer in every worker, none fails; the excess gets 503 with Retry-After in each worker, and ps shows each one\'s count', { timeout: 90_000, skip: BUSY }, async (t) => {
+test('--workers 2, public flooded by 2,000 connections at 6,000 requests a second: admin\'s health, readiness and GET /pool answer in every worker, none fails; the excess gets 503 with Retry-After in each worker, and ps shows each one\'s count', { timeout: 60_000, skip: BUSY }, async (t) => {
   const p = await project(t)
   writeFileSync(join(p.dir, 'routes.js'), BURN)
   const pool = await started(t, p)
@@ -54,7 +54,9 @@ test('--workers 2, public flooded by 2,000 connections at 6,000 requests a secon
   assert.equal(workers.length, 2)
   const shed = workers.map(w => w.listeners.find(l => l.name === 'public')?.overload?.shed ?? -1)
   assert.ok(shed.every(n => n > 0), `each worker shed some: ${JSON.stringify(shed)}`)
-  assert.equal(shed.reduce((a, b) => a + b, 0), r.shed, `the workers' counts add up to the 503s the flood got: ${JSON.stringify(shed)} against ${r.shed}`)
+  // A 503 written just as its client gave up (or its connection closed) counts in the worker only.
+  const total = shed.reduce((a, b) => a + b, 0)
+  assert.ok(total >= r.shed && total <= r.shed + r.failed + r.closed, `the workers' counts add up to the 503s the flood got: ${JSON.stringify(shed)} against ${r.shed} (+ ${r.failed} failed, ${r.closed} closed)`)
   for (const w of workers) assert.equal(w.listeners.find(l => l.name === 'admin')?.overload?.shed, 0, 'admin never sheds')
   const text = (await command(t, p.dir, ['ps'])).stdout
   assert.match(text, /SHED/, text)

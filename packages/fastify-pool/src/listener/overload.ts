@@ -40,9 +40,10 @@ import { owed, type Http1Socket } from './connections.ts'
 
 /** More waiting than this and the oldest is answered at once: memory stays bounded under any flood. */
 export const MAX_WAITING = 4096
-/** Refused connections are parked while the 503s outnumber the answers served by this factor (in a window of WINDOW_MS). */
-const REFUSING = 2
-const WINDOW_MS = 500
+/** Refused connections are parked while the 503s outnumber the requests admitted by more than this factor (in the last window). */
+const REFUSED_PER_ADMITTED = 2
+/** The window over which refusals and admissions are counted; the first one starts at an episode's first 503. */
+const WINDOW_MS = 250
 /** How long without a 503 ends a shedding episode (and its log line). */
 const QUIET_MS = 1000
 
@@ -160,6 +161,8 @@ export class Gate {
    * twice as long at a flood's start).
    */
   #allowance = 0
+  /** From the first request held until calm again (the allowance is the budget meanwhile). */
+  #holding = false
   #calmSince = 0
   #exact = new Set<string>()
   /** `/x/` for each `/x/*` (its `/x` is in #exact). */
@@ -193,15 +196,16 @@ export class Gate {
   readonly #parkedRefused = new Map<Socket, number>()
   /**
    * Whether a refused connection is parked: only while the listener refuses
-   * more than REFUSING times what it serves (over the last window). Under
-   * that, 503s cost a few percent of the loop and a connection's next
-   * request may be another client's (a proxy's pool): it is read at once.
+   * more than REFUSED_PER_ADMITTED times what it admits (over the last
+   * window). Under that, 503s cost a few percent of the loop, and a
+   * connection's next request may be another client's (a proxy's pool): it
+   * is read at once.
    */
   #parkRefused = false
-  #servedHolding = 0
+  #admittedHolding = 0
   #windowAt = 0
   #windowShed = 0
-  #windowServed = 0
+  #windowAdmitted = 0
   /** A drain began (release()): nothing is parked any more. */
   #released = false
   /** The 'finish' listeners that park a served and a refused response's connection (one function each per gate, not a closure per request). */
@@ -216,9 +220,10 @@ export class Gate {
     this.#setExempt(settings.exempt)
     const gate = this
     this.#parkAfterServed = function parkServed (this: ServerResponse) {
-      if (gate.#allowance === gate.#budget) gate.#park(this, gate.#parkedServed, performance.now() + gate.#settings.maxWait)
+      if (gate.#holding) gate.#park(this, gate.#parkedServed, performance.now() + gate.#settings.maxWait)
     }
     this.#parkAfterRefused = function parkRefused (this: ServerResponse) {
+      if (!gate.#holding) return
       // Spread over half as long again: the connections refused in one turn are not all read again in one.
       gate.#park(this, gate.#parkedRefused, performance.now() + gate.#settings.retryAfter * 1000 * (1 + Math.random() / 2))
     }
@@ -228,7 +233,7 @@ export class Gate {
   configure (settings: OverloadSettings, exempt: readonly string[], log: FastifyBaseLogger | undefined): void {
     this.#settings = settings
     this.#budget = budgetOf(settings)
-    this.#allowance = this.waitingCount > 0 ? this.#budget : calmAllowance(settings)
+    this.#allowance = this.#holding ? this.#budget : calmAllowance(settings)
     this.#log = log
     this.#setExempt([...settings.exempt, ...exempt])
     // A new generation serves (a start after a stop): connections may be parked again.
@@ -245,8 +250,8 @@ export class Gate {
         gate.#admitted++
         loop.owner = gate
         // Holding requests: this connection's next one waits in the kernel until there is room (a probe's does not).
-        if (gate.#allowance === gate.#budget && !gate.#isExempt(req.url)) {
-          gate.#servedHolding++
+        if (gate.#holding && !gate.#isExempt(req.url)) {
+          gate.#admittedHolding++
           if ((res as { stream?: unknown }).stream === undefined) res.once('finish', gate.#parkAfterServed)
         }
         handler(req, res)
@@ -311,7 +316,7 @@ export class Gate {
       if (gone(held)) continue
       runs--
       this.#admitted++
-      this.#servedHolding++
+      this.#admittedHolding++
       const waited = now - held.at
       this.#delay = this.#delay === 0 ? waited : this.#delay * 0.8 + waited * 0.2
       this.#lastWaitAt = now
@@ -334,7 +339,7 @@ export class Gate {
       this.#cost = this.#cost === 0 ? each : this.#cost * 0.8 + each * 0.2
     }
     // Calm again: for a second, nothing waited a quarter of the target.
-    if (this.#allowance === this.#budget) {
+    if (this.#holding) {
       const half = calmAllowance(this.#settings)
       const now = performance.now()
       const oldest = this.#oldest()
@@ -342,13 +347,15 @@ export class Gate {
       else if (this.#calmSince === 0) this.#calmSince = now
       else if (now - this.#calmSince > QUIET_MS) {
         this.#allowance = half
+        this.#holding = false
+        this.#parkRefused = false
         this.#unparkAll()
       }
       if (now - this.#windowAt >= WINDOW_MS) {
-        this.#parkRefused = this.#shed - this.#windowShed > REFUSING * (this.#servedHolding - this.#windowServed)
+        this.#parkRefused = this.#shed - this.#windowShed > REFUSED_PER_ADMITTED * (this.#admittedHolding - this.#windowAdmitted)
         this.#windowAt = now
         this.#windowShed = this.#shed
-        this.#windowServed = this.#servedHolding
+        this.#windowAdmitted = this.#admittedHolding
       }
     }
     this.#turn = turn
@@ -357,14 +364,15 @@ export class Gate {
   }
 
   #hold (held: Held): void {
-    if (this.#allowance !== this.#budget) {
+    if (!this.#holding) {
+      this.#holding = true
       this.#allowance = this.#budget
       this.#calmSince = 0
       // A new episode: refused connections are read at once until a window shows the 503s outnumbering the served.
       this.#parkRefused = false
       this.#windowAt = held.at
       this.#windowShed = this.#shed
-      this.#windowServed = this.#servedHolding
+      this.#windowAdmitted = this.#admittedHolding
     }
     if (this.waitingCount >= MAX_WAITING) {
       const oldest = this.#oldest() as Held
@@ -474,6 +482,12 @@ export class Gate {
       episode.last = now
       return
     }
+    // Refused connections are parked from this 503 on (a flood of clients that send again at once is the costly case),
+    // until a window from here shows the refusals under REFUSED_PER_ADMITTED times the admissions.
+    this.#parkRefused = true
+    this.#windowAt = now
+    this.#windowShed = this.#shed - 1
+    this.#windowAdmitted = this.#admittedHolding
     const { target, maxWait } = this.#settings
     this.#log?.warn({ target, maxWait }, `overloaded: requests wait their turn (newest first once they wait over ${target} ms), and those waiting over ${maxWait} ms get 503`)
     const timer = setInterval(() => this.#quiet(), QUIET_MS / 2)
