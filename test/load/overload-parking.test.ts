@@ -191,14 +191,18 @@ test('a listener that refuses less than twice what it admits reads a refused con
   assert.ok(slowest < 2000, `${figures} (parked: 3,000 or more)`)
 })
 
-test('a listener that refuses more than twice what it admits parks refused connections for Retry-After: their next request waits in the kernel', { timeout: 30_000, skip: BUSY }, async (t) => {
+test('a listener that refuses more than twice what it admits parks refused connections: their next request waits in the kernel until the queue has room or Retry-After passed', { timeout: 30_000, skip: BUSY }, async (t) => {
   const { port } = await holdingPool(t, 3)
   // 1,500 connections that send again at once: about ten refused for each served until parking spaces them out.
   const clients = await closedLoop(port, 1500, 5000)
   const gaps = afterRefusals(clients)
-  const parked = gaps.filter(g => g >= 2900).length
+  const sorted = [...gaps].sort((a, b) => a - b)
+  const q = (f: number): number => sorted[Math.floor(f * (sorted.length - 1))] ?? 0
   const served = clients.reduce((n, c) => n + c.statuses.filter(s => s === 200).length, 0)
-  const figures = `${served} served, ${gaps.length} answers after a 503, ${parked} of them after Retry-After (3 s) or more`
+  const figures = `${served} served, ${gaps.length} answers after a 503 (after p50 ${q(0.5).toFixed(0)} ms, p90 ${q(0.9).toFixed(0)}, max ${q(1).toFixed(0)})`
   t.diagnostic(figures)
-  assert.ok(parked > 100, figures)
+  // Read at once, a refused connection's next request is answered within maxWait (300 ms) and a turn: measured p90 306 ms,
+  // against 4.8 s parked on Node 20 (Retry-After, 3 to 4.5 s, then its wait) and 2 s on Node 26 (read sooner, when the queue had room).
+  assert.ok(gaps.length > 100, figures)
+  assert.ok(q(0.9) >= 1000, `refused connections' next requests were read at once; ${figures}`)
 })

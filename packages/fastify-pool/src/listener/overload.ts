@@ -40,8 +40,18 @@ import { owed, type Http1Socket } from './connections.ts'
 
 /** More waiting than this and the oldest is answered at once: memory stays bounded under any flood. */
 export const MAX_WAITING = 4096
-/** Refused connections are parked while the 503s outnumber the requests admitted by more than this factor (in the last window). */
+/**
+ * Refused connections are parked once the 503s outnumber the requests
+ * admitted by more than REFUSED_PER_ADMITTED (in a window), and until they
+ * fall under STILL_REFUSED_PER_ADMITTED. Two thresholds: parking cuts the
+ * 503s of clients that send again at once (measured: from about ten per
+ * request served to 1.6), and with one threshold it would turn itself off
+ * every other window.
+ */
 const REFUSED_PER_ADMITTED = 2
+const STILL_REFUSED_PER_ADMITTED = 0.5
+/** What reading and parsing one request costs, about, ms: bounds how many parked connections a turn reads again past their time. */
+const LATE_READ_MS = 0.05
 /** The window over which refusals and admissions are counted; the first one starts at an episode's first 503. */
 const WINDOW_MS = 250
 /** How long without a 503 ends a shedding episode (and its log line). */
@@ -195,13 +205,16 @@ export class Gate {
   readonly #parkedServed = new Map<Socket, number>()
   readonly #parkedRefused = new Map<Socket, number>()
   /**
-   * Whether a refused connection is parked: only while the listener refuses
-   * more than REFUSED_PER_ADMITTED times what it admits (over the last
-   * window). Under that, 503s cost a few percent of the loop, and a
+   * Whether a refused connection is parked: from a shedding episode's first
+   * 503, and after its first window only once the listener refuses more than
+   * REFUSED_PER_ADMITTED times what it admits (over a window), until a window
+   * shows under STILL_REFUSED_PER_ADMITTED. Under that, 503s cost a few percent of the loop, and a
    * connection's next request may be another client's (a proxy's pool): it
    * is read at once.
    */
   #parkRefused = false
+  /** The first window of a shedding episode: parking on trial. */
+  #firstWindow = false
   #admittedHolding = 0
   #windowAt = 0
   #windowShed = 0
@@ -352,7 +365,12 @@ export class Gate {
         this.#unparkAll()
       }
       if (now - this.#windowAt >= WINDOW_MS) {
-        this.#parkRefused = this.#shed - this.#windowShed > REFUSED_PER_ADMITTED * (this.#admittedHolding - this.#windowAdmitted)
+        const refused = this.#shed - this.#windowShed
+        const admitted = this.#admittedHolding - this.#windowAdmitted
+        // The first window of an episode parks on trial: it keeps parking only past the higher threshold.
+        const keeping = this.#parkRefused && !this.#firstWindow
+        this.#parkRefused = refused > (keeping ? STILL_REFUSED_PER_ADMITTED : REFUSED_PER_ADMITTED) * admitted
+        this.#firstWindow = false
         this.#windowAt = now
         this.#windowShed = this.#shed
         this.#windowAdmitted = this.#admittedHolding
@@ -462,7 +480,10 @@ export class Gate {
   #unpark (now: number): void {
     if (this.parkedCount === 0) return
     const perTurn = this.#cost > 0 ? Math.max(1, Math.floor(this.#budget / this.#cost)) : 1
-    const room = { left: 2 * perTurn - this.waitingCount }
+    // Past the room, those whose time has come: at most a budget's worth of reads a turn (a read and a parse cost
+    // about LATE_READ_MS), the rest a turn later. Thousands read again in one turn (a flood's clients all closing
+    // their parked connections at its end) made it last over 100 ms.
+    const room = { left: 2 * perTurn - this.waitingCount, late: Math.max(16, Math.round(this.#budget / LATE_READ_MS)) }
     readAgain(this.#parkedServed, now, room)
     readAgain(this.#parkedRefused, now, room)
   }
@@ -482,9 +503,10 @@ export class Gate {
       episode.last = now
       return
     }
-    // Refused connections are parked from this 503 on (a flood of clients that send again at once is the costly case),
-    // until a window from here shows the refusals under REFUSED_PER_ADMITTED times the admissions.
+    // Refused connections are parked from this 503 on (clients that send again at once are the costly case), and
+    // after the first window (from here) only if the refusals outnumbered the admissions more than REFUSED_PER_ADMITTED times.
     this.#parkRefused = true
+    this.#firstWindow = true
     this.#windowAt = now
     this.#windowShed = this.#shed - 1
     this.#windowAdmitted = this.#admittedHolding
@@ -533,9 +555,12 @@ export class Gate {
 }
 
 /** Read parked connections again from the oldest: while there is room, and every one whose time has come. */
-function readAgain (parked: Map<Socket, number>, now: number, room: { left: number }): void {
+function readAgain (parked: Map<Socket, number>, now: number, room: { left: number, late: number }): void {
   for (const [socket, deadline] of parked) {
-    if (room.left <= 0 && deadline > now) return
+    if (room.left <= 0) {
+      if (deadline > now || room.late <= 0) return
+      room.late--
+    }
     parked.delete(socket)
     if (socket.destroyed) continue
     socket.resume()
