@@ -21,9 +21,12 @@
 // again at once (a load generator, a retrying proxy); answering each costs a
 // read, a parse and a write, and 900 such clients cost more than the route.
 // Held for up to maxWait, each costs that once per maxWait. And while the
-// listener holds requests, the HTTP/1 connections it answers are parked (not
-// read) until the queue has room: their next requests wait in the kernel,
-// where they cost nothing, instead of being parsed only to wait.
+// listener refuses far more than it serves, an HTTP/1 connection it refused
+// is parked (not read) for Retry-After or until the queue has room: its
+// client's next request waits in the kernel, where it costs nothing, instead
+// of being parsed only to be refused again. A connection it served is read
+// at once: its next request is as likely as any to be served (and behind a
+// proxy's pool, it is another client's).
 //
 // Time is measured with the loop's own clock: the work between two requests
 // is the first one's (its handler and the promises it resolved), and a turn
@@ -159,19 +162,16 @@ const SHED_LENGTH = Buffer.byteLength(SHED_BODY)
 /** One listener's load shedding. It lives as long as the listener; every generation's requests pass through it. */
 export class Gate {
   #settings: OverloadSettings
-  /** Milliseconds of loop time per turn: a tenth of the target. */
-  #budget = 0
   /**
-   * What a turn may take before requests wait: a quarter of the target
-   * while the listener is calm, its budget from the first request held
-   * until, for a second, nothing waited a quarter of the target. A saturated
-   * listener whose turns stay short of that (a benchmark's, say) holds no
-   * request. The first turn of a sudden flood may last that long: the other
-   * listeners' probes wait for it (half the target, 50 ms, made their p99
-   * twice as long at a flood's start).
+   * Milliseconds of loop time per turn before requests wait: a tenth of the
+   * target, calm or not. A saturated listener whose turns stay under it (a
+   * benchmark's, say) holds no request. A calm listener was once allowed a
+   * quarter of the target: at exactly its capacity it then went in and out
+   * of holding, and the other listeners' probes had a p99 of 93 to 130 ms
+   * against 48 with the tenth (suite 9 at 1×).
    */
-  #allowance = 0
-  /** From the first request held until calm again (the allowance is the budget meanwhile). */
+  #budget = 0
+  /** From the first request held until, for a second, nothing waited a quarter of the target. */
   #holding = false
   #calmSince = 0
   #exact = new Set<string>()
@@ -192,25 +192,22 @@ export class Gate {
   #lastWaitAt = 0
   #episode: { since: number, shed: number, last: number, timer: NodeJS.Timeout } | undefined
   /**
-   * HTTP/1 connections not read while the listener holds requests, their
-   * clients' next requests left in the kernel's buffer, each with the time
-   * by which it is read again: maxWait after a served response, once to
-   * one and a half times Retry-After after a 503 (spread, so that those
-   * refused in one turn are not all read again in one). Each queue is in
-   * order of arrival and read from its oldest (an older one's later time
-   * holds a younger one back, never past its own one and a half times).
-   * Read again sooner, served ones
-   * first, whenever the queue has room (#unpark).
+   * Refused HTTP/1 connections not read for now, their clients' next
+   * requests left in the kernel's buffer, each with the time by which it is
+   * read again: once to one and a half times Retry-After after its 503
+   * (spread, so that those refused in one turn are not all read again in
+   * one). In order of arrival and read from the oldest (an older one's later
+   * time holds a younger one back, never past its own one and a half
+   * times); sooner whenever the queue has room (#unpark).
    */
-  readonly #parkedServed = new Map<Socket, number>()
-  readonly #parkedRefused = new Map<Socket, number>()
+  readonly #parked = new Map<Socket, number>()
   /**
    * Whether a refused connection is parked: from a shedding episode's first
    * 503, and after its first window only once the listener refuses more than
    * REFUSED_PER_ADMITTED times what it admits (over a window), until a window
-   * shows under STILL_REFUSED_PER_ADMITTED. Under that, 503s cost a few percent of the loop, and a
-   * connection's next request may be another client's (a proxy's pool): it
-   * is read at once.
+   * shows under STILL_REFUSED_PER_ADMITTED. Under that, 503s cost a few
+   * percent of the loop, and a connection's next request may be another
+   * client's (a proxy's pool): it is read at once.
    */
   #parkRefused = false
   /** The first window of a shedding episode: parking on trial. */
@@ -221,24 +218,19 @@ export class Gate {
   #windowAdmitted = 0
   /** A drain began (release()): nothing is parked any more. */
   #released = false
-  /** The 'finish' listeners that park a served and a refused response's connection (one function each per gate, not a closure per request). */
-  readonly #parkAfterServed: (this: ServerResponse) => void
+  /** The 'finish' listener that parks a refused response's connection (one function per gate, not a closure per request). */
   readonly #parkAfterRefused: (this: ServerResponse) => void
 
   constructor (settings: OverloadSettings, log: FastifyBaseLogger | undefined) {
     this.#settings = settings
     this.#budget = budgetOf(settings)
-    this.#allowance = calmAllowance(settings)
     this.#log = log
     this.#setExempt(settings.exempt)
     const gate = this
-    this.#parkAfterServed = function parkServed (this: ServerResponse) {
-      if (gate.#holding) gate.#park(this, gate.#parkedServed, performance.now() + gate.#settings.maxWait)
-    }
     this.#parkAfterRefused = function parkRefused (this: ServerResponse) {
       if (!gate.#holding) return
       // Spread over half as long again: the connections refused in one turn are not all read again in one.
-      gate.#park(this, gate.#parkedRefused, performance.now() + gate.#settings.retryAfter * 1000 * (1 + Math.random() / 2))
+      gate.#park(this, performance.now() + gate.#settings.retryAfter * 1000 * (1 + Math.random() / 2))
     }
   }
 
@@ -246,7 +238,6 @@ export class Gate {
   configure (settings: OverloadSettings, exempt: readonly string[], log: FastifyBaseLogger | undefined): void {
     this.#settings = settings
     this.#budget = budgetOf(settings)
-    this.#allowance = this.#holding ? this.#budget : calmAllowance(settings)
     this.#log = log
     this.#setExempt([...settings.exempt, ...exempt])
     // A new generation serves (a start after a stop): connections may be parked again.
@@ -259,14 +250,11 @@ export class Gate {
     return function admit (req, res) {
       const now = loop.enter()
       if (gate.#turn !== loop.turn) gate.#newTurn(loop.turn)
-      if (gate.#spent < gate.#allowance || gate.#isExempt(req.url)) {
+      if (gate.#spent < gate.#budget || gate.#isExempt(req.url)) {
         gate.#admitted++
         loop.owner = gate
-        // Holding requests: this connection's next one waits in the kernel until there is room (a probe's does not).
-        if (gate.#holding && !gate.#isExempt(req.url)) {
-          gate.#admittedHolding++
-          if ((res as { stream?: unknown }).stream === undefined) res.once('finish', gate.#parkAfterServed)
-        }
+        // Holding requests: what it admits is weighed against what it refuses (probes aside).
+        if (gate.#holding && !gate.#isExempt(req.url)) gate.#admittedHolding++
         handler(req, res)
         return
       }
@@ -277,7 +265,7 @@ export class Gate {
   get waitingCount (): number { return this.#held.length - this.#head }
 
   /** @internal connections parked (their next request left in the kernel). */
-  get parkedCount (): number { return this.#parkedServed.size + this.#parkedRefused.size }
+  get parkedCount (): number { return this.#parked.size }
 
   get status (): OverloadStatus {
     const cost = this.#cost
@@ -333,7 +321,6 @@ export class Gate {
       const waited = now - held.at
       this.#delay = this.#delay === 0 ? waited : this.#delay * 0.8 + waited * 0.2
       this.#lastWaitAt = now
-      if ((held.res as { stream?: unknown }).stream === undefined) held.res.once('finish', this.#parkAfterServed)
       held.run(held.req, held.res)
       now = performance.now()
     }
@@ -353,13 +340,12 @@ export class Gate {
     }
     // Calm again: for a second, nothing waited a quarter of the target.
     if (this.#holding) {
-      const half = calmAllowance(this.#settings)
+      const quarter = this.#settings.target / 4
       const now = performance.now()
       const oldest = this.#oldest()
-      if (oldest !== undefined && now - oldest.at >= half) this.#calmSince = 0
+      if (oldest !== undefined && now - oldest.at >= quarter) this.#calmSince = 0
       else if (this.#calmSince === 0) this.#calmSince = now
       else if (now - this.#calmSince > QUIET_MS) {
-        this.#allowance = half
         this.#holding = false
         this.#parkRefused = false
         this.#unparkAll()
@@ -371,9 +357,7 @@ export class Gate {
         const keeping = this.#parkRefused && !this.#firstWindow
         this.#parkRefused = refused > (keeping ? STILL_REFUSED_PER_ADMITTED : REFUSED_PER_ADMITTED) * admitted
         this.#firstWindow = false
-        this.#windowAt = now
-        this.#windowShed = this.#shed
-        this.#windowAdmitted = this.#admittedHolding
+        this.#openWindow(now, this.#shed)
       }
     }
     this.#turn = turn
@@ -384,13 +368,9 @@ export class Gate {
   #hold (held: Held): void {
     if (!this.#holding) {
       this.#holding = true
-      this.#allowance = this.#budget
       this.#calmSince = 0
-      // A new episode: refused connections are read at once until a window shows the 503s outnumbering the served.
-      this.#parkRefused = false
-      this.#windowAt = held.at
-      this.#windowShed = this.#shed
-      this.#windowAdmitted = this.#admittedHolding
+      // Counted from here: a window left from an earlier episode would weigh what it refused then.
+      this.#openWindow(held.at, this.#shed)
     }
     if (this.waitingCount >= MAX_WAITING) {
       const oldest = this.#oldest() as Held
@@ -400,6 +380,13 @@ export class Gate {
     this.#held.push(held)
     this.#lastWaitAt = held.at
     loop.waiting(this)
+  }
+
+  /** A window of refusals and admissions begins at `now`, `shed` refusals counted before it. */
+  #openWindow (now: number, shed: number): void {
+    this.#windowAt = now
+    this.#windowShed = shed
+    this.#windowAdmitted = this.#admittedHolding
   }
 
   #oldest (): Held | undefined { return this.#held[this.#head] }
@@ -451,31 +438,30 @@ export class Gate {
   }
 
   /**
-   * Stop reading a response's connection until `deadline` at the latest
-   * (#unpark reads it sooner when there is room). It runs after Node's own
-   * 'finish' listener (which may resume the socket to discard an unread
-   * body); Node's server stops and starts reading on the socket's 'pause'
-   * and 'resume' events. Its client's next request waits in the kernel's
-   * buffer, where it costs nothing, rather than being read, parsed and
-   * queued only to wait (and, past maxWait, to cost a 503 too): the turns
-   * stay short, and the CPU goes to the routes.
+   * Stop reading a refused response's connection until `deadline` at the
+   * latest (#unpark reads it sooner when there is room). It runs after
+   * Node's own 'finish' listener (which may resume the socket to discard an
+   * unread body); Node's server stops and starts reading on the socket's
+   * 'pause' and 'resume' events. Its client's next request waits in the
+   * kernel's buffer, where it costs nothing, rather than being read, parsed
+   * and queued only to be refused again: the turns stay short, and the CPU
+   * goes to the routes.
    */
-  #park (res: ServerResponse, parked: Map<Socket, number>, deadline: number): void {
+  #park (res: ServerResponse, deadline: number): void {
     if (this.#released) return
     const socket = res.socket ?? res.req?.socket
     // A pipelining client has more requests on the way: those are answered in order first.
-    if (socket == null || socket.destroyed || this.#parkedServed.has(socket) || this.#parkedRefused.has(socket) || owed(socket as Http1Socket) > 0) return
+    if (socket == null || socket.destroyed || this.#parked.has(socket) || owed(socket as Http1Socket) > 0) return
     socket.pause()
-    parked.set(socket, deadline)
+    this.#parked.set(socket, deadline)
     loop.waiting(this)
   }
 
   /**
-   * The end of a turn: read parked connections again, served ones first,
-   * oldest first, until about two turns of admissions wait (one read again
-   * may have nothing to send yet), and every one whose latest time has
-   * come, whatever the room. The listener does not idle while requests wait
-   * in the kernel.
+   * The end of a turn: read parked connections again, oldest first, until
+   * about two turns of admissions wait (one read again may have nothing to
+   * send yet), and every one whose latest time has come, whatever the room.
+   * The listener does not idle while requests wait in the kernel.
    */
   #unpark (now: number): void {
     if (this.parkedCount === 0) return
@@ -484,15 +470,12 @@ export class Gate {
     // about LATE_READ_MS), the rest a turn later. Thousands read again in one turn (a flood's clients all closing
     // their parked connections at its end) made it last over 100 ms.
     const room = { left: 2 * perTurn - this.waitingCount, late: Math.max(16, Math.round(this.#budget / LATE_READ_MS)) }
-    readAgain(this.#parkedServed, now, room)
-    readAgain(this.#parkedRefused, now, room)
+    readAgain(this.#parked, now, room)
   }
 
   #unparkAll (): void {
-    for (const parked of [this.#parkedServed, this.#parkedRefused]) {
-      for (const socket of parked.keys()) if (!socket.destroyed) socket.resume()
-      parked.clear()
-    }
+    for (const socket of this.#parked.keys()) if (!socket.destroyed) socket.resume()
+    this.#parked.clear()
   }
 
   /** A shedding episode: one warning when it begins, one when a second passed without a 503. */
@@ -507,9 +490,7 @@ export class Gate {
     // after the first window (from here) only if the refusals outnumbered the admissions more than REFUSED_PER_ADMITTED times.
     this.#parkRefused = true
     this.#firstWindow = true
-    this.#windowAt = now
-    this.#windowShed = this.#shed - 1
-    this.#windowAdmitted = this.#admittedHolding
+    this.#openWindow(now, this.#shed - 1)
     const { target, maxWait } = this.#settings
     this.#log?.warn({ target, maxWait }, `overloaded: requests wait their turn (newest first once they wait over ${target} ms), and those waiting over ${maxWait} ms get 503`)
     const timer = setInterval(() => this.#quiet(), QUIET_MS / 2)
@@ -571,11 +552,6 @@ function readAgain (parked: Map<Socket, number>, now: number, room: { left: numb
 /** A tenth of the delay target per turn: the turns stay short enough that the other listeners' requests and new connections (one accepted per turn) wait a few milliseconds. */
 function budgetOf (settings: OverloadSettings): number {
   return Math.max(1, settings.target / 10)
-}
-
-/** What a calm listener's turn may take before its requests wait: a quarter of the target. */
-function calmAllowance (settings: OverloadSettings): number {
-  return settings.target / 4
 }
 
 /** The client left while its request waited: nothing to run or answer. */
