@@ -75,6 +75,9 @@ class LoopTurns {
   /** The gate whose request ran last: the work since `mark` is its. */
   owner: Gate | undefined
   mark = 0
+  /** The gate whose request came last, and when: a gate learns from it when another gate last had a request. */
+  last: Gate | undefined
+  lastAt = 0
   #idle = -1
   #armed = false
   readonly #waiting = new Set<Gate>()
@@ -103,7 +106,7 @@ class LoopTurns {
   #charge (now: number): void {
     const owner = this.owner
     if (owner === undefined) return
-    const spent = owner.charge(this.turn, now - this.mark)
+    const spent = owner.charge(this.turn, now - this.mark, now)
     if (spent > this.#most) {
       this.#most = spent
       this.#heaviest = owner
@@ -162,15 +165,23 @@ const SHED_LENGTH = Buffer.byteLength(SHED_BODY)
 /** One listener's load shedding. It lives as long as the listener; every generation's requests pass through it. */
 export class Gate {
   #settings: OverloadSettings
-  /**
-   * Milliseconds of loop time per turn before requests wait: a tenth of the
-   * target, calm or not. A saturated listener whose turns stay under it (a
-   * benchmark's, say) holds no request. A calm listener was once allowed a
-   * quarter of the target: at exactly its capacity it then went in and out
-   * of holding, and the other listeners' probes had a p99 of 93 to 130 ms
-   * against 48 with the tenth (suite 9 at 1×).
-   */
+  /** A tenth of the target, ms: the loop time per turn the listener may take while another listener is served. */
   #budget = 0
+  /**
+   * What a turn may take before requests wait: the budget while another
+   * listener of the process had a request in the last second, a quarter of
+   * the target while none had (nobody waits behind this listener's turns
+   * then, and holding requests has a cost: requests kept past a turn
+   * outlive the young generation, and a saturated benchmark of a cheap
+   * route spent a quarter of its time in GC, 1.3 to 1.6 times bare
+   * Fastify's CPU per request). With a quarter of the target whatever the
+   * others did, their probes waited up to four turns of 25 ms at about this
+   * listener's capacity (suite 9 at 1×: p99 93 to 130 ms, 48 with the
+   * budget).
+   */
+  #allowance = 0
+  /** When another gate last had a request (what this one's turns keep waiting). */
+  #othersAt = -Infinity
   /** From the first request held until, for a second, nothing waited a quarter of the target. */
   #holding = false
   #calmSince = 0
@@ -225,6 +236,7 @@ export class Gate {
   constructor (settings: OverloadSettings, log: FastifyBaseLogger | undefined) {
     this.#settings = settings
     this.#budget = budgetOf(settings)
+    this.#allowance = settings.target / 4
     this.#log = log
     this.#setExempt(settings.exempt)
     const gate = this
@@ -239,6 +251,7 @@ export class Gate {
   configure (settings: OverloadSettings, exempt: readonly string[], log: FastifyBaseLogger | undefined): void {
     this.#settings = settings
     this.#budget = budgetOf(settings)
+    this.#allowance = settings.target / 4
     this.#log = log
     this.#setExempt([...settings.exempt, ...exempt])
     // A new generation serves (a start after a stop): connections may be parked again.
@@ -250,8 +263,10 @@ export class Gate {
     const gate = this
     return function admit (req, res) {
       const now = loop.enter()
-      if (gate.#turn !== loop.turn) gate.#newTurn(loop.turn)
-      if (gate.#spent < gate.#budget || gate.#isExempt(req.url)) {
+      if (loop.last !== gate) gate.#follows(loop.last, now)
+      loop.lastAt = now
+      if (gate.#turn !== loop.turn) gate.#newTurn(loop.turn, now)
+      if (gate.#spent < gate.#allowance || gate.#isExempt(req.url)) {
         gate.#admitted++
         loop.owner = gate
         // Holding requests: what it admits is weighed against what it refuses (probes aside).
@@ -281,8 +296,8 @@ export class Gate {
   }
 
   /** @internal the loop charges the work since its last mark; returns what the gate spent in this turn. */
-  charge (turn: number, ms: number): number {
-    if (this.#turn !== turn) this.#newTurn(turn)
+  charge (turn: number, ms: number, now: number): number {
+    if (this.#turn !== turn) this.#newTurn(turn, now)
     this.#spent += ms
     return this.#spent
   }
@@ -294,6 +309,7 @@ export class Gate {
   serveWaiting (now: number, turn: number): number {
     const { maxWait, target } = this.#settings
     const budget = this.#budget
+    const allowance = this.#allowance
     // Those that arrived in one turn expire in one turn: at most half a budget of
     // answers a turn (over TLS each costs a record), the rest a turn later.
     const refusing = now
@@ -303,11 +319,11 @@ export class Gate {
       if ((this.#shed & 15) === 0 && performance.now() - refusing > budget / 2) break
     }
     now = performance.now()
-    if (this.#turn !== turn) this.#newTurn(turn)
+    if (this.#turn !== turn) this.#newTurn(turn, now)
     // Async routes run on in promises after this loop: the measured cost bounds how many start.
-    let runs = this.#cost > 0 ? Math.max(1, Math.floor((budget - this.#spent) / this.#cost)) : 1
+    let runs = this.#cost > 0 ? Math.max(1, Math.floor((allowance - this.#spent) / this.#cost)) : 1
     const began = now
-    while (runs > 0 && this.#spent + (now - began) < budget && this.waitingCount > 0) {
+    while (runs > 0 && this.#spent + (now - began) < allowance && this.waitingCount > 0) {
       // In order while the queue is young; newest first once its oldest has waited the target.
       const oldest = this.#oldest() as Held
       let held: Held
@@ -333,7 +349,17 @@ export class Gate {
     return now
   }
 
-  #newTurn (turn: number): void {
+  /** This gate's request comes after `previous`'s: each learns that the other had one. */
+  #follows (previous: Gate | undefined, now: number): void {
+    if (previous !== undefined) {
+      previous.#othersAt = now
+      this.#othersAt = loop.lastAt
+    }
+    loop.last = this
+  }
+
+  #newTurn (turn: number, now: number): void {
+    this.#allowance = now - this.#othersAt < QUIET_MS ? this.#budget : this.#settings.target / 4
     // A turn whose work was measured tells what a request costs.
     if (this.#spent > 0 && this.#admitted > 0) {
       const each = this.#spent / this.#admitted
@@ -342,7 +368,6 @@ export class Gate {
     // Calm again: for a second, nothing waited a quarter of the target.
     if (this.#holding) {
       const quarter = this.#settings.target / 4
-      const now = performance.now()
       const oldest = this.#oldest()
       if (oldest !== undefined && now - oldest.at >= quarter) this.#calmSince = 0
       else if (this.#calmSince === 0) this.#calmSince = now
@@ -527,6 +552,9 @@ export class Gate {
     this.release()
     if (this.#episode !== undefined) clearInterval(this.#episode.timer)
     this.#episode = undefined
+    // The loop, one per process, keeps no stopped listener's gate (nor its logger) alive.
+    if (loop.last === this) loop.last = undefined
+    if (loop.owner === this) loop.owner = undefined
   }
 }
 
