@@ -5,7 +5,8 @@
 // socket per turn): a flood on one listener fills each turn with its
 // requests, and the other listeners' probes wait behind them, their new
 // connections unaccepted. So each listener may spend a tenth of its `target`
-// (its queueing-delay target, 100 ms: 10 ms) of loop time per turn; its
+// (its queueing-delay target, 100 ms: 10 ms) of loop time per turn while
+// another listener is being served (a quarter while none is); its
 // requests beyond that wait in a queue of its own and are served in the next
 // turns: in arrival order while the oldest has waited less than `target`,
 // newest first once it has (a request that has just arrived still has a
