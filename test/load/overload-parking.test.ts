@@ -84,7 +84,7 @@ async function parked (port: number): Promise<Client[]> {
 }
 
 test('a parked connection is read again by itself: requests sent on refused connections get their answer within Retry-After and a half and maxWait, with nothing else going on', { timeout: 30_000 }, async (t) => {
-  const { port } = await holdingPool(t)
+  const { port, child } = await holdingPool(t)
   const clients = await parked(port)
   const began = performance.now()
   for (const c of clients) c.send()
@@ -93,6 +93,10 @@ test('a parked connection is read again by itself: requests sent on refused conn
   // Retry-After (1 s) and a half in the kernel at most, then maxWait (300 ms) at most, 1.2 s of work in all (measured: about 1.8 s);
   // a connection never read again would leave its client waiting for good.
   assert.ok(took < 5000, `the third requests took ${took.toFixed(0)} ms`)
+  child.proc.kill('SIGUSR2')
+  const out = await child.waitFor(o => o.includes('"overload":'), 5000)
+  const parkedCount = (logLines(out).find(l => l.overload !== undefined)?.overload as { parked: number }).parked
+  assert.ok(parkedCount > 0, `connections were parked: ${parkedCount}`)
   assert.deepEqual(clients.map(c => c.closed), clients.map(() => false))
   for (const c of clients) c.socket.destroy()
 })
@@ -115,6 +119,8 @@ test('a stop while connections are parked: what their clients sent is answered (
   child.proc.kill('SIGTERM')
   await Promise.all(clients.map(c => c.answers(Infinity)))
   const out = await child.waitFor(o => o.includes('"stopped":'), 10_000)
+  const parkedCount = (logLines(out).find(l => l.overload !== undefined)?.overload as { parked: number }).parked
+  assert.ok(parkedCount > 0, `connections were parked before the stop: ${parkedCount}`)
   const report = (logLines(out).find(l => l.stopped !== undefined)?.stopped as Array<{ cut: number }>)[0]
   assert.equal(report?.cut, 0)
   const answered = clients.reduce((n, c) => n + c.statuses.length, 0) - 2 * clients.length

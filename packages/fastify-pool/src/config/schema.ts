@@ -34,9 +34,10 @@ export const BUILTIN_DEFAULTS = Object.freeze({
   liveness: '/healthz',
   readiness: '/readyz',
   // A tenth of a second of queueing: a flooded listener takes 10 ms of loop
-  // time per turn, so the other listeners' requests and new connections
-  // (libuv accepts one per turn) wait a few turns; a saturated listener whose
-  // requests wait less than half of it holds none (docs/overload.md).
+  // time per turn while other listeners are served, so their requests and
+  // new connections (libuv accepts one per turn) wait a few turns; a
+  // saturated listener whose turns stay under a quarter of it while no other
+  // listener is served holds none (docs/overload.md).
   overloadTarget: 100,
   // Long enough that a client who gets 503 and sends again at once costs a
   // parse twice a second, short enough to be an answer rather than a timeout.
@@ -73,7 +74,7 @@ export const HealthSchema = Type.Object({
 }, { additionalProperties: false })
 
 export const OverloadSchema = Type.Object({
-  target: Type.Optional(withDefault('overloadTarget', 1, 'Queueing-delay target in milliseconds: the listener takes a tenth of it of event-loop time per turn, its requests beyond wait, and once they wait longer than it the newest are served first')),
+  target: Type.Optional(withDefault('overloadTarget', 1, 'Queueing-delay target in milliseconds: the listener takes a tenth of it of event-loop time per turn (a quarter while no other listener is served), its requests beyond wait, and once they wait longer than it the newest are served first')),
   maxWait: Type.Optional(withDefault('overloadMaxWait', 1, 'Milliseconds a request may wait before it is answered 503 with Retry-After, without running its route')),
   retryAfter: Type.Optional(withDefault('retryAfter', 0, 'Seconds, the Retry-After of that 503')),
   exempt: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { description: 'Paths never held nor shed besides the health, control and metrics routes: /x exactly, /x/* everything under /x' }))

@@ -169,7 +169,7 @@ export interface RestartReport {
 
 /** A listener's load shedding, as configured (config.ts resolves the defaults). */
 export interface OverloadSettings {
-  /** Milliseconds a request should wait at most (queueing delay): the listener takes a tenth of it of loop time per turn, and beyond it its queue is served newest first. */
+  /** Milliseconds a request should wait at most (queueing delay): the listener takes a tenth of it of loop time per turn (a quarter while no other listener is served), and beyond it its queue is served newest first. */
   readonly target: number
   /** Milliseconds a request may wait before it is answered 503. */
   readonly maxWait: number
@@ -187,6 +187,8 @@ export interface OverloadStatus {
   shed: number
   /** Requests waiting now. */
   waiting: number
+  /** Refused HTTP/1 connections left unread for Retry-After (or until the queue had room) since the listener was made: while it refused more than twice what it admitted. */
+  parked: number
   /** The queueing-delay target, in milliseconds (the setting). */
   target: number
   /** Milliseconds the requests served from the queue waited, recently (0 when none waited in the last second). */

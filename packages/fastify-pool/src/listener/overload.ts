@@ -60,6 +60,8 @@ const LATE_READ_MS = 0.05
 const WINDOW_MS = 250
 /** How long without a 503 ends a shedding episode (and its log line). */
 const QUIET_MS = 1000
+/** While a listener holds requests, how long another listener's last request keeps it to its budget (a kubelet probes every 10 s). */
+const WATCHED_MS = 60_000
 
 type Request = IncomingMessage | Http2ServerRequest
 type Response = ServerResponse | Http2ServerResponse
@@ -120,6 +122,14 @@ class LoopTurns {
     this.#most = 0
   }
 
+  /** A gate closes: nothing here keeps it (nor its logger) alive. */
+  forget (gate: Gate): void {
+    this.#waiting.delete(gate)
+    if (this.last === gate) this.last = undefined
+    if (this.owner === gate) this.owner = undefined
+    if (this.#heaviest === gate) this.#heaviest = undefined
+  }
+
   /** `gate` has requests waiting: serve them at the end of this turn. */
   waiting (gate: Gate): void {
     this.#waiting.add(gate)
@@ -138,13 +148,13 @@ class LoopTurns {
     setImmediate(this.#end)
   }
 
-  /** The check phase: the turn ends. Each gate with requests waiting serves some of them within its budget of the next. */
+  /** The check phase: the turn ends. Each gate with requests waiting serves some of them within its allowance of the next. */
   readonly #end = (): void => {
     this.#armed = false
     let now = performance.now()
     this.#charge(now)
     // Until the next request, the loop runs timers and writes: mostly the
-    // responses of the listener that spent the most, whose budget they count in.
+    // responses of the listener that spent the most, whose allowance they count in.
     const heaviest = this.#heaviest
     this.owner = undefined
     this.#next()
@@ -169,20 +179,23 @@ export class Gate {
   /** A tenth of the target, ms: the loop time per turn the listener may take while another listener is served. */
   #budget = 0
   /**
-   * What a turn may take before requests wait: the budget while another
-   * listener of the process had a request in the last second, a quarter of
-   * the target while none had (nobody waits behind this listener's turns
-   * then, and holding requests has a cost: requests kept past a turn
-   * outlive the young generation, and a saturated benchmark of a cheap
-   * route spent a quarter of its time in GC, 1.3 to 1.6 times bare
-   * Fastify's CPU per request). With a quarter of the target whatever the
-   * others did, their probes waited up to four turns of 25 ms at about this
-   * listener's capacity (suite 9 at 1×: p99 93 to 130 ms, 48 with the
-   * budget).
+   * What a turn may take before requests wait: the budget while someone
+   * waits behind this listener's turns (another listener of the process had
+   * a request in the last second, or in the last minute while this one
+   * holds requests; or one of its own probes came while it was over), a
+   * quarter of the target otherwise. Holding requests has a cost: requests
+   * kept past a turn outlive V8's young generation, and a saturated
+   * benchmark of a cheap route held to the budget took 1.22 to 1.32 times
+   * bare Fastify's CPU per request (1.06 to 1.10 with the gate off). With a
+   * quarter while calm whatever the others did, their probes waited up to
+   * four turns of 25 ms at about this listener's capacity (suite 9 at 1×:
+   * p99 93 to 130 ms; 47 to 51 with this rule).
    */
   #allowance = 0
-  /** When another gate last had a request (what this one's turns keep waiting). */
+  /** When someone last waited behind this gate's turns: another gate's request, or one of its own exempt ones while over. */
   #othersAt = -Infinity
+  /** Refused connections parked since the gate was made. */
+  #parkedTotal = 0
   /** From the first request held until, for a second, nothing waited a quarter of the target. */
   #holding = false
   #calmSince = 0
@@ -267,7 +280,10 @@ export class Gate {
       if (loop.last !== gate) gate.#follows(loop.last, now)
       loop.lastAt = now
       if (gate.#turn !== loop.turn) gate.#newTurn(loop.turn, now)
-      if (gate.#spent < gate.#allowance || gate.#isExempt(req.url)) {
+      const under = gate.#spent < gate.#allowance
+      if (under || gate.#isExempt(req.url)) {
+        // A probe of its own came while it was over: it waits behind these turns too.
+        if (!under) gate.#othersAt = now
         gate.#admitted++
         loop.owner = gate
         // Holding requests: what it admits is weighed against what it refuses (probes aside).
@@ -290,6 +306,7 @@ export class Gate {
       shedding: this.#episode !== undefined,
       shed: this.#shed,
       waiting: this.waitingCount,
+      parked: this.#parkedTotal,
       target: this.#settings.target,
       delay: performance.now() - this.#lastWaitAt > QUIET_MS ? 0 : Math.round(this.#delay * 10) / 10,
       limit: cost > 0 ? Math.max(1, Math.floor(this.#budget / cost)) : undefined
@@ -305,12 +322,11 @@ export class Gate {
 
   /**
    * @internal The end of a turn: answer those that waited past maxWait, then
-   * run waiting requests within the budget of the new turn. Returns the time after.
+   * run waiting requests within the allowance of the new turn. Returns the time after.
    */
   serveWaiting (now: number, turn: number): number {
     const { maxWait, target } = this.#settings
     const budget = this.#budget
-    const allowance = this.#allowance
     // Those that arrived in one turn expire in one turn: at most half a budget of
     // answers a turn (over TLS each costs a record), the rest a turn later.
     const refusing = now
@@ -321,6 +337,7 @@ export class Gate {
     }
     now = performance.now()
     if (this.#turn !== turn) this.#newTurn(turn, now)
+    const allowance = this.#allowance
     // Async routes run on in promises after this loop: the measured cost bounds how many start.
     let runs = this.#cost > 0 ? Math.max(1, Math.floor((allowance - this.#spent) / this.#cost)) : 1
     const began = now
@@ -360,7 +377,7 @@ export class Gate {
   }
 
   #newTurn (turn: number, now: number): void {
-    this.#allowance = now - this.#othersAt < QUIET_MS ? this.#budget : this.#settings.target / 4
+    this.#allowance = now - this.#othersAt < (this.#holding ? WATCHED_MS : QUIET_MS) ? this.#budget : this.#settings.target / 4
     // A turn whose work was measured tells what a request costs.
     if (this.#spent > 0 && this.#admitted > 0) {
       const each = this.#spent / this.#admitted
@@ -431,8 +448,9 @@ export class Gate {
 
   /**
    * Answer 503 with Retry-After, without the route, keeping the connection;
-   * a client already gone is skipped. Over HTTP/1 the connection is then not
-   * read for Retry-After: a client that sends again at once waits in the
+   * a client already gone is skipped. Over HTTP/1, while the listener
+   * refuses more than twice what it admits, the connection is then not read
+   * for Retry-After: a client that sends again at once waits in the
    * kernel's buffer, where it costs nothing, rather than costing a parse and
    * a 503 twice a second (an HTTP/2 session carries other streams: it is
    * left alone).
@@ -477,6 +495,7 @@ export class Gate {
     // A pipelining client has more requests on the way: those are answered in order first.
     if (socket == null || socket.destroyed || this.#parked.has(socket) || owed(socket as Http1Socket) > 0) return
     socket.pause()
+    this.#parkedTotal++
     this.#parked.set(socket, deadline)
     loop.waiting(this)
   }
@@ -554,8 +573,7 @@ export class Gate {
     if (this.#episode !== undefined) clearInterval(this.#episode.timer)
     this.#episode = undefined
     // The loop, one per process, keeps no stopped listener's gate (nor its logger) alive.
-    if (loop.last === this) loop.last = undefined
-    if (loop.owner === this) loop.owner = undefined
+    loop.forget(this)
   }
 }
 

@@ -17,7 +17,7 @@ import { quote, type ValidationIssue } from '../base/errors.ts'
 import { Type } from '@sinclair/typebox'
 import { MetricsObjectSchema, MetricsOptionSchema, optionIssues, withDefaults } from '../config/options.ts'
 import type { Listener } from '../listener/listener.ts'
-import type { MetricsOptions, TrafficFigures } from '../config/types.ts'
+import type { MetricsOptions, OverloadStatus, TrafficFigures } from '../config/types.ts'
 import type { BuildInfo, HookName, PoolHooks } from '../config/types.ts'
 import { isPool } from '../base/brand.ts'
 import { CHANNELS, type UpgradeEvent } from '../listener/state.ts'
@@ -138,7 +138,7 @@ function family (registry: Registry): Family {
     const delay = l.overload?.delay
     return delay === undefined ? undefined : delay / 1000
   }, Math.max, 'max')
-  gauge('fastify_pool_overload_target_seconds', 'The queueing-delay target of a listener (it takes a tenth of it of event-loop time per turn)', l => {
+  gauge('fastify_pool_overload_target_seconds', 'The queueing-delay target of a listener (it takes a tenth of it of event-loop time per turn while another listener is served, a quarter while none is)', l => {
     const target = l.overload?.target
     return target === undefined ? undefined : target / 1000
   }, Math.max, 'max')
@@ -161,21 +161,24 @@ function family (registry: Registry): Family {
       }
     }
   })
-  const shed: Counter<'listener'> = new client.Counter({
-    name: 'fastify_pool_shed_total',
-    help: 'Requests answered 503 with Retry-After by load shedding, without running their route, per listener',
-    labelNames: ['listener'],
-    registers,
-    collect () {
-      shed.reset()
-      const values = new Map<string, number>()
-      for (const l of listenersOf(sinks)) {
-        const n = l.overload?.shed
-        if (n !== undefined) values.set(l.name, (values.get(l.name) ?? 0) + n)
+  const overloadCounter = (name: string, help: string, pick: (o: OverloadStatus) => number): void => {
+    const counter: Counter<'listener'> = new client.Counter({
+      name,
+      help,
+      labelNames: ['listener'],
+      registers,
+      collect () {
+        counter.reset()
+        const values = new Map<string, number>()
+        for (const l of listenersOf(sinks)) {
+          if (l.overload !== undefined) values.set(l.name, (values.get(l.name) ?? 0) + pick(l.overload))
+        }
+        for (const [listener, n] of values) counter.inc({ listener }, n)
       }
-      for (const [listener, n] of values) shed.inc({ listener }, n)
-    }
-  })
+    })
+  }
+  overloadCounter('fastify_pool_shed_total', 'Requests answered 503 with Retry-After by load shedding, without running their route, per listener', o => o.shed)
+  overloadCounter('fastify_pool_parked_total', 'Refused connections left unread for Retry-After (or until the queue had room) because the listener refused more than twice what it admitted, per listener', o => o.parked)
   const made: Family = {
     duration: new RouteHistogram('http_request_duration_seconds', 'Time from the request to its response, per listener, method, route pattern and status code', DURATION_BUCKETS),
     restarts: new client.Counter({ name: 'fastify_pool_restarts_total', help: 'Generations swapped in on a live socket (restart, reconfigure, reload)', labelNames: ['listener'], registers }),
