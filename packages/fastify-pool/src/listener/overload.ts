@@ -250,7 +250,7 @@ export class Gate {
   constructor (settings: OverloadSettings, log: FastifyBaseLogger | undefined) {
     this.#settings = settings
     this.#budget = budgetOf(settings)
-    this.#allowance = settings.target / 4
+    this.#allowance = quarterOf(settings)
     this.#log = log
     this.#setExempt(settings.exempt)
     const gate = this
@@ -265,7 +265,7 @@ export class Gate {
   configure (settings: OverloadSettings, exempt: readonly string[], log: FastifyBaseLogger | undefined): void {
     this.#settings = settings
     this.#budget = budgetOf(settings)
-    this.#allowance = settings.target / 4
+    this.#allowance = quarterOf(settings)
     this.#log = log
     this.#setExempt([...settings.exempt, ...exempt])
     // A new generation serves (a start after a stop): connections may be parked again.
@@ -377,7 +377,7 @@ export class Gate {
   }
 
   #newTurn (turn: number, now: number): void {
-    this.#allowance = now - this.#othersAt < (this.#holding ? WATCHED_MS : QUIET_MS) ? this.#budget : this.#settings.target / 4
+    this.#allowance = now - this.#othersAt < (this.#holding ? WATCHED_MS : QUIET_MS) ? this.#budget : quarterOf(this.#settings)
     // A turn whose work was measured tells what a request costs.
     if (this.#spent > 0 && this.#admitted > 0) {
       const each = this.#spent / this.#admitted
@@ -385,7 +385,7 @@ export class Gate {
     }
     // Calm again: for a second, nothing waited a quarter of the target.
     if (this.#holding) {
-      const quarter = this.#settings.target / 4
+      const quarter = quarterOf(this.#settings)
       const oldest = this.#oldest()
       if (oldest !== undefined && now - oldest.at >= quarter) this.#calmSince = 0
       else if (this.#calmSince === 0) this.#calmSince = now
@@ -597,6 +597,11 @@ function readAgain (parked: Map<Socket, number>, now: number, room: { left: numb
 /** A tenth of the delay target per turn: the turns stay short enough that the other listeners' requests and new connections (one accepted per turn) wait a few milliseconds. */
 function budgetOf (settings: OverloadSettings): number {
   return Math.max(1, settings.target / 10)
+}
+
+/** A quarter of the target: what a turn may take while nobody waits behind it, and the wait that keeps a listener from being calm. */
+function quarterOf (settings: OverloadSettings): number {
+  return settings.target / 4
 }
 
 /** The client left while its request waited: nothing to run or answer. */
