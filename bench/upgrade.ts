@@ -5,12 +5,12 @@
 // the new process being ready, and to the old process's exit.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { BenchOptions, Log, Section } from './options.ts'
 import { fmtInt, fmtMs, fmtRatio, median, table, verdict } from './stats.ts'
+import { freePort } from '../test/fixtures/cli.ts'
 
 const BIN = fileURLToPath(new URL('../packages/fastify-pool-cli/bin/fastify-pool.js', import.meta.url))
 
@@ -157,12 +157,4 @@ function heyUntilStopped (url: string, connections: number, seconds = 120): { st
   proc.stdout.on('data', (c: Buffer) => { out += c.toString() })
   const done = new Promise<HeyRun>(resolve => proc.once('exit', () => resolve(parseHey(out))))
   return { done, stop: async () => { proc.kill('SIGINT'); return await done } }
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await new Promise(resolve => server.once('listening', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise(resolve => server.close(resolve))
-  return port
 }

@@ -5,23 +5,15 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { load, loadWrk, wrkAvailable, type LoadResult } from './load.ts'
 import type { BenchOptions, Log, Section } from './options.ts'
 import { fmt, fmtInt, fmtMs, fmtRatio, median, table } from './stats.ts'
+import { freePort } from '../test/fixtures/cli.ts'
 
 const BIN = fileURLToPath(new URL('../packages/fastify-pool-cli/bin/fastify-pool.js', import.meta.url))
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const port = (server.address() as { port: number }).port
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
 
 /** Start the command; resolves once every worker serves. Unpinned: the workers may use every core. */
 async function startPool (file: string, workers: number): Promise<ChildProcess> {

@@ -5,7 +5,7 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { BIN, get, logLines, run, tempDir } from './fixtures/cli.ts'
+import { BIN, freePort, get, logLines, run, tempDir } from './fixtures/cli.ts'
 import { BASIC, CA, entry, project, startPool, urls } from './fixtures/cli-project.ts'
 
 test('start serves every listener, prints the table, and drains an in-flight request on SIGTERM (exit 0)', async (t) => {
@@ -121,11 +121,7 @@ test('SIGTERM while the file is still loading: exit 0, nothing bound', async (t)
   const dir = tempDir(t, 'fastify-pool-cli-')
   // A handler module whose loading takes a while, and says when it began.
   writeFileSync(join(dir, 'slow.mjs'), "process.stderr.write('loading\\n')\nawait new Promise(resolve => setTimeout(resolve, 1500))\nexport default async function (app) { app.get('/', async () => 'hi') }\n")
-  const blocker = createServer()
-  blocker.listen(0, '127.0.0.1')
-  await once(blocker, 'listening')
-  const port = (blocker.address() as { port: number }).port
-  await new Promise(resolve => blocker.close(resolve))
+  const port = await freePort()
   writeFileSync(join(dir, 'pool.yaml'), `handlers:\n  default: ./slow.mjs\nservers:\n  - { name: a, listen: "127.0.0.1:${port}" }\n`)
   const child = run(t, [BIN, 'start', '--json', 'pool.yaml'], { cwd: dir })
   await child.waitFor(out => out.includes('loading'))
