@@ -309,7 +309,8 @@ export class Gate {
       parked: this.#parkedTotal,
       target: this.#settings.target,
       delay: performance.now() - this.#lastWaitAt > QUIET_MS ? 0 : Math.round(this.#delay * 10) / 10,
-      limit: cost > 0 ? Math.max(1, Math.floor(this.#budget / cost)) : undefined
+      // What a turn admits now: the allowance is the budget while someone waits behind this listener, a quarter of the target otherwise.
+      limit: cost > 0 ? Math.max(1, Math.floor(this.#allowance / cost)) : undefined
     }
   }
 
@@ -511,7 +512,7 @@ export class Gate {
    */
   #unpark (now: number): void {
     if (this.parkedCount === 0) return
-    const perTurn = this.#cost > 0 ? Math.max(1, Math.floor(this.#budget / this.#cost)) : 1
+    const perTurn = this.#cost > 0 ? Math.max(1, Math.floor(this.#allowance / this.#cost)) : 1
     // Past the room, those whose time has come: at most a budget's worth of reads a turn (a read and a parse cost
     // about LATE_READ_MS), the rest a turn later. Thousands read again in one turn (a flood's clients all closing
     // their parked connections at its end) made it last over 100 ms.
