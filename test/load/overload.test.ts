@@ -10,6 +10,7 @@
 // 2 s timeout. Everything on 127.0.0.1, bounded in time.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { createPool, validateConfig } from 'fastify-pool'
 import { logLines, run, type Child } from '../fixtures/cli.ts'
@@ -96,6 +97,43 @@ test('a route that waits 50 ms on I/O, flooded by 3,000 connections: the admin l
   assert.equal(result.other + result.failed, 0, figures)
   assert.ok(result.ok > 5000, figures)
   assert.equal(result.retryAfter, result.shed, figures)
+})
+
+/** The length of the accept queue of the socket listening on 127.0.0.1:`port`, as the kernel reports it (ss: Send-Q of a LISTEN socket); undefined without ss. */
+function acceptQueue (port: number): number | undefined {
+  let out: string
+  try {
+    out = execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' })
+  } catch {
+    return undefined
+  }
+  const fields = out.trim().split(/\s+/)
+  return fields[0] === 'LISTEN' ? Number(fields[2]) : Number.NaN
+}
+
+const NO_SS = acceptQueue(1) === undefined ? 'ss (iproute2) is not installed' : false
+
+test('an overloaded listener shortens its accept queue to 16 while its queue of requests stands (the warning says so), and gives it back its 511 once calm; admin keeps its own', { timeout: 60_000, skip: NO_SS }, async (t) => {
+  const served = await startPool(t)
+  const admin = Number(new URL(served.admin).port)
+  assert.equal(acceptQueue(served.port), 511, 'Node\'s length before')
+  // Three seconds at about ten times what the 2 ms route can serve: requests wait past the 100 ms target.
+  const f = startFlood(t, { port: served.port, path: '/', connections: 400, seconds: 3, rate: 4000, reconnect: true })
+  const out = await served.child.waitFor(o => logLines(o).some(l => l.listener === 'public' && String(l.msg).startsWith('overloaded')), 20_000)
+  const warning = logLines(out).find(l => l.listener === 'public' && String(l.msg).startsWith('overloaded'))
+  assert.equal(warning?.acceptQueue, 16, JSON.stringify(warning))
+  assert.match(String(warning?.msg), /its accept queue holds 16 new connections until it is calm/)
+  // Shortened before the first 503 (the warning), and not given back while the flood goes on.
+  assert.equal(acceptQueue(served.port), 16, 'short while the flood goes on')
+  assert.equal(acceptQueue(admin), 511, 'the other listener keeps its own')
+  const r = await f.result
+  assert.ok(r.shed > 0, JSON.stringify(r))
+  // Given back about a second after the queue last stood; no event tells when: the kernel is asked until then.
+  const deadline = performance.now() + 10_000
+  while (acceptQueue(served.port) !== 511 && performance.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
+  assert.equal(acceptQueue(served.port), 511, 'given back once calm')
+  // And served as before.
+  assert.equal((await get(`${served.public}/`, { agent: false })).status, 200)
 })
 
 test('liveness: a handler stuck in an endless loop fails the liveness probe within the probe\'s timeout (1 s); a merely busy loop does not (the floods above)', { timeout: 30_000 }, async (t) => {

@@ -15,7 +15,7 @@ import { MemoryApp } from './memory-app.ts'
 import { brand } from '../base/brand.ts'
 import { CallQueue } from '../base/queue.ts'
 import { checkTransition, publishGeneration, publishState } from './state.ts'
-import type { NodeServer, ServerHandle } from './server.ts'
+import { SHEDDING_BACKLOG, type NodeServer, type ServerHandle } from './server.ts'
 import { reportCut, Serving } from './serving.ts'
 import type { ServerTlsOptions, TlsConfig } from '../config/tls.ts'
 import { Certificate, clientCertificatesRefusal } from './certificate.ts'
@@ -413,7 +413,14 @@ export class Listener {
       ...(health.readiness === false ? [] : [health.readiness]),
       ...hooked
     ]
-    this.#gate ??= new Gate(settings, log)
+    if (this.#gate === undefined) {
+      this.#gate = new Gate(settings, log)
+      // The server of the listener's running life (a restart keeps it): its accept queue is short while it is overloaded.
+      this.#gate.onAcceptQueue = (short) => {
+        const changed = this.#serving?.handle.shortenAcceptQueue(short) === true
+        return changed && short ? SHEDDING_BACKLOG : undefined
+      }
+    }
     this.#gate.configure(settings, exempt, log)
     return this.#gate
   }

@@ -50,12 +50,16 @@ export const NODE_INTERNALS = {
   tlsServerOptions: {
     field: 'tls.Server requestCert and rejectUnauthorized',
     without: 'a running HTTPS listener refuses a change of requestCert or rejectUnauthorized (stop and start it)'
+  },
+  acceptQueue: {
+    field: 'server._handle.listen(backlog)',
+    without: "a shedding listener's accept queue keeps its length (511): a flood's new connections wait there for seconds, and their requests are served after their clients gave up"
   }
 } as const
 
 export type NodeInternal = keyof typeof NODE_INTERNALS
 
-const usable: Record<NodeInternal, boolean> = { parser: true, httpMessage: true, writeQueueSize: true, connections: true, destroySoon: true, listeningFd: true, serverHandles: true, parserData: true, tlsServerOptions: true }
+const usable: Record<NodeInternal, boolean> = { parser: true, httpMessage: true, writeQueueSize: true, connections: true, destroySoon: true, listeningFd: true, serverHandles: true, parserData: true, tlsServerOptions: true, acceptQueue: true }
 
 /** Which fields are in use (all, until a probe or the switch says otherwise). */
 export function nodeInternals (): Readonly<Record<NodeInternal, boolean>> { return usable }
@@ -204,7 +208,7 @@ function processWarning (message: string): void {
 
 /** One request over loopback, with Connection: close; each field is looked at where the drain would. */
 async function probe (): Promise<NodeInternal[]> {
-  const seen: Record<NodeInternal, boolean> = { parser: false, httpMessage: false, writeQueueSize: false, connections: false, destroySoon: false, listeningFd: false, serverHandles: probeServerHandles(), parserData: false, tlsServerOptions: probeTlsServerOptions() }
+  const seen: Record<NodeInternal, boolean> = { parser: false, httpMessage: false, writeQueueSize: false, connections: false, destroySoon: false, listeningFd: false, serverHandles: probeServerHandles(), parserData: false, tlsServerOptions: probeTlsServerOptions(), acceptQueue: false }
   const server: HttpServer = createServer((req, res) => {
     // The parser probe's keep-alive exchange (probeParserData()).
     if (req.url === '/first') return res.writeHead(200, { 'content-length': 2 }).end('ok')
@@ -230,6 +234,8 @@ async function probe (): Promise<NodeInternal[]> {
     })
     const port = (server.address() as AddressInfo).port
     seen.listeningFd = (listeningFd(server) ?? -1) > 2
+    // Shortened and set back before the request below: it must still be accepted.
+    seen.acceptQueue = setAcceptQueue(server, 16) && setAcceptQueue(server, 511)
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the probe request took over 5 s')), 5000)
       timer.unref()
@@ -303,6 +309,21 @@ export function listeningFd (server: object): number | undefined {
   if (!usable.listeningFd) return undefined
   const fd = (server as { _handle?: { fd?: unknown } | null })._handle?.fd
   return typeof fd === 'number' && fd > 2 ? fd : undefined
+}
+
+/**
+ * Set the length of a listening server's accept queue (listen(2)'s backlog)
+ * while it listens. lib/net.js setupListenHandle calls
+ * `this._handle.listen(backlog)` once (src/tcp_wrap.cc TCPWrap::Listen, then
+ * libuv's uv_listen, which calls listen(2) on the socket and keeps watching
+ * it); called again, listen(2) on a listening socket sets the new length
+ * (Linux: connections already queued stay). Returns false when not usable
+ * (probed: `acceptQueue`) or when it failed.
+ */
+export function setAcceptQueue (server: object, backlog: number): boolean {
+  if (!usable.acceptQueue) return false
+  const handle = (server as { _handle?: { listen?: (backlog: number) => unknown } | null })._handle
+  return typeof handle?.listen === 'function' && handle.listen(backlog) === 0
 }
 
 /** A listening socket's handle of Node's own (a TCP or Pipe wrap), as net.Server.listen() takes it. */

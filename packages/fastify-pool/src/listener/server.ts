@@ -15,10 +15,21 @@ import type { ListenerContext } from '../config/types.ts'
 import { explainListenError } from '../base/errors.ts'
 import { markSocket, sendStalled, type Http1Socket } from './connections.ts'
 import type { ServerTlsOptions } from '../config/tls.ts'
-import { setClientCertificates } from './node-internals.ts'
+import { setAcceptQueue, setClientCertificates } from './node-internals.ts'
 import { UpgradeRouter } from './upgrades.ts'
 
 export type NodeServer = HttpServer | Http2Server | Http2SecureServer
+
+/** The accept queue Node listens with (lib/net.js: a backlog of 511). */
+const NODE_BACKLOG = 511
+/**
+ * The accept queue of an overloaded listener (docs/overload.md, "New
+ * connections"): a busy loop accepts one connection a turn (10 to 15 ms),
+ * so 16 wait about two targets at most. Measured in suite 9 (backlog fixed
+ * for the whole run): goodput at 5× and 20× 0.96 and 1.00 with 16, 0.90
+ * with 64, 0.90 and 0.85 with 128, 0.85 and 0.80 with 511.
+ */
+export const SHEDDING_BACKLOG = 16
 
 /** How often the send timeout is checked, at most (it is also never checked less often than a quarter of its value). */
 const SWEEP_MS = 1000
@@ -56,6 +67,12 @@ export class ServerHandle {
   #unixPath: string | undefined
   #sweep: NodeJS.Timeout | undefined
   #onStall: (socket: Socket) => void
+  /**
+   * The accept queue's length when this server bound its TCP socket itself
+   * (Node's); undefined on a socket it was given (systemd's, a
+   * predecessor's, the one the workers share), whose length is its owner's.
+   */
+  #backlog: number | undefined
 
   constructor (c: NormalizedConfig, tls: ServerTlsOptions | undefined, onStall: (socket: Socket) => void) {
     this.http2 = c.http2
@@ -116,7 +133,10 @@ export class ServerHandle {
     const given = sockets.take(address)
     if (typeof given === 'number') return await this.#listen({ fd: given })
     if (given !== undefined) return await this.#listen(given)
-    if (address.kind === 'tcp') return await this.#listen({ host: address.host, port: address.port })
+    if (address.kind === 'tcp') {
+      this.#backlog = NODE_BACKLOG
+      return await this.#listen({ host: address.host, port: address.port })
+    }
     if (address.kind !== 'unix') throw new Error(`no socket was passed as ${formatAddress(address)}`)
     const path = address.path
     this.#unixPath = path
@@ -137,6 +157,18 @@ export class ServerHandle {
       server.once('listening', onListening)
       server.listen(options)
     }).then(() => this.#startSweep())
+  }
+
+  /**
+   * Shorten the accept queue while the listener is overloaded (its queue of
+   * requests stands), and give it back its length once it is calm: a flood's new connections are then refused by the kernel
+   * (their clients send their SYN again a second later) instead of waiting
+   * in the queue for seconds, their requests sent, to be served after their
+   * clients gave up. Only on a socket this server bound; true when done.
+   */
+  shortenAcceptQueue (short: boolean): boolean {
+    if (this.#backlog === undefined || !this.server.listening) return false
+    return setAcceptQueue(this.server, short ? SHEDDING_BACKLOG : this.#backlog)
   }
 
   /** Timeouts of a live server; Node reads them per connection (and per check), so new values apply without a restart. */
