@@ -92,6 +92,8 @@ class Samples {
   sorted (): Float64Array { return this.#data.subarray(0, this.length).sort() }
 }
 
+const FLOOD_HEADERS = { 'x-overload-flood': '1' }
+
 /** Close with a reset, when connected (one still connecting holds no port in TIME_WAIT). */
 function reset (socket: Socket | null): void {
   if (socket !== null && !socket.connecting && !socket.destroyed) socket.resetAndDestroy()
@@ -190,7 +192,8 @@ async function flood ({ url, rate, seconds, timeout, maxSockets, warm }: FloodAr
   const send = (): void => {
     const sentAt = performance.now()
     result.sent++
-    const req = request({ agent: connections.pick(), host: target.hostname, port: target.port, path: target.pathname, method: 'GET' })
+    // Marked, so that the server counts the requests of the flood whose route ran (not the warm-up's).
+    const req = request({ agent: connections.pick(), host: target.hostname, port: target.port, path: target.pathname, method: 'GET', headers: FLOOD_HEADERS })
     const fail = (err: NodeJS.ErrnoException): void => {
       if (!inFlight.delete(req)) return
       result.errors++

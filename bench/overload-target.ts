@@ -31,13 +31,29 @@ export interface ShedFigures { shed: number, target: number }
 const BURN_MS = 2
 const BODY = { hello: 'world' }
 
+/**
+ * Flood requests (the generator marks them) whose route ran, per second from
+ * the first one: what the server did, whether or not its answer reached
+ * the generator in time.
+ */
+let ranPerSecond: number[] = []
+let firstRanAt = 0
+
+function countRun (): void {
+  const now = performance.now()
+  if (firstRanAt === 0) firstRanAt = now
+  const i = Math.floor((now - firstRanAt) / 1000)
+  ranPerSecond[i] = (ranPerSecond[i] ?? 0) + 1
+}
+
 function burn (ms: number): void {
   const until = performance.now() + ms
   while (performance.now() < until);
 }
 
 const publicRoutes = async (app: FastifyInstance): Promise<void> => {
-  app.get('/', async () => {
+  app.get('/', async (req) => {
+    if (req.headers['x-overload-flood'] !== undefined) countRun()
     burn(BURN_MS)
     return BODY
   })
@@ -104,5 +120,12 @@ serve({
     const overload = pool?.load('public')?.status.overload
     return overload === undefined ? undefined : { shed: overload.shed, target: overload.target }
   },
-  rss: () => process.memoryUsage().rss
+  rss: () => process.memoryUsage().rss,
+  /** Flood requests whose route ran in the first `seconds` seconds from the first one; the count starts again. */
+  ran: ({ seconds }: { seconds: number }): number => {
+    const ran = ranPerSecond.slice(0, seconds).reduce((a, b) => a + (b ?? 0), 0)
+    ranPerSecond = []
+    firstRanAt = 0
+    return ran
+  }
 }, async () => { await stop() })

@@ -88,6 +88,8 @@ interface Run {
   /** Seconds the server stayed busy after the last answer came back. */
   busyAfter: number
   shedFigures: ShedFigures | undefined
+  /** Flood requests whose route ran in the flood's seconds (counted by the server). */
+  ran: number
 }
 
 const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
@@ -231,7 +233,8 @@ export async function overload (options: BenchOptions, log: Log): Promise<Sectio
           // Work left on requests nobody waits for any more: bare servers have it.
           const busyAfter = await quiet(child.pid, o.timeout * 2)
           const shedFigures = id === 'pool' ? await child.call<ShedFigures | undefined>('shed', {}, 10_000) : undefined
-          const run: Run = { system: id, level, flood, probe, server, busyAfter, shedFigures }
+          const ran = await child.call<number>('ran', { seconds: o.duration }, 10_000)
+          const run: Run = { system: id, level, flood, probe, server, busyAfter, shedFigures, ran }
           runs.push(run)
           log(describe(run, label, cap, o.duration))
         } finally {
@@ -311,6 +314,7 @@ function report (runs: Run[], capacity: Map<OverloadVariant, Capacity>, features
       fmtMs(probe.p99),
       `${probe.failed}/${probe.probes}`,
       fmtRatio(f.goodput),
+      fmtRatio(run.ran / o.duration / cap.rps),
       fmtMs(flood.okP99),
       fmtInt(f.shedRate),
       fmtInt((flood.timeouts + flood.errors + flood.other) / o.duration),
@@ -333,10 +337,10 @@ function report (runs: Run[], capacity: Map<OverloadVariant, Capacity>, features
       return [label(id), fmtInt(cap.rps), fmtMs(cap.p99), fmtInt(cap.cpuPerOk * 1000), `${fmt(cap.crowded * 100, 1)} %`]
     })),
     '',
-    table(['system', 'flood', 'sent req/s', 'probe p50 ms', 'probe p99 ms', 'probes failed', 'goodput ÷ capacity', 'admitted p99 ms', '503/s', 'failed/s', 'CPU µs per 503', 'busy after s', `targets (pool): probes p99 ≤ ${PROBE_P99} ms, 0 failed, goodput ≥ ${GOODPUT}, admitted p99 ≤ ${ADMITTED}× target`], rows),
+    table(['system', 'flood', 'sent req/s', 'probe p50 ms', 'probe p99 ms', 'probes failed', 'goodput ÷ capacity', 'route ran ÷ capacity', 'admitted p99 ms', '503/s', 'failed/s', 'CPU µs per 503', 'busy after s', `targets (pool): probes p99 ≤ ${PROBE_P99} ms, 0 failed, goodput ≥ ${GOODPUT}, admitted p99 ≤ ${ADMITTED}× target`], rows),
     '',
     `Capacity is the public listener's 2xx rate under ${CAPACITY_CONNECTIONS} keep-alive connections, measured per system in this run (again, up to ${CAPACITY_ATTEMPTS} times, while other work on the machine crowded the server out of its core more than ${CROWDED * 100} % of the run; the least crowded run counts); a flood of N× sends N × that many requests per second on a fixed schedule (open loop) for ${o.duration} s, whatever comes back. "sent" is what the generator managed.`,
-    'Goodput is the 2xx answers that came back during the flood, per second, over capacity; admitted p99 is their latency, from the request\'s send (connecting included). Failed/s counts the flood\'s timeouts, connection errors and statuses other than 2xx and 503.',
+    'Goodput is the 2xx answers that came back during the flood, per second, over capacity; admitted p99 is their latency, from the request\'s send (connecting included). "Route ran" is what the server did: the flood\'s requests whose route ran, counted by the server over as many seconds from the first one, per second, over capacity; above goodput, answers that came after their client gave up (its timeout counts from the send: waiting for a free connection, connecting and the accept queue included). Failed/s counts the flood\'s timeouts, connection errors and statuses other than 2xx and 503.',
     `CPU per 503 is the server's CPU time (from /proc, all threads) over the flood and its tail, minus the 2xx answers at the CPU each took at capacity, over the 503s (shown from ${MIN_SHED} 503s on; "< x" where what is left is within ${CPU_NOISE * 100} % of the 2xx's CPU, the run-to-run difference of the CPU per 2xx): it includes accepting and reading every request, those that timed out too. "Busy after" is how long the server went on using more than a fifth of a core once the flood's last request was answered or given up (0.2 s steps): work on requests nobody waits for any more.`,
     `A probe fails when it gets anything but a 2xx within ${o.timeout} ms; its latency includes the new connection.`,
     `A listener accepts at most one new connection per turn of the event loop (libuv/libuv#3696; Node ${process.versions.node} has libuv ${process.versions.uv}): the prober opens ${fmtInt(PROBE_PATHS.length * 1000 / o.interval)} connections a second, which admin accepts only while turns last under ${fmtMs(o.interval / PROBE_PATHS.length)} ms; in longer ones they queue in its accept queue, and so do the flood's new connections on public.`,
