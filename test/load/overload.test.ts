@@ -12,7 +12,9 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
 import { createPool, validateConfig } from 'fastify-pool'
+import { pino } from 'pino'
 import { logLines, run, type Child } from '../fixtures/cli.ts'
 import { get, tlsPath } from '../fixtures/client.ts'
 import type { FloodOptions, FloodResult } from '../fixtures/flood.ts'
@@ -111,7 +113,9 @@ function acceptQueue (port: number): number | undefined {
   return fields[0] === 'LISTEN' ? Number(fields[2]) : Number.NaN
 }
 
-const NO_SS = acceptQueue(1) === undefined ? 'ss (iproute2) is not installed' : false
+const NO_SS = process.env.FASTIFY_POOL_NODE_INTERNALS === 'off'
+  ? 'FASTIFY_POOL_NODE_INTERNALS=off: the accept queue keeps its length'
+  : acceptQueue(1) === undefined ? 'ss (iproute2) is not installed' : false
 
 test('an overloaded listener shortens its accept queue to 16 while its queue of requests stands (the warning says so), and gives it back its 511 once calm; admin keeps its own', { timeout: 60_000, skip: NO_SS }, async (t) => {
   const served = await startPool(t)
@@ -126,6 +130,9 @@ test('an overloaded listener shortens its accept queue to 16 while its queue of 
   // Shortened before the first 503 (the warning), and not given back while the flood goes on.
   assert.equal(acceptQueue(served.port), 16, 'short while the flood goes on')
   assert.equal(acceptQueue(admin), 511, 'the other listener keeps its own')
+  const status = JSON.parse((await get(`${served.admin}/pool`)).body) as { listeners: Array<{ name: string, overload?: { acceptQueue?: number } }> }
+  assert.deepEqual(status.listeners.map(l => [l.name, l.overload?.acceptQueue]), [['public', 16], ['admin', 511]])
+  assert.match((await get(`${served.admin}/metrics`)).body, /^fastify_pool_accept_queue_length\{listener="public"\} 16$/m)
   const r = await f.result
   assert.ok(r.shed > 0, JSON.stringify(r))
   // Given back about a second after the queue last stood; no event tells when: the kernel is asked until then.
@@ -134,6 +141,37 @@ test('an overloaded listener shortens its accept queue to 16 while its queue of 
   assert.equal(acceptQueue(served.port), 511, 'given back once calm')
   // And served as before.
   assert.equal((await get(`${served.public}/`, { agent: false })).status, 200)
+})
+
+test('overload turned off by a reconfigure while the accept queue is short: it has its length again at once, and is not shortened after', { timeout: 60_000, skip: NO_SS }, async (t) => {
+  const handlers = async (app: FastifyInstance): Promise<void> => {
+    app.get('/', async () => {
+      const end = performance.now() + 2
+      while (performance.now() < end);
+      return 'ok'
+    })
+  }
+  const servers = [{ name: 'public', listen: '127.0.0.1:0' }]
+  // The warning at the first 503 comes after the queue stood, and so after the accept queue was shortened.
+  let overloaded: () => void = () => {}
+  const warned = new Promise<void>(resolve => { overloaded = resolve })
+  const logger = pino({ level: 'warn' }, { write (line: string) { if (line.includes('"msg":"overloaded')) overloaded() } })
+  const pool = createPool({ servers, handlers, logger })
+  await pool.start()
+  t.after(() => pool.stop())
+  const listener = pool.load('public')!
+  const port = Number(new URL(listener.url ?? '').port)
+  const f = startFlood(t, { port, path: '/', connections: 400, seconds: 4, rate: 4000, reconnect: true })
+  await warned
+  assert.equal(listener.status.overload?.acceptQueue, 16)
+  assert.equal(acceptQueue(port), 16)
+  await listener.reconfigure(validateConfig({ servers: [{ ...servers[0]!, overload: false }], handlers })[0]!)
+  assert.equal(acceptQueue(port), 511, 'given back when overload goes off')
+  assert.equal(listener.status.overload, undefined)
+  // The requests the old generation still held are served or refused without shortening it again.
+  const r = await f.result
+  assert.ok(r.ok > 0, JSON.stringify(r))
+  assert.equal(acceptQueue(port), 511, 'not shortened after')
 })
 
 test('liveness: a handler stuck in an endless loop fails the liveness probe within the probe\'s timeout (1 s); a merely busy loop does not (the floods above)', { timeout: 30_000 }, async (t) => {
@@ -216,7 +254,7 @@ test('overload settings: defaults, field by field from defaults, false turns it 
   await pool.start()
   try {
     const [on, off] = pool.status()
-    assert.deepEqual(on?.overload, { shedding: false, shed: 0, waiting: 0, parked: 0, target: 100, delay: 0, limit: undefined })
+    assert.deepEqual(on?.overload, { shedding: false, shed: 0, waiting: 0, parked: 0, target: 100, delay: 0, limit: undefined, acceptQueue: 511 })
     assert.equal(off?.overload, undefined)
   } finally {
     await pool.stop()

@@ -195,6 +195,8 @@ export interface OverloadStatus {
   delay: number
   /** Requests a turn admits at the measured cost of one, or undefined before one was measured. */
   limit: number | undefined
+  /** The length of the listener's accept queue: 511, and 16 while its queue of requests stands; undefined on a socket the pool does not set (passed by systemd, handed over by an upgrade, shared by workers). */
+  acceptQueue: number | undefined
 }
 
 /** A snapshot of a listener's state. */

@@ -15,7 +15,7 @@ import { MemoryApp } from './memory-app.ts'
 import { brand } from '../base/brand.ts'
 import { CallQueue } from '../base/queue.ts'
 import { checkTransition, publishGeneration, publishState } from './state.ts'
-import { SHEDDING_BACKLOG, type NodeServer, type ServerHandle } from './server.ts'
+import type { NodeServer, ServerHandle } from './server.ts'
 import { reportCut, Serving } from './serving.ts'
 import type { ServerTlsOptions, TlsConfig } from '../config/tls.ts'
 import { Certificate, clientCertificatesRefusal } from './certificate.ts'
@@ -396,11 +396,11 @@ export class Listener {
     const exempt: string[] = []
     return buildGeneration(handle, config.name, number, config.http2,
       (serverFactory, closer) => makeInstance(this.#ctx, config, fastifyOptions(config, log, serverFactory, number), this, number, closer, exempt),
-      () => this.#gateFor(config, log, exempt))
+      () => this.#gateFor(config, log, exempt, handle))
   }
 
-  /** The load shedding of a new generation: undefined when it is off. `hooked`: the paths its building hooks exempted. */
-  #gateFor (config: NormalizedConfig, log: FastifyBaseLogger | undefined, hooked: string[]): Gate | undefined {
+  /** The load shedding of a new generation on `handle`'s server: undefined when it is off. `hooked`: the paths its building hooks exempted. */
+  #gateFor (config: NormalizedConfig, log: FastifyBaseLogger | undefined, hooked: string[], handle: ServerHandle): Gate | undefined {
     const settings = config.overload
     if (settings === false) {
       // Turned off by a reload: the connections it left unread are read again at once.
@@ -413,15 +413,9 @@ export class Listener {
       ...(health.readiness === false ? [] : [health.readiness]),
       ...hooked
     ]
-    if (this.#gate === undefined) {
-      this.#gate = new Gate(settings, log)
-      // The server of the listener's running life (a restart keeps it): its accept queue is short while it is overloaded.
-      this.#gate.onAcceptQueue = (short) => {
-        const changed = this.#serving?.handle.shortenAcceptQueue(short) === true
-        return changed && short ? SHEDDING_BACKLOG : undefined
-      }
-    }
-    this.#gate.configure(settings, exempt, log)
+    this.#gate ??= new Gate(settings, log)
+    // The server of the listener's running life (a restart keeps it): its accept queue is short while the listener is overloaded.
+    this.#gate.configure(settings, exempt, log, handle)
     return this.#gate
   }
 

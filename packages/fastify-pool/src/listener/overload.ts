@@ -173,6 +173,14 @@ const loop = new LoopTurns()
 const SHED_BODY = JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: 'The server is overloaded; retry later' })
 const SHED_LENGTH = Buffer.byteLength(SHED_BODY)
 
+/** What a gate asks of its listener's server (ServerHandle): a shorter accept queue while the listener is overloaded. */
+export interface AcceptQueue {
+  /** Shorten the queue (true) or give it back its length (false); the length when it changed it, else undefined. */
+  shortenAcceptQueue: (short: boolean) => number | undefined
+  /** Its length now, when the pool sets it. */
+  readonly acceptQueue: number | undefined
+}
+
 /** One listener's load shedding. It lives as long as the listener; every generation's requests pass through it. */
 export class Gate {
   #settings: OverloadSettings
@@ -245,10 +253,9 @@ export class Gate {
   /** A drain began (release()): nothing is parked any more. */
   #released = false
   /**
-   * Set by the listener: shorten its accept queue (true) or give it back its
-   * length (false); returns the queue's length when it shortened it
-   * (ServerHandle.shortenAcceptQueue). Shortened once the queue of requests
-   * stands (its oldest waited the target): the flood's new connections
+   * The listener's server, whose accept queue is shortened once the queue of
+   * requests stands (its oldest waited the target, or maxWait if shorter;
+   * ServerHandle.shortenAcceptQueue): the flood's new connections
    * would wait in the kernel's queue of 511 for seconds, one accepted a
    * turn, and their requests be served after their clients gave up (suite
    * 9 at 5×: goodput 0.94 and 0.96, against 0.78 to 0.84 with Node's 511).
@@ -256,14 +263,13 @@ export class Gate {
    * full, and a shorter length only stops it from growing while it drains
    * at one a turn (5×: 0.85). Given back once the queue of requests
    * has not stood for a second and nothing waits (a timer checks, so that a
-   * flood that stops dead does not leave it short).
+   * flood that stops dead does not leave it short), when a drain begins
+   * (release()) and when the listener stops.
    */
-  onAcceptQueue: ((short: boolean) => number | undefined) | undefined
+  #server: AcceptQueue | undefined
   /** While the accept queue is short: the timer that gives it back its length. */
   #shortQueue: NodeJS.Timeout | undefined
-  /** The accept queue's length while shortened, for the log. */
-  #acceptQueue: number | undefined
-  /** When the queue of requests last stood (its oldest had waited the target). */
+  /** When the queue of requests last stood. */
   #stoodAt = 0
   /** The 'finish' listener that parks a refused response's connection (one function per gate, not a closure per request). */
   readonly #parkAfterRefused: (this: ServerResponse) => void
@@ -283,7 +289,8 @@ export class Gate {
   }
 
   /** New settings (a reload), and the paths the listener's routes add (health, control, metrics). */
-  configure (settings: OverloadSettings, exempt: readonly string[], log: FastifyBaseLogger | undefined): void {
+  configure (settings: OverloadSettings, exempt: readonly string[], log: FastifyBaseLogger | undefined, server?: AcceptQueue): void {
+    this.#server = server
     this.#settings = settings
     this.#budget = budgetOf(settings)
     this.#allowance = quarterOf(settings)
@@ -331,7 +338,8 @@ export class Gate {
       target: this.#settings.target,
       delay: performance.now() - this.#lastWaitAt > QUIET_MS ? 0 : Math.round(this.#delay * 10) / 10,
       // What a turn admits now: the allowance is the budget while someone waits behind this listener, a quarter of the target otherwise.
-      limit: cost > 0 ? Math.max(1, Math.floor(this.#allowance / cost)) : undefined
+      limit: cost > 0 ? Math.max(1, Math.floor(this.#allowance / cost)) : undefined,
+      acceptQueue: this.#server?.acceptQueue
     }
   }
 
@@ -352,6 +360,12 @@ export class Gate {
     // Those that arrived in one turn expire in one turn: at most half a budget of
     // answers a turn (over TLS each costs a record), the rest a turn later.
     const refusing = now
+    // The queue stands: its oldest has waited the target (or maxWait, if shorter: it is refused then).
+    const first = this.#oldest()
+    if (first !== undefined && now - first.at >= Math.min(target, maxWait) && !this.#released) {
+      this.#stoodAt = now
+      if (this.#shortQueue === undefined) this.#shortenAcceptQueue()
+    }
     for (let oldest = this.#oldest(); oldest !== undefined && now - oldest.at >= maxWait; oldest = this.#oldest()) {
       this.#dropOldest()
       this.#refuse(oldest, now)
@@ -359,12 +373,6 @@ export class Gate {
     }
     now = performance.now()
     if (this.#turn !== turn) this.#newTurn(turn, now)
-    // The queue stands: its oldest has waited the target.
-    const first = this.#oldest()
-    if (first !== undefined && now - first.at >= target) {
-      this.#stoodAt = now
-      if (this.#shortQueue === undefined) this.#shortenAcceptQueue()
-    }
     const allowance = this.#allowance
     // Async routes run on in promises after this loop: the measured cost bounds how many start.
     let runs = this.#cost > 0 ? Math.max(1, Math.floor((allowance - this.#spent) / this.#cost)) : 1
@@ -508,6 +516,8 @@ export class Gate {
     // Until a new generation serves: a connection parked now would look idle to the drain, which would close it on its client's request.
     this.#released = true
     this.#unparkAll()
+    // And the accept queue has its length again (a drain, or overload turned off by a reload); not shortened until then.
+    this.#restoreAcceptQueue()
   }
 
   /**
@@ -553,7 +563,8 @@ export class Gate {
   }
 
   #shortenAcceptQueue (): void {
-    this.#acceptQueue = this.onAcceptQueue?.(true)
+    // Nothing to give back when it did not change (a socket the pool does not set).
+    if (this.#server?.shortenAcceptQueue(true) === undefined) return
     const timer = setInterval(() => {
       if (performance.now() - this.#stoodAt > QUIET_MS && this.waitingCount === 0) this.#restoreAcceptQueue()
     }, QUIET_MS / 2)
@@ -565,8 +576,7 @@ export class Gate {
     if (this.#shortQueue === undefined) return
     clearInterval(this.#shortQueue)
     this.#shortQueue = undefined
-    this.#acceptQueue = undefined
-    this.onAcceptQueue?.(false)
+    this.#server?.shortenAcceptQueue(false)
   }
 
   /** A shedding episode: one warning when it begins, one when a second passed without a 503. */
@@ -583,7 +593,7 @@ export class Gate {
     const timer = setInterval(() => this.#quiet(), QUIET_MS / 2)
     timer.unref()
     this.#episode = { since: now, shed: 1, last: now, timer }
-    const acceptQueue = this.#acceptQueue
+    const acceptQueue = this.#shortQueue === undefined ? undefined : this.#server?.acceptQueue
     const queue = acceptQueue === undefined ? '' : `; its accept queue holds ${acceptQueue} new connections until it is calm`
     this.#log?.warn({ target, maxWait, acceptQueue }, `overloaded: requests wait their turn (newest first once they wait over ${target} ms), and those waiting over ${maxWait} ms get 503${queue}`)
   }
@@ -622,7 +632,7 @@ export class Gate {
     this.release()
     if (this.#episode !== undefined) clearInterval(this.#episode.timer)
     this.#episode = undefined
-    this.#restoreAcceptQueue()
+    this.#server = undefined
     // The loop, one per process, keeps no stopped listener's gate (nor its logger) alive.
     loop.forget(this)
   }

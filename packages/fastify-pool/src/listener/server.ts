@@ -15,19 +15,19 @@ import type { ListenerContext } from '../config/types.ts'
 import { explainListenError } from '../base/errors.ts'
 import { markSocket, sendStalled, type Http1Socket } from './connections.ts'
 import type { ServerTlsOptions } from '../config/tls.ts'
-import { setAcceptQueue, setClientCertificates } from './node-internals.ts'
+import { listeningFd, setAcceptQueue, setClientCertificates } from './node-internals.ts'
 import { UpgradeRouter } from './upgrades.ts'
 
 export type NodeServer = HttpServer | Http2Server | Http2SecureServer
 
-/** The accept queue Node listens with (lib/net.js: a backlog of 511). */
+/** The accept queue Node listens with (lib/net.js: a backlog of 511; the kernel caps it at net.core.somaxconn). */
 const NODE_BACKLOG = 511
 /**
- * The accept queue of an overloaded listener (docs/overload.md, "New
- * connections"): a busy loop accepts one connection a turn (10 to 15 ms),
- * so 16 wait about two targets at most. Measured in suite 9 (backlog fixed
- * for the whole run): goodput at 5× and 20× 0.96 and 1.00 with 16, 0.90
- * with 64, 0.90 and 0.85 with 128, 0.85 and 0.80 with 511.
+ * The accept queue of an overloaded listener (docs/overload.md, "A short
+ * accept queue while overloaded"): a busy loop accepts one connection a
+ * turn (10 to 15 ms), so 16 wait two targets at most. Measured in suite 9
+ * at 5× with the length fixed for a whole run: goodput 0.96 with 16, 0.90
+ * with 64 and with 128, 0.78 to 0.85 with 511.
  */
 export const SHEDDING_BACKLOG = 16
 
@@ -69,10 +69,14 @@ export class ServerHandle {
   #onStall: (socket: Socket) => void
   /**
    * The accept queue's length when this server bound its TCP socket itself
-   * (Node's); undefined on a socket it was given (systemd's, a
-   * predecessor's, the one the workers share), whose length is its owner's.
+   * in this process (Node's); undefined on a socket other processes may
+   * share (systemd's, one handed over by an upgrade, the workers'): a length
+   * set here would be theirs too. In a node:cluster worker that binds
+   * through the primary (round-robin, the fallback of `--workers`) the
+   * server has no descriptor of its own here, and is left alone too.
    */
   #backlog: number | undefined
+  #shortQueue = false
 
   constructor (c: NormalizedConfig, tls: ServerTlsOptions | undefined, onStall: (socket: Socket) => void) {
     this.http2 = c.http2
@@ -134,8 +138,9 @@ export class ServerHandle {
     if (typeof given === 'number') return await this.#listen({ fd: given })
     if (given !== undefined) return await this.#listen(given)
     if (address.kind === 'tcp') {
-      this.#backlog = NODE_BACKLOG
-      return await this.#listen({ host: address.host, port: address.port })
+      await this.#listen({ host: address.host, port: address.port })
+      if (listeningFd(this.server) !== undefined) this.#backlog = NODE_BACKLOG
+      return
     }
     if (address.kind !== 'unix') throw new Error(`no socket was passed as ${formatAddress(address)}`)
     const path = address.path
@@ -159,16 +164,30 @@ export class ServerHandle {
     }).then(() => this.#startSweep())
   }
 
+  /** The accept queue's length now, when this server sets it (see #backlog); undefined otherwise. */
+  get acceptQueue (): number | undefined {
+    return this.#backlog === undefined ? undefined : this.#shortQueue ? SHEDDING_BACKLOG : this.#backlog
+  }
+
   /**
    * Shorten the accept queue while the listener is overloaded (its queue of
-   * requests stands), and give it back its length once it is calm: a flood's new connections are then refused by the kernel
-   * (their clients send their SYN again a second later) instead of waiting
-   * in the queue for seconds, their requests sent, to be served after their
-   * clients gave up. Only on a socket this server bound; true when done.
+   * requests stands), and give it back its length once it is calm: the
+   * kernel then drops the SYNs of a flood's new connections (their clients
+   * send them again a second later) instead of queueing them for seconds,
+   * their requests sent, to be served after their clients gave up. Returns
+   * the length when it changed it; undefined when it did not (already so,
+   * a socket it does not set, or Node's handle refused).
    */
-  shortenAcceptQueue (short: boolean): boolean {
-    if (this.#backlog === undefined || !this.server.listening) return false
-    return setAcceptQueue(this.server, short ? SHEDDING_BACKLOG : this.#backlog)
+  shortenAcceptQueue (short: boolean): number | undefined {
+    if (this.#backlog === undefined || short === this.#shortQueue || !this.server.listening) return undefined
+    const length = short ? SHEDDING_BACKLOG : this.#backlog
+    if (!setAcceptQueue(this.server, length)) {
+      // Not usable here: the queue keeps its length, and no turn asks again.
+      this.#backlog = undefined
+      return undefined
+    }
+    this.#shortQueue = short
+    return length
   }
 
   /** Timeouts of a live server; Node reads them per connection (and per check), so new values apply without a restart. */
@@ -209,6 +228,8 @@ export class ServerHandle {
    */
   close (handOff = false): Promise<void> {
     this.#stopSweep()
+    // Its length back before it goes: a successor may listen on this socket (an upgrade).
+    this.shortenAcceptQueue(false)
     const server = this.server
     return new Promise<void>(resolve => {
       NetServer.prototype.close.call(server, () => { server.close(() => resolve()) })

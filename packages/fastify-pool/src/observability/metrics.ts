@@ -143,6 +143,7 @@ function family (registry: Registry): Family {
     return target === undefined ? undefined : target / 1000
   }, Math.max, 'max')
   gauge('fastify_pool_overload_limit', 'Requests a loop turn admits at the measured cost of one (a tenth of the target over that cost)', l => l.overload?.limit, Math.min, 'min')
+  gauge('fastify_pool_accept_queue_length', 'The length of the listener\'s accept queue (16 while its queue of requests stands, else 511); absent on sockets the pool does not set', l => l.overload?.acceptQueue, Math.min, 'min')
   // A canary running: its share, and each generation's answers since it began.
   gauge('fastify_pool_canary_share', 'Percent of the requests a running canary serves (absent when none runs)', l => l.canary?.share, Math.max, 'max')
   const canaryRequests: Gauge<'listener' | 'generation' | 'role'> = new client.Gauge({
