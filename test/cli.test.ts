@@ -243,6 +243,18 @@ test('help for one command, completion scripts, and --log-level', async (t) => {
   assert.equal((await debug.exited).code, 0)
 })
 
+test('--log-level wins over the file\'s defaults.logLevel for every listener that sets none, and the command\'s own lines', async (t) => {
+  const dir = project(t, 'defaults:\n  logLevel: info\nhandlers:\n  public: ./routes/public.js\nservers:\n  - { name: quiet, listen: "127.0.0.1:0", handler: public }\n  - { name: own, listen: "127.0.0.1:0", handler: public, logLevel: info }\n')
+  const child = run(t, [BIN, 'start', '--json', '-l', 'warn'], { cwd: dir })
+  await child.waitFor(out => logLines(out).some(l => l.listener === 'own' && l.msg === 'listener started'))
+  child.proc.kill('SIGTERM')
+  assert.equal((await child.exited).code, 0)
+  const lines = logLines(child.stdout())
+  // The listener that sets its own level keeps it: it says when it stops, and the other does not.
+  assert.ok(lines.some(l => l.listener === 'own' && l.msg === 'listener stopped'), child.stdout())
+  assert.deepEqual(lines.filter(l => l.listener === 'quiet' || (l.listener === undefined && (l.level as number) < 40)), [], child.stdout())
+})
+
 test('a handler module that cannot be imported is reported with its file, line and column', async (t) => {
   const dir = project(t, 'handlers:\n  main: ./bad.mjs\n  boom: ./boom.mjs\nservers:\n  - { name: a, listen: "127.0.0.1:0", handler: main }\n  - { name: b, listen: "127.0.0.1:0", handler: boom }\n')
   writeFileSync(join(dir, 'bad.mjs'), "export default async function (app) {\n  app.get('/', async () => 'x'\n}\n")

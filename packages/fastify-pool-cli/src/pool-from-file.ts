@@ -2,7 +2,7 @@
 // handler modules: what `fastify-pool start` runs, for tests and scripts too.
 import { channel } from 'node:diagnostics_channel'
 import { fileURLToPath } from 'node:url'
-import { CHANNELS, createPool, type CanaryOptions, type ControlOptions, type Handler, type Pool, type PoolOptions, type ReloadReport } from 'fastify-pool'
+import { CHANNELS, createPool, type CanaryOptions, type ControlOptions, type Handler, type LogLevel, type Pool, type PoolOptions, type ReloadReport } from 'fastify-pool'
 import { loadConfigFile, type LoadedConfig, type LoadOptions } from './config-file.ts'
 import { wrapHandlers } from './with-pool.ts'
 import { inheritedSockets } from './inherited.ts'
@@ -16,6 +16,8 @@ export interface PoolFromFileOptions extends LoadOptions {
   control?: Pick<ControlOptions, 'reload' | 'status' | 'upgrade' | 'act'>
   /** What the metrics route serves instead of the pool's own (the command's workers: the cluster's sum). */
   metricsExposition?: () => Promise<string>
+  /** `--log-level`: in place of the file's `defaults.logLevel`, on every load (a listener that sets its own keeps it). */
+  logLevel?: string
 }
 
 export interface FilePool {
@@ -32,7 +34,7 @@ export interface FilePool {
 /** Load a configuration file and build its pool (not started). */
 export async function createPoolFromFile (file: string | URL, options: PoolFromFileOptions = {}): Promise<FilePool> {
   const path = file instanceof URL ? fileURLToPath(file) : file
-  const { logger, control: _control, metricsExposition: _exposition, text, ...given } = options
+  const { logger, control: _control, metricsExposition: _exposition, logLevel, text, ...given } = options
   const owner = {}
   // Handlers reach the pool through this, once it exists.
   const current = (): Pool => pool
@@ -46,7 +48,8 @@ export async function createPoolFromFile (file: string | URL, options: PoolFromF
     handlers: wrapHandlers(file.handlers as Record<string, Handler> | undefined, current, owner),
     // The sockets this process was given (systemd's, a predecessor's, its primary's): inherited.ts.
     sockets: inheritedSockets(),
-    ...(logger === undefined ? {} : { logger })
+    ...(logger === undefined ? {} : { logger }),
+    ...(logLevel === undefined ? {} : { defaults: { ...file.defaults, logLevel: logLevel as LogLevel } })
   })
   const loadOptions = { ...given, plug }
   // A text given is for the first load only: a reload reads the file.

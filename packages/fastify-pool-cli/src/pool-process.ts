@@ -48,7 +48,7 @@ export class PoolProcess {
 
   /** Build the pool from the file (not started); throws what createPoolFromFile() throws (printFileProblems() prints an invalid file's). */
   static async load (file: string, logger: Logger, settings: PoolProcessSettings, options: PoolFromFileOptions): Promise<PoolProcess> {
-    const running = await createPoolFromFile(file, { logger, ...options })
+    const running = await createPoolFromFile(file, { logger, ...options, ...(settings.logLevel === undefined ? {} : { logLevel: settings.logLevel }) })
     const made = new PoolProcess(running, logger, settings)
     logger.debug({ file: settings.shown, servers: running.loaded.options.servers.map(s => s.source), handlers: running.loaded.modules }, 'configuration loaded')
     return made
