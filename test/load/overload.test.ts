@@ -117,6 +117,56 @@ test('a route that waits 50 ms on I/O, flooded by 3,000 connections: the admin l
   assert.equal(result.retryAfter, result.shed, figures)
 })
 
+// One request a connection (as `hey -disable-keepalive` sends), begun at
+// twice what the route serves whatever the answers: the flood comes no
+// faster than the turns accept it (one connection a turn), each request is
+// served as it is read and the listener's queue of requests never stands:
+// the wait is the kernel's. The status says so (docs/overload.md,
+// "Connections that wait in the kernel"); the accept queue keeps its 511
+// (a short one drops SYNs, sent again one, three, seven seconds later).
+test('a flood of new connections, one request each, at twice the capacity: the admin listener answers within 100 ms, none fails; public serves its capacity, every request gets an answer, and the status, the metrics and the log say that new connections wait', { timeout: 90_000, skip: BUSY }, async (t) => {
+  const served = await startPool(t)
+  const cap = await capacity(t, { port: served.port, path: '/' })
+  const f = startFlood(t, { port: served.port, path: '/', keepAlive: false, connections: 3000, seconds: 4, rate: Math.round(2 * cap), timeout: 30_000 })
+  // The admin listener's: public's own probes open connections that wait in its accept queue like the flood's (docs/overload.md, "Liveness and readiness").
+  const probes = probeFlood([`${served.admin}/healthz`, `${served.admin}/readyz`, `${served.admin}/pool`], f)
+  const isWarning = (l: Record<string, unknown>): boolean => l.listener === 'public' && l.level === 40
+  await served.child.waitFor(o => logLines(o).some(l => isWarning(l) && String(l.msg).startsWith('overloaded')), 20_000)
+  const during = JSON.parse((await get(`${served.admin}/pool`)).body) as { listeners: Array<{ name: string, overload?: { connectionsWait: boolean, acceptQueue?: number } }> }
+  const metrics = (await get(`${served.admin}/metrics`)).body
+  const queue = acceptQueue(served.port)
+  const r = await f.result
+  const p = await probes
+  const figures = `${JSON.stringify(r)}; capacity ${cap.toFixed(0)}/s; goodput within the flood ${((r.okDuring ?? 0) / 4 / cap).toFixed(2)}; probes p99 ${p99(p.latencies).toFixed(1)} ms over ${p.latencies.length} (slowest: ${p.slowest.join('; ')})`
+  t.diagnostic(figures)
+  assert.deepEqual(p.failures, [], figures)
+  assert.ok(p99(p.latencies) <= 100, figures)
+  assert.equal(r.failed + r.other, 0, `every request gets an answer: ${figures}`)
+  assert.ok((r.okDuring ?? 0) / 4 >= 0.85 * cap, `the route serves its capacity while the flood lasts: ${figures}`)
+  assert.deepEqual(during.listeners.map(l => [l.name, l.overload?.connectionsWait]), [['public', true], ['admin', false]])
+  assert.match(metrics, /^fastify_pool_connections_waiting\{listener="public"\} 1$/m)
+  assert.match(metrics, /^fastify_pool_connections_waiting\{listener="admin"\} 0$/m)
+  if (queue !== undefined && NO_SS === false) assert.equal(queue, 511, 'the accept queue keeps its length')
+  // Once over: one line when it began, one when it ended (the SYNs the full queue dropped come back
+  // one, three, seven seconds later, and a burst of them may make an episode of its own).
+  const ended = (o: string): boolean => {
+    const w = logLines(o).filter(isWarning)
+    return w.length >= 2 && String(w[w.length - 1]?.msg).startsWith('no longer overloaded')
+  }
+  const lines = logLines(await served.child.waitFor(ended, 20_000)).filter(isWarning)
+  lines.forEach((l, i) => {
+    if (i % 2 === 0) {
+      assert.equal(l.cause, 'connections', JSON.stringify(lines))
+      assert.match(String(l.msg), /^overloaded: new connections wait in the kernel's accept queue/)
+    } else {
+      assert.equal(l.connections, true, JSON.stringify(lines))
+      assert.match(String(l.msg), /^no longer overloaded: \d+ request\(s\) got 503 over \d+ ms; new connections waited in its accept queue$/)
+    }
+  })
+  const after = JSON.parse((await get(`${served.admin}/pool`)).body) as { listeners: Array<{ name: string, overload?: { connectionsWait: boolean, shedding: boolean } }> }
+  assert.deepEqual(after.listeners.map(l => [l.name, l.overload?.connectionsWait, l.overload?.shedding]), [['public', false, false], ['admin', false, false]])
+})
+
 /** The length of the accept queue of the socket listening on 127.0.0.1:`port`, as the kernel reports it (ss: Send-Q of a LISTEN socket); undefined without ss. */
 function acceptQueue (port: number): number | undefined {
   let out: string
@@ -216,8 +266,10 @@ for (const mode of ['pipelining', 'tls', 'http2'] as const) {
   })
 }
 
-test('a stop and restarts in the middle of a flood: every held request is served or answered 503, none is cut or left without an answer', { timeout: 60_000 }, async (t) => {
+test('a stop and restarts in the middle of a flood: every held request is served or answered 503, none is cut or left without an answer; the log ends each overload episode it began, the one a stop ends too', { timeout: 60_000 }, async (t) => {
+  const warnings: string[] = []
   const pool = createPool({
+    logger: pino({ level: 'warn' }, { write (line: string) { warnings.push(String((JSON.parse(line) as { msg: unknown }).msg)) } }),
     servers: [{ name: 'public', listen: '127.0.0.1:0' }],
     handlers: async (app) => {
       app.get('/', async () => {
@@ -247,6 +299,10 @@ test('a stop and restarts in the middle of a flood: every held request is served
   // `closed`: a next request that crossed the drain's close of an idle keep-alive connection, which clients retry.
   assert.equal(result.failed, 0, JSON.stringify(result))
   assert.ok(result.ok > 0 && result.shed > 0, JSON.stringify(result))
+  const episodes = warnings.filter(w => w.startsWith('overloaded') || w.startsWith('no longer overloaded'))
+  assert.ok(episodes.length >= 2, JSON.stringify(warnings))
+  episodes.forEach((w, i) => assert.ok(w.startsWith(i % 2 === 0 ? 'overloaded' : 'no longer overloaded'), JSON.stringify(episodes)))
+  assert.equal(episodes.length % 2, 0, `an episode the stop ended says so: ${JSON.stringify(episodes)}`)
 })
 
 test('overload settings: defaults, field by field from defaults, false turns it off; status says what it does', async () => {
@@ -270,7 +326,7 @@ test('overload settings: defaults, field by field from defaults, false turns it 
   await pool.start()
   try {
     const [on, off] = pool.status()
-    assert.deepEqual(on?.overload, { shedding: false, shed: 0, waiting: 0, parked: 0, target: 100, delay: 0, limit: undefined, acceptQueue: 511 })
+    assert.deepEqual(on?.overload, { shedding: false, connectionsWait: false, shed: 0, waiting: 0, parked: 0, target: 100, delay: 0, limit: undefined, acceptQueue: 511 })
     assert.equal(off?.overload, undefined)
   } finally {
     await pool.stop()

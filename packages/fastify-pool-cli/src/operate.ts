@@ -238,10 +238,12 @@ export function statusTable (listeners: Array<ListenerStatus & { worker?: string
   }).join('  ')).join('\n') + '\n'
 }
 
-/** Load shedding: off, how many got 503, and while it sheds how long the requests it serves waited. */
+/** Load shedding: off, how many got 503, while it sheds how long the requests it serves waited, and whether new connections wait in the kernel's accept queue. */
 export function shedCell (o: OverloadStatus | undefined): string {
   if (o === undefined) return 'off'
-  return o.shedding ? `${o.shed} (shedding, waits ${Math.round(o.delay)} ms)` : String(o.shed)
+  const shed = o.shedding ? `${o.shed} (shedding, waits ${Math.round(o.delay)} ms)` : String(o.shed)
+  // connectionsWait is undefined in the status of a process of an earlier version.
+  return o.connectionsWait === true ? `${shed} (connections wait)` : shed
 }
 
 /** Rate, 5xx share and latency, as the table shows them. */

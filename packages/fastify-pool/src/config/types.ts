@@ -181,8 +181,15 @@ export interface OverloadSettings {
 
 /** What a listener's load shedding reports (status, GET /pool, metrics). */
 export interface OverloadStatus {
-  /** True from the first 503 until a second passed without one. */
+  /** True from the first 503 until a second passed without one (nor a turn with the accept queue standing). */
   shedding: boolean
+  /**
+   * True while new connections wait in the kernel's accept queue: in the
+   * last second, one was accepted at every turn of the loop (libuv accepts
+   * one a turn) for the target. Their wait comes before the listener reads
+   * a request: it is not in `delay`, and no request of theirs is refused.
+   */
+  connectionsWait: boolean
   /** Requests answered 503 since the listener was made. */
   shed: number
   /** Requests waiting now. */

@@ -30,7 +30,7 @@ export function dashboardHtml (path: string): string {
 <form id="token" hidden><label>Control token <input type="password" name="token" autocomplete="off"></label><button>Use</button></form>
 <p id="error" hidden></p>
 <section><h2>Listeners</h2>
-<div class="scroll"><table id="listeners"><thead><tr><th class="worker">worker</th><th>name</th><th></th><th>state</th><th>url</th><th>generation</th><th>uptime</th><th>in flight</th><th>upgraded</th><th title="responses per second, about the last 10 s">req/s</th><th title="share of 5xx responses">5xx</th><th>p50</th><th>p99</th><th title="requests answered 503 by load shedding; while it sheds, how long the requests it serves waited">shed</th><th>certificate</th><th>last error</th></tr></thead><tbody></tbody></table></div>
+<div class="scroll"><table id="listeners"><thead><tr><th class="worker">worker</th><th>name</th><th></th><th>state</th><th>url</th><th>generation</th><th>uptime</th><th>in flight</th><th>upgraded</th><th title="responses per second, about the last 10 s">req/s</th><th title="share of 5xx responses">5xx</th><th>p50</th><th>p99</th><th title="requests answered 503 by load shedding; while it sheds, how long the requests it serves waited; whether new connections wait in the accept queue">shed</th><th>certificate</th><th>last error</th></tr></thead><tbody></tbody></table></div>
 </section>
 <section><h2>Processes</h2>
 <div class="scroll"><table id="processes"><thead><tr><th>process</th><th>pid</th><th>node</th><th>started</th><th>uptime</th><th>cpu</th><th>rss</th><th>heap</th><th>loop delay p99</th></tr></thead><tbody></tbody></table></div>
@@ -122,7 +122,7 @@ function render (status) {
     cell(row, t ? ms(t.p50) : '-', 'p50')
     cell(row, t ? ms(t.p99) : '-', 'p99')
     const o = l.overload
-    cell(row, o ? String(o.shed) + (o.shedding ? ' (shedding, waits ' + ms(o.delay) + ')' : '') : 'off', o && o.shedding ? 'shed shedding' : 'shed')
+    cell(row, o ? String(o.shed) + (o.shedding ? ' (shedding, waits ' + ms(o.delay) + ')' : '') + (o.connectionsWait ? ' (connections wait)' : '') : 'off', o && (o.shedding || o.connectionsWait) ? 'shed shedding' : 'shed')
     cell(row, l.certificate ? l.certificate.notAfter.slice(0, 10) + ' (' + l.certificate.daysLeft + ' d)' : '-')
     cell(row, l.lastError || '-')
     // With workers an action would reach whichever worker answers: none here (a reload rolls them all).

@@ -179,6 +179,8 @@ export interface AcceptQueue {
   shortenAcceptQueue: (short: boolean) => number | undefined
   /** Its length now, when the pool sets it. */
   readonly acceptQueue: number | undefined
+  /** Call `listener` for each connection the server accepts (undefined: stop). */
+  watchAccepts: (listener: (() => void) | undefined) => void
 }
 
 /** One listener's load shedding. It lives as long as the listener; every generation's requests pass through it. */
@@ -223,7 +225,8 @@ export class Gate {
   #shed = 0
   #delay = 0
   #lastWaitAt = 0
-  #episode: { since: number, shed: number, last: number, timer: NodeJS.Timeout } | undefined
+  /** A shedding episode: from its first 503, or from the first turn its accept queue stood, until a second without either. */
+  #episode: { since: number, shed: number, last: number, timer: NodeJS.Timeout, connections: boolean } | undefined
   /**
    * Refused HTTP/1 connections not read for now, their clients' next
    * requests left in the kernel's buffer, each with the time by which it is
@@ -269,8 +272,24 @@ export class Gate {
   #server: AcceptQueue | undefined
   /** While the accept queue is short: the timer that gives it back its length. */
   #shortQueue: NodeJS.Timeout | undefined
-  /** When the queue of requests last stood. */
+  /** When the queue of requests, or the accept queue, last stood. */
   #stoodAt = 0
+  /**
+   * Since when the server accepted a connection at every turn of the loop
+   * (0: it did not in the last one). libuv accepts one connection per
+   * listening socket per turn, so a connection at every turn means one
+   * waited at every turn: once that lasts the target (or maxWait, if
+   * shorter), the accept queue stands. A flood of new connections (clients
+   * without keep-alive, one request each) comes no faster than the turns
+   * accept it, its requests are served as they come and the queue of
+   * requests never stands: without this, its clients waited a second in
+   * the kernel's queue of 511 while the status said calm (hey -c 500
+   * -disable-keepalive on a 2 ms route: p50 1.1 s, 417 waiting at 2 s).
+   */
+  #acceptsSince = 0
+  #acceptedInTurn = false
+  /** When the accept queue last stood (the status says so for a second after). */
+  #acceptStoodAt = -Infinity
   /** The 'finish' listener that parks a refused response's connection (one function per gate, not a closure per request). */
   readonly #parkAfterRefused: (this: ServerResponse) => void
 
@@ -288,9 +307,37 @@ export class Gate {
     }
   }
 
+  /**
+   * The server accepted a connection: note it in this turn, and watch the
+   * end of the turn (one immediate a turn while connections come at every
+   * turn, two for one that comes alone).
+   */
+  readonly #accepted = (): void => {
+    this.#acceptedInTurn = true
+    if (this.#acceptsSince !== 0) return
+    this.#acceptsSince = performance.now()
+    setImmediate(this.#acceptTurnEnds)
+  }
+
+  /** The end of a turn (its check phase) while connections come: one came at every turn so far, or the watch ends. */
+  readonly #acceptTurnEnds = (): void => {
+    if (!this.#acceptedInTurn) {
+      // This turn found the accept queue empty.
+      this.#acceptsSince = 0
+      return
+    }
+    this.#acceptedInTurn = false
+    const now = performance.now()
+    const { target, maxWait } = this.#settings
+    if (now - this.#acceptsSince >= Math.min(target, maxWait) && !this.#released) this.#acceptQueueStands(now)
+    setImmediate(this.#acceptTurnEnds)
+  }
+
   /** New settings (a reload), and the paths the listener's routes add (health, control, metrics). */
   configure (settings: OverloadSettings, exempt: readonly string[], log: FastifyBaseLogger | undefined, server?: AcceptQueue): void {
+    if (this.#server !== server) this.#server?.watchAccepts(undefined)
     this.#server = server
+    server?.watchAccepts(this.#accepted)
     this.#settings = settings
     this.#budget = budgetOf(settings)
     this.#allowance = quarterOf(settings)
@@ -331,7 +378,8 @@ export class Gate {
   get status (): OverloadStatus {
     const cost = this.#cost
     return {
-      shedding: this.#episode !== undefined,
+      shedding: this.#episode !== undefined && this.#episode.shed > 0,
+      connectionsWait: performance.now() - this.#acceptStoodAt < QUIET_MS,
       shed: this.#shed,
       waiting: this.waitingCount,
       parked: this.#parkedTotal,
@@ -515,6 +563,7 @@ export class Gate {
   release (): void {
     // Until a new generation serves: a connection parked now would look idle to the drain, which would close it on its client's request.
     this.#released = true
+    this.#server?.watchAccepts(undefined)
     this.#unparkAll()
     // And the accept queue has its length again (a drain, or overload turned off by a reload); not shortened until then.
     this.#restoreAcceptQueue()
@@ -579,10 +628,12 @@ export class Gate {
     this.#server?.shortenAcceptQueue(false)
   }
 
-  /** A shedding episode: one warning when it begins, one when a second passed without a 503. */
+  /** A 503: it begins a shedding episode (one warning when it begins, one when a second passed without a 503) or counts in it. */
   #noteShed (now: number): void {
     const episode = this.#episode
     if (episode !== undefined) {
+      // The window of an episode that began with the accept queue starts at its first 503.
+      if (episode.shed === 0) this.#openWindow(now, this.#shed - 1)
       episode.shed++
       episode.last = now
       return
@@ -590,12 +641,40 @@ export class Gate {
     // Refusals are weighed against admissions from this 503 on.
     this.#openWindow(now, this.#shed - 1)
     const { target, maxWait } = this.#settings
+    this.#beginEpisode(now, 1, 'requests', `requests wait their turn (newest first once they wait over ${target} ms), and those waiting over ${maxWait} ms get 503`)
+  }
+
+  /**
+   * A connection waited in the accept queue at every turn for the target: an
+   * overload episode begins (or goes on) though no request may wait, the
+   * wait being the kernel's. Its queue keeps its length: the SYNs a short
+   * queue drops are sent again after one second, then three, seven...
+   * (exponential backoff), and clients that connect for each request then
+   * leave the listener idle (hey -c 500 -disable-keepalive on a 2 ms route:
+   * 195 requests a second of 470, p99 15 s, against 468 and 2.8 s with 511).
+   * Nor are connections accepted faster by turns without routes: each costs
+   * the loop about 150 µs (accept, read, parse, close), and at twice the
+   * capacity the queue stayed full while the routes lost 12 % (docs/overload.md).
+   */
+  #acceptQueueStands (now: number): void {
+    this.#acceptStoodAt = now
+    const episode = this.#episode
+    if (episode !== undefined) {
+      episode.last = now
+      episode.connections = true
+      return
+    }
+    this.#beginEpisode(now, 0, 'connections', 'new connections wait in the kernel\'s accept queue (one is accepted a turn)')
+  }
+
+  #beginEpisode (now: number, shed: number, cause: 'requests' | 'connections', what: string): void {
+    const { target, maxWait } = this.#settings
     const timer = setInterval(() => this.#quiet(), QUIET_MS / 2)
     timer.unref()
-    this.#episode = { since: now, shed: 1, last: now, timer }
+    this.#episode = { since: now, shed, last: now, timer, connections: cause === 'connections' }
     const acceptQueue = this.#shortQueue === undefined ? undefined : this.#server?.acceptQueue
     const queue = acceptQueue === undefined ? '' : `; its accept queue holds ${acceptQueue} new connections until it is calm`
-    this.#log?.warn({ target, maxWait, acceptQueue }, `overloaded: requests wait their turn (newest first once they wait over ${target} ms), and those waiting over ${maxWait} ms get 503${queue}`)
+    this.#log?.warn({ target, maxWait, acceptQueue, cause }, `overloaded: ${what}${queue}`)
   }
 
   #quiet (): void {
@@ -603,10 +682,18 @@ export class Gate {
     if (episode === undefined) return
     const now = performance.now()
     if (now - episode.last < QUIET_MS || this.waitingCount > 0) return
+    this.#endEpisode('')
+  }
+
+  /** The episode's second line: it was quiet for a second, or the listener stopped (`why`). */
+  #endEpisode (why: string): void {
+    const episode = this.#episode
+    if (episode === undefined) return
     clearInterval(episode.timer)
     this.#episode = undefined
     const duration = Math.round(episode.last - episode.since)
-    this.#log?.warn({ shed: episode.shed, duration }, `no longer overloaded: ${episode.shed} request(s) got 503 over ${duration} ms`)
+    const connections = episode.connections ? '; new connections waited in its accept queue' : ''
+    this.#log?.warn({ shed: episode.shed, duration, connections: episode.connections }, `no longer overloaded${why}: ${episode.shed} request(s) got 503 over ${duration} ms${connections}`)
   }
 
   #setExempt (paths: readonly string[]): void {
@@ -630,8 +717,8 @@ export class Gate {
   /** The listener stopped: nothing waits any more (its drain answered or cut those), and no timer stays. */
   close (): void {
     this.release()
-    if (this.#episode !== undefined) clearInterval(this.#episode.timer)
-    this.#episode = undefined
+    // Stopped while overloaded: the log's episode ends with it, as it began (one line each).
+    this.#endEpisode(' (the listener stopped)')
     this.#server = undefined
     // The loop, one per process, keeps no stopped listener's gate (nor its logger) alive.
     loop.forget(this)

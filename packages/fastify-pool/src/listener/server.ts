@@ -77,6 +77,8 @@ export class ServerHandle {
    */
   #backlog: number | undefined
   #shortQueue = false
+  /** Told of each connection accepted: the listener's load shedding watches whether its accept queue stands (Gate). */
+  #onAccept: (() => void) | undefined
 
   constructor (c: NormalizedConfig, tls: ServerTlsOptions | undefined, onStall: (socket: Socket) => void) {
     this.http2 = c.http2
@@ -108,6 +110,7 @@ export class ServerHandle {
     const sockets = this.sockets
     const secure = tls !== undefined
     this.server.on('connection', (socket: Socket) => {
+      this.#onAccept?.()
       sockets.add(socket)
       socket.once('close', () => sockets.delete(socket))
       if (!secure && !c.http2) this.#trackHttp1(socket)
@@ -188,6 +191,11 @@ export class ServerHandle {
     }
     this.#shortQueue = short
     return length
+  }
+
+  /** Call `listener` for each connection accepted from now on (undefined: stop). */
+  watchAccepts (listener: (() => void) | undefined): void {
+    this.#onAccept = listener
   }
 
   /** Timeouts of a live server; Node reads them per connection (and per check), so new values apply without a restart. */
