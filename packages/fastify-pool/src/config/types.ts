@@ -185,9 +185,10 @@ export interface OverloadStatus {
   shedding: boolean
   /**
    * True while new connections wait in the kernel's accept queue: in the
-   * last second, one was accepted at every turn of the loop (libuv accepts
-   * one a turn) for the target. Their wait comes before the listener reads
-   * a request: it is not in `delay`, and no request of theirs is refused.
+   * last second, a connection the listener made to itself waited there the
+   * target (libuv accepts one a turn). Their wait comes before the listener
+   * reads a request: it is not in `delay`, and no request of theirs is
+   * refused. Measured on plain HTTP/1 TCP sockets this process bound only.
    */
   connectionsWait: boolean
   /** Requests answered 503 since the listener was made. */

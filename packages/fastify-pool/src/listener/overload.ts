@@ -41,6 +41,7 @@ import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { OverloadSettings, OverloadStatus } from '../config/types.ts'
 import { owed, type Http1Socket } from './connections.ts'
+import { AcceptProbe, type ProbeTarget } from './accept-probe.ts'
 
 /** More waiting than this and the oldest is answered at once: memory stays bounded under any flood. */
 export const MAX_WAITING = 4096
@@ -179,8 +180,10 @@ export interface AcceptQueue {
   shortenAcceptQueue: (short: boolean) => number | undefined
   /** Its length now, when the pool sets it. */
   readonly acceptQueue: number | undefined
-  /** Call `listener` for each connection the server accepts (undefined: stop). */
-  watchAccepts: (listener: (() => void) | undefined) => void
+  /** Call `listener` for each connection the server accepts (undefined: stop); true from it: the connection was its own, closed. */
+  watchAccepts: (listener: ((socket: Socket) => boolean) | undefined) => void
+  /** Where the accept queue may be timed from this process, or undefined (AcceptProbe). */
+  readonly probeTarget: ProbeTarget | undefined
 }
 
 /** One listener's load shedding. It lives as long as the listener; every generation's requests pass through it. */
@@ -275,20 +278,19 @@ export class Gate {
   /** When the queue of requests, or the accept queue, last stood. */
   #stoodAt = 0
   /**
-   * Since when the server accepted a connection at every turn of the loop
-   * (0: it did not in the last one). libuv accepts one connection per
-   * listening socket per turn, so a connection at every turn means one
-   * waited at every turn: once that lasts the target (or maxWait, if
-   * shorter), the accept queue stands. A flood of new connections (clients
-   * without keep-alive, one request each) comes no faster than the turns
-   * accept it, its requests are served as they come and the queue of
-   * requests never stands: without this, its clients waited a second in
-   * the kernel's queue of 511 while the status said calm (hey -c 500
-   * -disable-keepalive on a 2 ms route: p50 1.1 s, 417 waiting at 2 s).
+   * Times the accept queue (accept-probe.ts): a flood of new connections
+   * (clients without keep-alive, one request each) comes no faster than the
+   * turns accept it, one a turn, its requests are served as they come and
+   * the queue of requests never stands: without this, its clients waited a
+   * second in the kernel's queue of 511 while the status said calm (hey -c
+   * 500 -disable-keepalive on a 2 ms route: p50 1.1 s, 417 waiting at 2 s).
+   * Whether a connection was accepted at every turn does not tell: a
+   * saturated loop serving 20 such clients accepts one at every turn, and
+   * each waits 2 ms.
    */
-  #acceptsSince = 0
-  #acceptedInTurn = false
-  /** When the accept queue last stood (the status says so for a second after). */
+  readonly #probe: AcceptProbe
+  /** What the probe measured last, ms. */
+  #acceptWait = 0
   #acceptStoodAt = -Infinity
   /** The 'finish' listener that parks a refused response's connection (one function per gate, not a closure per request). */
   readonly #parkAfterRefused: (this: ServerResponse) => void
@@ -299,6 +301,7 @@ export class Gate {
     this.#allowance = quarterOf(settings)
     this.#log = log
     this.#setExempt(settings.exempt)
+    this.#probe = new AcceptProbe(() => this.#server?.probeTarget, settings.target, (ms, now) => this.#probed(ms, now))
     const gate = this
     this.#parkAfterRefused = function parkRefused (this: ServerResponse) {
       if (!gate.#holding) return
@@ -307,30 +310,14 @@ export class Gate {
     }
   }
 
-  /**
-   * The server accepted a connection: note it in this turn, and watch the
-   * end of the turn (one immediate a turn while connections come at every
-   * turn, two for one that comes alone).
-   */
-  readonly #accepted = (): void => {
-    this.#acceptedInTurn = true
-    if (this.#acceptsSince !== 0) return
-    this.#acceptsSince = performance.now()
-    setImmediate(this.#acceptTurnEnds)
-  }
+  /** A new connection: the probe's own, or one that may start a probe. */
+  readonly #accepted = (socket: Socket): boolean => this.#probe.accepted(socket)
 
-  /** The end of a turn (its check phase) while connections come: one came at every turn so far, or the watch ends. */
-  readonly #acceptTurnEnds = (): void => {
-    if (!this.#acceptedInTurn) {
-      // This turn found the accept queue empty.
-      this.#acceptsSince = 0
-      return
-    }
-    this.#acceptedInTurn = false
-    const now = performance.now()
+  /** The probe waited `ms` (or has waited so far): the accept queue stands once that is the target, or maxWait if shorter. */
+  #probed (ms: number, now: number): void {
+    this.#acceptWait = ms
     const { target, maxWait } = this.#settings
-    if (now - this.#acceptsSince >= Math.min(target, maxWait) && !this.#released) this.#acceptQueueStands(now)
-    setImmediate(this.#acceptTurnEnds)
+    if (ms >= Math.min(target, maxWait) && !this.#released) this.#acceptQueueStands(now)
   }
 
   /** New settings (a reload), and the paths the listener's routes add (health, control, metrics). */
@@ -338,6 +325,7 @@ export class Gate {
     if (this.#server !== server) this.#server?.watchAccepts(undefined)
     this.#server = server
     server?.watchAccepts(this.#accepted)
+    this.#probe.every = settings.target
     this.#settings = settings
     this.#budget = budgetOf(settings)
     this.#allowance = quarterOf(settings)
@@ -564,6 +552,7 @@ export class Gate {
     // Until a new generation serves: a connection parked now would look idle to the drain, which would close it on its client's request.
     this.#released = true
     this.#server?.watchAccepts(undefined)
+    this.#probe.close()
     this.#unparkAll()
     // And the accept queue has its length again (a drain, or overload turned off by a reload); not shortened until then.
     this.#restoreAcceptQueue()
@@ -645,7 +634,7 @@ export class Gate {
   }
 
   /**
-   * A connection waited in the accept queue at every turn for the target: an
+   * The probe waited in the accept queue the target (or maxWait): an
    * overload episode begins (or goes on) though no request may wait, the
    * wait being the kernel's. Its queue keeps its length: the SYNs a short
    * queue drops are sent again after one second, then three, seven...
@@ -664,7 +653,7 @@ export class Gate {
       episode.connections = true
       return
     }
-    this.#beginEpisode(now, 0, 'connections', 'new connections wait in the kernel\'s accept queue (one is accepted a turn)')
+    this.#beginEpisode(now, 0, 'connections', `new connections wait in the kernel's accept queue (one of its own waited ${Math.round(this.#acceptWait)} ms or more; one is accepted a turn)`)
   }
 
   #beginEpisode (now: number, shed: number, cause: 'requests' | 'connections', what: string): void {

@@ -17,6 +17,7 @@ import { markSocket, sendStalled, type Http1Socket } from './connections.ts'
 import type { ServerTlsOptions } from '../config/tls.ts'
 import { listeningFd, setAcceptQueue, setClientCertificates } from './node-internals.ts'
 import { UpgradeRouter } from './upgrades.ts'
+import type { ProbeTarget } from './accept-probe.ts'
 
 export type NodeServer = HttpServer | Http2Server | Http2SecureServer
 
@@ -77,8 +78,9 @@ export class ServerHandle {
    */
   #backlog: number | undefined
   #shortQueue = false
-  /** Told of each connection accepted: the listener's load shedding watches whether its accept queue stands (Gate). */
-  #onAccept: (() => void) | undefined
+  /** Told of each connection accepted (Gate, whose probe of the accept queue it may be: then true, and it is closed). */
+  #onAccept: ((socket: Socket) => boolean) | undefined
+  #http1Plain: boolean
 
   constructor (c: NormalizedConfig, tls: ServerTlsOptions | undefined, onStall: (socket: Socket) => void) {
     this.http2 = c.http2
@@ -109,8 +111,9 @@ export class ServerHandle {
     this.applyTimeouts(c)
     const sockets = this.sockets
     const secure = tls !== undefined
+    this.#http1Plain = tls === undefined && !c.http2
     this.server.on('connection', (socket: Socket) => {
-      this.#onAccept?.()
+      if (this.#onAccept?.(socket) === true) return
       sockets.add(socket)
       socket.once('close', () => sockets.delete(socket))
       if (!secure && !c.http2) this.#trackHttp1(socket)
@@ -193,9 +196,23 @@ export class ServerHandle {
     return length
   }
 
-  /** Call `listener` for each connection accepted from now on (undefined: stop). */
-  watchAccepts (listener: (() => void) | undefined): void {
+  /** Call `listener` for each connection accepted from now on (undefined: stop); true from it: the connection was its own, closed. */
+  watchAccepts (listener: ((socket: Socket) => boolean) | undefined): void {
     this.#onAccept = listener
+  }
+
+  /**
+   * Where the listener's load shedding may connect to time its accept queue
+   * (accept-probe.ts): on a plain HTTP/1 TCP socket this process bound (a
+   * shared socket's accept may happen in another process; a TLS or HTTP/2
+   * server would take the probe for a client that failed its handshake).
+   */
+  get probeTarget (): ProbeTarget | undefined {
+    if (this.#backlog === undefined || !this.#http1Plain || !this.server.listening) return undefined
+    const a = this.server.address()
+    if (a === null || typeof a === 'string') return undefined
+    const host = a.address === '0.0.0.0' ? '127.0.0.1' : a.address === '::' ? '::1' : a.address
+    return { host, port: a.port }
   }
 
   /** Timeouts of a live server; Node reads them per connection (and per check), so new values apply without a restart. */

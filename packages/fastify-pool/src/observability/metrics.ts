@@ -133,7 +133,7 @@ function family (registry: Registry): Family {
   }, Math.min, 'min')
   // Load shedding (overload.ts): what a listener refused, and how close it runs to its target.
   gauge('fastify_pool_shedding', '1 while the listener answers 503 to requests that waited too long (load shedding), else 0', l => l.overload === undefined ? undefined : (l.overload.shedding ? 1 : 0), Math.max, 'max')
-  gauge('fastify_pool_connections_waiting', '1 while new connections wait in the listener\'s accept queue (one was accepted at every loop turn for the overload target, in the last second), else 0', l => l.overload === undefined ? undefined : (l.overload.connectionsWait ? 1 : 0), Math.max, 'max')
+  gauge('fastify_pool_connections_waiting', '1 while new connections wait in the listener\'s accept queue (a connection of its own waited there the overload target, in the last second), else 0', l => l.overload === undefined ? undefined : (l.overload.connectionsWait ? 1 : 0), Math.max, 'max')
   gauge('fastify_pool_waiting_requests', 'Requests waiting for their turn because the listener is over its overload target, per listener', l => l.overload?.waiting, (a, b) => a + b, 'sum')
   gauge('fastify_pool_queue_delay_seconds', 'How long the requests served from the waiting queue waited, recently (0 when none waited in the last second)', l => {
     const delay = l.overload?.delay
