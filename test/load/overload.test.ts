@@ -59,6 +59,9 @@ function assertIsolated (t: TestContext, what: string, probes: Probes, r: FloodR
 // flood; sessions 14 to 17): probes p99 37 to 84 ms, the slowest single
 // probe up to 112 ms (at the flood's first turn); goodput 0.87 to 0.96 at
 // 2×, 0.80 to 0.93 at 20×; on CI 0.87 at 2×, and 0.78 and 0.73 at 20×.
+// Those were measured with a flood that stalled itself (its token pump
+// spun until every waiting connection had sent; fixed in session 17): since,
+// 0.96 to 0.98 at 2× and 0.84 to 0.91 at 20× here, not yet on CI.
 // The route burns 2 ms of wall time, so whenever the kernel gives the
 // pool's core to the flood's process (at 20× it sends 9,000 requests a
 // second and is near its own limit) or to the machine's other work, the
