@@ -181,7 +181,7 @@ export interface OverloadSettings {
 
 /** What a listener's load shedding reports (status, GET /pool, metrics). */
 export interface OverloadStatus {
-  /** True from the first 503 until a second passed without one (nor a turn with the accept queue standing). */
+  /** True from the first 503 until a second passed without one (nor a standing accept queue, see connectionsWait). */
   shedding: boolean
   /**
    * True while new connections wait in the kernel's accept queue: in the

@@ -228,7 +228,7 @@ export class Gate {
   #shed = 0
   #delay = 0
   #lastWaitAt = 0
-  /** A shedding episode: from its first 503, or from the first turn its accept queue stood, until a second without either. */
+  /** An overload episode: from its first 503, or from the first probe that found its accept queue standing, until a second without either. */
   #episode: { since: number, shed: number, last: number, timer: NodeJS.Timeout, connections: boolean } | undefined
   /**
    * Refused HTTP/1 connections not read for now, their clients' next
@@ -275,7 +275,7 @@ export class Gate {
   #server: AcceptQueue | undefined
   /** While the accept queue is short: the timer that gives it back its length. */
   #shortQueue: NodeJS.Timeout | undefined
-  /** When the queue of requests, or the accept queue, last stood. */
+  /** When the queue of requests last stood (the accept queue is short until a second after). */
   #stoodAt = 0
   /**
    * Times the accept queue (accept-probe.ts): a flood of new connections
