@@ -61,7 +61,7 @@ function assertIsolated (t: TestContext, what: string, probes: Probes, r: FloodR
 // 2×, 0.80 to 0.93 at 20×; on CI 0.87 at 2×, and 0.78 and 0.73 at 20×.
 // Those were measured with a flood that stalled itself (its token pump
 // spun until every waiting connection had sent; fixed in session 17): since,
-// 0.96 to 0.98 at 2× and 0.84 to 0.91 at 20× here, not yet on CI.
+// 0.96 to 0.98 at 2× and 0.84 to 0.91 at 20× here, 1.00 and 0.87 on CI.
 // The route burns 2 ms of wall time, so whenever the kernel gives the
 // pool's core to the flood's process (at 20× it sends 9,000 requests a
 // second and is near its own limit) or to the machine's other work, the
@@ -70,12 +70,12 @@ function assertIsolated (t: TestContext, what: string, probes: Probes, r: FloodR
 // helper threads count). At 20× the pool's main thread spends about 80 %
 // on routes, 5 % on the 503s (about 11 µs each), 4 % in GC, 4 % idle
 // (session 17, --cpu-prof). Issue 33 asks 0.85, and the benchmark (suite
-// 9) holds that target; the floors here (0.8 at 2×, 0.65 at 20×) leave
-// room for a shared CI machine and still fail a shedding that collapses
-// goodput the way a fixed loop-delay threshold does (under-pressure: 0.40
-// to 0.63 at 20× in suite 9).
-const FLOOR = { 2: 0.8, 20: 0.65 } as const
-test('a 2 ms route flooded at 2× and 20× its capacity: the admin listener\'s health, readiness and GET /pool (and public\'s own probes) answer within 100 ms, none fails; public serves ≥ 0.8 of its capacity (0.65 at 20×), the excess gets 503 with Retry-After; then it recovers, and says so once', { timeout: 120_000, skip: BUSY }, async (t) => {
+// 9) holds that target; the floors here (0.8 at 2×, 0.75 at 20×) leave
+// room for a shared CI machine and fail a shedding that collapses goodput
+// the way a fixed loop-delay threshold does (under-pressure: 0.40 to 0.63
+// at 20× in suite 9).
+const FLOOR = { 2: 0.8, 20: 0.75 } as const
+test('a 2 ms route flooded at 2× and 20× its capacity: the admin listener\'s health, readiness and GET /pool (and public\'s own probes) answer within 100 ms, none fails; public serves ≥ 0.8 of its capacity (0.75 at 20×), the excess gets 503 with Retry-After; then it recovers, and says so once', { timeout: 120_000, skip: BUSY }, async (t) => {
   const served = await startPool(t)
   const cap = await capacity(t, { port: served.port, path: '/' })
   for (const [level, connections] of [[2, 600], [20, 4000]] as const) {
