@@ -139,7 +139,7 @@ test('a flood of new connections, one request each, at twice the capacity: the a
   // The admin listener's: public's own probes open connections that wait in its accept queue like the flood's (docs/overload.md, "Liveness and readiness").
   const probes = probeFlood([`${served.admin}/healthz`, `${served.admin}/readyz`, `${served.admin}/pool`], f)
   await served.child.waitFor(o => logLines(o).some(l => isWarning(l) && String(l.msg).startsWith('overloaded')), 20_000)
-  const during = JSON.parse((await get(`${served.admin}/pool`)).body) as { listeners: Array<{ name: string, overload?: { connectionsWait: boolean, acceptQueue?: number } }> }
+  const during = JSON.parse((await get(`${served.admin}/pool`)).body) as { listeners: Array<{ name: string, overload?: { connectionsWait: boolean, acceptWait: number, acceptQueue?: number } }> }
   const metrics = (await get(`${served.admin}/metrics`)).body
   const queue = acceptQueue(served.port)
   const r = await f.result
@@ -151,6 +151,9 @@ test('a flood of new connections, one request each, at twice the capacity: the a
   assert.equal(r.failed + r.other, 0, `every request gets an answer: ${figures}`)
   assert.ok((r.okDuring ?? 0) / 4 >= 0.85 * cap, `the route serves its capacity while the flood lasts: ${figures}`)
   assert.deepEqual(during.listeners.map(l => [l.name, l.overload?.connectionsWait]), [['public', true], ['admin', false]])
+  assert.ok((during.listeners[0]?.overload?.acceptWait ?? 0) >= 100, `public's own connection waited the target: ${JSON.stringify(during.listeners[0])}`)
+  assert.equal(during.listeners[1]?.overload?.acceptWait, 0)
+  assert.match(metrics, /^fastify_pool_accept_wait_seconds\{listener="admin"\} 0$/m)
   assert.match(metrics, /^fastify_pool_connections_waiting\{listener="public"\} 1$/m)
   assert.match(metrics, /^fastify_pool_connections_waiting\{listener="admin"\} 0$/m)
   if (queue !== undefined && NO_SS === false) assert.equal(queue, 511, 'the accept queue keeps its length')
@@ -333,7 +336,7 @@ test('overload settings: defaults, field by field from defaults, false turns it 
   await pool.start()
   try {
     const [on, off] = pool.status()
-    assert.deepEqual(on?.overload, { shedding: false, connectionsWait: false, shed: 0, waiting: 0, parked: 0, target: 100, delay: 0, limit: undefined, acceptQueue: 511 })
+    assert.deepEqual(on?.overload, { shedding: false, connectionsWait: false, acceptWait: 0, shed: 0, waiting: 0, parked: 0, target: 100, delay: 0, limit: undefined, acceptQueue: 511 })
     assert.equal(off?.overload, undefined)
   } finally {
     await pool.stop()

@@ -243,7 +243,7 @@ export function shedCell (o: OverloadStatus | undefined): string {
   if (o === undefined) return 'off'
   const shed = o.shedding ? `${o.shed} (shedding, waits ${Math.round(o.delay)} ms)` : String(o.shed)
   // connectionsWait is undefined in the status of a process of an earlier version.
-  return o.connectionsWait === true ? `${shed} (connections wait)` : shed
+  return o.connectionsWait === true ? `${shed} (connections wait ${Math.round(o.acceptWait ?? 0)} ms)` : shed
 }
 
 /** Rate, 5xx share and latency, as the table shows them. */

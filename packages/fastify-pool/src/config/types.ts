@@ -191,6 +191,8 @@ export interface OverloadStatus {
    * refused. Measured on plain HTTP/1 TCP sockets this process bound only.
    */
   connectionsWait: boolean
+  /** Milliseconds the last connection of its own waited in its accept queue (so far, if not yet accepted), measured in the last second; 0 otherwise. */
+  acceptWait: number
   /** Requests answered 503 since the listener was made. */
   shed: number
   /** Requests waiting now. */

@@ -122,7 +122,7 @@ function render (status) {
     cell(row, t ? ms(t.p50) : '-', 'p50')
     cell(row, t ? ms(t.p99) : '-', 'p99')
     const o = l.overload
-    cell(row, o ? String(o.shed) + (o.shedding ? ' (shedding, waits ' + ms(o.delay) + ')' : '') + (o.connectionsWait ? ' (connections wait)' : '') : 'off', o && (o.shedding || o.connectionsWait) ? 'shed shedding' : 'shed')
+    cell(row, o ? String(o.shed) + (o.shedding ? ' (shedding, waits ' + ms(o.delay) + ')' : '') + (o.connectionsWait ? ' (connections wait ' + ms(o.acceptWait || 0) + ')' : '') : 'off', o && (o.shedding || o.connectionsWait) ? 'shed shedding' : 'shed')
     cell(row, l.certificate ? l.certificate.notAfter.slice(0, 10) + ' (' + l.certificate.daysLeft + ' d)' : '-')
     cell(row, l.lastError || '-')
     // With workers an action would reach whichever worker answers: none here (a reload rolls them all).

@@ -289,8 +289,9 @@ export class Gate {
    * each waits 2 ms.
    */
   readonly #probe: AcceptProbe
-  /** What the probe measured last, ms. */
+  /** What the probe measured last, ms, and when. */
   #acceptWait = 0
+  #acceptWaitAt = -Infinity
   #acceptStoodAt = -Infinity
   /** The 'finish' listener that parks a refused response's connection (one function per gate, not a closure per request). */
   readonly #parkAfterRefused: (this: ServerResponse) => void
@@ -316,6 +317,7 @@ export class Gate {
   /** The probe waited `ms` (or has waited so far): the accept queue stands once that is the target, or maxWait if shorter. */
   #probed (ms: number, now: number): void {
     this.#acceptWait = ms
+    this.#acceptWaitAt = now
     const { target, maxWait } = this.#settings
     if (ms >= Math.min(target, maxWait) && !this.#released) this.#acceptQueueStands(now)
   }
@@ -368,6 +370,7 @@ export class Gate {
     return {
       shedding: this.#episode !== undefined && this.#episode.shed > 0,
       connectionsWait: performance.now() - this.#acceptStoodAt < QUIET_MS,
+      acceptWait: performance.now() - this.#acceptWaitAt < QUIET_MS ? Math.round(this.#acceptWait) : 0,
       shed: this.#shed,
       waiting: this.waitingCount,
       parked: this.#parkedTotal,

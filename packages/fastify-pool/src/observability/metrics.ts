@@ -134,6 +134,10 @@ function family (registry: Registry): Family {
   // Load shedding (overload.ts): what a listener refused, and how close it runs to its target.
   gauge('fastify_pool_shedding', '1 while the listener answers 503 to requests that waited too long (load shedding), else 0', l => l.overload === undefined ? undefined : (l.overload.shedding ? 1 : 0), Math.max, 'max')
   gauge('fastify_pool_connections_waiting', '1 while new connections wait in the listener\'s accept queue (a connection of its own waited there the overload target, in the last second), else 0', l => l.overload === undefined ? undefined : (l.overload.connectionsWait ? 1 : 0), Math.max, 'max')
+  gauge('fastify_pool_accept_wait_seconds', 'How long a connection of the listener\'s own waited in its accept queue, measured in the last second (0 otherwise, and on sockets it does not probe)', l => {
+    const wait = l.overload?.acceptWait
+    return wait === undefined ? undefined : wait / 1000
+  }, Math.max, 'max')
   gauge('fastify_pool_waiting_requests', 'Requests waiting for their turn because the listener is over its overload target, per listener', l => l.overload?.waiting, (a, b) => a + b, 'sum')
   gauge('fastify_pool_queue_delay_seconds', 'How long the requests served from the waiting queue waited, recently (0 when none waited in the last second)', l => {
     const delay = l.overload?.delay
